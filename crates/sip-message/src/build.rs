@@ -16,7 +16,13 @@ fn push_u32(out: &mut Vec<u8>, n: u32) {
 /// `to_tag` added when To has none), Call-ID and CSeq are copied as written, then `extra`
 /// headers and `Content-Length: 0`. Works on the index of a malformed request too, so that a
 /// `400` can be sent.
-pub fn response(req: &Headers, status: u16, reason: &str, to_tag: Option<&[u8]>, extra: &[(&str, &[u8])]) -> Bytes {
+pub fn response(
+    req: &Headers,
+    status: u16,
+    reason: &str,
+    to_tag: Option<&[u8]>,
+    extra: &[(&str, &[u8])],
+) -> Bytes {
     let raw: &[u8] = req.raw();
     let mut out = Vec::with_capacity(256 + raw.len().min(1024));
     out.extend_from_slice(b"SIP/2.0 ");

@@ -111,7 +111,12 @@ impl<'m> Edit<'m> {
         self.push(Span { start: at, end: at }, parts)
     }
 
-    fn header_line_insert(&mut self, at: u32, name: HeaderName, value: &[u8]) -> Result<(), EditError> {
+    fn header_line_insert(
+        &mut self,
+        at: u32,
+        name: HeaderName,
+        value: &[u8],
+    ) -> Result<(), EditError> {
         self.insert(at, &[name.as_str().as_bytes(), b": ", value, b"\r\n"])
     }
 
@@ -122,7 +127,12 @@ impl<'m> Edit<'m> {
     /// Removes the first value of a comma-list header: the whole line when it is the only
     /// value, else the value and its comma.
     fn remove_first_value(&mut self, name: HeaderName) -> Result<(), EditError> {
-        let h = self.msg.headers.get(name).copied().ok_or(HeaderError::new(name, HeaderErrorKind::Missing))?;
+        let h = self
+            .msg
+            .headers
+            .get(name)
+            .copied()
+            .ok_or(HeaderError::new(name, HeaderErrorKind::Missing))?;
         let value = self.msg.headers.value(&h);
         let mut split = CommaSplit::new(value);
         let first = split.next().unwrap_or(value);
@@ -130,9 +140,18 @@ impl<'m> Edit<'m> {
         if rest_start >= value.len() || scan::trim(&value[rest_start..]).is_empty() {
             return self.push(h.line, &[]);
         }
-        let skip = value[rest_start..].iter().take_while(|&&b| scan::is_lws(b)).count();
+        let skip = value[rest_start..]
+            .iter()
+            .take_while(|&&b| scan::is_lws(b))
+            .count();
         let start = h.value.start;
-        self.push(Span { start, end: start + (rest_start + skip) as u32 }, &[])
+        self.push(
+            Span {
+                start,
+                end: start + (rest_start + skip) as u32,
+            },
+            &[],
+        )
     }
 
     /// Adds a Via value on top (a new line before every other header).
@@ -147,7 +166,11 @@ impl<'m> Edit<'m> {
 
     /// Sets `received` and fills `rport` on the top Via (RFC 3261 §18.2.1, RFC 3581 §4).
     /// `received` is added when `Some`; `rport` is filled only when the Via asked for it.
-    pub fn set_via_received(&mut self, received: Option<&[u8]>, rport: u16) -> Result<(), EditError> {
+    pub fn set_via_received(
+        &mut self,
+        received: Option<&[u8]>,
+        rport: u16,
+    ) -> Result<(), EditError> {
         let headers = &self.msg.headers;
         let via = headers.top_via()?;
         let mut port_lump = None;
@@ -158,7 +181,10 @@ impl<'m> Edit<'m> {
                     Some(v) => headers.span_of(v),
                     None => {
                         let s = headers.span_of(name);
-                        Span { start: s.end, end: s.end }
+                        Span {
+                            start: s.end,
+                            end: s.end,
+                        }
                     }
                 });
             } else if name.eq_ignore_ascii_case(b"received") {
@@ -213,7 +239,12 @@ impl<'m> Edit<'m> {
         self.replace_user(rl.uri, &uri, user)
     }
 
-    fn replace_user(&mut self, uri_span: Span, uri: &Uri<'_>, user: &[u8]) -> Result<(), EditError> {
+    fn replace_user(
+        &mut self,
+        uri_span: Span,
+        uri: &Uri<'_>,
+        user: &[u8],
+    ) -> Result<(), EditError> {
         match uri.user() {
             Some(u) => {
                 let s = self.msg.headers.span_of(u);
@@ -231,7 +262,11 @@ impl<'m> Edit<'m> {
 
     fn name_addr_uri(&mut self, name: HeaderName, uri: &[u8]) -> Result<(), EditError> {
         let headers = &self.msg.headers;
-        let na = if name == HeaderName::To { headers.to()? } else { headers.from()? };
+        let na = if name == HeaderName::To {
+            headers.to()?
+        } else {
+            headers.from()?
+        };
         let span = headers.span_of(na.uri_raw);
         if na.bracketed {
             self.push(span, &[uri])
@@ -242,7 +277,11 @@ impl<'m> Edit<'m> {
 
     fn name_addr_user(&mut self, name: HeaderName, user: &[u8]) -> Result<(), EditError> {
         let headers = &self.msg.headers;
-        let na = if name == HeaderName::To { headers.to()? } else { headers.from()? };
+        let na = if name == HeaderName::To {
+            headers.to()?
+        } else {
+            headers.from()?
+        };
         let span = headers.span_of(na.uri_raw);
         let uri = na.uri;
         self.replace_user(span, &uri, user)
@@ -278,7 +317,9 @@ impl<'m> Edit<'m> {
                 let span = self.msg.headers.span_of(scan::trim(v));
                 self.push(span, &[&digits])
             }
-            None => self.header_line_insert(self.first_header_pos(), HeaderName::MaxForwards, &digits),
+            None => {
+                self.header_line_insert(self.first_header_pos(), HeaderName::MaxForwards, &digits)
+            }
         }
     }
 
@@ -311,7 +352,10 @@ impl<'m> Edit<'m> {
         if let Some(t) = content_type {
             match ct {
                 Some(h) => {
-                    let span = self.msg.headers.span_of(scan::trim(self.msg.headers.value(&h)));
+                    let span = self
+                        .msg
+                        .headers
+                        .span_of(scan::trim(self.msg.headers.value(&h)));
                     self.push(span, &[t])?;
                 }
                 None => self.header_line_insert(end, HeaderName::ContentType, t)?,
@@ -338,7 +382,10 @@ impl<'m> Edit<'m> {
 
     /// Replaces the value of one header line.
     pub fn replace_value(&mut self, h: &Header, value: &[u8]) -> Result<(), EditError> {
-        let span = self.msg.headers.span_of(scan::trim(self.msg.headers.value(h)));
+        let span = self
+            .msg
+            .headers
+            .span_of(scan::trim(self.msg.headers.value(h)));
         self.push(span, &[value])
     }
 

@@ -44,7 +44,10 @@ impl std::error::Error for FrameError {}
 /// Looks at the front of `buf`. `max_size` bounds a whole message; the caller must not buffer
 /// more than `max_size` bytes of one message (the check runs before the header block ends).
 pub fn frame(buf: &[u8], max_size: usize) -> Result<Frame, FrameError> {
-    let crlfs = buf.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+    let crlfs = buf
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count();
     if crlfs > 0 {
         return Ok(Frame::KeepAlive(crlfs));
     }
@@ -63,7 +66,8 @@ pub fn frame(buf: &[u8], max_size: usize) -> Result<Frame, FrameError> {
     // Skip the start line, then look at each header line's name.
     let mut pos = memchr::memchr(b'\n', &buf[..header_len]).map_or(header_len, |n| n + 1);
     while pos < end {
-        let line_end = pos + memchr::memchr(b'\n', &buf[pos..header_len]).unwrap_or(header_len - pos);
+        let line_end =
+            pos + memchr::memchr(b'\n', &buf[pos..header_len]).unwrap_or(header_len - pos);
         let line = &buf[pos..line_end];
         if let Some(colon) = memchr::memchr(b':', line) {
             let name = scan::trim(&line[..colon]);
@@ -74,7 +78,8 @@ pub fn frame(buf: &[u8], max_size: usize) -> Result<Frame, FrameError> {
                     return Err(FrameError::BadContentLength);
                 }
                 let value = scan::trim(&line[colon + 1..]);
-                let n = scan::parse_decimal(value, u64::from(u32::MAX)).ok_or(FrameError::BadContentLength)?;
+                let n = scan::parse_decimal(value, u64::from(u32::MAX))
+                    .ok_or(FrameError::BadContentLength)?;
                 content_length = Some(n as usize);
             }
         }
@@ -84,7 +89,11 @@ pub fn frame(buf: &[u8], max_size: usize) -> Result<Frame, FrameError> {
     if total > max_size {
         return Err(FrameError::TooLarge);
     }
-    Ok(if buf.len() >= total { Frame::Message(total) } else { Frame::Incomplete })
+    Ok(if buf.len() >= total {
+        Frame::Message(total)
+    } else {
+        Frame::Incomplete
+    })
 }
 
 #[cfg(test)]
@@ -112,9 +121,18 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(frame(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\n", 16384), Err(FrameError::MissingContentLength));
-        assert_eq!(frame(b"OPTIONS sip:a@b SIP/2.0\r\nl: -1\r\n\r\n", 16384), Err(FrameError::BadContentLength));
+        assert_eq!(
+            frame(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\n", 16384),
+            Err(FrameError::MissingContentLength)
+        );
+        assert_eq!(
+            frame(b"OPTIONS sip:a@b SIP/2.0\r\nl: -1\r\n\r\n", 16384),
+            Err(FrameError::BadContentLength)
+        );
         assert_eq!(frame(&[b'A'; 100], 64), Err(FrameError::TooLarge));
-        assert_eq!(frame(b"OPTIONS sip:a@b SIP/2.0\r\nl: 1000\r\n\r\n", 100), Err(FrameError::TooLarge));
+        assert_eq!(
+            frame(b"OPTIONS sip:a@b SIP/2.0\r\nl: 1000\r\n\r\n", 100),
+            Err(FrameError::TooLarge)
+        );
     }
 }

@@ -106,7 +106,10 @@ impl Headers {
     pub fn get_other(&self, name: &str) -> Option<&[u8]> {
         self.entries
             .iter()
-            .find(|h| h.name == HeaderName::Other && self.name_bytes(h).eq_ignore_ascii_case(name.as_bytes()))
+            .find(|h| {
+                h.name == HeaderName::Other
+                    && self.name_bytes(h).eq_ignore_ascii_case(name.as_bytes())
+            })
             .map(|h| crate::scan::trim(self.value(h)))
     }
 
@@ -192,7 +195,8 @@ impl Message {
 
     /// The method name as written (extension methods included).
     pub fn method_bytes(&self) -> Option<&[u8]> {
-        self.request_line().map(|r| r.method_span.of(&self.headers.raw))
+        self.request_line()
+            .map(|r| r.method_span.of(&self.headers.raw))
     }
 
     /// The Request-URI bytes of a request.

@@ -77,13 +77,16 @@ impl HeaderName {
             8 => &[(b"refer-to", ReferTo)],
             9 => &[(b"supported", Supported)],
             10 => &[(b"user-agent", UserAgent)],
-            11 => &[(b"retry-after", RetryAfter), (b"unsupported", Unsupported)],
+            11 => &[
+                (b"retry-after", RetryAfter),
+                (b"unsupported", Unsupported),
+                (b"referred-by", ReferredBy),
+            ],
             12 => &[
                 (b"max-forwards", MaxForwards),
                 (b"record-route", RecordRoute),
                 (b"content-type", ContentType),
                 (b"allow-events", AllowEvents),
-                (b"referred-by", ReferredBy),
             ],
             13 => &[(b"proxy-require", ProxyRequire)],
             14 => &[(b"content-length", ContentLength)],
@@ -142,7 +145,10 @@ mod tests {
     fn compact_and_case_insensitive() {
         assert_eq!(HeaderName::from_bytes(b"v"), HeaderName::Via);
         assert_eq!(HeaderName::from_bytes(b"I"), HeaderName::CallId);
-        assert_eq!(HeaderName::from_bytes(b"MaX-fOrWaRdS"), HeaderName::MaxForwards);
+        assert_eq!(
+            HeaderName::from_bytes(b"MaX-fOrWaRdS"),
+            HeaderName::MaxForwards
+        );
         assert_eq!(HeaderName::from_bytes(b"x"), HeaderName::SessionExpires);
         assert_eq!(HeaderName::from_bytes(b"C%6Fntact"), HeaderName::Other);
     }
@@ -151,10 +157,34 @@ mod tests {
     fn every_full_name_round_trips() {
         use HeaderName::*;
         for h in [
-            Via, From, To, CallId, CSeq, MaxForwards, Route, RecordRoute, Contact, ContentLength,
-            ContentType, ContentEncoding, Require, ProxyRequire, Supported, Unsupported, Allow,
-            Reason, RetryAfter, UserAgent, Server, SessionExpires, Expires, Subject, Event,
-            AllowEvents, ReferTo, ReferredBy,
+            Via,
+            From,
+            To,
+            CallId,
+            CSeq,
+            MaxForwards,
+            Route,
+            RecordRoute,
+            Contact,
+            ContentLength,
+            ContentType,
+            ContentEncoding,
+            Require,
+            ProxyRequire,
+            Supported,
+            Unsupported,
+            Allow,
+            Reason,
+            RetryAfter,
+            UserAgent,
+            Server,
+            SessionExpires,
+            Expires,
+            Subject,
+            Event,
+            AllowEvents,
+            ReferTo,
+            ReferredBy,
         ] {
             assert_eq!(HeaderName::from_bytes(h.as_str().as_bytes()), h, "{h:?}");
         }

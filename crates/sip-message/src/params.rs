@@ -47,7 +47,8 @@ impl<'a> Params<'a> {
                     Some(v) if v.first() == Some(&b'"') => scan::quoted_end(v) == Some(v.len()),
                     Some(v) => {
                         !v.is_empty()
-                            && v.iter().all(|&b| scan::is_token(b) || matches!(b, b':' | b'[' | b']'))
+                            && v.iter()
+                                .all(|&b| scan::is_token(b) || matches!(b, b':' | b'[' | b']'))
                     }
                 }
         })

@@ -87,7 +87,10 @@ pub fn parse_stream_message(raw: Bytes) -> Result<Message, ParseError> {
 }
 
 fn parse_inner(raw: Bytes, datagram: bool) -> Result<Message, ParseError> {
-    let skip = raw.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+    let skip = raw
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count();
     let raw = if skip > 0 { raw.slice(skip..) } else { raw };
     if raw.is_empty() {
         return Err(ParseError::bare(ParseErrorKind::Empty));
@@ -177,7 +180,11 @@ fn parse_inner(raw: Bytes, datagram: bool) -> Result<Message, ParseError> {
 /// Accepts CRLF and, leniently, a bare LF.
 fn line_end(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
     let nl = pos + memchr(b'\n', &buf[pos..])?;
-    let content_end = if nl > pos && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+    let content_end = if nl > pos && buf[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
     Some((content_end, nl + 1))
 }
 
@@ -232,7 +239,9 @@ fn parse_start_line(line: &[u8]) -> Option<StartLine> {
         if rest.len() > 3 && rest[3] != b' ' {
             return None;
         }
-        let code = rest[..3].iter().fold(0u16, |a, &d| a * 10 + u16::from(d - b'0'));
+        let code = rest[..3]
+            .iter()
+            .fold(0u16, |a, &d| a * 10 + u16::from(d - b'0'));
         let reason_start = (sp + 5).min(line.len());
         return Some(StartLine::Response(StatusLine {
             version: Span::new(0, sp),
@@ -246,7 +255,7 @@ fn parse_start_line(line: &[u8]) -> Option<StartLine> {
         return None;
     }
     let mut end = line.len();
-    while end > sp1 && matches!(line[end - 1], b' ' | b'\t') {
+    while end > sp1 + 1 && matches!(line[end - 1], b' ' | b'\t') {
         end -= 1;
     }
     let sp2 = sp1 + 1 + memrchr(b' ', &line[sp1 + 1..end])?;

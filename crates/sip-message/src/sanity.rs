@@ -152,7 +152,10 @@ pub fn check_request(msg: &Message, cfg: &SanityConfig) -> Result<(), Reject> {
     if cseq.method_raw != rl.method_span.of(msg.raw()) {
         return Err(Reject::bad(RejectDetail::CSeqMethodMismatch));
     }
-    if let Some(0) = h.max_forwards().map_err(|e| Reject::bad(RejectDetail::Header(e)))? {
+    if let Some(0) = h
+        .max_forwards()
+        .map_err(|e| Reject::bad(RejectDetail::Header(e)))?
+    {
         if rl.method == Method::Ack {
             return Err(Reject::Drop(DropReason::AckTooManyHops));
         }
@@ -165,7 +168,10 @@ pub fn check_request(msg: &Message, cfg: &SanityConfig) -> Result<(), Reject> {
             });
         }
     }
-    if h.get(HeaderName::ProxyRequire).is_some() && rl.method != Method::Ack && rl.method != Method::Cancel {
+    if h.get(HeaderName::ProxyRequire).is_some()
+        && rl.method != Method::Ack
+        && rl.method != Method::Cancel
+    {
         let mut unsupported: Vec<u8> = Vec::new();
         for tag in h.tokens(HeaderName::ProxyRequire) {
             let tag = tag.map_err(|e| Reject::bad(RejectDetail::Header(e)))?;
@@ -226,7 +232,10 @@ pub fn check_response(msg: &Message, cfg: &SanityConfig) -> Result<(), Reject> {
     let Some(status) = msg.status() else {
         return Err(drop);
     };
-    if !(100..=699).contains(&status) || msg.version() != b"SIP/2.0" || msg.len() > cfg.max_message_size {
+    if !(100..=699).contains(&status)
+        || msg.version() != b"SIP/2.0"
+        || msg.len() > cfg.max_message_size
+    {
         return Err(drop);
     }
     let h = msg.headers();
@@ -234,14 +243,16 @@ pub fn check_response(msg: &Message, cfg: &SanityConfig) -> Result<(), Reject> {
     if h.retry_after().is_err() {
         return Err(drop);
     }
-    if let Some(Ok(next)) = h.vias().nth(1) {
-        if next.host.is_broadcast_or_multicast() || maddr_is_broadcast(next.maddr()) {
-            return Err(Reject::Drop(DropReason::BroadcastNextHop));
-        }
+    if let Some(Ok(next)) = h.vias().nth(1)
+        && (next.host.is_broadcast_or_multicast() || maddr_is_broadcast(next.maddr()))
+    {
+        return Err(Reject::Drop(DropReason::BroadcastNextHop));
     }
     Ok(())
 }
 
 fn maddr_is_broadcast(maddr: Option<&[u8]>) -> bool {
-    maddr.and_then(Host::parse).is_some_and(|h| h.is_broadcast_or_multicast())
+    maddr
+        .and_then(Host::parse)
+        .is_some_and(|h| h.is_broadcast_or_multicast())
 }

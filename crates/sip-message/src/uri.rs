@@ -51,7 +51,11 @@ impl Host<'_> {
             let inner = b.strip_prefix(b"[")?.strip_suffix(b"]")?;
             return std::str::from_utf8(inner).ok()?.parse().ok().map(Host::V6);
         }
-        if b.is_empty() || !b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_')) {
+        if b.is_empty()
+            || !b
+                .iter()
+                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
+        {
             return None;
         }
         let s = std::str::from_utf8(b).ok()?;
@@ -101,7 +105,10 @@ pub enum Uri<'a> {
     Sip(SipUri<'a>),
     Tel(TelUri<'a>),
     /// Any other absolute URI, unparsed.
-    Other { scheme: &'a [u8], rest: &'a [u8] },
+    Other {
+        scheme: &'a [u8],
+        rest: &'a [u8],
+    },
 }
 
 impl<'a> Uri<'a> {
@@ -149,11 +156,16 @@ impl<'a> Uri<'a> {
 
 fn is_scheme(s: &[u8]) -> bool {
     matches!(s.first(), Some(b) if b.is_ascii_alphabetic())
-        && s.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        && s.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
 pub(crate) fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')')
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
 }
 
 fn is_user_char(b: u8) -> bool {
@@ -169,7 +181,11 @@ pub(crate) fn is_param_char(b: u8) -> bool {
 }
 
 fn is_header_char(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&')
+    is_unreserved(b)
+        || matches!(
+            b,
+            b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&'
+        )
 }
 
 /// All bytes are `ok` characters or well-formed `%HH` escapes.
@@ -190,7 +206,7 @@ pub(crate) fn valid_chars(s: &[u8], ok: fn(u8) -> bool) -> bool {
     true
 }
 
-fn parse_sip(rest: &[u8], plain: bool) -> Result<SipUri<'_>, UriError> {
+fn parse_sip(rest: &[u8], secure: bool) -> Result<SipUri<'_>, UriError> {
     let (userinfo, hostpart) = match memchr(b'@', rest) {
         Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
         None => (None, rest),
@@ -205,10 +221,10 @@ fn parse_sip(rest: &[u8], plain: bool) -> Result<SipUri<'_>, UriError> {
             if u.is_empty() || !valid_chars(u, is_user_char) {
                 return Err(UriError::BadUser);
             }
-            if let Some(p) = p {
-                if !valid_chars(p, is_password_char) {
-                    return Err(UriError::BadUser);
-                }
+            if let Some(p) = p
+                && !valid_chars(p, is_password_char)
+            {
+                return Err(UriError::BadUser);
             }
             (Some(u), p)
         }
@@ -217,10 +233,10 @@ fn parse_sip(rest: &[u8], plain: bool) -> Result<SipUri<'_>, UriError> {
         Some(q) => (&hostpart[..q], Some(&hostpart[q + 1..])),
         None => (hostpart, None),
     };
-    if let Some(h) = headers {
-        if h.is_empty() || !valid_chars(h, is_header_char) {
-            return Err(UriError::BadHeaders);
-        }
+    if let Some(h) = headers
+        && (h.is_empty() || !valid_chars(h, is_header_char))
+    {
+        return Err(UriError::BadHeaders);
     }
     let (hostport, params) = match memchr(b';', before_headers) {
         Some(s) => (&before_headers[..s], Params::new(&before_headers[s + 1..])),
@@ -232,7 +248,7 @@ fn parse_sip(rest: &[u8], plain: bool) -> Result<SipUri<'_>, UriError> {
     let (host_raw, port) = split_host_port(hostport)?;
     let host = Host::parse(host_raw).ok_or(UriError::BadHost)?;
     Ok(SipUri {
-        secure: !plain,
+        secure,
         user,
         password,
         host,
@@ -269,7 +285,9 @@ fn parse_tel(rest: &[u8]) -> Result<TelUri<'_>, UriError> {
         Some(s) => (&rest[..s], Params::new(&rest[s + 1..])),
         None => (rest, Params::default()),
     };
-    let ok = |b: u8| b.is_ascii_hexdigit() || matches!(b, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#');
+    let ok = |b: u8| {
+        b.is_ascii_hexdigit() || matches!(b, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#')
+    };
     if number.is_empty() || !number.iter().all(|&b| ok(b)) {
         return Err(UriError::BadNumber);
     }
@@ -287,14 +305,13 @@ pub fn unescape(s: &[u8]) -> Cow<'_, [u8]> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
-        if s[i] == b'%' {
-            if let Some([h, l]) = s.get(i + 1..i + 3) {
-                if let (Some(h), Some(l)) = (hex(*h), hex(*l)) {
-                    out.push(h << 4 | l);
-                    i += 3;
-                    continue;
-                }
-            }
+        if s[i] == b'%'
+            && let Some([h, l]) = s.get(i + 1..i + 3)
+            && let (Some(h), Some(l)) = (hex(*h), hex(*l))
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
         }
         out.push(s[i]);
         i += 1;
@@ -331,8 +348,13 @@ mod tests {
 
     #[test]
     fn unusual_user_parts() {
-        let u = sip("sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com");
-        assert_eq!(u.user, Some(&b"1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"[..]));
+        let u = sip(
+            "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com",
+        );
+        assert_eq!(
+            u.user,
+            Some(&b"1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"[..])
+        );
         assert_eq!(u.host, Host::Name("example.com"));
         let u = sip("sip:user;par=u%40example.net@example.com");
         assert_eq!(u.user, Some(&b"user;par=u%40example.net"[..]));
@@ -350,9 +372,18 @@ mod tests {
     #[test]
     fn schemes() {
         assert_eq!(Uri::parse(b"<sip:a@b>").unwrap_err(), UriError::BadScheme);
-        assert!(matches!(Uri::parse(b"soap.beep://192.0.2.103:3002"), Ok(Uri::Other { .. })));
-        assert!(matches!(Uri::parse(b"tel:+1-201-555-0123;phone-context=x"), Ok(Uri::Tel(_))));
-        assert!(matches!(Uri::parse(b"SIPS:a@b"), Ok(Uri::Sip(SipUri { secure: true, .. }))));
+        assert!(matches!(
+            Uri::parse(b"soap.beep://192.0.2.103:3002"),
+            Ok(Uri::Other { .. })
+        ));
+        assert!(matches!(
+            Uri::parse(b"tel:+1-201-555-0123;phone-context=x"),
+            Ok(Uri::Tel(_))
+        ));
+        assert!(matches!(
+            Uri::parse(b"SIPS:a@b"),
+            Ok(Uri::Sip(SipUri { secure: true, .. }))
+        ));
         assert_eq!(Uri::parse(b"sip:a@b:99999").unwrap_err(), UriError::BadPort);
         assert_eq!(Uri::parse(b"sip:a@"), Err(UriError::BadHost));
     }

@@ -29,7 +29,8 @@ pub struct MediaType<'a> {
 impl MediaType<'_> {
     /// Case-insensitive `type/subtype` comparison.
     pub fn is(&self, kind: &str, subtype: &str) -> bool {
-        self.kind.eq_ignore_ascii_case(kind.as_bytes()) && self.subtype.eq_ignore_ascii_case(subtype.as_bytes())
+        self.kind.eq_ignore_ascii_case(kind.as_bytes())
+            && self.subtype.eq_ignore_ascii_case(subtype.as_bytes())
     }
 }
 
@@ -117,12 +118,18 @@ impl Headers {
         let v = self.required(HeaderName::CallId)?;
         let ok = match memchr::memchr(b'@', v) {
             Some(at) => {
-                at > 0 && at + 1 < v.len() && v[..at].iter().all(|&b| scan::is_word(b))
+                at > 0
+                    && at + 1 < v.len()
+                    && v[..at].iter().all(|&b| scan::is_word(b))
                     && v[at + 1..].iter().all(|&b| scan::is_word(b))
             }
             None => !v.is_empty() && v.iter().all(|&b| scan::is_word(b)),
         };
-        if ok { Ok(v) } else { Err(HeaderError::malformed(HeaderName::CallId)) }
+        if ok {
+            Ok(v)
+        } else {
+            Err(HeaderError::malformed(HeaderName::CallId))
+        }
     }
 
     /// CSeq (RFC 3261 §20.16).
@@ -130,8 +137,10 @@ impl Headers {
         let v = self.required(HeaderName::CSeq)?;
         let bad = || HeaderError::malformed(HeaderName::CSeq);
         let digits = v.iter().position(|b| !b.is_ascii_digit()).ok_or_else(bad)?;
-        let seq = scan::parse_decimal(&v[..digits], (1 << 31) - 1)
-            .ok_or(HeaderError::new(HeaderName::CSeq, HeaderErrorKind::OutOfRange))?;
+        let seq = scan::parse_decimal(&v[..digits], (1 << 31) - 1).ok_or(HeaderError::new(
+            HeaderName::CSeq,
+            HeaderErrorKind::OutOfRange,
+        ))?;
         let rest = &v[digits..];
         if rest.first().is_none_or(|b| !scan::is_lws(*b)) {
             return Err(bad());
@@ -156,7 +165,10 @@ impl Headers {
                 }
                 scan::parse_decimal(v, 255)
                     .map(|n| n as u8)
-                    .ok_or(HeaderError::new(HeaderName::MaxForwards, HeaderErrorKind::OutOfRange))
+                    .ok_or(HeaderError::new(
+                        HeaderName::MaxForwards,
+                        HeaderErrorKind::OutOfRange,
+                    ))
             })
             .transpose()
     }
@@ -171,7 +183,12 @@ impl Headers {
     /// Expires (delta-seconds below 2^32); `None` when absent.
     pub fn expires(&self) -> Result<Option<u32>, HeaderError> {
         self.single(HeaderName::Expires)?
-            .map(|v| delta_seconds(v).ok_or(HeaderError::new(HeaderName::Expires, HeaderErrorKind::OutOfRange)))
+            .map(|v| {
+                delta_seconds(v).ok_or(HeaderError::new(
+                    HeaderName::Expires,
+                    HeaderErrorKind::OutOfRange,
+                ))
+            })
             .transpose()
     }
 
@@ -187,7 +204,11 @@ impl Headers {
         if !scan::is_token_str(kind) || !scan::is_token_str(subtype) {
             return Err(bad());
         }
-        Ok(Some(MediaType { kind, subtype, params }))
+        Ok(Some(MediaType {
+            kind,
+            subtype,
+            params,
+        }))
     }
 
     /// The option tags or methods of a token-list header, across all its lines.
@@ -198,7 +219,11 @@ impl Headers {
                 let values = (!v.is_empty()).then(|| CommaSplit::new(v));
                 values.into_iter().flatten().map(move |t| {
                     let t = scan::trim(t);
-                    if scan::is_token_str(t) { Ok(t) } else { Err(HeaderError::malformed(name)) }
+                    if scan::is_token_str(t) {
+                        Ok(t)
+                    } else {
+                        Err(HeaderError::malformed(name))
+                    }
                 })
             })),
         }
@@ -215,7 +240,9 @@ impl Headers {
                 }
                 let cause = match params.get("cause") {
                     None => None,
-                    Some(c) => Some(c.and_then(|c| scan::parse_decimal(c, 65535)).ok_or(bad)? as u16),
+                    Some(c) => {
+                        Some(c.and_then(|c| scan::parse_decimal(c, 65535)).ok_or(bad)? as u16)
+                    }
                 };
                 Ok(Reason {
                     protocol,
@@ -241,7 +268,10 @@ impl Headers {
             return Ok(None);
         };
         let bad = HeaderError::malformed(HeaderName::RetryAfter);
-        let digits = v.iter().position(|b| !b.is_ascii_digit()).unwrap_or(v.len());
+        let digits = v
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(v.len());
         let seconds = delta_seconds(&v[..digits]).ok_or(bad)?;
         let mut rest = scan::trim_start(&v[digits..]);
         if rest.first() == Some(&b'(') {
@@ -260,17 +290,23 @@ impl Headers {
             None => None,
             Some(d) => Some(d.and_then(delta_seconds).ok_or(bad)?),
         };
-        Ok(Some(RetryAfter { seconds, duration, params }))
+        Ok(Some(RetryAfter {
+            seconds,
+            duration,
+            params,
+        }))
     }
 
     /// User-Agent, trimmed; `None` when absent.
     pub fn user_agent(&self) -> Option<&[u8]> {
-        self.get(HeaderName::UserAgent).map(|h| scan::trim(self.value(h)))
+        self.get(HeaderName::UserAgent)
+            .map(|h| scan::trim(self.value(h)))
     }
 
     /// Server, trimmed; `None` when absent.
     pub fn server(&self) -> Option<&[u8]> {
-        self.get(HeaderName::Server).map(|h| scan::trim(self.value(h)))
+        self.get(HeaderName::Server)
+            .map(|h| scan::trim(self.value(h)))
     }
 
     /// Session-Expires (RFC 4028); `None` when absent.
@@ -287,6 +323,10 @@ impl Headers {
             Some(Some(r)) if r.eq_ignore_ascii_case(b"uas") => Some(Refresher::Uas),
             Some(_) => return Err(bad),
         };
-        Ok(Some(SessionExpires { seconds, refresher, params }))
+        Ok(Some(SessionExpires {
+            seconds,
+            refresher,
+            params,
+        }))
     }
 }

@@ -100,7 +100,9 @@ pub enum ContactValue<'a> {
 impl Headers {
     fn single_name_addr(&self, name: HeaderName) -> Result<NameAddr<'_>, HeaderError> {
         let mut lines = self.all(name);
-        let h = lines.next().ok_or(HeaderError::new(name, HeaderErrorKind::Missing))?;
+        let h = lines
+            .next()
+            .ok_or(HeaderError::new(name, HeaderErrorKind::Missing))?;
         if lines.next().is_some() {
             return Err(HeaderError::new(name, HeaderErrorKind::Repeated));
         }
@@ -117,9 +119,13 @@ impl Headers {
         self.single_name_addr(HeaderName::To)
     }
 
-    fn name_addr_list(&self, name: HeaderName) -> impl Iterator<Item = Result<NameAddr<'_>, HeaderError>> + '_ {
+    fn name_addr_list(
+        &self,
+        name: HeaderName,
+    ) -> impl Iterator<Item = Result<NameAddr<'_>, HeaderError>> + '_ {
         self.all(name).flat_map(move |h| {
-            CommaSplit::new(self.value(h)).map(move |v| NameAddr::parse(v).ok_or(HeaderError::malformed(name)))
+            CommaSplit::new(self.value(h))
+                .map(move |v| NameAddr::parse(v).ok_or(HeaderError::malformed(name)))
         })
     }
 
@@ -155,15 +161,20 @@ mod tests {
 
     #[test]
     fn forms() {
-        let a = NameAddr::parse(b"\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8").unwrap();
+        let a = NameAddr::parse(
+            b"\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8",
+        )
+        .unwrap();
         assert_eq!(a.tag(), Some(&b"98asjd8"[..]));
         assert!(a.bracketed);
-        let a = NameAddr::parse(b"sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
+        let a =
+            NameAddr::parse(b"sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
         assert_eq!(a.uri_raw, b"sip:vivekg@chair-dnrc.example.com");
         assert_eq!(a.tag(), Some(&b"1918181833n"[..]));
         let a = NameAddr::parse(b"caller<sip:caller@example.com>;tag=323").unwrap();
         assert_eq!(a.display_name, Some(&b"caller"[..]));
-        let a = NameAddr::parse(b"token1~` token2'+_ token3*%!.- <sip:mundane@example.com>").unwrap();
+        let a =
+            NameAddr::parse(b"token1~` token2'+_ token3*%!.- <sip:mundane@example.com>").unwrap();
         assert_eq!(a.uri_raw, b"sip:mundane@example.com");
         assert!(NameAddr::parse(b"isbn:2983792873").is_some());
         assert!(NameAddr::parse(b"sip:+19725552222@gw1.example.net;unknownparam").is_some());

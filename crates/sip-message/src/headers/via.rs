@@ -89,7 +89,10 @@ impl<'a> Via<'a> {
         let mut port = None;
         if let Some(after) = rest.strip_prefix(b":") {
             let after = scan::trim_start(after);
-            let end = after.iter().position(|b| !b.is_ascii_digit()).unwrap_or(after.len());
+            let end = after
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .unwrap_or(after.len());
             port = Some(scan::parse_decimal(&after[..end], 65535)? as u16);
             rest = scan::trim_start(&after[end..]);
         }
@@ -120,7 +123,10 @@ impl<'a> Via<'a> {
 }
 
 fn take_token(s: &[u8]) -> Option<(&[u8], &[u8])> {
-    let end = s.iter().position(|&b| !scan::is_token(b)).unwrap_or(s.len());
+    let end = s
+        .iter()
+        .position(|&b| !scan::is_token(b))
+        .unwrap_or(s.len());
     (end > 0).then(|| (&s[..end], &s[end..]))
 }
 
@@ -161,9 +167,10 @@ impl Headers {
 
     /// The top Via value.
     pub fn top_via(&self) -> Result<Via<'_>, HeaderError> {
-        self.vias()
-            .next()
-            .unwrap_or(Err(HeaderError::new(HeaderName::Via, crate::headers::HeaderErrorKind::Missing)))
+        self.vias().next().unwrap_or(Err(HeaderError::new(
+            HeaderName::Via,
+            crate::headers::HeaderErrorKind::Missing,
+        )))
     }
 }
 
@@ -178,14 +185,20 @@ mod tests {
         assert_eq!(v.transport, b"UDP");
         assert_eq!(v.branch(), Some(&b"390skdjuw"[..]));
         assert!(!v.has_rfc3261_branch());
-        let v = Via::parse(b"SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8  ").unwrap();
+        let v = Via::parse(
+            b"SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8  ",
+        )
+        .unwrap();
         assert_eq!(v.host_raw, b"spindle.example.com");
         assert!(v.has_rfc3261_branch());
     }
 
     #[test]
     fn ipv6_port_rport_received() {
-        let v = Via::parse(b"SIP/2.0/UDP [2001:db8::9]:5061;branch=z9hG4bKx;rport;received=[2001:db8::1]").unwrap();
+        let v = Via::parse(
+            b"SIP/2.0/UDP [2001:db8::9]:5061;branch=z9hG4bKx;rport;received=[2001:db8::1]",
+        )
+        .unwrap();
         assert_eq!(v.host, Host::V6("2001:db8::9".parse::<Ipv6Addr>().unwrap()));
         assert_eq!(v.port, Some(5061));
         assert_eq!(v.rport(), Some(None));
