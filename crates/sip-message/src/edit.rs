@@ -68,18 +68,30 @@ impl Message {
     }
 }
 
-fn write_u32(out: &mut Vec<u8>, mut n: u32) {
-    let mut buf = [0u8; 10];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+/// Decimal digits of `n` in a stack buffer.
+struct Digits {
+    buf: [u8; 10],
+    start: usize,
+}
+
+impl Digits {
+    fn new(mut n: u32) -> Self {
+        let mut buf = [0u8; 10];
+        let mut start = buf.len();
+        loop {
+            start -= 1;
+            buf[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
         }
+        Digits { buf, start }
     }
-    out.extend_from_slice(&buf[i..]);
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
 }
 
 impl<'m> Edit<'m> {
@@ -193,12 +205,11 @@ impl<'m> Edit<'m> {
         }
         let end = headers.span_of(via.raw).end;
         if let Some(at) = port_lump {
-            let mut digits = Vec::with_capacity(6);
-            write_u32(&mut digits, u32::from(rport));
+            let digits = Digits::new(u32::from(rport));
             if at.is_empty() {
-                self.push(at, &[b"=", &digits])?;
+                self.push(at, &[b"=", digits.as_bytes()])?;
             } else {
-                self.push(at, &[&digits])?;
+                self.push(at, &[digits.as_bytes()])?;
             }
         }
         if let Some(ip) = received {
@@ -283,7 +294,7 @@ impl<'m> Edit<'m> {
             headers.from()?
         };
         let span = headers.span_of(na.uri_raw);
-        let uri = na.uri;
+        let uri = na.uri().map_err(|_| HeaderError::malformed(name))?;
         self.replace_user(span, &uri, user)
     }
 
@@ -309,17 +320,18 @@ impl<'m> Edit<'m> {
 
     /// Sets Max-Forwards to `value`, adding the header when it is missing.
     pub fn set_max_forwards(&mut self, value: u8) -> Result<(), EditError> {
-        let mut digits = Vec::with_capacity(3);
-        write_u32(&mut digits, u32::from(value));
+        let digits = Digits::new(u32::from(value));
         match self.msg.headers.get(HeaderName::MaxForwards).copied() {
             Some(h) => {
                 let v = self.msg.headers.value(&h);
                 let span = self.msg.headers.span_of(scan::trim(v));
-                self.push(span, &[&digits])
+                self.push(span, &[digits.as_bytes()])
             }
-            None => {
-                self.header_line_insert(self.first_header_pos(), HeaderName::MaxForwards, &digits)
-            }
+            None => self.header_line_insert(
+                self.first_header_pos(),
+                HeaderName::MaxForwards,
+                digits.as_bytes(),
+            ),
         }
     }
 
@@ -337,17 +349,16 @@ impl<'m> Edit<'m> {
     /// Replaces the body and fixes Content-Length (and Content-Type when given).
     pub fn set_body(&mut self, content_type: Option<&[u8]>, body: &[u8]) -> Result<(), EditError> {
         let headers = &self.msg.headers;
-        let mut digits = Vec::with_capacity(10);
-        write_u32(&mut digits, body.len() as u32);
+        let digits = Digits::new(body.len() as u32);
         let cl = headers.get(HeaderName::ContentLength).copied();
         let ct = headers.get(HeaderName::ContentType).copied();
         let end = headers.end;
         match cl {
             Some(h) => {
                 let span = headers.span_of(scan::trim(headers.value(&h)));
-                self.push(span, &[&digits])?;
+                self.push(span, &[digits.as_bytes()])?;
             }
-            None => self.header_line_insert(end, HeaderName::ContentLength, &digits)?,
+            None => self.header_line_insert(end, HeaderName::ContentLength, digits.as_bytes())?,
         }
         if let Some(t) = content_type {
             match ct {

@@ -41,6 +41,9 @@ impl HeaderName {
     /// Recognises a header name (full or compact form, any case).
     pub fn from_bytes(name: &[u8]) -> Self {
         use HeaderName::*;
+        if name.is_empty() {
+            return Other;
+        }
         if name.len() == 1 {
             return match name[0].to_ascii_lowercase() {
                 b'v' => Via,
@@ -61,43 +64,46 @@ impl HeaderName {
                 _ => Other,
             };
         }
-        let candidates: &[(&[u8], HeaderName)] = match name.len() {
-            2 => &[(b"to", To)],
-            3 => &[(b"via", Via)],
-            4 => &[(b"from", From), (b"cseq", CSeq)],
-            5 => &[(b"route", Route), (b"allow", Allow), (b"event", Event)],
-            6 => &[(b"reason", Reason), (b"server", Server)],
-            7 => &[
-                (b"call-id", CallId),
-                (b"contact", Contact),
-                (b"require", Require),
-                (b"expires", Expires),
-                (b"subject", Subject),
-            ],
-            8 => &[(b"refer-to", ReferTo)],
-            9 => &[(b"supported", Supported)],
-            10 => &[(b"user-agent", UserAgent)],
-            11 => &[
-                (b"retry-after", RetryAfter),
-                (b"unsupported", Unsupported),
-                (b"referred-by", ReferredBy),
-            ],
-            12 => &[
-                (b"max-forwards", MaxForwards),
-                (b"record-route", RecordRoute),
-                (b"content-type", ContentType),
-                (b"allow-events", AllowEvents),
-            ],
-            13 => &[(b"proxy-require", ProxyRequire)],
-            14 => &[(b"content-length", ContentLength)],
-            15 => &[(b"session-expires", SessionExpires)],
-            16 => &[(b"content-encoding", ContentEncoding)],
-            _ => &[],
+        // One candidate per (length, first letter); then one case-insensitive compare.
+        let (full, h): (&[u8], HeaderName) = match (name.len(), name[0] | 0x20) {
+            (2, b't') => (b"to", To),
+            (3, b'v') => (b"via", Via),
+            (4, b'f') => (b"from", From),
+            (4, b'c') => (b"cseq", CSeq),
+            (5, b'r') => (b"route", Route),
+            (5, b'a') => (b"allow", Allow),
+            (5, b'e') => (b"event", Event),
+            (6, b'r') => (b"reason", Reason),
+            (6, b's') => (b"server", Server),
+            (7, b'c') if name[1] | 0x20 == b'a' => (b"call-id", CallId),
+            (7, b'c') => (b"contact", Contact),
+            (7, b'r') => (b"require", Require),
+            (7, b'e') => (b"expires", Expires),
+            (7, b's') => (b"subject", Subject),
+            (8, b'r') => (b"refer-to", ReferTo),
+            (9, b's') => (b"supported", Supported),
+            (10, b'u') => (b"user-agent", UserAgent),
+            (11, b'r') if name[2] | 0x20 == b't' => (b"retry-after", RetryAfter),
+            (11, b'r') => (b"referred-by", ReferredBy),
+            (11, b'u') => (b"unsupported", Unsupported),
+            (12, b'm') => (b"max-forwards", MaxForwards),
+            (12, b'r') => (b"record-route", RecordRoute),
+            (12, b'c') => (b"content-type", ContentType),
+            (12, b'a') => (b"allow-events", AllowEvents),
+            (13, b'p') => (b"proxy-require", ProxyRequire),
+            (14, b'c') => (b"content-length", ContentLength),
+            (15, b's') => (b"session-expires", SessionExpires),
+            (16, b'c') => (b"content-encoding", ContentEncoding),
+            _ => return Other,
         };
-        candidates
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map_or(Other, |&(_, h)| h)
+        // `full` is lowercase letters and '-': OR-ing 0x20 folds the case of a letter and
+        // leaves '-' alone; the only other byte that folds onto one of them is CR, which a
+        // header name never holds.
+        if name.iter().zip(full).all(|(&a, &b)| a | 0x20 == b) {
+            h
+        } else {
+            Other
+        }
     }
 
     /// The full name as written by this crate when it adds a header.

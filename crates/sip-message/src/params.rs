@@ -38,34 +38,39 @@ impl<'a> Params<'a> {
     }
 
     /// Header parameters (RFC 3261 `generic-param`): token names; values are tokens, hosts
-    /// (IPv6 references included) or quoted strings.
+    /// (IPv6 references included) or quoted strings. An empty list (a `;` with nothing after
+    /// it) is invalid.
     pub(crate) fn validate_header_params(&self) -> bool {
-        self.iter().all(|(name, value)| {
-            scan::is_token_str(name)
-                && match value {
-                    None => true,
-                    Some(v) if v.first() == Some(&b'"') => scan::quoted_end(v) == Some(v.len()),
-                    Some(v) => {
-                        !v.is_empty()
-                            && v.iter()
-                                .all(|&b| scan::is_token(b) || matches!(b, b':' | b'[' | b']'))
-                    }
-                }
-        })
+        !self.raw.is_empty() && self.iter().all(|(n, v)| valid_header_param(n, v))
     }
 
     /// URI parameters (RFC 3261 `uri-parameter`): `paramchar`s only, no white space.
     pub(crate) fn validate_uri_params(&self) -> bool {
-        self.raw.split(|&b| b == b';').all(|p| {
-            let (name, value) = match p.iter().position(|&b| b == b'=') {
-                Some(i) => (&p[..i], Some(&p[i + 1..])),
-                None => (p, None),
-            };
-            !name.is_empty()
-                && crate::uri::valid_chars(name, crate::uri::is_param_char)
-                && value.is_none_or(|v| crate::uri::valid_chars(v, crate::uri::is_param_char))
-        })
+        !self.raw.is_empty()
+            && self.raw.split(|&b| b == b';').all(|p| {
+                let (name, value) = match p.iter().position(|&b| b == b'=') {
+                    Some(i) => (&p[..i], Some(&p[i + 1..])),
+                    None => (p, None),
+                };
+                !name.is_empty()
+                    && crate::uri::valid_chars(name, scan::PARAM)
+                    && value.is_none_or(|v| crate::uri::valid_chars(v, scan::PARAM))
+            })
     }
+}
+
+/// One `generic-param`: a token name and an optional token, host or quoted-string value.
+pub(crate) fn valid_header_param(name: &[u8], value: Option<&[u8]>) -> bool {
+    scan::is_token_str(name)
+        && match value {
+            None => true,
+            Some(v) if v.first() == Some(&b'"') => scan::quoted_end(v) == Some(v.len()),
+            Some(v) => {
+                !v.is_empty()
+                    && v.iter()
+                        .all(|&b| scan::is_token(b) || matches!(b, b':' | b'[' | b']'))
+            }
+        }
 }
 
 /// Iterator over a [`Params`] list.
@@ -80,19 +85,17 @@ impl<'a> Iterator for ParamIter<'a> {
         let s = self.rest?;
         let mut i = 0;
         let mut end = s.len();
+        // Parameter lists are short: a plain loop beats a vectorised search here.
         while i < s.len() {
             match s[i] {
-                b'"' => match scan::quoted_end(&s[i..]) {
-                    Some(n) => {
-                        i += n;
-                        continue;
-                    }
-                    None => break,
-                },
                 b';' => {
                     end = i;
                     break;
                 }
+                b'"' => match scan::quoted_end(&s[i..]) {
+                    Some(n) => i += n,
+                    None => break,
+                },
                 _ => i += 1,
             }
         }

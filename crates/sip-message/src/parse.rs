@@ -4,7 +4,7 @@
 use std::fmt;
 
 use bytes::Bytes;
-use memchr::{memchr, memrchr};
+use memchr::memchr;
 
 use crate::message::{Header, Headers, Message, RequestLine, Span, StartLine, StatusLine};
 use crate::method::Method;
@@ -101,7 +101,16 @@ fn parse_inner(raw: Bytes, datagram: bool) -> Result<Message, ParseError> {
     let buf: &[u8] = &raw;
     let is_request = !buf.starts_with(b"SIP/");
 
-    let (start_content_end, mut pos) = match line_end(buf, 0) {
+    let line_end = |pos: usize| {
+        let nl = pos + scan::find_byte(b'\n', &buf[pos..])?;
+        let content_end = if nl > pos && buf[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
+        Some((content_end, nl + 1))
+    };
+    let (start_content_end, mut pos) = match line_end(0) {
         Some(x) => x,
         None => return Err(ParseError::bare(ParseErrorKind::Truncated)),
     };
@@ -110,7 +119,7 @@ fn parse_inner(raw: Bytes, datagram: bool) -> Result<Message, ParseError> {
     let mut entries: Vec<Header> = Vec::with_capacity(24);
     let mut bad_header = false;
     let (header_end, body_start) = loop {
-        let Some((content_end, next)) = line_end(buf, pos) else {
+        let Some((content_end, next)) = line_end(pos) else {
             return Err(ParseError::bare(ParseErrorKind::Truncated));
         };
         if content_end == pos {
@@ -176,35 +185,29 @@ fn parse_inner(raw: Bytes, datagram: bool) -> Result<Message, ParseError> {
     })
 }
 
-/// The end of the line starting at `pos`: (end of its content, start of the next line).
-/// Accepts CRLF and, leniently, a bare LF.
-fn line_end(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
-    let nl = pos + memchr(b'\n', &buf[pos..])?;
-    let content_end = if nl > pos && buf[nl - 1] == b'\r' {
-        nl - 1
-    } else {
-        nl
-    };
-    Some((content_end, nl + 1))
-}
-
+/// Indexes one header line: a token name, optional blanks, a colon, the value.
 fn index_line(buf: &[u8], pos: usize, content_end: usize, next: usize) -> Option<Header> {
     let line = &buf[pos..content_end];
-    let colon = memchr(b':', line)?;
-    let mut name_end = colon;
-    while name_end > 0 && matches!(line[name_end - 1], b' ' | b'\t') {
-        name_end -= 1;
-    }
-    let name = &line[..name_end];
-    if !scan::is_token_str(name) {
+    let name_end = line
+        .iter()
+        .position(|&b| !scan::is_token(b))
+        .unwrap_or(line.len());
+    if name_end == 0 {
         return None;
     }
-    let mut v = colon + 1;
+    let mut v = name_end;
+    while v < line.len() && matches!(line[v], b' ' | b'\t') {
+        v += 1;
+    }
+    if line.get(v) != Some(&b':') {
+        return None;
+    }
+    v += 1;
     while v < line.len() && matches!(line[v], b' ' | b'\t') {
         v += 1;
     }
     Some(Header {
-        name: HeaderName::from_bytes(name),
+        name: HeaderName::from_bytes(&line[..name_end]),
         name_span: Span::new(pos, pos + name_end),
         value: Span::new(pos + v, content_end),
         line: Span::new(pos, next),
@@ -249,25 +252,28 @@ fn parse_start_line(line: &[u8]) -> Option<StartLine> {
             reason: Span::new(reason_start, line.len()),
         }));
     }
-    let sp1 = memchr(b' ', line)?;
-    let method = &line[..sp1];
-    if !scan::is_token_str(method) {
+    // Request-Line = Method SP Request-URI SP SIP-Version, single spaces; the URI has no
+    // white space or control characters. Trailing blanks after the version are tolerated.
+    let sp1 = line.iter().position(|&b| !scan::is_token(b))?;
+    if sp1 == 0 || line[sp1] != b' ' {
+        return None;
+    }
+    let uri_len = line[sp1 + 1..]
+        .iter()
+        .position(|&b| b <= b' ' || b == 0x7f)?;
+    let sp2 = sp1 + 1 + uri_len;
+    if uri_len == 0 || line[sp2] != b' ' {
         return None;
     }
     let mut end = line.len();
-    while end > sp1 + 1 && matches!(line[end - 1], b' ' | b'\t') {
+    while end > sp2 + 1 && matches!(line[end - 1], b' ' | b'\t') {
         end -= 1;
-    }
-    let sp2 = sp1 + 1 + memrchr(b' ', &line[sp1 + 1..end])?;
-    let uri = &line[sp1 + 1..sp2];
-    if uri.is_empty() || uri.iter().any(|&b| b <= b' ' || b == 0x7f) {
-        return None;
     }
     if !is_version(&line[sp2 + 1..end]) {
         return None;
     }
     Some(StartLine::Request(RequestLine {
-        method: Method::from_bytes(method),
+        method: Method::from_bytes(&line[..sp1]),
         method_span: Span::new(0, sp1),
         uri: Span::new(sp1 + 1, sp2),
         version: Span::new(sp2 + 1, end),

@@ -205,8 +205,13 @@ fn check_common_headers(h: &Headers) -> Result<(), HeaderError> {
     for via in h.vias() {
         via?;
     }
-    h.from()?;
-    h.to()?;
+    // From and To may carry any absolute URI (RFC 4475 unksm2); a SIP or tel URI must parse.
+    h.from()?
+        .uri()
+        .map_err(|_| HeaderError::malformed(HeaderName::From))?;
+    h.to()?
+        .uri()
+        .map_err(|_| HeaderError::malformed(HeaderName::To))?;
     h.call_id()?;
     h.cseq()?;
     h.max_forwards()?;
@@ -214,13 +219,18 @@ fn check_common_headers(h: &Headers) -> Result<(), HeaderError> {
     h.content_type()?;
     h.expires()?;
     for c in h.contacts() {
-        if let ContactValue::Addr(_) = c? {}
+        if let ContactValue::Addr(a) = c? {
+            a.uri()
+                .map_err(|_| HeaderError::malformed(HeaderName::Contact))?;
+        }
     }
     for r in h.routes() {
-        r?;
+        r?.uri()
+            .map_err(|_| HeaderError::malformed(HeaderName::Route))?;
     }
     for r in h.record_routes() {
-        r?;
+        r?.uri()
+            .map_err(|_| HeaderError::malformed(HeaderName::RecordRoute))?;
     }
     Ok(())
 }
@@ -244,7 +254,8 @@ pub fn check_response(msg: &Message, cfg: &SanityConfig) -> Result<(), Reject> {
         return Err(drop);
     }
     if let Some(Ok(next)) = h.vias().nth(1)
-        && (next.host.is_broadcast_or_multicast() || maddr_is_broadcast(next.maddr()))
+        && (next.host().is_some_and(|h| h.is_broadcast_or_multicast())
+            || maddr_is_broadcast(next.maddr()))
     {
         return Err(Reject::Drop(DropReason::BroadcastNextHop));
     }

@@ -8,6 +8,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use memchr::memchr;
 
 use crate::params::Params;
+use crate::scan;
 
 /// Why a URI is malformed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,25 +45,38 @@ pub enum Host<'a> {
     V6(Ipv6Addr),
 }
 
-impl Host<'_> {
+impl<'a> Host<'a> {
     /// Parses `hostname`, `IPv4address` or `[IPv6reference]`.
-    pub(crate) fn parse(b: &[u8]) -> Option<Host<'_>> {
+    pub fn parse(b: &'a [u8]) -> Option<Host<'a>> {
         if b.first() == Some(&b'[') {
             let inner = b.strip_prefix(b"[")?.strip_suffix(b"]")?;
             return std::str::from_utf8(inner).ok()?.parse().ok().map(Host::V6);
         }
-        if b.is_empty()
-            || !b
-                .iter()
-                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
-        {
+        if b.is_empty() || !scan::all(b, scan::HOST) {
             return None;
         }
-        let s = std::str::from_utf8(b).ok()?;
         if b.iter().all(|&c| c.is_ascii_digit() || c == b'.') {
-            return s.parse().ok().map(Host::V4);
+            return parse_ipv4(b).map(Host::V4);
         }
-        Some(Host::Name(s))
+        std::str::from_utf8(b).ok().map(Host::Name)
+    }
+
+    /// Checks the syntax of a host without building it (the IPv6 case is rare and parsed).
+    pub(crate) fn is_valid(b: &[u8]) -> bool {
+        match b.first() {
+            None => false,
+            Some(b'[') => Host::parse(b).is_some(),
+            Some(_) => {
+                let mut numeric = true;
+                for &c in b {
+                    if !scan::is(c, scan::HOST) {
+                        return false;
+                    }
+                    numeric &= c.is_ascii_digit() || c == b'.';
+                }
+                !numeric || parse_ipv4(b).is_some()
+            }
+        }
     }
 
     /// True for addresses a proxy must never send to: broadcast, multicast, unspecified.
@@ -75,6 +89,36 @@ impl Host<'_> {
     }
 }
 
+/// Dotted-quad IPv4, four decimal octets of at most 255 (at most three digits each).
+fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut n = 0usize;
+    let mut value: u16 = 0;
+    let mut digits = 0;
+    for &c in b {
+        if c == b'.' {
+            if digits == 0 || n == 3 {
+                return None;
+            }
+            octets[n] = value as u8;
+            n += 1;
+            value = 0;
+            digits = 0;
+        } else {
+            value = value * 10 + u16::from(c.wrapping_sub(b'0'));
+            digits += 1;
+            if !c.is_ascii_digit() || digits > 3 || value > 255 {
+                return None;
+            }
+        }
+    }
+    if digits == 0 || n != 3 {
+        return None;
+    }
+    octets[3] = value as u8;
+    Some(Ipv4Addr::from(octets))
+}
+
 /// A SIP or SIPS URI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SipUri<'a> {
@@ -82,13 +126,19 @@ pub struct SipUri<'a> {
     /// The user part as written (escapes not decoded).
     pub user: Option<&'a [u8]>,
     pub password: Option<&'a [u8]>,
-    pub host: Host<'a>,
-    /// The host as written (brackets of an IPv6 reference included).
+    /// The host as written (brackets of an IPv6 reference included); see [`SipUri::host`].
     pub host_raw: &'a [u8],
     pub port: Option<u16>,
     pub params: Params<'a>,
     /// The `?headers` part without the `?`.
     pub headers: Option<&'a [u8]>,
+}
+
+impl<'a> SipUri<'a> {
+    /// The host, typed (parsed on demand; the syntax was checked when the URI was).
+    pub fn host(&self) -> Option<Host<'a>> {
+        Host::parse(self.host_raw)
+    }
 }
 
 /// A tel URI.
@@ -160,36 +210,8 @@ fn is_scheme(s: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
-pub(crate) fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
-        )
-}
-
-fn is_user_char(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
-}
-
-fn is_password_char(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',')
-}
-
-pub(crate) fn is_param_char(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
-}
-
-fn is_header_char(b: u8) -> bool {
-    is_unreserved(b)
-        || matches!(
-            b,
-            b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&'
-        )
-}
-
 /// All bytes are `ok` characters or well-formed `%HH` escapes.
-pub(crate) fn valid_chars(s: &[u8], ok: fn(u8) -> bool) -> bool {
+pub(crate) fn valid_chars(s: &[u8], class: u8) -> bool {
     let mut i = 0;
     while i < s.len() {
         if s[i] == b'%' {
@@ -197,7 +219,7 @@ pub(crate) fn valid_chars(s: &[u8], ok: fn(u8) -> bool) -> bool {
                 Some([h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
                 _ => return false,
             }
-        } else if ok(s[i]) {
+        } else if scan::is(s[i], class) {
             i += 1;
         } else {
             return false;
@@ -218,11 +240,11 @@ fn parse_sip(rest: &[u8], secure: bool) -> Result<SipUri<'_>, UriError> {
                 Some(c) => (&ui[..c], Some(&ui[c + 1..])),
                 None => (ui, None),
             };
-            if u.is_empty() || !valid_chars(u, is_user_char) {
+            if u.is_empty() || !valid_chars(u, scan::USER) {
                 return Err(UriError::BadUser);
             }
             if let Some(p) = p
-                && !valid_chars(p, is_password_char)
+                && !valid_chars(p, scan::PASSWORD)
             {
                 return Err(UriError::BadUser);
             }
@@ -234,7 +256,7 @@ fn parse_sip(rest: &[u8], secure: bool) -> Result<SipUri<'_>, UriError> {
         None => (hostpart, None),
     };
     if let Some(h) = headers
-        && (h.is_empty() || !valid_chars(h, is_header_char))
+        && (h.is_empty() || !valid_chars(h, scan::URI_HEADER))
     {
         return Err(UriError::BadHeaders);
     }
@@ -246,12 +268,13 @@ fn parse_sip(rest: &[u8], secure: bool) -> Result<SipUri<'_>, UriError> {
         return Err(UriError::BadParams);
     }
     let (host_raw, port) = split_host_port(hostport)?;
-    let host = Host::parse(host_raw).ok_or(UriError::BadHost)?;
+    if !Host::is_valid(host_raw) {
+        return Err(UriError::BadHost);
+    }
     Ok(SipUri {
         secure,
         user,
         password,
-        host,
         host_raw,
         port,
         params,
@@ -274,7 +297,7 @@ pub(crate) fn split_host_port(hp: &[u8]) -> Result<(&[u8], Option<u16>), UriErro
     match colon {
         None => Ok((hp, None)),
         Some(c) => {
-            let port = crate::scan::parse_decimal(&hp[c + 1..], 65535).ok_or(UriError::BadPort)?;
+            let port = scan::parse_decimal(&hp[c + 1..], 65535).ok_or(UriError::BadPort)?;
             Ok((&hp[..c], Some(port as u16)))
         }
     }
@@ -339,7 +362,7 @@ mod tests {
         let u = sip("sip:alice:pw@[2001:db8::1]:5070;transport=tcp;lr?subject=hi");
         assert_eq!(u.user, Some(&b"alice"[..]));
         assert_eq!(u.password, Some(&b"pw"[..]));
-        assert_eq!(u.host, Host::V6("2001:db8::1".parse().unwrap()));
+        assert_eq!(u.host(), Some(Host::V6("2001:db8::1".parse().unwrap())));
         assert_eq!(u.port, Some(5070));
         assert_eq!(u.params.get("transport"), Some(Some(&b"tcp"[..])));
         assert!(u.params.contains("lr"));
@@ -355,7 +378,7 @@ mod tests {
             u.user,
             Some(&b"1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"[..])
         );
-        assert_eq!(u.host, Host::Name("example.com"));
+        assert_eq!(u.host(), Some(Host::Name("example.com")));
         let u = sip("sip:user;par=u%40example.net@example.com");
         assert_eq!(u.user, Some(&b"user;par=u%40example.net"[..]));
     }
@@ -386,5 +409,11 @@ mod tests {
         ));
         assert_eq!(Uri::parse(b"sip:a@b:99999").unwrap_err(), UriError::BadPort);
         assert_eq!(Uri::parse(b"sip:a@"), Err(UriError::BadHost));
+        assert_eq!(Uri::parse(b"sip:a@1.2.3.256"), Err(UriError::BadHost));
+        assert_eq!(
+            Host::parse(b"10.0.0.1"),
+            Some(Host::V4([10, 0, 0, 1].into()))
+        );
+        assert_eq!(Host::parse(b"1.2.3"), None);
     }
 }

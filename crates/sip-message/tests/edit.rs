@@ -136,7 +136,7 @@ Call-ID: x\r\nCSeq: 1 OPTIONS\r\nl: 0\r\n\r\n";
     let out = parse_datagram(e.finish()).unwrap();
     let to = out.headers().to().unwrap();
     assert!(to.bracketed);
-    assert!(matches!(to.uri, Uri::Sip(s) if s.params.contains("user")));
+    assert!(matches!(to.uri().unwrap(), Uri::Sip(s) if s.params.contains("user")));
     assert_eq!(out.headers().max_forwards().unwrap(), Some(70));
     assert_eq!(out.request_uri_bytes(), Some(&b"sip:bob@h"[..]));
 }

@@ -2,6 +2,9 @@
 //! `fixtures/rfc4475/README.md` gives for a proxy (parse + sanity), and no input may panic.
 
 use bytes::Bytes;
+
+#[path = "support/checks.rs"]
+mod checks;
 use sip_message::framing::{self, Frame};
 use sip_message::headers::ContactValue;
 use sip_message::sanity::{self, DropReason, Reject, SanityConfig};
@@ -132,7 +135,10 @@ fn wsinv_reads_through_whitespace_and_folds() {
     assert_eq!(vias[0].branch(), Some(&b"390skdjuw"[..]));
     assert_eq!(vias[1].transport, b"TCP");
     assert_eq!(vias[1].branch(), Some(&b"z9hG4bK9ikj8"[..]));
-    assert_eq!(vias[2].host, Host::V4("192.168.255.111".parse().unwrap()));
+    assert_eq!(
+        vias[2].host(),
+        Some(Host::V4("192.168.255.111".parse().unwrap()))
+    );
     assert_eq!(vias[2].branch(), Some(&b"z9hG4bK30239"[..]));
     assert_eq!(h.max_forwards().unwrap(), Some(68));
     let cseq = h.cseq().unwrap();
@@ -146,7 +152,15 @@ fn wsinv_reads_through_whitespace_and_folds() {
         Some(&b"newfangled value\r\n continued newfangled value"[..])
     );
     let routes: Vec<_> = h.routes().map(Result::unwrap).collect();
-    assert!(routes[0].uri.as_sip().unwrap().params.contains("lr"));
+    assert!(
+        routes[0]
+            .uri()
+            .unwrap()
+            .as_sip()
+            .unwrap()
+            .params
+            .contains("lr")
+    );
     let contact = h.contacts().next().unwrap().unwrap();
     let ContactValue::Addr(c) = contact else {
         panic!()
@@ -177,12 +191,12 @@ fn escapes_are_kept_and_decodable() {
         b"sips:user@example.com"
     );
     assert_eq!(
-        unescape(m.headers().to().unwrap().uri.user().unwrap()).as_ref(),
+        unescape(m.headers().to().unwrap().uri().unwrap().user().unwrap()).as_ref(),
         b"user"
     );
     let m = parse("escnull");
     assert_eq!(
-        unescape(m.headers().to().unwrap().uri.user().unwrap()).as_ref(),
+        unescape(m.headers().to().unwrap().uri().unwrap().user().unwrap()).as_ref(),
         b"null-\0-null"
     );
     assert_eq!(m.headers().contacts().count(), 2);
@@ -293,68 +307,14 @@ fn no_input_panics() {
     for (name, _) in EXPECTED {
         let raw = fixture(name);
         for cut in 0..=raw.len() {
-            exercise(raw.slice(..cut));
+            checks::exercise_any(&raw[..cut]);
         }
         for i in 0..raw.len() {
             for b in [b'\r', b'\n', b' ', b',', b';', b'<', b'"', b':', 0xff] {
                 let mut v = raw.to_vec();
                 v[i] = b;
-                exercise(Bytes::from(v));
+                checks::exercise_any(&v);
             }
         }
-    }
-}
-
-fn exercise(raw: Bytes) {
-    let _ = framing::frame(&raw, 16 * 1024);
-    let m = match parse_datagram(raw) {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = sanity::reject_unparseable(&e);
-            if let Some(h) = e.request_headers() {
-                let _ = sip_message::build::response(h, 400, "Bad Request", None, &[]);
-            }
-            return;
-        }
-    };
-    let cfg = SanityConfig::default();
-    let _ = sanity::check_request(&m, &cfg);
-    let _ = sanity::check_response(&m, &cfg);
-    let h = m.headers();
-    for v in h.vias().flatten() {
-        let _ = (v.branch(), v.rport(), v.received(), v.maddr(), v.ttl());
-    }
-    let _ = (
-        h.from(),
-        h.to(),
-        h.call_id(),
-        h.cseq(),
-        h.max_forwards(),
-        h.content_type(),
-    );
-    let _ = (
-        h.retry_after(),
-        h.session_expires(),
-        h.expires(),
-        h.q850_cause(),
-        h.user_agent(),
-    );
-    let _ = h.routes().count() + h.record_routes().count() + h.contacts().count();
-    let _ = h.tokens(HeaderName::Supported).count();
-    if let Some(u) = m.request_uri_bytes() {
-        let _ = Uri::parse(u);
-    }
-    let mut e = m.edit();
-    let _ = e.prepend_via(b"SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx");
-    let _ = e.set_via_received(Some(b"192.0.2.1"), 5060);
-    let _ = e.decrement_max_forwards();
-    let _ = e.remove_first_route();
-    let _ = e.set_to_user(b"123");
-    let _ = e.set_from_user(b"456");
-    let _ = e.set_request_uri_user(b"789");
-    let _ = e.prepend_record_route(b"<sip:10.0.0.1;lr>");
-    let _ = e.finish();
-    if m.is_request() {
-        let _ = sip_message::build::cancel(&m, None);
     }
 }

@@ -178,7 +178,10 @@ fn check_views(msg: &Message, m: &Model) {
         assert_eq!(v.rport().is_some(), *rport);
     }
     assert_eq!(h.from().unwrap().tag().unwrap(), m.from_tag.as_bytes());
-    assert_eq!(h.to().unwrap().uri.user().unwrap(), m.to_user.as_bytes());
+    assert_eq!(
+        h.to().unwrap().uri().unwrap().user().unwrap(),
+        m.to_user.as_bytes()
+    );
     assert_eq!(h.call_id().unwrap(), m.call_id.as_bytes());
     assert_eq!(h.cseq().unwrap().seq, m.cseq);
     assert_eq!(h.max_forwards().unwrap(), Some(m.max_forwards));
@@ -248,7 +251,7 @@ proptest! {
         let mf = if which[4] { m.max_forwards - 1 } else { m.max_forwards };
         prop_assert_eq!(h.max_forwards().unwrap(), Some(mf));
         if which[6] {
-            prop_assert_eq!(h.to().unwrap().uri.user().unwrap(), n.as_bytes());
+            prop_assert_eq!(h.to().unwrap().uri().unwrap().user().unwrap(), n.as_bytes());
             prop_assert_eq!(h.from().unwrap().tag().unwrap(), m.from_tag.as_bytes());
         }
         if which[7] { prop_assert_eq!(out.body(), b"v=0\r\n"); } else { prop_assert_eq!(out.body(), m.body.as_bytes()); }

@@ -280,12 +280,9 @@ impl Headers {
         }
         let params = match rest {
             [] => Params::default(),
-            [b';', tail @ ..] => Params::new(tail),
+            [b';', tail @ ..] if Params::new(tail).validate_header_params() => Params::new(tail),
             _ => return Err(bad),
         };
-        if !params.raw().is_empty() && !params.validate_header_params() {
-            return Err(bad);
-        }
         let duration = match params.get("duration") {
             None => None,
             Some(d) => Some(d.and_then(delta_seconds).ok_or(bad)?),

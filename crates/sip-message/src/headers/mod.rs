@@ -30,11 +30,12 @@ pub enum HeaderErrorKind {
 }
 
 impl HeaderError {
-    pub(crate) fn new(header: HeaderName, kind: HeaderErrorKind) -> Self {
+    pub fn new(header: HeaderName, kind: HeaderErrorKind) -> Self {
         HeaderError { header, kind }
     }
 
-    pub(crate) fn malformed(header: HeaderName) -> Self {
+    /// A malformed-header error (for callers that validate a view further).
+    pub fn malformed(header: HeaderName) -> Self {
         Self::new(header, HeaderErrorKind::Malformed)
     }
 }

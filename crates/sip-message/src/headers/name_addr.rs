@@ -6,9 +6,9 @@ use memchr::memchr;
 use crate::headers::{HeaderError, HeaderErrorKind};
 use crate::message::Headers;
 use crate::name::HeaderName;
-use crate::params::Params;
+use crate::params::{Params, valid_header_param};
 use crate::scan::{self, CommaSplit};
-use crate::uri::Uri;
+use crate::uri::{Uri, UriError};
 
 /// An address with optional display name and header parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,18 +17,23 @@ pub struct NameAddr<'a> {
     pub raw: &'a [u8],
     /// The display name as written (a quoted string keeps its quotes).
     pub display_name: Option<&'a [u8]>,
-    /// The URI bytes, without angle brackets.
+    /// The URI bytes, without angle brackets; see [`NameAddr::uri`].
     pub uri_raw: &'a [u8],
-    pub uri: Uri<'a>,
     /// Whether the URI was in `<...>`.
     pub bracketed: bool,
     /// Header parameters after the address (`tag`, `expires`, `lr`...).
     pub params: Params<'a>,
+    tag: Option<&'a [u8]>,
 }
 
 impl<'a> NameAddr<'a> {
     pub fn tag(&self) -> Option<&'a [u8]> {
-        self.params.get("tag").flatten()
+        self.tag
+    }
+
+    /// The URI, parsed on demand (the view itself only checks the structure around it).
+    pub fn uri(&self) -> Result<Uri<'a>, UriError> {
+        Uri::parse(self.uri_raw)
     }
 
     pub(crate) fn parse(value: &'a [u8]) -> Option<NameAddr<'a>> {
@@ -67,13 +72,19 @@ impl<'a> NameAddr<'a> {
         if uri_raw.is_empty() || uri_raw.iter().any(|&b| scan::is_lws(b)) {
             return None;
         }
-        let uri = Uri::parse(uri_raw).ok()?;
+        Uri::scheme(uri_raw)?;
+        let mut tag = None;
         let params = match rest {
             [] => Params::default(),
-            [b';', tail @ ..] => {
+            [b';', tail @ ..] if !tail.is_empty() => {
                 let p = Params::new(tail);
-                if !p.validate_header_params() {
-                    return None;
+                for (name, value) in p.iter() {
+                    if !valid_header_param(name, value) {
+                        return None;
+                    }
+                    if name.eq_ignore_ascii_case(b"tag") {
+                        tag = value;
+                    }
                 }
                 p
             }
@@ -83,9 +94,9 @@ impl<'a> NameAddr<'a> {
             raw,
             display_name,
             uri_raw,
-            uri,
             bracketed,
             params,
+            tag,
         })
     }
 }

@@ -3,14 +3,14 @@
 use crate::headers::HeaderError;
 use crate::message::{Header, Headers};
 use crate::name::HeaderName;
-use crate::params::Params;
+use crate::params::{Params, valid_header_param};
 use crate::scan::{self, CommaSplit};
 use crate::uri::Host;
 
 /// The branch prefix of RFC 3261 §8.1.1.7.
 pub const MAGIC_COOKIE: &[u8] = b"z9hG4bK";
 
-/// One Via value.
+/// One Via value. The parameters a proxy reads are found while the list is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Via<'a> {
     /// The whole value, trimmed.
@@ -19,44 +19,49 @@ pub struct Via<'a> {
     pub protocol_version: &'a [u8],
     /// `UDP`, `TCP`, `TLS`, `SCTP`, `WS`... as written.
     pub transport: &'a [u8],
-    pub host: Host<'a>,
+    /// The sent-by host as written; see [`Via::host`].
     pub host_raw: &'a [u8],
     pub port: Option<u16>,
     pub params: Params<'a>,
+    branch: Option<&'a [u8]>,
+    received: Option<&'a [u8]>,
+    rport: Option<Option<u16>>,
+    maddr: Option<&'a [u8]>,
+    ttl: Option<u8>,
 }
 
 impl<'a> Via<'a> {
+    /// The sent-by host, typed.
+    pub fn host(&self) -> Option<Host<'a>> {
+        Host::parse(self.host_raw)
+    }
+
     pub fn branch(&self) -> Option<&'a [u8]> {
-        self.params.get("branch").flatten()
+        self.branch
     }
 
     /// True when the branch is RFC 3261 compliant: the magic cookie and something after it.
     /// A branch that is only the cookie (RFC 4475 `badbranch`) is treated as RFC 2543.
     pub fn has_rfc3261_branch(&self) -> bool {
-        self.branch()
+        self.branch
             .is_some_and(|b| b.len() > MAGIC_COOKIE.len() && b.starts_with(MAGIC_COOKIE))
     }
 
     pub fn received(&self) -> Option<&'a [u8]> {
-        self.params.get("received").flatten()
+        self.received
     }
 
     /// `None`: no rport; `Some(None)`: rport asked for (no value); `Some(Some(p))`: filled.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params
-            .get("rport")
-            .map(|v| v.and_then(|p| scan::parse_decimal(p, 65535).map(|p| p as u16)))
+        self.rport
     }
 
     pub fn maddr(&self) -> Option<&'a [u8]> {
-        self.params.get("maddr").flatten()
+        self.maddr
     }
 
     pub fn ttl(&self) -> Option<u8> {
-        self.params
-            .get("ttl")
-            .flatten()
-            .and_then(|t| scan::parse_decimal(t, 255).map(|t| t as u8))
+        self.ttl
     }
 
     /// The transport is one that retransmits for us (RFC 3261 §17: TCP, TLS, SCTP, WS, WSS).
@@ -84,7 +89,9 @@ impl<'a> Via<'a> {
                 .unwrap_or(rest.len())
         };
         let host_raw = &rest[..host_end];
-        let host = Host::parse(host_raw)?;
+        if !Host::is_valid(host_raw) {
+            return None;
+        }
         let mut rest = scan::trim_start(&rest[host_end..]);
         let mut port = None;
         if let Some(after) = rest.strip_prefix(b":") {
@@ -96,29 +103,49 @@ impl<'a> Via<'a> {
             port = Some(scan::parse_decimal(&after[..end], 65535)? as u16);
             rest = scan::trim_start(&after[end..]);
         }
-        let params = match rest {
-            [] => Params::default(),
-            [b';', tail @ ..] => Params::new(tail),
-            _ => return None,
-        };
-        if !params.raw().is_empty() || rest.first() == Some(&b';') {
-            if !params.validate_header_params() {
-                return None;
-            }
-            if let Some(Some(p)) = params.get("rport") {
-                scan::parse_decimal(p, 65535)?;
-            }
-        }
-        Some(Via {
+        let mut via = Via {
             raw,
             protocol_name,
             protocol_version,
             transport,
-            host,
             host_raw,
             port,
-            params,
-        })
+            params: Params::default(),
+            branch: None,
+            received: None,
+            rport: None,
+            maddr: None,
+            ttl: None,
+        };
+        match rest {
+            [] => {}
+            [b';', tail @ ..] if !tail.is_empty() => {
+                via.params = Params::new(tail);
+                // One pass: check each parameter and keep the ones a proxy reads.
+                for (name, value) in via.params.iter() {
+                    if !valid_header_param(name, value) {
+                        return None;
+                    }
+                    match name.len() {
+                        5 if name.eq_ignore_ascii_case(b"rport") => {
+                            via.rport = Some(match value {
+                                None => None,
+                                Some(p) => Some(scan::parse_decimal(p, 65535)? as u16),
+                            });
+                        }
+                        6 if name.eq_ignore_ascii_case(b"branch") => via.branch = value,
+                        8 if name.eq_ignore_ascii_case(b"received") => via.received = value,
+                        5 if name.eq_ignore_ascii_case(b"maddr") => via.maddr = value,
+                        3 if name.eq_ignore_ascii_case(b"ttl") => {
+                            via.ttl = Some(scan::parse_decimal(value?, 255)? as u8);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => return None,
+        }
+        Some(via)
     }
 }
 
@@ -199,7 +226,10 @@ mod tests {
             b"SIP/2.0/UDP [2001:db8::9]:5061;branch=z9hG4bKx;rport;received=[2001:db8::1]",
         )
         .unwrap();
-        assert_eq!(v.host, Host::V6("2001:db8::9".parse::<Ipv6Addr>().unwrap()));
+        assert_eq!(
+            v.host(),
+            Some(Host::V6("2001:db8::9".parse::<Ipv6Addr>().unwrap()))
+        );
         assert_eq!(v.port, Some(5061));
         assert_eq!(v.rport(), Some(None));
         assert_eq!(v.received(), Some(&b"[2001:db8::1]"[..]));
