@@ -120,3 +120,11 @@ fn parse_and_forward(b: Bencher) {
         black_box(e.finish())
     });
 }
+
+/// The proxy's sanity checks on a parsed INVITE (every header it reads, URIs included).
+#[divan::bench]
+fn sanity_check(b: Bencher) {
+    let m = parse_datagram(Bytes::from_static(INVITE.as_bytes())).unwrap();
+    let cfg = sip_message::sanity::SanityConfig::default();
+    b.bench(|| sip_message::sanity::check_request(black_box(&m), &cfg).unwrap());
+}

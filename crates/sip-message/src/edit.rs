@@ -61,7 +61,7 @@ impl Message {
     pub fn edit(&self) -> Edit<'_> {
         Edit {
             msg: self,
-            lumps: Vec::with_capacity(8),
+            lumps: Vec::with_capacity(12),
             arena: Vec::with_capacity(256),
             body_replaced: false,
         }
@@ -407,7 +407,10 @@ impl<'m> Edit<'m> {
             return self.msg.raw().clone();
         }
         self.lumps.sort_by_key(|l| l.at.start);
-        let mut out = Vec::with_capacity(raw.len() + self.arena.len());
+        // Exactly the output length: a `Vec` whose capacity equals its length becomes `Bytes`
+        // without a second allocation.
+        let removed: usize = self.lumps.iter().map(|l| l.at.len()).sum();
+        let mut out = Vec::with_capacity(raw.len() - removed + self.arena.len());
         let mut pos = 0usize;
         for l in &self.lumps {
             let start = l.at.start as usize;

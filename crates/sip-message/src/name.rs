@@ -64,36 +64,56 @@ impl HeaderName {
                 _ => Other,
             };
         }
-        // One candidate per (length, first letter); then one case-insensitive compare.
-        let (full, h): (&[u8], HeaderName) = match (name.len(), name[0] | 0x20) {
-            (2, b't') => (b"to", To),
-            (3, b'v') => (b"via", Via),
-            (4, b'f') => (b"from", From),
-            (4, b'c') => (b"cseq", CSeq),
-            (5, b'r') => (b"route", Route),
-            (5, b'a') => (b"allow", Allow),
-            (5, b'e') => (b"event", Event),
-            (6, b'r') => (b"reason", Reason),
-            (6, b's') => (b"server", Server),
-            (7, b'c') if name[1] | 0x20 == b'a' => (b"call-id", CallId),
-            (7, b'c') => (b"contact", Contact),
-            (7, b'r') => (b"require", Require),
-            (7, b'e') => (b"expires", Expires),
-            (7, b's') => (b"subject", Subject),
-            (8, b'r') => (b"refer-to", ReferTo),
-            (9, b's') => (b"supported", Supported),
-            (10, b'u') => (b"user-agent", UserAgent),
-            (11, b'r') if name[2] | 0x20 == b't' => (b"retry-after", RetryAfter),
-            (11, b'r') => (b"referred-by", ReferredBy),
-            (11, b'u') => (b"unsupported", Unsupported),
-            (12, b'm') => (b"max-forwards", MaxForwards),
-            (12, b'r') => (b"record-route", RecordRoute),
-            (12, b'c') => (b"content-type", ContentType),
-            (12, b'a') => (b"allow-events", AllowEvents),
-            (13, b'p') => (b"proxy-require", ProxyRequire),
-            (14, b'c') => (b"content-length", ContentLength),
-            (15, b's') => (b"session-expires", SessionExpires),
-            (16, b'c') => (b"content-encoding", ContentEncoding),
+        // One candidate per (length, first letter): a jump on the length, a small match on
+        // the letter, then one case-insensitive compare.
+        let first = name[0] | 0x20;
+        let (full, h): (&[u8], HeaderName) = match name.len() {
+            2 if first == b't' => (b"to", To),
+            3 if first == b'v' => (b"via", Via),
+            4 => match first {
+                b'f' => (b"from", From),
+                b'c' => (b"cseq", CSeq),
+                _ => return Other,
+            },
+            5 => match first {
+                b'r' => (b"route", Route),
+                b'a' => (b"allow", Allow),
+                b'e' => (b"event", Event),
+                _ => return Other,
+            },
+            6 => match first {
+                b'r' => (b"reason", Reason),
+                b's' => (b"server", Server),
+                _ => return Other,
+            },
+            7 => match first {
+                b'c' if name[1] | 0x20 == b'a' => (b"call-id", CallId),
+                b'c' => (b"contact", Contact),
+                b'r' => (b"require", Require),
+                b'e' => (b"expires", Expires),
+                b's' => (b"subject", Subject),
+                _ => return Other,
+            },
+            8 if first == b'r' => (b"refer-to", ReferTo),
+            9 if first == b's' => (b"supported", Supported),
+            10 if first == b'u' => (b"user-agent", UserAgent),
+            11 => match first {
+                b'r' if name[2] | 0x20 == b't' => (b"retry-after", RetryAfter),
+                b'r' => (b"referred-by", ReferredBy),
+                b'u' => (b"unsupported", Unsupported),
+                _ => return Other,
+            },
+            12 => match first {
+                b'm' => (b"max-forwards", MaxForwards),
+                b'r' => (b"record-route", RecordRoute),
+                b'c' => (b"content-type", ContentType),
+                b'a' => (b"allow-events", AllowEvents),
+                _ => return Other,
+            },
+            13 if first == b'p' => (b"proxy-require", ProxyRequire),
+            14 if first == b'c' => (b"content-length", ContentLength),
+            15 if first == b's' => (b"session-expires", SessionExpires),
+            16 if first == b'c' => (b"content-encoding", ContentEncoding),
             _ => return Other,
         };
         // `full` is lowercase letters and '-': OR-ing 0x20 folds the case of a letter and
