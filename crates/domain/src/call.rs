@@ -1,0 +1,380 @@
+//! Call events and CDRs. The proxy emits a [`CallEvent`] at every state change of a call;
+//! accounting feeds them to a [`CdrBuilder`], which returns the finished [`Cdr`] when the call
+//! ends. Times are epoch milliseconds taken from a monotonic clock by the proxy.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::party::{CarrierId, CustomerId};
+
+/// The proxy's number for a call, unique within one run of the switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallRef(pub u64);
+
+/// Who ended the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HangupSide {
+    /// The customer: BYE or CANCEL from the caller.
+    Caller,
+    /// The carrier: BYE from the callee, or a final failure reply.
+    Callee,
+    /// The switch: a refusal, max duration, shutdown, or no carrier answered.
+    Switch,
+}
+
+impl HangupSide {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HangupSide::Caller => "caller",
+            HangupSide::Callee => "callee",
+            HangupSide::Switch => "switch",
+        }
+    }
+}
+
+impl fmt::Display for HangupSide {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for HangupSide {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "caller" => Ok(HangupSide::Caller),
+            "callee" => Ok(HangupSide::Callee),
+            "switch" => Ok(HangupSide::Switch),
+            other => Err(format!("unknown hangup side {other:?}")),
+        }
+    }
+}
+
+/// A state change of a call. Each call emits `Started` first and `Ended` last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// An INVITE from an identified customer opened a call.
+    Started {
+        call: CallRef,
+        /// The CDR's id (time-ordered, unique across runs and nodes).
+        cdr_id: String,
+        at_ms: i64,
+        call_id: String,
+        customer: CustomerId,
+        /// `ip:port` the INVITE came from.
+        source: String,
+        /// Caller (From user) and callee (Request-URI user) as received.
+        caller: String,
+        callee: String,
+        user_agent: Option<String>,
+    },
+    /// An INVITE left for a carrier (each failover is a new attempt).
+    AttemptStarted {
+        call: CallRef,
+        carrier: CarrierId,
+        /// `ip:port` the INVITE was sent to.
+        carrier_addr: String,
+        caller_out: String,
+        callee_out: String,
+        at_ms: i64,
+    },
+    /// The current attempt's first 18x.
+    Progress { call: CallRef, at_ms: i64 },
+    /// The initial INVITE's first 2xx: the call is answered.
+    Answered { call: CallRef, at_ms: i64 },
+    /// The call ended: final failure, CANCEL, BYE from either side, or the switch.
+    Ended {
+        call: CallRef,
+        at_ms: i64,
+        code: u16,
+        reason: String,
+        hangup: HangupSide,
+    },
+}
+
+impl CallEvent {
+    pub fn call(&self) -> CallRef {
+        match self {
+            CallEvent::Started { call, .. }
+            | CallEvent::AttemptStarted { call, .. }
+            | CallEvent::Progress { call, .. }
+            | CallEvent::Answered { call, .. }
+            | CallEvent::Ended { call, .. } => *call,
+        }
+    }
+}
+
+/// One call record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cdr {
+    pub id: String,
+    pub call_id: String,
+    pub customer_id: CustomerId,
+    /// The carrier of the last attempt, if any.
+    pub carrier_id: Option<CarrierId>,
+    pub carrier_addr: Option<String>,
+    pub source_addr: String,
+    pub caller: String,
+    pub callee: String,
+    pub caller_out: Option<String>,
+    pub callee_out: Option<String>,
+    pub user_agent: Option<String>,
+    /// INVITE received.
+    pub invite_ms: i64,
+    /// First 18x of the last attempt.
+    pub progress_ms: Option<i64>,
+    pub answer_ms: Option<i64>,
+    pub end_ms: i64,
+    /// The last attempt's INVITE sent → its first 18x.
+    pub pdd_ms: Option<i64>,
+    /// Answer → end, in milliseconds.
+    pub billable_ms: i64,
+    /// `billable_ms` rounded up to whole seconds.
+    pub billable_secs: i64,
+    pub final_code: u16,
+    pub final_reason: String,
+    pub hangup: HangupSide,
+    pub attempts: u32,
+}
+
+#[derive(Debug)]
+struct Draft {
+    cdr: Cdr,
+    attempt_started_ms: Option<i64>,
+}
+
+/// Turns each call's events into its CDR.
+#[derive(Debug, Default)]
+pub struct CdrBuilder {
+    open: HashMap<CallRef, Draft>,
+}
+
+impl CdrBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Calls started and not yet ended.
+    pub fn open_calls(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Applies one event; returns the CDR when the call ends. Events of unknown calls (after
+    /// `Ended`, or without `Started`) are ignored.
+    pub fn apply(&mut self, event: CallEvent) -> Option<Cdr> {
+        match event {
+            CallEvent::Started {
+                call,
+                cdr_id,
+                at_ms,
+                call_id,
+                customer,
+                source,
+                caller,
+                callee,
+                user_agent,
+            } => {
+                let cdr = Cdr {
+                    id: cdr_id,
+                    call_id,
+                    customer_id: customer,
+                    carrier_id: None,
+                    carrier_addr: None,
+                    source_addr: source,
+                    caller,
+                    callee,
+                    caller_out: None,
+                    callee_out: None,
+                    user_agent,
+                    invite_ms: at_ms,
+                    progress_ms: None,
+                    answer_ms: None,
+                    end_ms: at_ms,
+                    pdd_ms: None,
+                    billable_ms: 0,
+                    billable_secs: 0,
+                    final_code: 0,
+                    final_reason: String::new(),
+                    hangup: HangupSide::Switch,
+                    attempts: 0,
+                };
+                self.open.insert(
+                    call,
+                    Draft {
+                        cdr,
+                        attempt_started_ms: None,
+                    },
+                );
+                None
+            }
+            CallEvent::AttemptStarted {
+                call,
+                carrier,
+                carrier_addr,
+                caller_out,
+                callee_out,
+                at_ms,
+            } => {
+                let d = self.open.get_mut(&call)?;
+                d.cdr.attempts += 1;
+                d.cdr.carrier_id = Some(carrier);
+                d.cdr.carrier_addr = Some(carrier_addr);
+                d.cdr.caller_out = Some(caller_out);
+                d.cdr.callee_out = Some(callee_out);
+                d.cdr.progress_ms = None;
+                d.cdr.pdd_ms = None;
+                d.attempt_started_ms = Some(at_ms);
+                None
+            }
+            CallEvent::Progress { call, at_ms } => {
+                let d = self.open.get_mut(&call)?;
+                if d.cdr.progress_ms.is_none() {
+                    d.cdr.progress_ms = Some(at_ms);
+                    d.cdr.pdd_ms = d.attempt_started_ms.map(|s| (at_ms - s).max(0));
+                }
+                None
+            }
+            CallEvent::Answered { call, at_ms } => {
+                let d = self.open.get_mut(&call)?;
+                if d.cdr.answer_ms.is_none() {
+                    d.cdr.answer_ms = Some(at_ms);
+                }
+                None
+            }
+            CallEvent::Ended {
+                call,
+                at_ms,
+                code,
+                reason,
+                hangup,
+            } => {
+                let Draft { mut cdr, .. } = self.open.remove(&call)?;
+                cdr.end_ms = at_ms.max(cdr.invite_ms);
+                cdr.billable_ms = cdr.answer_ms.map_or(0, |a| (cdr.end_ms - a).max(0));
+                cdr.billable_secs = (cdr.billable_ms + 999) / 1000;
+                cdr.final_code = code;
+                cdr.final_reason = reason;
+                cdr.hangup = hangup;
+                Some(cdr)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(call: u64, at: i64) -> CallEvent {
+        CallEvent::Started {
+            call: CallRef(call),
+            cdr_id: format!("cdr-{call}"),
+            at_ms: at,
+            call_id: "abc@h".into(),
+            customer: CustomerId(1),
+            source: "192.0.2.1:5060".into(),
+            caller: "100".into(),
+            callee: "200".into(),
+            user_agent: None,
+        }
+    }
+
+    fn attempt(call: u64, carrier: i64, at: i64) -> CallEvent {
+        CallEvent::AttemptStarted {
+            call: CallRef(call),
+            carrier: CarrierId(carrier),
+            carrier_addr: format!("198.51.100.{carrier}:5060"),
+            caller_out: "100".into(),
+            callee_out: "200".into(),
+            at_ms: at,
+        }
+    }
+
+    #[test]
+    fn answered_call_after_failover() {
+        let mut b = CdrBuilder::new();
+        assert!(b.apply(started(1, 1_000)).is_none());
+        b.apply(attempt(1, 1, 1_002));
+        b.apply(CallEvent::Progress {
+            call: CallRef(1),
+            at_ms: 1_050,
+        });
+        b.apply(attempt(1, 2, 1_100));
+        b.apply(CallEvent::Progress {
+            call: CallRef(1),
+            at_ms: 1_180,
+        });
+        b.apply(CallEvent::Progress {
+            call: CallRef(1),
+            at_ms: 1_190,
+        });
+        b.apply(CallEvent::Answered {
+            call: CallRef(1),
+            at_ms: 2_000,
+        });
+        b.apply(CallEvent::Answered {
+            call: CallRef(1),
+            at_ms: 3_000,
+        });
+        let cdr = b
+            .apply(CallEvent::Ended {
+                call: CallRef(1),
+                at_ms: 12_001,
+                code: 200,
+                reason: "OK".into(),
+                hangup: HangupSide::Callee,
+            })
+            .unwrap();
+        assert_eq!(cdr.attempts, 2);
+        assert_eq!(cdr.carrier_id, Some(CarrierId(2)));
+        assert_eq!(cdr.progress_ms, Some(1_180));
+        assert_eq!(cdr.pdd_ms, Some(80));
+        assert_eq!(
+            cdr.answer_ms,
+            Some(2_000),
+            "only the first 2xx sets the answer time"
+        );
+        assert_eq!(cdr.billable_ms, 10_001);
+        assert_eq!(cdr.billable_secs, 11);
+        assert_eq!(cdr.hangup, HangupSide::Callee);
+        assert_eq!(b.open_calls(), 0);
+    }
+
+    #[test]
+    fn unanswered_call_bills_nothing() {
+        let mut b = CdrBuilder::new();
+        b.apply(started(7, 10));
+        b.apply(attempt(7, 1, 11));
+        let cdr = b
+            .apply(CallEvent::Ended {
+                call: CallRef(7),
+                at_ms: 500,
+                code: 486,
+                reason: "Busy Here".into(),
+                hangup: HangupSide::Callee,
+            })
+            .unwrap();
+        assert_eq!(
+            (
+                cdr.billable_ms,
+                cdr.billable_secs,
+                cdr.answer_ms,
+                cdr.pdd_ms
+            ),
+            (0, 0, None, None)
+        );
+        assert_eq!(cdr.final_code, 486);
+        assert!(
+            b.apply(CallEvent::Progress {
+                call: CallRef(7),
+                at_ms: 600
+            })
+            .is_none()
+        );
+    }
+}

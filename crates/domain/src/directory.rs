@@ -1,0 +1,157 @@
+//! The configuration snapshot the SIP path reads: built once from the store, never mutated,
+//! swapped whole when the configuration changes.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::party::{Carrier, Customer, CustomerId};
+
+/// Customers by source address and carriers in routing order.
+#[derive(Debug, Default)]
+pub struct Directory {
+    /// The store's configuration version this snapshot was built from.
+    pub version: i64,
+    customers: HashMap<CustomerId, Customer>,
+    /// Host addresses (/32, /128): one lookup.
+    exact: HashMap<IpAddr, CustomerId>,
+    /// Other networks, longest prefix first.
+    networks: Vec<(IpNet, CustomerId)>,
+    /// Active carriers, higher priority first, then higher weight, then lower id.
+    routes: Vec<Carrier>,
+}
+
+impl Directory {
+    /// Builds the snapshot. Inactive customers and carriers are left out.
+    pub fn new(version: i64, customers: Vec<Customer>, carriers: Vec<Carrier>) -> Self {
+        let mut exact = HashMap::new();
+        let mut networks = Vec::new();
+        let mut by_id = HashMap::new();
+        for c in customers.into_iter().filter(|c| c.active) {
+            for net in &c.ips {
+                let net = net.trunc();
+                if net.prefix_len() == net.max_prefix_len() {
+                    exact.insert(net.addr(), c.id);
+                } else {
+                    networks.push((net, c.id));
+                }
+            }
+            by_id.insert(c.id, c);
+        }
+        networks.sort_by_key(|n| std::cmp::Reverse(n.0.prefix_len()));
+        let mut routes: Vec<Carrier> = carriers.into_iter().filter(|c| c.active).collect();
+        routes.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then(b.weight.cmp(&a.weight))
+                .then(a.id.cmp(&b.id))
+        });
+        Directory {
+            version,
+            customers: by_id,
+            exact,
+            networks,
+            routes,
+        }
+    }
+
+    /// The customer a source address belongs to: an exact address first, then the longest
+    /// matching network. IPv4-mapped IPv6 sources are looked up as IPv4.
+    pub fn identify(&self, ip: IpAddr) -> Option<&Customer> {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let id = self.exact.get(&ip).copied().or_else(|| {
+            self.networks
+                .iter()
+                .find(|(net, _)| net.contains(&ip))
+                .map(|(_, id)| *id)
+        })?;
+        self.customers.get(&id)
+    }
+
+    pub fn customer(&self, id: CustomerId) -> Option<&Customer> {
+        self.customers.get(&id)
+    }
+
+    /// Carriers in the order calls try them.
+    pub fn routes(&self) -> &[Carrier] {
+        &self.routes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::party::{CarrierId, Transport};
+
+    fn customer(id: i64, ips: &[&str]) -> Customer {
+        Customer {
+            id: CustomerId(id),
+            name: format!("c{id}"),
+            active: true,
+            ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
+            max_channels: None,
+            max_cps: None,
+        }
+    }
+
+    fn carrier(id: i64, priority: i32, weight: i32, active: bool) -> Carrier {
+        Carrier {
+            id: CarrierId(id),
+            name: format!("k{id}"),
+            host: "127.0.0.1".into(),
+            port: 5060,
+            transport: Transport::Udp,
+            priority,
+            weight,
+            active,
+        }
+    }
+
+    #[test]
+    fn longest_prefix_wins() {
+        let d = Directory::new(
+            1,
+            vec![
+                customer(1, &["10.0.0.0/8"]),
+                customer(2, &["10.1.0.0/16"]),
+                customer(3, &["10.1.2.3/32", "2001:db8::/32"]),
+            ],
+            vec![],
+        );
+        let id = |s: &str| d.identify(s.parse().unwrap()).map(|c| c.id.0);
+        assert_eq!(id("10.9.9.9"), Some(1));
+        assert_eq!(id("10.1.9.9"), Some(2));
+        assert_eq!(id("10.1.2.3"), Some(3));
+        assert_eq!(id("2001:db8::7"), Some(3));
+        assert_eq!(id("::ffff:10.1.2.3"), Some(3));
+        assert_eq!(id("192.0.2.1"), None);
+    }
+
+    #[test]
+    fn inactive_customers_are_unknown() {
+        let mut c = customer(1, &["192.0.2.1/32"]);
+        c.active = false;
+        let d = Directory::new(1, vec![c], vec![]);
+        assert!(d.identify("192.0.2.1".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn routes_by_priority_then_weight() {
+        let d = Directory::new(
+            1,
+            vec![],
+            vec![
+                carrier(1, 5, 1, true),
+                carrier(2, 10, 1, true),
+                carrier(3, 10, 7, true),
+                carrier(4, 99, 1, false),
+            ],
+        );
+        let order: Vec<i64> = d.routes().iter().map(|c| c.id.0).collect();
+        assert_eq!(order, vec![3, 2, 1]);
+    }
+}

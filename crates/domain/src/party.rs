@@ -1,0 +1,97 @@
+//! Customers (who send us calls, identified by source address) and carriers (where we send
+//! them).
+
+use std::fmt;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// A customer's id in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CustomerId(pub i64);
+
+/// A carrier's id in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CarrierId(pub i64);
+
+impl fmt::Display for CustomerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Display for CarrierId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A customer trunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    pub id: CustomerId,
+    pub name: String,
+    /// Inactive customers are not identified (their calls get 403).
+    pub active: bool,
+    /// Source addresses or networks the customer's calls come from.
+    pub ips: Vec<IpNet>,
+    /// Concurrent calls allowed; `None` is unlimited.
+    pub max_channels: Option<u32>,
+    /// New calls per second allowed; `None` is unlimited.
+    pub max_cps: Option<u32>,
+}
+
+/// How we reach a carrier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Transport {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "udp" => Ok(Transport::Udp),
+            "tcp" => Ok(Transport::Tcp),
+            other => Err(format!("unknown transport {other:?} (expected udp or tcp)")),
+        }
+    }
+}
+
+/// An upstream carrier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Carrier {
+    pub id: CarrierId,
+    pub name: String,
+    /// Host name or IP address.
+    pub host: String,
+    pub port: u16,
+    pub transport: Transport,
+    /// Higher is tried first.
+    pub priority: i32,
+    /// Among equal priorities, higher is tried first.
+    pub weight: i32,
+    /// Inactive carriers get no calls.
+    pub active: bool,
+}

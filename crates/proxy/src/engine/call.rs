@@ -1,0 +1,621 @@
+//! A new call: admission, attempts to carriers in order, failover, CANCEL, and the end of a
+//! call that never got answered. Every attempt's INVITE is built from the pristine inbound
+//! INVITE, so nothing leaks from one attempt to the next.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use domain::{CallEvent, CallRef, Carrier, CustomerId, HangupSide};
+use sip_message::{Message, build, parse_datagram, uri::unescape};
+use sip_transaction::{ClientTxnId, ServerTxnId};
+use tracing::{debug, info};
+
+use super::dialog::Dialog;
+use super::{CallTimer, ClientRole, Engine, wire};
+use crate::pipeline::{self, Reject};
+use crate::transport::Peer;
+
+/// One INVITE sent to one carrier.
+#[derive(Debug)]
+pub(super) struct Attempt {
+    pub(super) number: u32,
+    pub(super) client: ClientTxnId,
+    pub(super) carrier: Carrier,
+    pub(super) peer: Peer,
+    /// The INVITE as sent (CANCEL and ACK are built from it).
+    pub(super) request: Message,
+    /// Any response arrived (stops the first-response timer; allows CANCEL).
+    responded: bool,
+    /// An 18x arrived.
+    progressed: bool,
+    /// CANCEL wanted (the call was cancelled or the attempt abandoned) and whether it went.
+    cancel: Cancel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cancel {
+    No,
+    /// Send CANCEL as soon as a provisional response allows it (RFC 3261 §9.1).
+    Wanted,
+    Sent,
+}
+
+/// Why the last attempt failed, to tell the customer when no carrier is left.
+#[derive(Debug)]
+enum Failure {
+    /// A carrier's final response: relayed as it is.
+    Response(Message),
+    /// A timeout or transport error the switch saw.
+    Local(u16, &'static str),
+}
+
+#[derive(Debug)]
+pub(super) enum Phase {
+    /// Trying carriers; nothing final sent to the customer.
+    Setup,
+    /// Answered: the dialog the switch is in.
+    Confirmed(Box<Dialog>),
+    /// Ended (CDR event sent); kept a while so late responses to attempts are handled.
+    Ended,
+}
+
+#[derive(Debug)]
+pub(super) struct Call {
+    pub(super) server: ServerTxnId,
+    /// Where the INVITE came from.
+    pub(super) source: Peer,
+    /// The INVITE as received.
+    pub(super) invite: Message,
+    pub(super) customer: CustomerId,
+    /// The To tag of responses the switch writes itself for this call.
+    pub(super) to_tag: String,
+    routes: Vec<Carrier>,
+    next_route: usize,
+    pub(super) attempt: Option<Attempt>,
+    /// Attempts given up for a later one; their late responses get CANCEL or ACK+BYE.
+    abandoned: Vec<Attempt>,
+    last_failure: Option<Failure>,
+    pub(super) phase: Phase,
+}
+
+impl Call {
+    pub(super) fn is_ended(&self) -> bool {
+        matches!(self.phase, Phase::Ended)
+    }
+
+    pub(super) fn carrier(&self) -> Option<domain::CarrierId> {
+        self.attempt.as_ref().map(|a| a.carrier.id)
+    }
+
+    fn attempt_mut(&mut self, number: u32) -> Option<&mut Attempt> {
+        if self.attempt.as_ref().is_some_and(|a| a.number == number) {
+            return self.attempt.as_mut();
+        }
+        self.abandoned.iter_mut().find(|a| a.number == number)
+    }
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Failover-class final responses: 408, 5xx, 6xx. Other 4xx (486, 480, 487...) go back to
+/// the customer.
+fn fails_over(status: u16) -> bool {
+    status == 408 || status >= 500
+}
+
+impl Engine {
+    /// An out-of-dialog INVITE opened server transaction `server`.
+    pub(super) fn new_call(
+        &mut self,
+        now: Instant,
+        server: ServerTxnId,
+        invite: Message,
+        peer: Peer,
+    ) {
+        self.reply(now, server, &invite, 100, "Trying", &[]);
+        if self.draining {
+            let (status, reason) = Reject::ShuttingDown.reply();
+            self.reply(now, server, &invite, status, reason, &[]);
+            return;
+        }
+        let directory = self.directory.load();
+        let customer = match pipeline::identify(&directory, peer.addr.ip()) {
+            Ok(c) => c.clone(),
+            Err(reject) => {
+                let (status, reason) = reject.reply();
+                info!(
+                    target: "vts::security",
+                    "AUTH unauthorized source={} ruri={}",
+                    peer.addr.ip(),
+                    lossy(invite.request_uri_bytes().unwrap_or_default())
+                );
+                self.reply(now, server, &invite, status, reason, &[]);
+                return;
+            }
+        };
+        let cref = CallRef(self.next_call);
+        self.next_call += 1;
+        let h = invite.headers();
+        let caller = h
+            .from()
+            .ok()
+            .and_then(|f| f.uri().ok())
+            .and_then(|u| u.user().map(|u| lossy(&unescape(u))))
+            .unwrap_or_default();
+        let callee = invite
+            .request_uri_bytes()
+            .and_then(|u| sip_message::uri::Uri::parse(u).ok())
+            .and_then(|u| u.user().map(|u| lossy(&unescape(u))))
+            .unwrap_or_default();
+        self.emit(CallEvent::Started {
+            call: cref,
+            cdr_id: uuid::Uuid::now_v7().to_string(),
+            at_ms: self.clock.epoch_ms(now),
+            call_id: lossy(h.call_id().unwrap_or_default()),
+            customer: customer.id,
+            source: peer.addr.to_string(),
+            caller,
+            callee,
+            user_agent: h.user_agent().map(lossy),
+        });
+        self.status.send_modify(|s| s.call_started(customer.id));
+        let routes = pipeline::route(&directory);
+        self.calls.insert(
+            cref,
+            Call {
+                server,
+                source: peer,
+                invite,
+                customer: customer.id,
+                to_tag: wire::tag(),
+                routes: routes.clone().unwrap_or_default(),
+                next_route: 0,
+                attempt: None,
+                abandoned: Vec::new(),
+                last_failure: None,
+                phase: Phase::Setup,
+            },
+        );
+        self.by_server.insert(server, cref);
+        match routes {
+            Ok(_) => self.next_attempt(now, cref),
+            Err(reject) => {
+                let (status, reason) = reject.reply();
+                self.fail_call(
+                    now,
+                    cref,
+                    Failure::Local(status, reason),
+                    HangupSide::Switch,
+                );
+            }
+        }
+    }
+
+    /// Sends the INVITE to the next carrier, or ends the call when none is left.
+    fn next_attempt(&mut self, now: Instant, cref: CallRef) {
+        loop {
+            let Some(call) = self.calls.get_mut(&cref) else {
+                return;
+            };
+            if !matches!(call.phase, Phase::Setup) {
+                return;
+            }
+            let Some(carrier) = call.routes.get(call.next_route).cloned() else {
+                let failure = call
+                    .last_failure
+                    .take()
+                    .unwrap_or(Failure::Local(503, "Service Unavailable - No Routes"));
+                let side = match failure {
+                    Failure::Response(_) => HangupSide::Callee,
+                    Failure::Local(..) => HangupSide::Switch,
+                };
+                self.fail_call(now, cref, failure, side);
+                return;
+            };
+            call.next_route += 1;
+            let number = call.next_route as u32;
+            let Some(peer) = wire::carrier_peer(&carrier) else {
+                debug!(carrier = %carrier.name, host = %carrier.host, "carrier host is not an IP address");
+                call.last_failure = Some(Failure::Local(503, "Service Unavailable"));
+                continue;
+            };
+            let via_host = self.advertised(peer.transport).to_string();
+            let built = {
+                let call = &self.calls[&cref];
+                self.build_attempt(&call.invite, call.source, &carrier, peer, &via_host)
+            };
+            let Some((bytes, caller_out, callee_out)) = built else {
+                continue;
+            };
+            let Ok(request) = parse_datagram(bytes) else {
+                continue;
+            };
+            let client = match self
+                .txns
+                .send_request(now, request.clone(), peer, peer.reliable())
+            {
+                Ok(id) => id,
+                Err(e) => {
+                    debug!(error = %e, "attempt not sent");
+                    continue;
+                }
+            };
+            let Some(call) = self.calls.get_mut(&cref) else {
+                return;
+            };
+            let previous = call.attempt.take();
+            let previous_carrier = previous.as_ref().map(|a| a.carrier.id);
+            if let Some(p) = previous {
+                call.abandoned.push(p);
+            }
+            let carrier_id = carrier.id;
+            call.attempt = Some(Attempt {
+                number,
+                client,
+                carrier,
+                peer,
+                request,
+                responded: false,
+                progressed: false,
+                cancel: Cancel::No,
+            });
+            self.by_client
+                .insert(client, ClientRole::Attempt { call: cref, number });
+            self.status
+                .send_modify(|s| s.carrier_changed(previous_carrier, Some(carrier_id)));
+            self.emit(CallEvent::AttemptStarted {
+                call: cref,
+                carrier: carrier_id,
+                carrier_addr: peer.addr.to_string(),
+                caller_out,
+                callee_out,
+                at_ms: self.clock.epoch_ms(now),
+            });
+            self.schedule(
+                now + self.cfg.first_response_timeout,
+                CallTimer::FirstResponse { call: cref, number },
+            );
+            return;
+        }
+    }
+
+    /// The INVITE for one carrier, from the pristine one: our Via on top (with received and
+    /// rport filled on the customer's), Record-Route, our own Route removed, Max-Forwards
+    /// decremented, the Request-URI pointed at the carrier.
+    fn build_attempt(
+        &self,
+        invite: &Message,
+        source: Peer,
+        carrier: &Carrier,
+        peer: Peer,
+        via_host: &str,
+    ) -> Option<(Bytes, String, String)> {
+        let h = invite.headers();
+        let mut e = invite.edit();
+        let transport = wire::via_transport(peer.transport);
+        e.prepend_via(
+            format!(
+                "SIP/2.0/{transport} {via_host};branch={};rport",
+                wire::branch()
+            )
+            .as_bytes(),
+        )
+        .ok()?;
+        let source_ip = source.addr.ip().to_string();
+        e.set_via_received(Some(source_ip.as_bytes()), source.addr.port())
+            .ok()?;
+        let rr = wire::record_route(via_host, peer.transport);
+        e.prepend_record_route(rr.as_bytes()).ok()?;
+        if let Some(Ok(first)) = h.routes().next()
+            && let Ok(uri) = first.uri()
+            && let Some(sip) = uri.as_sip()
+            && self.is_us(sip.host_raw, sip.port)
+        {
+            e.remove_first_route().ok()?;
+        }
+        e.decrement_max_forwards().ok()?;
+        let ruri = sip_message::uri::Uri::parse(invite.request_uri_bytes()?).ok()?;
+        let user = ruri.user().map(lossy).unwrap_or_default();
+        let tparam = if peer.transport == domain::Transport::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
+        let host = match peer.addr {
+            std::net::SocketAddr::V6(a) => format!("[{}]", a.ip()),
+            std::net::SocketAddr::V4(a) => a.ip().to_string(),
+        };
+        let new_uri = if user.is_empty() {
+            format!("sip:{host}:{}{tparam}", carrier.port)
+        } else {
+            format!("sip:{user}@{host}:{}{tparam}", carrier.port)
+        };
+        e.set_request_uri(new_uri.as_bytes()).ok()?;
+        let caller = h
+            .from()
+            .ok()
+            .and_then(|f| f.uri().ok())
+            .and_then(|u| u.user().map(|u| lossy(&unescape(u))))
+            .unwrap_or_default();
+        Some((e.finish(), caller, lossy(&unescape(user.as_bytes()))))
+    }
+
+    /// A response to attempt `number` of a call.
+    pub(super) fn attempt_response(
+        &mut self,
+        now: Instant,
+        cref: CallRef,
+        number: u32,
+        msg: Message,
+    ) {
+        let Some(status) = msg.status() else { return };
+        let Some(call) = self.calls.get_mut(&cref) else {
+            return;
+        };
+        let current = call.attempt.as_ref().is_some_and(|a| a.number == number);
+        let setup = matches!(call.phase, Phase::Setup);
+        let confirmed = matches!(call.phase, Phase::Confirmed(_));
+        let server = call.server;
+        let Some(attempt) = call.attempt_mut(number) else {
+            return;
+        };
+        attempt.responded = true;
+        if !current || !(setup || confirmed) {
+            // An abandoned attempt, or a call already ended: never let it ring on.
+            self.unwanted_response(now, cref, number, &msg);
+            return;
+        }
+        if confirmed {
+            // A retransmitted or forked 2xx of the answered INVITE: relayed end to end.
+            if (200..300).contains(&status) {
+                self.relay_response(now, server, &msg);
+            }
+            return;
+        }
+        match status {
+            100 => {}
+            101..=199 => {
+                let first = !attempt.progressed;
+                attempt.progressed = true;
+                if attempt.cancel == Cancel::Wanted {
+                    self.send_cancel(now, cref, number);
+                    return;
+                }
+                if first {
+                    self.emit(CallEvent::Progress {
+                        call: cref,
+                        at_ms: self.clock.epoch_ms(now),
+                    });
+                }
+                self.relay_response(now, server, &msg);
+            }
+            200..=299 => self.answered(now, cref, msg),
+            _ => {
+                if fails_over(status) {
+                    debug!(status, carrier = number, "failover");
+                    if let Some(call) = self.calls.get_mut(&cref) {
+                        call.last_failure = Some(Failure::Response(msg));
+                    }
+                    self.next_attempt(now, cref);
+                } else {
+                    self.fail_call(now, cref, Failure::Response(msg), HangupSide::Callee);
+                }
+            }
+        }
+    }
+
+    /// A response to an attempt the call no longer wants: CANCEL what rings, ACK and BYE what
+    /// answered.
+    fn unwanted_response(&mut self, now: Instant, cref: CallRef, number: u32, msg: &Message) {
+        match msg.status() {
+            Some(101..=199) => self.send_cancel(now, cref, number),
+            Some(200..=299) => {
+                let Some(call) = self.calls.get(&cref) else {
+                    return;
+                };
+                let Some(attempt) = call
+                    .attempt
+                    .as_ref()
+                    .filter(|a| a.number == number)
+                    .or_else(|| call.abandoned.iter().find(|a| a.number == number))
+                else {
+                    return;
+                };
+                let (request, peer) = (attempt.request.clone(), attempt.peer);
+                self.ack_and_bye(now, &request, msg, peer);
+            }
+            _ => {}
+        }
+    }
+
+    /// The current attempt got no response at all within the first-response timeout.
+    pub(super) fn first_response_timeout(&mut self, now: Instant, cref: CallRef, number: u32) {
+        let Some(call) = self.calls.get_mut(&cref) else {
+            return;
+        };
+        let Some(attempt) = call.attempt.as_mut().filter(|a| a.number == number) else {
+            return;
+        };
+        if attempt.responded || !matches!(call.phase, Phase::Setup) {
+            return;
+        }
+        info!(carrier = %attempt.carrier.name, "no response within the first-response timeout: failover");
+        attempt.cancel = Cancel::Wanted;
+        call.last_failure = Some(Failure::Local(408, "Request Timeout"));
+        self.next_attempt(now, cref);
+    }
+
+    /// Timer B or a transport error on an attempt.
+    pub(super) fn attempt_failed(
+        &mut self,
+        now: Instant,
+        cref: CallRef,
+        number: u32,
+        status: u16,
+        reason: &'static str,
+    ) {
+        let Some(call) = self.calls.get_mut(&cref) else {
+            return;
+        };
+        if call.attempt.as_ref().is_none_or(|a| a.number != number)
+            || !matches!(call.phase, Phase::Setup)
+        {
+            return;
+        }
+        call.last_failure = Some(Failure::Local(status, reason));
+        self.next_attempt(now, cref);
+    }
+
+    /// CANCEL from the customer: 200 to the CANCEL, 487 to the INVITE, CANCEL to the carrier.
+    pub(super) fn handle_cancel(
+        &mut self,
+        now: Instant,
+        invite: Option<ServerTxnId>,
+        cancel: ServerTxnId,
+        msg: &Message,
+    ) {
+        let cref = invite.and_then(|id| self.by_server.get(&id).copied());
+        let tag = cref
+            .and_then(|c| self.calls.get(&c))
+            .map(|c| c.to_tag.clone())
+            .unwrap_or_else(wire::tag);
+        let ok = build::response(msg.headers(), 200, "OK", Some(tag.as_bytes()), &[]);
+        let _ = self.txns.respond(now, cancel, ok);
+        let Some(cref) = cref else { return };
+        let Some(call) = self.calls.get_mut(&cref) else {
+            return;
+        };
+        if !matches!(call.phase, Phase::Setup) {
+            return;
+        }
+        if let Some(a) = call.attempt.as_mut() {
+            a.cancel = Cancel::Wanted;
+        }
+        let number = call.attempt.as_ref().map(|a| a.number);
+        self.fail_call(
+            now,
+            cref,
+            Failure::Local(487, "Request Terminated"),
+            HangupSide::Caller,
+        );
+        if let Some(number) = number {
+            self.send_cancel(now, cref, number);
+        }
+    }
+
+    /// Sends CANCEL for an attempt once a provisional response allows it.
+    fn send_cancel(&mut self, now: Instant, cref: CallRef, number: u32) {
+        let Some(call) = self.calls.get_mut(&cref) else {
+            return;
+        };
+        let Some(attempt) = call.attempt_mut(number) else {
+            return;
+        };
+        if attempt.cancel == Cancel::Sent {
+            return;
+        }
+        if !attempt.responded {
+            attempt.cancel = Cancel::Wanted;
+            return;
+        }
+        attempt.cancel = Cancel::Sent;
+        let (peer, cancel) = (attempt.peer, build::cancel(&attempt.request, None));
+        if let Ok(bytes) = cancel
+            && let Ok(msg) = parse_datagram(bytes)
+            && let Ok(id) = self.txns.send_request(now, msg, peer, peer.reliable())
+        {
+            self.track(id, ClientRole::Local);
+        }
+    }
+
+    /// Shutdown of a call still being set up: CANCEL to the carrier, 503 to the customer.
+    pub(super) fn abort_setup(&mut self, now: Instant, cref: CallRef) {
+        let number = self
+            .calls
+            .get(&cref)
+            .and_then(|c| c.attempt.as_ref())
+            .map(|a| a.number);
+        let (status, reason) = Reject::ShuttingDown.reply();
+        self.fail_call(
+            now,
+            cref,
+            Failure::Local(status, reason),
+            HangupSide::Switch,
+        );
+        if let Some(number) = number {
+            self.send_cancel(now, cref, number);
+        }
+    }
+
+    /// Ends an unanswered call with a final response to the customer.
+    fn fail_call(&mut self, now: Instant, cref: CallRef, failure: Failure, hangup: HangupSide) {
+        let Some(call) = self.calls.get(&cref) else {
+            return;
+        };
+        let server = call.server;
+        let (code, reason) = match &failure {
+            Failure::Response(m) => (
+                m.status().unwrap_or(500),
+                lossy(m.reason_phrase().unwrap_or_default()),
+            ),
+            Failure::Local(code, reason) => (*code, (*reason).to_string()),
+        };
+        match failure {
+            Failure::Response(m) => self.relay_response(now, server, &m),
+            Failure::Local(code, reason) => {
+                let invite = call.invite.clone();
+                let tag = call.to_tag.clone();
+                let bytes =
+                    build::response(invite.headers(), code, reason, Some(tag.as_bytes()), &[]);
+                let _ = self.txns.respond(now, server, bytes);
+            }
+        }
+        self.end_call(now, cref, code, reason, hangup);
+    }
+
+    /// Marks a call ended, sends its `Ended` event and frees its place in the status.
+    pub(super) fn end_call(
+        &mut self,
+        now: Instant,
+        cref: CallRef,
+        code: u16,
+        reason: String,
+        hangup: HangupSide,
+    ) {
+        let Some(call) = self.calls.get_mut(&cref) else {
+            return;
+        };
+        if call.is_ended() {
+            return;
+        }
+        if let Phase::Confirmed(d) = &call.phase {
+            self.dialogs.remove(&d.call_id);
+        }
+        call.phase = Phase::Ended;
+        let (customer, carrier) = (call.customer, call.carrier());
+        self.status.send_modify(|s| {
+            s.call_ended(customer);
+            s.carrier_changed(carrier, None);
+        });
+        self.emit(CallEvent::Ended {
+            call: cref,
+            at_ms: self.clock.epoch_ms(now),
+            code,
+            reason,
+            hangup,
+        });
+        let linger = self.txns.config().sixty_four_t1() + std::time::Duration::from_secs(1);
+        self.schedule(now + linger, CallTimer::Forget { call: cref });
+    }
+
+    pub(super) fn forget(&mut self, cref: CallRef) {
+        if let Some(call) = self.calls.remove(&cref) {
+            self.by_server.remove(&call.server);
+            for a in call.attempt.iter().chain(call.abandoned.iter()) {
+                self.by_client.remove(&a.client);
+            }
+        }
+    }
+}

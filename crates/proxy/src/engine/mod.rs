@@ -1,0 +1,639 @@
+//! The engine: one task that owns the transaction table, the calls and their dialogs, so none
+//! of them needs a lock. Transports hand it whole messages; it parses, runs sanity, matches
+//! transactions, admits and routes new calls, relays responses and in-dialog requests, and
+//! reports every call state change as a [`CallEvent`].
+//!
+//! Files: `mod.rs` (the loop, dispatch, replies), `call.rs` (a new INVITE: admission,
+//! attempts, failover, CANCEL), `dialog.rs` (answered calls: in-dialog relay, BYE, switch
+//! hang-ups), `wire.rs` (messages the engine writes, addresses).
+
+mod call;
+mod dialog;
+mod wire;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::future::Future;
+use std::io;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use domain::{CallEvent, CallRef, Transport};
+use sip_message::sanity::{self, Reject as Sanity};
+use sip_message::{Message, Method, build, parse_datagram, parse_stream_message};
+use sip_transaction::{
+    ClientTxnId, Event, RequestOutcome, ResponseOutcome, ServerTxnId, Transactions, TxnId,
+};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::config::ProxyConfig;
+use crate::directory::DirectorySource;
+use crate::status::{self, Status, StatusHandle};
+use crate::transport::{Inbound, Listener, ListenerSpec, Peer, Transports};
+
+use call::Call;
+
+/// Methods the switch handles, for Allow headers.
+const ALLOW: &[u8] = b"INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK";
+
+/// What a client transaction is for.
+#[derive(Debug, Clone, Copy)]
+enum ClientRole {
+    /// Attempt `number` of a call's INVITE to a carrier.
+    Attempt { call: CallRef, number: u32 },
+    /// An in-dialog request relayed for a server transaction.
+    Relay { server: ServerTxnId },
+    /// A request the switch sends itself (CANCEL, BYE): its responses are not relayed.
+    Local,
+}
+
+/// Timers the engine runs beside the transaction timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum CallTimer {
+    /// No response from attempt `number` yet: fail over.
+    FirstResponse { call: CallRef, number: u32 },
+    /// The confirmed call reached the maximum duration.
+    MaxDuration { call: CallRef },
+    /// Forget an ended call (late responses to its attempts have been handled).
+    Forget { call: CallRef },
+}
+
+/// Epoch milliseconds from a monotonic clock: wall time read once at start, then
+/// advanced by `Instant` differences (a wall-clock step never bends a CDR).
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    base: Instant,
+    base_ms: i64,
+}
+
+impl Clock {
+    fn new(now: Instant) -> Self {
+        let base_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Clock { base: now, base_ms }
+    }
+
+    fn epoch_ms(&self, now: Instant) -> i64 {
+        self.base_ms + now.saturating_duration_since(self.base).as_millis() as i64
+    }
+}
+
+pub(crate) struct Engine {
+    cfg: ProxyConfig,
+    txns: Transactions<Peer>,
+    directory: DirectorySource,
+    events: mpsc::UnboundedSender<CallEvent>,
+    status: watch::Sender<Status>,
+    /// Our addresses as written in Via and Record-Route, per transport.
+    advertised: HashMap<Transport, String>,
+    /// Every bound address, to recognise our own Route headers.
+    local: Vec<ListenerSpec>,
+    calls: HashMap<CallRef, Call>,
+    by_server: HashMap<ServerTxnId, CallRef>,
+    by_client: HashMap<ClientTxnId, ClientRole>,
+    /// Relayed and own requests still waiting for a final response (shutdown waits for them).
+    awaiting_final: HashSet<ClientTxnId>,
+    /// Confirmed dialogs by Call-ID.
+    dialogs: HashMap<Bytes, CallRef>,
+    /// Requests relayed in a dialog, by their server transaction (to answer a failure).
+    relayed: HashMap<ServerTxnId, Message>,
+    timers: BinaryHeap<Reverse<(Instant, CallTimer)>>,
+    next_call: u64,
+    draining: bool,
+    clock: Clock,
+    /// Stateless sends (relayed 2xx ACKs, stray 2xx, stateless replies).
+    out: Vec<(Peer, Bytes)>,
+}
+
+/// A running switch: its bound addresses and status, and [`Switch::run`] to drive it.
+pub struct Switch {
+    engine: Engine,
+    transports: Transports,
+    inbound: mpsc::Receiver<Inbound>,
+    bound: Vec<ListenerSpec>,
+    status: StatusHandle,
+}
+
+impl Switch {
+    /// Starts the transports on `listeners`. Call [`Switch::run`] to process messages.
+    pub fn start(
+        cfg: ProxyConfig,
+        listeners: Vec<Listener>,
+        directory: DirectorySource,
+        events: mpsc::UnboundedSender<CallEvent>,
+    ) -> io::Result<Switch> {
+        let (tx, inbound) = mpsc::channel(16 * 1024);
+        let (transports, bound) = Transports::start(listeners, tx, cfg.sanity.max_message_size)?;
+        let (status_tx, status) = status::channel();
+        let engine = Engine::new(cfg, directory, events, status_tx, &bound, &transports);
+        Ok(Switch {
+            engine,
+            transports,
+            inbound,
+            bound,
+            status,
+        })
+    }
+
+    /// The addresses the switch listens on (with the ports chosen for port 0).
+    pub fn local_addrs(&self) -> &[ListenerSpec] {
+        &self.bound
+    }
+
+    /// Calls in progress, updated as they change.
+    pub fn status(&self) -> StatusHandle {
+        self.status.clone()
+    }
+
+    /// Processes messages until `shutdown` completes; then stops taking calls, lets calls in
+    /// progress end for the drain period, ends the rest with BYE, and returns once every
+    /// call has ended (their `CallEvent::Ended` sent).
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut drain_deadline: Option<Instant> = None;
+        loop {
+            let wake = self.engine.poll_timeout();
+            let sleep_until = match (wake, drain_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let sleep = async {
+                match sleep_until {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                msg = self.inbound.recv() => {
+                    let Some(msg) = msg else { break };
+                    let now = now();
+                    self.engine.handle_inbound(now, msg);
+                    // Take whatever else is already queued before flushing.
+                    for _ in 0..64 {
+                        match self.inbound.try_recv() {
+                            Ok(m) => self.engine.handle_inbound(now, m),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                () = sleep => self.engine.handle_timeout(now()),
+                () = &mut shutdown, if drain_deadline.is_none() => {
+                    info!(calls = self.engine.calls_in_progress(), "shutting down: draining calls");
+                    self.engine.draining = true;
+                    self.engine.status.send_modify(|s| s.draining = true);
+                    drain_deadline = Some(now() + self.engine.cfg.drain_timeout);
+                }
+            }
+            let now = now();
+            if let Some(deadline) = drain_deadline {
+                if now >= deadline && self.engine.calls_in_progress() > 0 {
+                    warn!(
+                        calls = self.engine.calls_in_progress(),
+                        "drain period over: ending calls with BYE"
+                    );
+                    self.engine.hang_up_all(now);
+                }
+                if self.engine.calls_in_progress() == 0 && self.engine.requests_done(deadline, now)
+                {
+                    self.flush();
+                    break;
+                }
+            }
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        while let Some(t) = self.engine.txns.poll_transmit() {
+            self.transports.send(t.to, t.payload);
+        }
+        for (peer, data) in self.engine.out.drain(..) {
+            self.transports.send(peer, data);
+        }
+    }
+}
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+impl Engine {
+    fn new(
+        cfg: ProxyConfig,
+        directory: DirectorySource,
+        events: mpsc::UnboundedSender<CallEvent>,
+        status: watch::Sender<Status>,
+        bound: &[ListenerSpec],
+        transports: &Transports,
+    ) -> Engine {
+        let mut advertised = HashMap::new();
+        for spec in bound {
+            let mut addr = spec.addr;
+            if addr.ip().is_unspecified() {
+                // Bound to every interface: advertise the address the system would use to
+                // reach the outside (no packet is sent).
+                let probe = std::net::UdpSocket::bind((addr.ip(), 0))
+                    .and_then(|s| s.connect(("192.0.2.1", 9)).and_then(|()| s.local_addr()));
+                if let Ok(local) = probe {
+                    addr.set_ip(local.ip());
+                } else if let Some(local) = transports.udp_local() {
+                    addr.set_ip(local.ip());
+                }
+            }
+            advertised
+                .entry(spec.transport)
+                .or_insert_with(|| addr.to_string());
+        }
+        let txns = Transactions::new(cfg.timers);
+        Engine {
+            cfg,
+            txns,
+            directory,
+            events,
+            status,
+            advertised,
+            local: bound.to_vec(),
+            calls: HashMap::new(),
+            by_server: HashMap::new(),
+            by_client: HashMap::new(),
+            awaiting_final: HashSet::new(),
+            dialogs: HashMap::new(),
+            relayed: HashMap::new(),
+            timers: BinaryHeap::new(),
+            next_call: 0,
+            draining: false,
+            clock: Clock::new(now()),
+            out: Vec::new(),
+        }
+    }
+
+    fn calls_in_progress(&self) -> usize {
+        self.calls.values().filter(|c| !c.is_ended()).count()
+    }
+
+    /// After a shutdown, relayed requests (a last BYE) and the switch's own BYEs get until a
+    /// short grace period past the drain deadline to be answered.
+    fn requests_done(&self, deadline: Instant, now: Instant) -> bool {
+        self.awaiting_final.is_empty() || now >= deadline + Duration::from_secs(4)
+    }
+
+    /// Records what a new client transaction is for.
+    fn track(&mut self, id: ClientTxnId, role: ClientRole) {
+        if !matches!(role, ClientRole::Attempt { .. }) {
+            self.awaiting_final.insert(id);
+        }
+        self.by_client.insert(id, role);
+    }
+
+    fn emit(&self, event: CallEvent) {
+        // The accounting side is gone only when the process is exiting.
+        let _ = self.events.send(event);
+    }
+
+    fn schedule(&mut self, at: Instant, timer: CallTimer) {
+        self.timers.push(Reverse((at, timer)));
+    }
+
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        let own = self.timers.peek().map(|Reverse((t, _))| *t);
+        match (own, self.txns.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.txns.handle_timeout(now);
+        self.process_events(now);
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, timer))) = self.timers.pop() else {
+                break;
+            };
+            match timer {
+                CallTimer::FirstResponse { call, number } => {
+                    self.first_response_timeout(now, call, number)
+                }
+                CallTimer::MaxDuration { call } => self.max_duration(now, call),
+                CallTimer::Forget { call } => self.forget(call),
+            }
+            self.process_events(now);
+        }
+    }
+
+    fn handle_inbound(&mut self, now: Instant, inbound: Inbound) {
+        match inbound {
+            Inbound::Message { data, peer } => self.handle_message(now, data, peer),
+            Inbound::Failed { peer } => {
+                let failed: Vec<ClientTxnId> = self
+                    .by_client
+                    .keys()
+                    .copied()
+                    .filter(|id| self.client_peer(*id) == Some(peer))
+                    .collect();
+                for id in failed {
+                    self.txns.transport_error(TxnId::Client(id));
+                }
+            }
+        }
+        self.process_events(now);
+    }
+
+    fn client_peer(&self, id: ClientTxnId) -> Option<Peer> {
+        match self.by_client.get(&id)? {
+            ClientRole::Attempt { call, number } => {
+                let a = self.calls.get(call)?.attempt.as_ref()?;
+                (a.number == *number).then_some(a.peer)
+            }
+            _ => None,
+        }
+    }
+
+    fn handle_message(&mut self, now: Instant, data: Bytes, peer: Peer) {
+        let parsed = if peer.reliable() {
+            parse_stream_message(data)
+        } else {
+            parse_datagram(data)
+        };
+        let msg = match parsed {
+            Ok(m) => m,
+            Err(e) => {
+                if let (Sanity::Reply { status, reason, .. }, Some(h)) =
+                    (sanity::reject_unparseable(&e), e.request_headers())
+                {
+                    debug!(from = %peer.addr, error = %e, status, "malformed request");
+                    let reply =
+                        build::response(h, status, reason, Some(wire::tag().as_bytes()), &[]);
+                    self.out.push((reply_peer(h, peer), reply));
+                }
+                return;
+            }
+        };
+        if msg.is_request() {
+            self.handle_request(now, msg, peer);
+        } else {
+            self.handle_response(now, msg);
+        }
+    }
+
+    fn handle_request(&mut self, now: Instant, msg: Message, peer: Peer) {
+        if let Err(reject) = sanity::check_request(&msg, &self.cfg.sanity) {
+            if let Sanity::Reply {
+                status,
+                reason,
+                unsupported,
+                detail,
+            } = reject
+            {
+                debug!(from = %peer.addr, status, ?detail, "request failed sanity");
+                let extra: Vec<(&str, &[u8])> = unsupported
+                    .iter()
+                    .map(|u| ("Unsupported", u.as_ref()))
+                    .collect();
+                let reply = build::response(
+                    msg.headers(),
+                    status,
+                    reason,
+                    Some(wire::tag().as_bytes()),
+                    &extra,
+                );
+                self.out.push((reply_peer(msg.headers(), peer), reply));
+            }
+            return;
+        }
+        let to_peer = reply_peer(msg.headers(), peer);
+        let outcome = match self
+            .txns
+            .receive_request(now, &msg, to_peer, peer.reliable())
+        {
+            Ok(o) => o,
+            Err(e) => {
+                debug!(from = %peer.addr, error = %e, "request not matched");
+                return;
+            }
+        };
+        match outcome {
+            RequestOutcome::Retransmission | RequestOutcome::AckAbsorbed => {}
+            RequestOutcome::StrayAck => self.relay_ack(msg, peer),
+            RequestOutcome::Cancel { invite, cancel } => {
+                self.handle_cancel(now, invite, cancel, &msg)
+            }
+            RequestOutcome::New(id) => {
+                let in_dialog = msg.headers().to().ok().and_then(|t| t.tag()).is_some();
+                match msg.method() {
+                    _ if in_dialog => self.relay_in_dialog(now, id, msg, peer),
+                    Some(Method::Invite) => self.new_call(now, id, msg, peer),
+                    Some(Method::Options) => {
+                        let accept: (&str, &[u8]) = ("Accept", b"application/sdp");
+                        self.reply(now, id, &msg, 200, "OK", &[("Allow", ALLOW), accept]);
+                    }
+                    _ => self.reply(
+                        now,
+                        id,
+                        &msg,
+                        405,
+                        "Method Not Allowed",
+                        &[("Allow", ALLOW)],
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Answers a server transaction with a response the switch writes.
+    fn reply(
+        &mut self,
+        now: Instant,
+        id: ServerTxnId,
+        req: &Message,
+        status: u16,
+        reason: &str,
+        extra: &[(&str, &[u8])],
+    ) {
+        let tag = (status > 100).then(wire::tag);
+        let server: (&str, &[u8]) = ("Server", self.cfg.user_agent.as_bytes());
+        let mut headers: Vec<(&str, &[u8])> = extra.to_vec();
+        headers.push(server);
+        let bytes = build::response(
+            req.headers(),
+            status,
+            reason,
+            tag.as_ref().map(String::as_bytes),
+            &headers,
+        );
+        if let Err(e) = self.txns.respond(now, id, bytes) {
+            debug!(error = %e, status, "reply not sent");
+        }
+    }
+
+    fn handle_response(&mut self, now: Instant, msg: Message) {
+        if sanity::check_response(&msg, &self.cfg.sanity).is_err() {
+            return;
+        }
+        match self.txns.receive_response(now, msg) {
+            ResponseOutcome::Matched(_) | ResponseOutcome::Absorbed => {}
+            ResponseOutcome::Stray(msg) => self.forward_stray_response(msg),
+        }
+    }
+
+    /// A response no transaction knows (a 2xx retransmission after its transaction ended):
+    /// forwarded statelessly by its Via, when the top Via is ours (RFC 3261 §16.7, RFC 6026).
+    fn forward_stray_response(&mut self, msg: Message) {
+        let h = msg.headers();
+        let ours = h.top_via().is_ok_and(|v| {
+            v.branch()
+                .is_some_and(|b| b.starts_with(wire::BRANCH_PREFIX))
+        });
+        if !ours || !matches!(msg.status(), Some(200..=299)) {
+            return;
+        }
+        let Some(next) = h
+            .vias()
+            .nth(1)
+            .and_then(Result::ok)
+            .and_then(|v| wire::via_peer(&v))
+        else {
+            return;
+        };
+        let mut e = msg.edit();
+        if e.remove_top_via().is_ok() {
+            self.out.push((next, e.finish()));
+        }
+    }
+
+    fn process_events(&mut self, now: Instant) {
+        while let Some(event) = self.txns.poll_event() {
+            match event {
+                Event::Response { id, msg } => self.client_response(now, id, msg),
+                Event::Timeout {
+                    id: TxnId::Client(id),
+                    ..
+                } => self.client_failed(now, id, 408, "Request Timeout"),
+                Event::TransportError {
+                    id: TxnId::Client(id),
+                } => self.client_failed(now, id, 503, "Service Unavailable"),
+                Event::Terminated {
+                    id: TxnId::Client(id),
+                } => {
+                    self.by_client.remove(&id);
+                }
+                Event::Terminated {
+                    id: TxnId::Server(id),
+                } => {
+                    self.by_server.remove(&id);
+                    self.relayed.remove(&id);
+                }
+                Event::Timeout {
+                    id: TxnId::Server(_),
+                    ..
+                }
+                | Event::TransportError {
+                    id: TxnId::Server(_),
+                } => {}
+            }
+        }
+    }
+
+    fn client_response(&mut self, now: Instant, id: ClientTxnId, msg: Message) {
+        if msg.status().is_some_and(|s| s >= 200) {
+            self.awaiting_final.remove(&id);
+        }
+        match self.by_client.get(&id).copied() {
+            Some(ClientRole::Attempt { call, number }) => {
+                self.attempt_response(now, call, number, msg)
+            }
+            Some(ClientRole::Relay { server }) => self.relay_response(now, server, &msg),
+            Some(ClientRole::Local) | None => {}
+        }
+    }
+
+    fn client_failed(&mut self, now: Instant, id: ClientTxnId, status: u16, reason: &'static str) {
+        self.awaiting_final.remove(&id);
+        match self.by_client.get(&id).copied() {
+            Some(ClientRole::Attempt { call, number }) => {
+                self.attempt_failed(now, call, number, status, reason)
+            }
+            Some(ClientRole::Relay { server }) => {
+                if let Some(req) = self.relayed.remove(&server) {
+                    self.reply(now, server, &req, status, reason, &[]);
+                }
+            }
+            Some(ClientRole::Local) | None => {}
+        }
+    }
+
+    /// Relays a response of a relayed request back on its server transaction (our Via off).
+    fn relay_response(&mut self, now: Instant, server: ServerTxnId, msg: &Message) {
+        if msg.status() == Some(100) {
+            return;
+        }
+        let mut e = msg.edit();
+        if e.remove_top_via().is_err() {
+            return;
+        }
+        if let Err(err) = self.txns.respond(now, server, e.finish()) {
+            debug!(error = %err, "relayed response not sent");
+        }
+    }
+
+    fn is_us(&self, host: &[u8], port: Option<u16>) -> bool {
+        self.local.iter().any(|l| {
+            let port_ok = port.unwrap_or(5060) == l.addr.port();
+            let host_ok = std::str::from_utf8(host)
+                .ok()
+                .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+                .and_then(|h| h.parse::<std::net::IpAddr>().ok())
+                .is_some_and(|ip| ip == l.addr.ip() || l.addr.ip().is_unspecified());
+            port_ok
+                && (host_ok
+                    || self
+                        .advertised
+                        .values()
+                        .any(|a| a.as_bytes().starts_with(host)))
+        })
+    }
+
+    /// One of our own listen addresses (a message sent there would loop).
+    fn is_us_addr(&self, peer: &Peer) -> bool {
+        self.local.iter().any(|l| {
+            l.addr.port() == peer.addr.port()
+                && (l.addr.ip() == peer.addr.ip() || l.addr.ip().is_unspecified())
+        })
+    }
+
+    fn advertised(&self, transport: Transport) -> &str {
+        self.advertised
+            .get(&transport)
+            .or_else(|| self.advertised.values().next())
+            .map_or("127.0.0.1", String::as_str)
+    }
+}
+
+/// Where responses to a request go (RFC 3261 §18.2.2, RFC 3581): over a stream, back on the
+/// connection; over UDP, to the source address when the Via asks for rport (or when the
+/// Via's host is not the source), else to the Via's sent-by port on the source address.
+fn reply_peer(h: &sip_message::Headers, peer: Peer) -> Peer {
+    if peer.reliable() {
+        return peer;
+    }
+    let Ok(via) = h.top_via() else { return peer };
+    if via.rport().is_some() {
+        return peer;
+    }
+    let host_is_source = via.host().is_some_and(|host| match host {
+        sip_message::uri::Host::V4(a) => std::net::IpAddr::V4(a) == peer.addr.ip(),
+        sip_message::uri::Host::V6(a) => std::net::IpAddr::V6(a) == peer.addr.ip(),
+        sip_message::uri::Host::Name(_) => false,
+    });
+    if !host_is_source {
+        return peer;
+    }
+    let mut addr = peer.addr;
+    addr.set_port(via.port.unwrap_or(5060));
+    Peer { addr, ..peer }
+}

@@ -1,0 +1,23 @@
+//! # proxy
+//!
+//! The switch itself: UDP and TCP transports ([`transport`]), and the engine that owns the
+//! transaction table, the calls and their dialogs (`engine`). The engine reads configuration
+//! only from a [`Directory`](domain::Directory) snapshot ([`DirectorySource`]) and reports
+//! every state change of a call as a [`CallEvent`](domain::CallEvent) on a channel; it never
+//! touches a database.
+//!
+//! Start reading at [`Switch`], then `engine/mod.rs`.
+
+mod config;
+mod directory;
+mod engine;
+mod pipeline;
+mod status;
+pub mod transport;
+
+pub use config::ProxyConfig;
+pub use directory::DirectorySource;
+pub use engine::Switch;
+pub use pipeline::Reject;
+pub use status::{Status, StatusHandle};
+pub use transport::{Listener, ListenerSpec};

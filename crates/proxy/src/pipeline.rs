@@ -1,0 +1,91 @@
+//! Admission of a new INVITE: an ordered list of stages, each of which lets the call continue
+//! or refuses it with a [`Reject`]. [`Reject::reply`] is the one place that maps a refusal to
+//! its SIP status and reason phrase: the switch's reply table.
+//!
+//! Stages today: identify the customer by source address, then route (carriers in priority
+//! order). The stages of SPEC.md's admission table (block list, flood, status, limits, dialing
+//! plan) slot in here, in that order.
+
+use std::net::IpAddr;
+
+use domain::{Carrier, Customer, Directory};
+
+/// Why the switch refuses a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// The source address belongs to no active customer.
+    IpNotAuthorized,
+    /// No carrier can take the call.
+    NoRoutes,
+    /// The switch is shutting down.
+    ShuttingDown,
+}
+
+impl Reject {
+    /// Status and reason phrase of the reply (SPEC.md "Call admission").
+    pub fn reply(self) -> (u16, &'static str) {
+        match self {
+            Reject::IpNotAuthorized => (403, "Forbidden - IP Not Authorized"),
+            Reject::NoRoutes => (503, "Service Unavailable - No Routes"),
+            Reject::ShuttingDown => (503, "Service Unavailable - Shutting Down"),
+        }
+    }
+}
+
+/// Stage "identify": the customer a source address belongs to.
+pub(crate) fn identify(directory: &Directory, source: IpAddr) -> Result<&Customer, Reject> {
+    directory.identify(source).ok_or(Reject::IpNotAuthorized)
+}
+
+/// Stage "routing": the carriers to try, in order.
+pub(crate) fn route(directory: &Directory) -> Result<Vec<Carrier>, Reject> {
+    let routes = directory.routes().to_vec();
+    if routes.is_empty() {
+        return Err(Reject::NoRoutes);
+    }
+    Ok(routes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{CarrierId, CustomerId, Transport};
+
+    #[test]
+    fn identify_then_route() {
+        let customer = Customer {
+            id: CustomerId(1),
+            name: "acme".into(),
+            active: true,
+            ips: vec!["192.0.2.0/24".parse().unwrap()],
+            max_channels: None,
+            max_cps: None,
+        };
+        let carrier = Carrier {
+            id: CarrierId(9),
+            name: "up".into(),
+            host: "198.51.100.1".into(),
+            port: 5060,
+            transport: Transport::Udp,
+            priority: 1,
+            weight: 1,
+            active: true,
+        };
+        let none = Directory::new(1, vec![customer.clone()], vec![]);
+        assert_eq!(
+            identify(&none, "192.0.2.9".parse().unwrap()).unwrap().id,
+            CustomerId(1)
+        );
+        assert_eq!(route(&none).unwrap_err(), Reject::NoRoutes);
+        assert_eq!(
+            identify(&none, "203.0.113.1".parse().unwrap()).unwrap_err(),
+            Reject::IpNotAuthorized
+        );
+        let d = Directory::new(2, vec![customer], vec![carrier]);
+        assert_eq!(route(&d).unwrap().len(), 1);
+        assert_eq!(
+            Reject::IpNotAuthorized.reply(),
+            (403, "Forbidden - IP Not Authorized")
+        );
+    }
+}

@@ -1,0 +1,694 @@
+//! # store
+//!
+//! The vts database: customers with their source addresses, carriers, the configuration
+//! version the proxy polls, and call records. One [`Store`] over a sqlx `AnyPool` serves
+//! SQLite (`sqlite://PATH`) and PostgreSQL (`postgres://…`).
+//!
+//! How the SQL stays portable:
+//! - Every query is written once, with `$1, $2…` placeholders (the SQLite driver accepts
+//!   them, PostgreSQL needs them). Per-backend SQL exists in two places only: the migration
+//!   folders (`migrations/sqlite/`, `migrations/postgres/`: identity columns, integer widths,
+//!   triggers) and the isolation level of [`Store::load_directory`]'s transaction.
+//! - Columns hold INTEGER/BIGINT/TEXT only. Booleans are INTEGER 0/1 on both backends, money
+//!   (later) i64 fixed-point, times i64 epoch milliseconds, networks canonical CIDR text.
+//!   On PostgreSQL a column's width follows the Rust type bound to it (INTEGER ↔ `i32`,
+//!   BIGINT ↔ `i64`), because the Any driver sends typed parameters.
+//! - `config_version` is bumped by triggers, so any writer of the database (an admin's
+//!   `psql`, a future web panel) makes the proxy reload.
+//!
+//! The sqlx build has no TLS feature for now: `postgres://` URLs must use a server reachable
+//! without TLS (`sslmode=disable` or `prefer`). Add `tls-rustls-ring` to the workspace's sqlx
+//! features when a remote database needs it.
+//!
+//! Migrations are embedded with `include_str!` rather than `sqlx::migrate!`: see
+//! `src/migrations.rs` for why.
+
+mod error;
+mod migrations;
+mod sql;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use domain::{Carrier, CarrierId, Cdr, Customer, CustomerId, Directory, HangupSide, Transport};
+use ipnet::{IpNet, Ipv4Net};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
+
+pub use error::StoreError;
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names, from its scheme.
+    pub fn from_url(url: &str) -> Result<Backend, StoreError> {
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            _ => Err(StoreError::UnsupportedUrl(scheme.to_owned())),
+        }
+    }
+}
+
+/// A customer to add. Its addresses are host addresses (`/32`, `/128`) or networks; host
+/// bits are cleared when stored (`10.1.2.3/8` is stored as `10.0.0.0/8`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCustomer {
+    pub name: String,
+    pub ips: Vec<IpNet>,
+    /// Concurrent calls allowed; `None` is unlimited, `Some(0)` is refused.
+    pub max_channels: Option<u32>,
+    /// New calls per second allowed; `None` is unlimited, `Some(0)` is refused.
+    pub max_cps: Option<u32>,
+}
+
+/// A carrier to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCarrier {
+    pub name: String,
+    /// Host name or IP address.
+    pub host: String,
+    pub port: u16,
+    pub transport: Transport,
+    /// Higher is tried first.
+    pub priority: i32,
+    /// Among equal priorities, higher is tried first.
+    pub weight: i32,
+}
+
+/// Longest customer or carrier name accepted.
+pub const MAX_NAME_LEN: usize = 100;
+
+/// SQLite connections in the pool: writes are serialised by SQLite anyway; a few readers
+/// (WAL) let the proxy's version poll run beside a CDR batch.
+const SQLITE_POOL_SIZE: u32 = 4;
+const POSTGRES_POOL_SIZE: u32 = 10;
+
+/// Rows per multi-row CDR insert, below both backends' bind limits.
+const CDR_ROWS_CAP: usize = 500;
+
+const CDR_COLUMNS: &str = "id, call_id, customer_id, carrier_id, carrier_addr, source_addr, caller, callee, \
+     caller_out, callee_out, user_agent, invite_ms, progress_ms, answer_ms, end_ms, pdd_ms, \
+     billable_ms, billable_secs, final_code, final_reason, hangup, attempts";
+const CDR_COLUMN_COUNT: usize = 22;
+
+/// The database: configuration (customers, carriers) and call records.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `sqlite://PATH` (the file is created if missing; WAL,
+    /// `synchronous=NORMAL`, `busy_timeout=5000`, `foreign_keys=ON` on every connection;
+    /// `sqlite::memory:` gives a private in-memory database on a single connection, for
+    /// tests) or `postgres://USER:PASSWORD@HOST:PORT/DB`. Does not migrate: call
+    /// [`Store::migrate`].
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let backend = Backend::from_url(url)?;
+        sqlx::any::install_default_drivers();
+        let pool = match backend {
+            Backend::Sqlite => {
+                // An in-memory database lives and dies with its one connection: keep it.
+                let memory = url.contains(":memory:") || url.contains("mode=memory");
+                AnyPoolOptions::new()
+                    .max_connections(if memory { 1 } else { SQLITE_POOL_SIZE })
+                    .idle_timeout(if memory {
+                        None
+                    } else {
+                        Some(Duration::from_secs(600))
+                    })
+                    .max_lifetime(if memory {
+                        None
+                    } else {
+                        Some(Duration::from_secs(1800))
+                    })
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            for pragma in [
+                                "PRAGMA journal_mode = WAL",
+                                "PRAGMA synchronous = NORMAL",
+                                "PRAGMA busy_timeout = 5000",
+                                "PRAGMA foreign_keys = ON",
+                            ] {
+                                sqlx::query(pragma).execute(&mut *conn).await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .connect(&sqlite_url_creating_file(url))
+                    .await?
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(POSTGRES_POOL_SIZE)
+                    .connect(url)
+                    .await?
+            }
+        };
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies the migrations this database lacks (sqlx records applied ones in
+    /// `_sqlx_migrations`), so running it again is a no-op.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migrations::migrator(self.backend).run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool's connections, waiting for those in use to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Adds a customer and its addresses in one transaction.
+    ///
+    /// Refused with [`StoreError::Invalid`]: a blank or too long name, `max_channels` or
+    /// `max_cps` of 0. Refused with [`StoreError::Conflict`]: a name already used, or an
+    /// address or network already active for another customer (overlapping networks are
+    /// fine: the longest prefix wins; an identical one is not). Repeated addresses in `ips`
+    /// are stored once.
+    pub async fn add_customer(&self, new: &NewCustomer) -> Result<CustomerId, StoreError> {
+        let name = checked_name(&new.name, "customer")?;
+        for (what, limit) in [("max_channels", new.max_channels), ("max_cps", new.max_cps)] {
+            if limit == Some(0) {
+                return Err(StoreError::Invalid(format!(
+                    "{what} 0 would refuse every call: use None for unlimited, or deactivate the customer"
+                )));
+            }
+        }
+        let mut networks: Vec<String> = Vec::with_capacity(new.ips.len());
+        for net in &new.ips {
+            let net = canonical(*net).to_string();
+            if !networks.contains(&net) {
+                networks.push(net);
+            }
+        }
+
+        let mut tx = self.pool.begin().await?;
+        let taken = sqlx::query("SELECT id FROM customers WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if taken.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "a customer named {name:?} already exists"
+            )));
+        }
+        for net in &networks {
+            let owner = sqlx::query(
+                "SELECT c.name FROM customer_ips i JOIN customers c ON c.id = i.customer_id \
+                 WHERE i.network = $1 AND i.active = 1",
+            )
+            .bind(net.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(owner) = owner {
+                let owner: String = owner.try_get(0)?;
+                return Err(StoreError::Conflict(format!(
+                    "{net} is already in use by customer {owner:?}"
+                )));
+            }
+        }
+
+        let now = now_ms();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO customers (name, active, max_channels, max_cps, created_ms, updated_ms) \
+             VALUES ($1, 1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(name)
+        .bind(new.max_channels.map(i64::from))
+        .bind(new.max_cps.map(i64::from))
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            StoreError::unique_or(e, || format!("a customer named {name:?} already exists"))
+        })?;
+        for net in &networks {
+            sqlx::query(
+                "INSERT INTO customer_ips (customer_id, network, active) VALUES ($1, $2, 1)",
+            )
+            .bind(id)
+            .bind(net.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                StoreError::unique_or(e, || format!("{net} is already in use by another customer"))
+            })?;
+        }
+        tx.commit().await?;
+        Ok(CustomerId(id))
+    }
+
+    /// Every customer (active or not) with its active addresses, by id.
+    pub async fn list_customers(&self) -> Result<Vec<Customer>, StoreError> {
+        let mut tx = self.begin_read().await?;
+        let customers = customers_on(&mut tx).await?;
+        tx.commit().await?;
+        Ok(customers)
+    }
+
+    /// Adds a carrier. Refused with [`StoreError::Invalid`]: a blank or too long name, a blank
+    /// host or one with whitespace, port 0. With [`StoreError::Conflict`]: a name already used.
+    pub async fn add_carrier(&self, new: &NewCarrier) -> Result<CarrierId, StoreError> {
+        let name = checked_name(&new.name, "carrier")?;
+        let host = new.host.trim();
+        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(StoreError::Invalid(format!(
+                "carrier host {:?} is not a host name or address",
+                new.host
+            )));
+        }
+        if new.port == 0 {
+            return Err(StoreError::Invalid("carrier port 0 is not a port".into()));
+        }
+
+        let mut tx = self.pool.begin().await?;
+        let taken = sqlx::query("SELECT id FROM carriers WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if taken.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "a carrier named {name:?} already exists"
+            )));
+        }
+        let now = now_ms();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO carriers (name, host, port, transport, priority, weight, active, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8) RETURNING id",
+        )
+        .bind(name)
+        .bind(host)
+        .bind(i32::from(new.port))
+        .bind(new.transport.as_str())
+        .bind(new.priority)
+        .bind(new.weight)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| StoreError::unique_or(e, || format!("a carrier named {name:?} already exists")))?;
+        tx.commit().await?;
+        Ok(CarrierId(id))
+    }
+
+    /// Every carrier (active or not), by id.
+    pub async fn list_carriers(&self) -> Result<Vec<Carrier>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        carriers_on(&mut conn).await
+    }
+
+    /// The configuration version: it grows with every change of customers, their addresses
+    /// or carriers, by any writer. One single-row read: cheap enough to poll.
+    pub async fn config_version(&self) -> Result<i64, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        version_on(&mut conn).await
+    }
+
+    /// The directory snapshot: the version, customers and carriers read in one transaction,
+    /// so the version describes exactly the data read.
+    pub async fn load_directory(&self) -> Result<Directory, StoreError> {
+        let mut tx = self.begin_read().await?;
+        let version = version_on(&mut tx).await?;
+        let customers = customers_on(&mut tx).await?;
+        let carriers = carriers_on(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Directory::new(version, customers, carriers))
+    }
+
+    /// Inserts call records in one transaction, skipping ids already stored (so a replay of
+    /// the write-ahead log is harmless). Returns how many were new. Multi-row statements of
+    /// up to 500 records each.
+    pub async fn insert_cdrs(&self, cdrs: &[Cdr]) -> Result<u64, StoreError> {
+        if let Some(bad) = cdrs.iter().find(|c| c.id.is_empty()) {
+            return Err(StoreError::Invalid(format!(
+                "a CDR has an empty id (call id {:?})",
+                bad.call_id
+            )));
+        }
+        if cdrs.is_empty() {
+            return Ok(0);
+        }
+        // Per-backend SQL: SQLite gets anonymous `?` here (see `sql::Style::Anonymous`).
+        let (style, max_binds) = match self.backend {
+            Backend::Sqlite => (sql::Style::Anonymous, sql::SQLITE_MAX_BINDS),
+            Backend::Postgres => (sql::Style::Numbered, sql::POSTGRES_MAX_BINDS),
+        };
+        let rows = sql::rows_per_statement(max_binds, CDR_COLUMN_COUNT, CDR_ROWS_CAP);
+        let mut inserted = 0;
+        let mut tx = self.pool.begin().await?;
+        for chunk in cdrs.chunks(rows) {
+            let text = format!(
+                "INSERT INTO cdrs ({CDR_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING",
+                sql::values_placeholders(style, chunk.len(), CDR_COLUMN_COUNT)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(text));
+            for c in chunk {
+                query = query
+                    .bind(c.id.as_str())
+                    .bind(c.call_id.as_str())
+                    .bind(c.customer_id.0)
+                    .bind(c.carrier_id.map(|id| id.0))
+                    .bind(c.carrier_addr.as_deref())
+                    .bind(c.source_addr.as_str())
+                    .bind(c.caller.as_str())
+                    .bind(c.callee.as_str())
+                    .bind(c.caller_out.as_deref())
+                    .bind(c.callee_out.as_deref())
+                    .bind(c.user_agent.as_deref())
+                    .bind(c.invite_ms)
+                    .bind(c.progress_ms)
+                    .bind(c.answer_ms)
+                    .bind(c.end_ms)
+                    .bind(c.pdd_ms)
+                    .bind(c.billable_ms)
+                    .bind(c.billable_secs)
+                    .bind(i32::from(c.final_code))
+                    .bind(c.final_reason.as_str())
+                    .bind(c.hangup.as_str())
+                    .bind(i64::from(c.attempts));
+            }
+            inserted += query.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// The newest `limit` call records: latest INVITE first, then by id descending.
+    pub async fn list_cdrs(&self, limit: u32) -> Result<Vec<Cdr>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CDR_COLUMNS} FROM cdrs ORDER BY invite_ms DESC, id DESC LIMIT $1"
+        )))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(cdr_from_row).collect()
+    }
+
+    pub async fn count_cdrs(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM cdrs")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// A transaction whose reads all see one snapshot. SQLite: any transaction does (its
+    /// snapshot starts at the first read). PostgreSQL (per-backend SQL): the default READ
+    /// COMMITTED takes a snapshot per statement, so ask for REPEATABLE READ.
+    async fn begin_read(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin().await?,
+            Backend::Postgres => {
+                self.pool
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?
+            }
+        })
+    }
+}
+
+/// SQLite creates a missing database file only when asked (`mode=rwc`); ask unless the URL
+/// already chose a mode.
+fn sqlite_url_creating_file(url: &str) -> String {
+    match url.split_once('?') {
+        Some((_, query)) if query.split('&').any(|kv| kv.starts_with("mode=")) => url.to_owned(),
+        Some(_) => format!("{url}&mode=rwc"),
+        None => format!("{url}?mode=rwc"),
+    }
+}
+
+fn checked_name<'a>(name: &'a str, what: &str) -> Result<&'a str, StoreError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err(StoreError::Invalid(format!("{what} name is empty")));
+    }
+    if trimmed.chars().count() > MAX_NAME_LEN {
+        return Err(StoreError::Invalid(format!(
+            "{what} name is longer than {MAX_NAME_LEN} characters"
+        )));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(StoreError::Invalid(format!(
+            "{what} name {name:?} has control characters"
+        )));
+    }
+    Ok(trimmed)
+}
+
+/// Host bits cleared; an IPv4-mapped IPv6 network (`::ffff:192.0.2.1/128`) becomes the IPv4
+/// network it names, because [`Directory::identify`] looks mapped sources up as IPv4.
+fn canonical(net: IpNet) -> IpNet {
+    let net = net.trunc();
+    if let IpNet::V6(v6) = net
+        && let Some(v4) = v6.addr().to_ipv4_mapped()
+        && v6.prefix_len() >= 96
+    {
+        let v4 =
+            Ipv4Net::new(v4, v6.prefix_len() - 96).expect("a prefix of 96..=128 less 96 fits IPv4");
+        return IpNet::V4(v4);
+    }
+    net
+}
+
+fn now_ms() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+async fn version_on(conn: &mut AnyConnection) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT version FROM config_version WHERE id = 1")
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
+async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Customer>, StoreError> {
+    let rows =
+        sqlx::query("SELECT id, name, active, max_channels, max_cps FROM customers ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut customers = Vec::with_capacity(rows.len());
+    let mut index = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let id: i64 = row.try_get("id")?;
+        index.insert(id, customers.len());
+        customers.push(Customer {
+            id: CustomerId(id),
+            name: row.try_get("name")?,
+            active: flag(row, "active")?,
+            ips: Vec::new(),
+            max_channels: limit(row, "max_channels")?,
+            max_cps: limit(row, "max_cps")?,
+        });
+    }
+    let ips = sqlx::query("SELECT id, customer_id, network FROM customer_ips WHERE active = 1 ORDER BY customer_id, id")
+        .fetch_all(&mut *conn)
+        .await?;
+    for row in &ips {
+        let customer_id: i64 = row.try_get("customer_id")?;
+        let text: String = row.try_get("network")?;
+        let net = parse_network(&text).ok_or_else(|| {
+            let id = row.try_get::<i64, _>("id").unwrap_or_default();
+            StoreError::Corrupt(format!(
+                "customer_ips row {id}: {text:?} is not an address or network"
+            ))
+        })?;
+        if let Some(&i) = index.get(&customer_id) {
+            customers[i].ips.push(net);
+        }
+    }
+    Ok(customers)
+}
+
+/// Stored networks are CIDR text; a bare address (typed by hand into the table) is read as a
+/// host network.
+fn parse_network(text: &str) -> Option<IpNet> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
+        .map(canonical)
+}
+
+async fn carriers_on(conn: &mut AnyConnection) -> Result<Vec<Carrier>, StoreError> {
+    let rows =
+        sqlx::query("SELECT id, name, host, port, transport, priority, weight, active FROM carriers ORDER BY id")
+            .fetch_all(conn)
+            .await?;
+    rows.iter()
+        .map(|row| {
+            let id: i64 = row.try_get("id")?;
+            let transport: String = row.try_get("transport")?;
+            Ok(Carrier {
+                id: CarrierId(id),
+                name: row.try_get("name")?,
+                host: row.try_get("host")?,
+                port: int(row, "port")?,
+                transport: Transport::from_str(&transport)
+                    .map_err(|e| StoreError::Corrupt(format!("carrier {id}: {e}")))?,
+                priority: int(row, "priority")?,
+                weight: int(row, "weight")?,
+                active: flag(row, "active")?,
+            })
+        })
+        .collect()
+}
+
+fn cdr_from_row(row: &AnyRow) -> Result<Cdr, StoreError> {
+    let id: String = row.try_get("id")?;
+    let hangup: String = row.try_get("hangup")?;
+    Ok(Cdr {
+        call_id: row.try_get("call_id")?,
+        customer_id: CustomerId(row.try_get("customer_id")?),
+        carrier_id: row.try_get::<Option<i64>, _>("carrier_id")?.map(CarrierId),
+        carrier_addr: row.try_get("carrier_addr")?,
+        source_addr: row.try_get("source_addr")?,
+        caller: row.try_get("caller")?,
+        callee: row.try_get("callee")?,
+        caller_out: row.try_get("caller_out")?,
+        callee_out: row.try_get("callee_out")?,
+        user_agent: row.try_get("user_agent")?,
+        invite_ms: row.try_get("invite_ms")?,
+        progress_ms: row.try_get("progress_ms")?,
+        answer_ms: row.try_get("answer_ms")?,
+        end_ms: row.try_get("end_ms")?,
+        pdd_ms: row.try_get("pdd_ms")?,
+        billable_ms: row.try_get("billable_ms")?,
+        billable_secs: row.try_get("billable_secs")?,
+        final_code: int(row, "final_code")?,
+        final_reason: row.try_get("final_reason")?,
+        hangup: HangupSide::from_str(&hangup)
+            .map_err(|e| StoreError::Corrupt(format!("cdr {id:?}: {e}")))?,
+        attempts: int(row, "attempts")?,
+        id,
+    })
+}
+
+/// An integer column read into a narrower Rust type; out of range is [`StoreError::Corrupt`].
+fn int<T: TryFrom<i64>>(row: &AnyRow, column: &str) -> Result<T, StoreError> {
+    let value: i64 = row.try_get(column)?;
+    T::try_from(value)
+        .map_err(|_| StoreError::Corrupt(format!("{column} = {value} is out of range")))
+}
+
+/// A nullable limit: NULL is unlimited; 0 or negative (written by another tool) is corrupt.
+fn limit(row: &AnyRow, column: &str) -> Result<Option<u32>, StoreError> {
+    match row.try_get::<Option<i64>, _>(column)? {
+        None => Ok(None),
+        Some(value) => match u32::try_from(value) {
+            Ok(v) if v > 0 => Ok(Some(v)),
+            _ => Err(StoreError::Corrupt(format!(
+                "{column} = {value} is not a positive limit"
+            ))),
+        },
+    }
+}
+
+/// A boolean stored as INTEGER 0/1.
+fn flag(row: &AnyRow, column: &str) -> Result<bool, StoreError> {
+    let value: i64 = row.try_get(column)?;
+    Ok(value != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_from_url_scheme() {
+        assert_eq!(
+            Backend::from_url("sqlite://vts.db").unwrap(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            Backend::from_url("sqlite:///var/lib/vts/vts.db").unwrap(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            Backend::from_url("postgres://u:p@127.0.0.1:5432/vts").unwrap(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Backend::from_url("postgresql://h/vts").unwrap(),
+            Backend::Postgres
+        );
+        let err = Backend::from_url("mysql://root:secret@h/vts").unwrap_err();
+        assert!(
+            matches!(&err, StoreError::UnsupportedUrl(s) if s == "mysql"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("\"mysql\""), "{err}");
+        assert!(!err.to_string().contains("secret"), "{err}");
+        assert!(matches!(
+            Backend::from_url("vts.db"),
+            Err(StoreError::UnsupportedUrl(_))
+        ));
+    }
+
+    #[test]
+    fn sqlite_urls_create_the_file() {
+        assert_eq!(
+            sqlite_url_creating_file("sqlite://a.db"),
+            "sqlite://a.db?mode=rwc"
+        );
+        assert_eq!(
+            sqlite_url_creating_file("sqlite://a.db?cache=shared"),
+            "sqlite://a.db?cache=shared&mode=rwc"
+        );
+        assert_eq!(
+            sqlite_url_creating_file("sqlite://a.db?mode=ro"),
+            "sqlite://a.db?mode=ro"
+        );
+    }
+
+    #[test]
+    fn networks_are_canonical() {
+        let c = |s: &str| canonical(s.parse().unwrap()).to_string();
+        assert_eq!(c("192.0.2.1/32"), "192.0.2.1/32");
+        assert_eq!(c("10.1.2.3/8"), "10.0.0.0/8");
+        assert_eq!(c("2001:db8::1/32"), "2001:db8::/32");
+        assert_eq!(c("::ffff:192.0.2.1/128"), "192.0.2.1/32");
+        assert_eq!(c("::ffff:10.9.0.0/112"), "10.9.0.0/16");
+        assert_eq!(c("::ffff:0:0/64"), "::/64");
+        assert_eq!(
+            parse_network(" 192.0.2.7 ").unwrap().to_string(),
+            "192.0.2.7/32"
+        );
+        assert!(parse_network("not-an-ip").is_none());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert_eq!(checked_name("  acme ", "customer").unwrap(), "acme");
+        assert!(matches!(
+            checked_name("   ", "customer"),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            checked_name("a\u{0}b", "customer"),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            checked_name(&"x".repeat(MAX_NAME_LEN + 1), "carrier"),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+}

@@ -1,0 +1,454 @@
+//! The storage story: one realistic sequence of configuration changes and call records,
+//! against SQLite always and against PostgreSQL when `VTS_TEST_POSTGRES_URL` is set (each run
+//! in a freshly created database, dropped at the end).
+
+use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use domain::{Carrier, CarrierId, Cdr, CustomerId, HangupSide, Transport};
+use ipnet::IpNet;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::{AnyConnection, Connection};
+use store::{Backend, NewCarrier, NewCustomer, Store, StoreError};
+
+#[tokio::test]
+async fn story_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vts.db");
+    assert!(!path.exists());
+    let url = format!("sqlite://{}", path.display());
+    story(&url, Backend::Sqlite).await;
+    assert!(path.exists(), "connect created the database file");
+
+    // journal_mode is stored in the file: a fresh connection sees the store's WAL.
+    let mut other = AnyConnection::connect(&url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    other.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn story_on_postgres() {
+    let Ok(base) = std::env::var("VTS_TEST_POSTGRES_URL") else {
+        eprintln!("VTS_TEST_POSTGRES_URL is not set: skipping the PostgreSQL story");
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let url = with_database(
+        &base,
+        &format!("vts_store_test_{}_{nanos}", std::process::id()),
+    );
+    sqlx::Any::create_database(&url)
+        .await
+        .expect("create a test database (the role needs CREATEDB)");
+    story(&url, Backend::Postgres).await;
+    sqlx::Any::drop_database(&url).await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_url_schemes_are_refused() {
+    let err = Store::connect("mysql://root:secret@127.0.0.1/vts")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::UnsupportedUrl(scheme) if scheme == "mysql"),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("secret"));
+}
+
+/// `base` with its database name replaced by `name` (query string kept).
+fn with_database(base: &str, name: &str) -> String {
+    let (head, query) = match base.split_once('?') {
+        Some((head, query)) => (head, format!("?{query}")),
+        None => (base, String::new()),
+    };
+    let (scheme, rest) = head.split_once("://").expect("a URL");
+    let server = rest.split_once('/').map_or(rest, |(server, _)| server);
+    format!("{scheme}://{server}/{name}{query}")
+}
+
+fn nets(list: &[&str]) -> Vec<IpNet> {
+    list.iter().map(|s| s.parse().unwrap()).collect()
+}
+
+fn customer(
+    name: &str,
+    ips: &[&str],
+    max_channels: Option<u32>,
+    max_cps: Option<u32>,
+) -> NewCustomer {
+    NewCustomer {
+        name: name.into(),
+        ips: nets(ips),
+        max_channels,
+        max_cps,
+    }
+}
+
+fn carrier(name: &str, port: u16, transport: Transport, priority: i32, weight: i32) -> NewCarrier {
+    NewCarrier {
+        name: name.into(),
+        host: format!("{name}.example.net"),
+        port,
+        transport,
+        priority,
+        weight,
+    }
+}
+
+/// `n` CDRs with every field exercised: NULLs and values, unicode, extreme integers, equal
+/// INVITE times (ordered by id then), every hangup side.
+fn cdrs(range: std::ops::Range<usize>) -> Vec<Cdr> {
+    range
+        .map(|i| {
+            let answered = i % 3 != 0;
+            let invite_ms = 1_780_000_000_000 + (i as i64 / 2) * 1_000; // pairs share a time
+            Cdr {
+                id: format!("01J{i:08}"),
+                call_id: format!("{i}-a84b4c76e66710@pc33.atlanta.example.com"),
+                customer_id: CustomerId(1 + (i % 2) as i64),
+                carrier_id: (i % 5 != 0).then_some(CarrierId(i as i64 % 3 + 1)),
+                carrier_addr: (i % 5 != 0).then(|| format!("198.51.100.{}:5060", i % 250)),
+                source_addr: format!("192.0.2.10:{}", 5060 + i % 100),
+                caller: format!("+3120{i:07}"),
+                callee: if i % 7 == 0 {
+                    "Ünïcødé 💡 'quoted' \"x\"".into()
+                } else {
+                    format!("+4420{i:07}")
+                },
+                caller_out: (i % 4 != 0).then(|| format!("3120{i:07}")),
+                callee_out: (i % 4 != 1).then(String::new),
+                user_agent: (i % 2 == 0).then(|| "Asterisk PBX 20.5.0".into()),
+                invite_ms,
+                progress_ms: (i % 3 != 2).then_some(invite_ms + 120),
+                answer_ms: answered.then_some(invite_ms + 2_000),
+                end_ms: invite_ms + if answered { 62_001 } else { 800 },
+                pdd_ms: (i % 3 != 2).then_some(118),
+                billable_ms: if answered { 60_001 } else { 0 },
+                billable_secs: if answered { 61 } else { 0 },
+                final_code: match i % 4 {
+                    0 => 486,
+                    1 => 200,
+                    2 => u16::MAX,
+                    _ => 503,
+                },
+                final_reason: if i % 4 == 1 {
+                    "OK".into()
+                } else {
+                    String::new()
+                },
+                hangup: [HangupSide::Caller, HangupSide::Callee, HangupSide::Switch][i % 3],
+                attempts: if i == 5 { u32::MAX } else { (i % 4) as u32 },
+            }
+        })
+        .collect()
+}
+
+/// Every configuration change bumps the version.
+async fn bumped(store: &Store, version: &mut i64) {
+    let now = store.config_version().await.unwrap();
+    assert!(
+        now > *version,
+        "config_version {now} did not grow past {version}"
+    );
+    *version = now;
+}
+
+async fn story(url: &str, backend: Backend) {
+    let store = Store::connect(url).await.unwrap();
+    assert_eq!(store.backend(), backend);
+
+    // Migrations: clean on an empty database, a no-op the second time.
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    let mut version = store.config_version().await.unwrap();
+    assert_eq!(version, 1);
+    assert!(store.list_customers().await.unwrap().is_empty());
+    assert!(store.list_carriers().await.unwrap().is_empty());
+    assert_eq!(store.count_cdrs().await.unwrap(), 0);
+
+    // Customers: host addresses and networks (host bits cleared, duplicates stored once).
+    let acme = store
+        .add_customer(&customer(
+            "acme",
+            &[
+                "192.0.2.10/32",
+                "198.51.100.0/24",
+                "10.1.2.3/8",
+                "192.0.2.10/32",
+            ],
+            Some(30),
+            Some(5),
+        ))
+        .await
+        .unwrap();
+    bumped(&store, &mut version).await;
+    let beta = store
+        .add_customer(&customer(
+            "beta",
+            &["10.1.0.0/16", "2001:db8::1/32", "::ffff:192.0.2.11/128"],
+            None,
+            None,
+        ))
+        .await
+        .unwrap();
+    bumped(&store, &mut version).await;
+    assert!(beta > acme);
+
+    // Refusals change nothing.
+    let err = store
+        .add_customer(&customer(
+            "gamma",
+            &["203.0.113.5/32", "192.0.2.10/32"],
+            None,
+            None,
+        ))
+        .await
+        .unwrap_err();
+    match &err {
+        StoreError::Conflict(msg) => assert!(
+            msg.contains("192.0.2.10/32") && msg.contains("acme"),
+            "{msg}"
+        ),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let err = store
+        .add_customer(&customer("beta", &["203.0.113.9/32"], None, None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(msg) if msg.contains("beta")),
+        "{err:?}"
+    );
+    let err = store
+        .add_customer(&customer("  ", &[], None, None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    let err = store
+        .add_customer(&customer("delta", &[], Some(0), None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid(msg) if msg.contains("max_channels")),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.config_version().await.unwrap(),
+        version,
+        "refused changes leave the version alone"
+    );
+
+    let customers = store.list_customers().await.unwrap();
+    assert_eq!(customers.len(), 2);
+    assert_eq!(
+        (customers[0].id, customers[0].name.as_str()),
+        (acme, "acme")
+    );
+    assert_eq!(
+        customers[0].ips,
+        nets(&["192.0.2.10/32", "198.51.100.0/24", "10.0.0.0/8"])
+    );
+    assert_eq!(
+        (
+            customers[0].max_channels,
+            customers[0].max_cps,
+            customers[0].active
+        ),
+        (Some(30), Some(5), true)
+    );
+    assert_eq!(
+        (customers[1].id, customers[1].name.as_str()),
+        (beta, "beta")
+    );
+    assert_eq!(
+        customers[1].ips,
+        nets(&["10.1.0.0/16", "2001:db8::/32", "192.0.2.11/32"])
+    );
+    assert_eq!(
+        (customers[1].max_channels, customers[1].max_cps),
+        (None, None)
+    );
+
+    // Carriers.
+    let low = store
+        .add_carrier(&carrier("low", 5060, Transport::Udp, 10, 1))
+        .await
+        .unwrap();
+    bumped(&store, &mut version).await;
+    let high = store
+        .add_carrier(&carrier("high", 5080, Transport::Tcp, 20, 5))
+        .await
+        .unwrap();
+    bumped(&store, &mut version).await;
+    let heavy = store
+        .add_carrier(&carrier("heavy", 5060, Transport::Udp, 20, 10))
+        .await
+        .unwrap();
+    bumped(&store, &mut version).await;
+    let err = store
+        .add_carrier(&carrier("zero", 0, Transport::Udp, 1, 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid(msg) if msg.contains("port")),
+        "{err:?}"
+    );
+    let err = store
+        .add_carrier(&carrier("high", 5060, Transport::Udp, 1, 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(msg) if msg.contains("high")),
+        "{err:?}"
+    );
+    let mut blank_host = carrier("blank", 5060, Transport::Udp, 1, 1);
+    blank_host.host = " ".into();
+    assert!(matches!(
+        store.add_carrier(&blank_host).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.config_version().await.unwrap(), version);
+
+    let carriers = store.list_carriers().await.unwrap();
+    assert_eq!(
+        carriers[1],
+        Carrier {
+            id: high,
+            name: "high".into(),
+            host: "high.example.net".into(),
+            port: 5080,
+            transport: Transport::Tcp,
+            priority: 20,
+            weight: 5,
+            active: true,
+        }
+    );
+    assert_eq!(
+        carriers.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![low, high, heavy]
+    );
+
+    // Another writer, straight SQL on its own connection: the triggers bump the version.
+    let mut other = AnyConnection::connect(url).await.unwrap();
+    sqlx::query("UPDATE carriers SET active = 0 WHERE name = 'heavy'")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    bumped(&store, &mut version).await;
+    sqlx::query("UPDATE customer_ips SET active = 0 WHERE network = '192.0.2.11/32'")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    bumped(&store, &mut version).await;
+    sqlx::query("DELETE FROM customer_ips WHERE network = '198.51.100.0/24'")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    bumped(&store, &mut version).await;
+    other.close().await.unwrap();
+
+    // The directory: identification by longest prefix, routes by priority then weight.
+    let directory = store.load_directory().await.unwrap();
+    assert_eq!(directory.version, version);
+    let who = |ip: &str| {
+        directory
+            .identify(ip.parse::<IpAddr>().unwrap())
+            .map(|c| c.name.clone())
+    };
+    assert_eq!(who("192.0.2.10").as_deref(), Some("acme"));
+    assert_eq!(who("10.200.0.1").as_deref(), Some("acme"), "10.0.0.0/8");
+    assert_eq!(
+        who("10.1.5.5").as_deref(),
+        Some("beta"),
+        "10.1.0.0/16 beats 10.0.0.0/8"
+    );
+    assert_eq!(who("2001:db8::5").as_deref(), Some("beta"));
+    assert_eq!(who("::ffff:10.1.0.9").as_deref(), Some("beta"));
+    assert_eq!(who("192.0.2.11"), None, "deactivated by the other writer");
+    assert_eq!(who("198.51.100.77"), None, "deleted by the other writer");
+    assert_eq!(
+        who("203.0.113.5"),
+        None,
+        "never stored: the refused customer's transaction"
+    );
+    assert_eq!(directory.customer(acme).unwrap().max_channels, Some(30));
+    let routes: Vec<CarrierId> = directory.routes().iter().map(|c| c.id).collect();
+    assert_eq!(routes, vec![high, low], "heavy is inactive");
+    assert_eq!(
+        store.config_version().await.unwrap(),
+        version,
+        "reading changes nothing"
+    );
+
+    // The freed address can go to a new customer now.
+    store
+        .add_customer(&customer("gamma", &["192.0.2.11/32"], None, Some(1)))
+        .await
+        .unwrap();
+    bumped(&store, &mut version).await;
+
+    // CDRs: more than one multi-row statement's worth, idempotent by id.
+    let batch = cdrs(0..1_203);
+    assert_eq!(store.insert_cdrs(&[]).await.unwrap(), 0);
+    assert_eq!(store.insert_cdrs(&batch).await.unwrap(), 1_203);
+    assert_eq!(
+        store.insert_cdrs(&batch).await.unwrap(),
+        0,
+        "the same batch again adds nothing"
+    );
+    let overlap = cdrs(1_200..1_210);
+    assert_eq!(store.insert_cdrs(&overlap).await.unwrap(), 7);
+    assert_eq!(store.count_cdrs().await.unwrap(), 1_210);
+    assert_eq!(
+        store.config_version().await.unwrap(),
+        version,
+        "CDRs are not configuration"
+    );
+
+    let mut expected = cdrs(0..1_210);
+    expected.sort_by(|a, b| b.invite_ms.cmp(&a.invite_ms).then(b.id.cmp(&a.id)));
+    let newest = store.list_cdrs(5).await.unwrap();
+    assert_eq!(newest, expected[..5]);
+    assert_eq!(newest[0].id, "01J00001209");
+    assert_eq!(
+        newest[1].id, "01J00001208",
+        "equal INVITE times: higher id first"
+    );
+    let all = store.list_cdrs(u32::MAX).await.unwrap();
+    assert_eq!(all.len(), 1_210);
+    for (got, want) in all.iter().zip(&expected) {
+        assert_eq!(got, want, "every field round-trips");
+    }
+    assert!(store.list_cdrs(0).await.unwrap().is_empty());
+    let err = store
+        .insert_cdrs(&[Cdr {
+            id: String::new(),
+            ..expected[0].clone()
+        }])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+
+    store.close().await;
+}
+
+#[tokio::test]
+async fn in_memory_sqlite_keeps_its_data() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    store
+        .add_carrier(&carrier("only", 5060, Transport::Udp, 1, 1))
+        .await
+        .unwrap();
+    assert_eq!(store.list_carriers().await.unwrap().len(), 1);
+    assert_eq!(store.config_version().await.unwrap(), 2);
+}

@@ -1,0 +1,143 @@
+//! The command line. Global options apply to every subcommand; each has an environment
+//! variable, and flags override the environment, which overrides the configuration file.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+use proxy::ListenerSpec;
+
+#[derive(Debug, Parser)]
+#[command(name = "vts", version, about = "A wholesale VoIP termination switch")]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// Directory for the SQLite database, the control socket and local state.
+    #[arg(long, global = true, env = "VTS_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://... (default: SQLite in the data directory).
+    #[arg(long, global = true, env = "VTS_DB", value_name = "URL")]
+    pub(crate) db: Option<String>,
+    /// TOML configuration file (unknown keys are an error).
+    #[arg(long, global = true, env = "VTS_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the switch.
+    Serve(ServeArgs),
+    /// Apply database migrations.
+    Migrate,
+    /// Calls in progress per customer and per carrier (asks the running switch).
+    Status,
+    /// Manage customers.
+    #[command(subcommand)]
+    Customer(CustomerCmd),
+    /// Manage carriers.
+    #[command(subcommand)]
+    Carrier(CarrierCmd),
+    /// Call records.
+    #[command(subcommand)]
+    Cdr(CdrCmd),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Listen address, repeatable: udp:ADDR:PORT or tcp:ADDR:PORT
+    /// (default: udp:0.0.0.0:5060 and tcp:0.0.0.0:5060).
+    #[arg(
+        long = "sip",
+        env = "VTS_SIP",
+        value_delimiter = ',',
+        value_name = "TRANSPORT:ADDR:PORT"
+    )]
+    pub(crate) sip: Vec<ListenerSpec>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CustomerCmd {
+    /// Add a customer; prints its id.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// Source address or network (CIDR), repeatable.
+        #[arg(long = "ip", required = true, value_name = "CIDR")]
+        ips: Vec<IpOrNet>,
+        #[arg(long)]
+        max_channels: Option<u32>,
+        #[arg(long)]
+        max_cps: Option<u32>,
+    },
+    /// List customers.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CarrierCmd {
+    /// Add a carrier; prints its id.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// IP address of the carrier.
+        #[arg(long)]
+        host: String,
+        #[arg(long, default_value_t = 5060)]
+        port: u16,
+        #[arg(long, default_value = "udp", value_parser = parse_transport)]
+        transport: domain::Transport,
+        /// Higher is tried first.
+        #[arg(long, default_value_t = 0)]
+        priority: i32,
+        /// Among equal priorities, higher is tried first.
+        #[arg(long, default_value_t = 0)]
+        weight: i32,
+    },
+    /// List carriers.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CdrCmd {
+    /// Newest first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+fn parse_transport(s: &str) -> Result<domain::Transport, String> {
+    s.parse()
+}
+
+/// An address (`192.0.2.1`, taken as /32 or /128) or a network (`192.0.2.0/24`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IpOrNet(pub(crate) IpNet);
+
+impl std::str::FromStr for IpOrNet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(net) = s.parse::<IpNet>() {
+            return Ok(IpOrNet(net.trunc()));
+        }
+        s.parse::<std::net::IpAddr>()
+            .map(|ip| IpOrNet(IpNet::from(ip)))
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR network"))
+    }
+}

@@ -1,0 +1,356 @@
+//! Every subcommand: open the store (migrations applied, so any command works on a fresh
+//! data directory), then do one thing.
+
+use std::fmt::Write as _;
+
+use domain::{Cdr, Customer};
+use store::{NewCarrier, NewCustomer, Store};
+
+use crate::cli::{CarrierCmd, CdrCmd, Cli, Command, CustomerCmd, Format};
+use crate::config::Settings;
+use crate::{control, serve};
+
+pub(crate) async fn run(cli: Cli) -> Result<(), String> {
+    let listen = match &cli.command {
+        Command::Serve(args) => args.sip.clone(),
+        _ => Vec::new(),
+    };
+    let settings = Settings::load(&cli.global, &listen)?;
+    if matches!(cli.command, Command::Serve(_)) {
+        init_logging();
+    }
+    if let Command::Status = cli.command {
+        return status(&settings).await;
+    }
+    let store = open_store(&settings).await?;
+    match cli.command {
+        Command::Serve(_) => serve::serve(settings, store).await,
+        Command::Migrate => {
+            println!("migrations applied to {}", redact(&settings.db_url));
+            Ok(())
+        }
+        Command::Status => Ok(()),
+        Command::Customer(CustomerCmd::Add {
+            name,
+            ips,
+            max_channels,
+            max_cps,
+        }) => {
+            let id = store
+                .add_customer(&NewCustomer {
+                    name,
+                    ips: ips.into_iter().map(|i| i.0).collect(),
+                    max_channels,
+                    max_cps,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{id}");
+            Ok(())
+        }
+        Command::Customer(CustomerCmd::List) => {
+            let customers = store.list_customers().await.map_err(|e| e.to_string())?;
+            print!("{}", customer_table(&customers));
+            Ok(())
+        }
+        Command::Carrier(CarrierCmd::Add {
+            name,
+            host,
+            port,
+            transport,
+            priority,
+            weight,
+        }) => {
+            if host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_err()
+            {
+                return Err(format!(
+                    "--host {host:?}: an IP address is expected (DNS names come later)"
+                ));
+            }
+            if port == 0 {
+                return Err("--port must be between 1 and 65535".into());
+            }
+            let id = store
+                .add_carrier(&NewCarrier {
+                    name,
+                    host,
+                    port,
+                    transport,
+                    priority,
+                    weight,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{id}");
+            Ok(())
+        }
+        Command::Carrier(CarrierCmd::List) => {
+            let carriers = store.list_carriers().await.map_err(|e| e.to_string())?;
+            let mut out = format!(
+                "{:<6} {:<20} {:<24} {:<5} {:>8} {:>6} {:<6}\n",
+                "ID", "NAME", "ADDRESS", "PROTO", "PRIORITY", "WEIGHT", "ACTIVE"
+            );
+            for c in carriers {
+                let _ = writeln!(
+                    out,
+                    "{:<6} {:<20} {:<24} {:<5} {:>8} {:>6} {:<6}",
+                    c.id,
+                    c.name,
+                    format!("{}:{}", c.host, c.port),
+                    c.transport,
+                    c.priority,
+                    c.weight,
+                    c.active
+                );
+            }
+            print!("{out}");
+            Ok(())
+        }
+        Command::Cdr(CdrCmd::List { limit, format }) => {
+            let cdrs = store.list_cdrs(limit).await.map_err(|e| e.to_string())?;
+            print!("{}", render_cdrs(&cdrs, format)?);
+            Ok(())
+        }
+    }
+}
+
+async fn open_store(settings: &Settings) -> Result<Store, String> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        format!(
+            "cannot create the data directory {}: {e}",
+            settings.data_dir.display()
+        )
+    })?;
+    let store = Store::connect(&settings.db_url)
+        .await
+        .map_err(|e| format!("{}: {e}", redact(&settings.db_url)))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| format!("migrations: {e}"))?;
+    Ok(store)
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn init_logging() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("VTS_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn customer_table(customers: &[Customer]) -> String {
+    let mut out = format!(
+        "{:<6} {:<20} {:<7} {:>8} {:>6}  IPS\n",
+        "ID", "NAME", "ACTIVE", "CHANNELS", "CPS"
+    );
+    let opt = |v: Option<u32>| v.map_or("-".to_string(), |n| n.to_string());
+    for c in customers {
+        let ips: Vec<String> = c.ips.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            out,
+            "{:<6} {:<20} {:<7} {:>8} {:>6}  {}",
+            c.id,
+            c.name,
+            c.active,
+            opt(c.max_channels),
+            opt(c.max_cps),
+            ips.join(",")
+        );
+    }
+    out
+}
+
+const CDR_COLUMNS: &[&str] = &[
+    "id",
+    "call_id",
+    "customer_id",
+    "carrier_id",
+    "carrier_addr",
+    "source_addr",
+    "caller",
+    "callee",
+    "caller_out",
+    "callee_out",
+    "user_agent",
+    "invite_ms",
+    "progress_ms",
+    "answer_ms",
+    "end_ms",
+    "pdd_ms",
+    "billable_ms",
+    "billable_secs",
+    "final_code",
+    "final_reason",
+    "hangup",
+    "attempts",
+];
+
+fn cdr_fields(c: &Cdr) -> Vec<String> {
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    let n = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_default();
+    vec![
+        c.id.clone(),
+        c.call_id.clone(),
+        c.customer_id.to_string(),
+        c.carrier_id.map(|x| x.to_string()).unwrap_or_default(),
+        o(&c.carrier_addr),
+        c.source_addr.clone(),
+        c.caller.clone(),
+        c.callee.clone(),
+        o(&c.caller_out),
+        o(&c.callee_out),
+        o(&c.user_agent),
+        c.invite_ms.to_string(),
+        n(c.progress_ms),
+        n(c.answer_ms),
+        c.end_ms.to_string(),
+        n(c.pdd_ms),
+        c.billable_ms.to_string(),
+        c.billable_secs.to_string(),
+        c.final_code.to_string(),
+        c.final_reason.clone(),
+        c.hangup.to_string(),
+        c.attempts.to_string(),
+    ]
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn render_cdrs(cdrs: &[Cdr], format: Format) -> Result<String, String> {
+    Ok(match format {
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(cdrs).map_err(|e| e.to_string())?;
+            s.push('\n');
+            s
+        }
+        Format::Csv => {
+            let mut out = CDR_COLUMNS.join(",");
+            out.push('\n');
+            for c in cdrs {
+                let row: Vec<String> = cdr_fields(c).iter().map(|f| csv_field(f)).collect();
+                out.push_str(&row.join(","));
+                out.push('\n');
+            }
+            out
+        }
+        Format::Table => {
+            let mut out = format!(
+                "{:<36} {:<8} {:<8} {:<16} {:<16} {:>5} {:>7} {:>8} {:<7} {:>3}\n",
+                "ID",
+                "CUSTOMER",
+                "CARRIER",
+                "CALLER",
+                "CALLEE",
+                "CODE",
+                "PDD_MS",
+                "BILL_S",
+                "HANGUP",
+                "ATT"
+            );
+            for c in cdrs {
+                let _ = writeln!(
+                    out,
+                    "{:<36} {:<8} {:<8} {:<16} {:<16} {:>5} {:>7} {:>8} {:<7} {:>3}",
+                    c.id,
+                    c.customer_id,
+                    c.carrier_id
+                        .map(|x| x.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    c.caller,
+                    c.callee,
+                    c.final_code,
+                    c.pdd_ms
+                        .map(|x| x.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    c.billable_secs,
+                    c.hangup,
+                    c.attempts
+                );
+            }
+            out
+        }
+    })
+}
+
+async fn status(settings: &Settings) -> Result<(), String> {
+    let report = control::query(settings.control_socket()).await?;
+    let names = match open_store(settings).await {
+        Ok(store) => {
+            let customers = store.list_customers().await.unwrap_or_default();
+            let carriers = store.list_carriers().await.unwrap_or_default();
+            Some((customers, carriers))
+        }
+        Err(_) => None,
+    };
+    let mut out = format!(
+        "calls in progress: {}{}\n",
+        report.calls,
+        if report.draining { " (draining)" } else { "" }
+    );
+    let _ = writeln!(out, "\nby customer:");
+    for (id, n) in &report.by_customer {
+        let name = names
+            .as_ref()
+            .and_then(|(c, _)| c.iter().find(|c| c.id.0 == *id))
+            .map_or("?", |c| c.name.as_str());
+        let _ = writeln!(out, "  {id:<6} {name:<20} {n}");
+    }
+    let _ = writeln!(out, "\nby carrier:");
+    for (id, n) in &report.by_carrier {
+        let name = names
+            .as_ref()
+            .and_then(|(_, k)| k.iter().find(|k| k.id.0 == *id))
+            .map_or("?", |k| k.name.as_str());
+        let _ = writeln!(out, "  {id:<6} {name:<20} {n}");
+    }
+    print!("{out}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://vts:secret@127.0.0.1:5432/vts"),
+            "postgres://vts:***@127.0.0.1:5432/vts"
+        );
+        assert_eq!(
+            redact("sqlite://./vts-data/vts.db"),
+            "sqlite://./vts-data/vts.db"
+        );
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("plain"), "plain");
+    }
+}

@@ -1,0 +1,213 @@
+//! Settings, layered: built-in defaults < the TOML file (`--config`) < environment variables
+//! (`VTS_…`) < command-line flags. Unknown keys in the file are an error; a bad value names
+//! its key and where it came from.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use proxy::{ListenerSpec, ProxyConfig};
+use serde::Deserialize;
+
+use crate::cli::Global;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    db: Option<String>,
+    #[serde(default)]
+    sip: SipSection,
+    #[serde(default)]
+    cdr: CdrSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SipSection {
+    /// `udp:ADDR:PORT` / `tcp:ADDR:PORT`.
+    listen: Vec<String>,
+    first_response_timeout_ms: u64,
+    max_call_duration_secs: u64,
+    drain_secs: u64,
+    t1_ms: u64,
+    t2_ms: u64,
+    t4_ms: u64,
+    max_message_size: usize,
+    user_agent: String,
+}
+
+impl Default for SipSection {
+    fn default() -> Self {
+        SipSection {
+            listen: vec!["udp:0.0.0.0:5060".into(), "tcp:0.0.0.0:5060".into()],
+            first_response_timeout_ms: 5_000,
+            max_call_duration_secs: 4 * 3600,
+            drain_secs: 30,
+            t1_ms: 500,
+            t2_ms: 4_000,
+            t4_ms: 5_000,
+            max_message_size: 16 * 1024,
+            user_agent: "vts".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct CdrSection {
+    batch_size: usize,
+    flush_interval_ms: u64,
+}
+
+impl Default for CdrSection {
+    fn default() -> Self {
+        CdrSection {
+            batch_size: 500,
+            flush_interval_ms: 200,
+        }
+    }
+}
+
+/// Everything a command needs, resolved.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) db_url: String,
+    pub(crate) listen: Vec<ListenerSpec>,
+    pub(crate) proxy: ProxyConfig,
+    pub(crate) cdr_batch: usize,
+    pub(crate) cdr_flush: Duration,
+}
+
+fn env_override<T: std::str::FromStr>(field: &mut T, var: &str) -> Result<(), String>
+where
+    T::Err: std::fmt::Display,
+{
+    if let Ok(v) = std::env::var(var) {
+        *field = v
+            .parse()
+            .map_err(|e| format!("environment variable {var}={v:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+impl Settings {
+    /// Resolves the layers. `listen_flags` are `serve --sip` values (empty when not given).
+    pub(crate) fn load(global: &Global, listen_flags: &[ListenerSpec]) -> Result<Settings, String> {
+        let file = match &global.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let mut sip = file.sip;
+        let mut cdr = file.cdr;
+        env_override(
+            &mut sip.first_response_timeout_ms,
+            "VTS_SIP_FIRST_RESPONSE_TIMEOUT_MS",
+        )?;
+        env_override(
+            &mut sip.max_call_duration_secs,
+            "VTS_SIP_MAX_CALL_DURATION_SECS",
+        )?;
+        env_override(&mut sip.drain_secs, "VTS_SIP_DRAIN_SECS")?;
+        env_override(&mut sip.t1_ms, "VTS_SIP_T1_MS")?;
+        env_override(&mut sip.t2_ms, "VTS_SIP_T2_MS")?;
+        env_override(&mut sip.t4_ms, "VTS_SIP_T4_MS")?;
+        env_override(&mut sip.max_message_size, "VTS_SIP_MAX_MESSAGE_SIZE")?;
+        env_override(&mut sip.user_agent, "VTS_SIP_USER_AGENT")?;
+        env_override(&mut cdr.batch_size, "VTS_CDR_BATCH_SIZE")?;
+        env_override(&mut cdr.flush_interval_ms, "VTS_CDR_FLUSH_INTERVAL_MS")?;
+
+        // --data-dir and --db (and their VTS_DATA_DIR / VTS_DB) come through clap, which
+        // already lets the flag win over the environment.
+        let data_dir = global
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./vts-data"));
+        let db_url = global
+            .db
+            .clone()
+            .or(file.db)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("vts.db").display()));
+        let listen = if listen_flags.is_empty() {
+            sip.listen
+                .iter()
+                .map(|s| s.parse().map_err(|e| format!("sip.listen: {e}")))
+                .collect::<Result<Vec<ListenerSpec>, String>>()?
+        } else {
+            listen_flags.to_vec()
+        };
+        if listen.is_empty() {
+            return Err("sip.listen: at least one listen address is needed".into());
+        }
+        if sip.t1_ms == 0 || sip.t2_ms < sip.t1_ms {
+            return Err(format!(
+                "sip: t1_ms must be > 0 and t2_ms >= t1_ms (got {} and {})",
+                sip.t1_ms, sip.t2_ms
+            ));
+        }
+        if cdr.batch_size == 0 {
+            return Err("cdr.batch_size must be at least 1".into());
+        }
+        let mut proxy = ProxyConfig {
+            first_response_timeout: Duration::from_millis(sip.first_response_timeout_ms),
+            max_call_duration: Duration::from_secs(sip.max_call_duration_secs),
+            drain_timeout: Duration::from_secs(sip.drain_secs),
+            user_agent: sip.user_agent,
+            ..ProxyConfig::default()
+        };
+        proxy.timers.t1 = Duration::from_millis(sip.t1_ms);
+        proxy.timers.t2 = Duration::from_millis(sip.t2_ms);
+        proxy.timers.t4 = Duration::from_millis(sip.t4_ms);
+        proxy.sanity.max_message_size = sip.max_message_size;
+        Ok(Settings {
+            data_dir,
+            db_url,
+            listen,
+            proxy,
+            cdr_batch: cdr.batch_size,
+            cdr_flush: Duration::from_millis(cdr.flush_interval_ms),
+        })
+    }
+
+    /// The control socket of a running switch.
+    pub(crate) fn control_socket(&self) -> PathBuf {
+        self.data_dir.join("vts.sock")
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = toml::from_str::<FileConfig>("[sip]\nlisten = []\ndrian_secs = 3\n").unwrap_err();
+        assert!(err.to_string().contains("drian_secs"), "{err}");
+        let ok: FileConfig =
+            toml::from_str("db = \"sqlite://x\"\n[sip]\ndrain_secs = 3\n").unwrap();
+        assert_eq!(ok.sip.drain_secs, 3);
+        assert_eq!(
+            ok.sip.first_response_timeout_ms, 5_000,
+            "unset keys keep their defaults"
+        );
+    }
+
+    #[test]
+    fn defaults() {
+        let g = Global {
+            data_dir: Some("/tmp/x".into()),
+            db: None,
+            config: None,
+        };
+        let s = Settings::load(&g, &[]).unwrap();
+        assert_eq!(s.db_url, "sqlite:///tmp/x/vts.db");
+        assert_eq!(s.listen.len(), 2);
+        assert_eq!(s.proxy.first_response_timeout, Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,36 @@
+//! `vts`: the switch and its operator CLI. `cli.rs` declares the commands, `config.rs`
+//! layers file, environment and flags, `serve.rs` wires store, proxy and accounting, and
+//! `commands.rs` holds the operator commands.
+
+mod accounting;
+mod cli;
+mod commands;
+mod config;
+mod control;
+mod serve;
+mod watcher;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vts: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vts: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

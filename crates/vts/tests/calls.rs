@@ -1,0 +1,396 @@
+//! Calls end to end through a real `vts serve`, with real sipp as customer and carriers
+//! (issue 3's test list). Each test has its own data directory and loopback ports.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn at(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn only_cdr(v: &Vts) -> Value {
+    let cdrs = v.cdrs();
+    assert_eq!(cdrs.len(), 1, "{cdrs:#?}");
+    cdrs.into_iter().next().unwrap()
+}
+
+fn int(c: &Value, field: &str) -> i64 {
+    c[field]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{field} missing in {c:#}"))
+}
+
+/// A customer at 127.0.0.1, carriers as given, a switch on UDP; runs `uac_file` once.
+struct Call {
+    vts: Vts,
+    customer: i64,
+    carriers: Vec<(i64, u16)>,
+    switch_port: u16,
+    source_port: u16,
+}
+
+impl Call {
+    fn setup(carriers: &[(&str, i32)], transport: &str) -> Call {
+        Self::setup_env(carriers, transport, &[])
+    }
+
+    fn setup_env(carriers: &[(&str, i32)], transport: &str, env: &[(&str, &str)]) -> Call {
+        let mut vts = Vts::new();
+        vts.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let customer = vts.add_customer("acme", "127.0.0.1");
+        let carriers = carriers
+            .iter()
+            .map(|(name, priority)| {
+                let port = free_port();
+                (vts.add_carrier(name, port, *priority, transport), port)
+            })
+            .collect();
+        Call {
+            vts,
+            customer,
+            carriers,
+            switch_port: free_port(),
+            source_port: free_port(),
+        }
+    }
+}
+
+#[test]
+fn a_basic_call_has_a_complete_cdr() {
+    let c = Call::setup(&[("carrier-a", 10)], "udp");
+    let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
+    assert!(
+        serve.ready_after < Duration::from_secs(1),
+        "started in {:?}",
+        serve.ready_after
+    );
+    let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "u1", 1);
+    let (ok, err) = uac("uac_call.xml", at(c.switch_port), "u1", 1, 1, c.source_port);
+    assert!(ok, "customer call failed: {err}\n{}", serve.log_text());
+    let (ok, err) = uas.wait(WAIT);
+    assert!(ok, "carrier side failed: {err}");
+    assert!(serve.stop().success());
+
+    let cdr = only_cdr(&c.vts);
+    assert!(!cdr["id"].as_str().unwrap().is_empty());
+    assert!(
+        cdr["call_id"].as_str().unwrap().ends_with("@127.0.0.1"),
+        "{cdr:#}"
+    );
+    assert_eq!(int(&cdr, "customer_id"), c.customer);
+    assert_eq!(int(&cdr, "carrier_id"), c.carriers[0].0);
+    assert_eq!(
+        cdr["carrier_addr"],
+        format!("127.0.0.1:{}", c.carriers[0].1)
+    );
+    assert_eq!(cdr["source_addr"], format!("127.0.0.1:{}", c.source_port));
+    assert_eq!(cdr["caller"], "912013022");
+    assert_eq!(cdr["callee"], "34911234567");
+    assert_eq!(cdr["caller_out"], "912013022");
+    assert_eq!(cdr["callee_out"], "34911234567");
+    assert_eq!(cdr["user_agent"], "sipp-customer");
+    let (invite, progress, answer, end) = (
+        int(&cdr, "invite_ms"),
+        int(&cdr, "progress_ms"),
+        int(&cdr, "answer_ms"),
+        int(&cdr, "end_ms"),
+    );
+    assert!(
+        invite <= progress && progress <= answer && answer <= end,
+        "{cdr:#}"
+    );
+    let pdd = int(&cdr, "pdd_ms");
+    assert!(
+        pdd > 0,
+        "PDD is measured in ms: the carrier rings 60 ms after the INVITE ({cdr:#})"
+    );
+    let billable = int(&cdr, "billable_ms");
+    assert!((900..3000).contains(&billable), "held 1 s: {cdr:#}");
+    assert_eq!(billable, end - answer);
+    assert_eq!(int(&cdr, "billable_secs"), (billable + 999) / 1000);
+    assert_eq!(int(&cdr, "final_code"), 200);
+    assert_eq!(cdr["hangup"], "caller");
+    assert_eq!(int(&cdr, "attempts"), 1);
+}
+
+#[test]
+fn a_busy_carrier_is_not_failed_over() {
+    let c = Call::setup(&[("busy", 10), ("never-tried", 5)], "udp");
+    let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
+    let uas = Sipp::uas("uas_486.xml", c.carriers[0].1, "u1", 1);
+    let (ok, err) = uac(
+        "uac_expect_486.xml",
+        at(c.switch_port),
+        "u1",
+        1,
+        1,
+        c.source_port,
+    );
+    assert!(ok, "{err}\n{}", serve.log_text());
+    assert!(uas.wait(WAIT).0);
+    serve.stop();
+    let cdr = only_cdr(&c.vts);
+    assert_eq!(int(&cdr, "final_code"), 486);
+    assert_eq!(int(&cdr, "attempts"), 1);
+    assert_eq!(int(&cdr, "carrier_id"), c.carriers[0].0);
+    assert_eq!(cdr["hangup"], "callee");
+    assert_eq!(int(&cdr, "billable_ms"), 0);
+}
+
+#[test]
+fn a_503_fails_over_to_the_next_carrier() {
+    let c = Call::setup(&[("a-503", 10), ("b-answers", 5)], "udp");
+    let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
+    let a = Sipp::uas("uas_503.xml", c.carriers[0].1, "u1", 1);
+    let b = Sipp::uas("uas_answer.xml", c.carriers[1].1, "u1", 1);
+    let (ok, err) = uac("uac_call.xml", at(c.switch_port), "u1", 1, 1, c.source_port);
+    assert!(ok, "{err}\n{}", serve.log_text());
+    assert!(a.wait(WAIT).0 && b.wait(WAIT).0);
+    serve.stop();
+    let cdr = only_cdr(&c.vts);
+    assert_eq!(int(&cdr, "attempts"), 2);
+    assert_eq!(int(&cdr, "carrier_id"), c.carriers[1].0);
+    assert_eq!(
+        cdr["carrier_addr"],
+        format!("127.0.0.1:{}", c.carriers[1].1)
+    );
+    assert_eq!(int(&cdr, "final_code"), 200);
+}
+
+#[test]
+fn a_silent_carrier_is_failed_over_after_the_first_response_timeout() {
+    let c = Call::setup_env(
+        &[("silent", 10), ("b-answers", 5)],
+        "udp",
+        &[("VTS_SIP_FIRST_RESPONSE_TIMEOUT_MS", "1000")],
+    );
+    let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
+    // Nothing listens on carrier A's port.
+    let b = Sipp::uas("uas_answer.xml", c.carriers[1].1, "u1", 1);
+    let (ok, err) = uac("uac_call.xml", at(c.switch_port), "u1", 1, 1, c.source_port);
+    assert!(ok, "{err}\n{}", serve.log_text());
+    assert!(b.wait(WAIT).0);
+    serve.stop();
+    let cdr = only_cdr(&c.vts);
+    assert_eq!(int(&cdr, "attempts"), 2);
+    assert_eq!(int(&cdr, "carrier_id"), c.carriers[1].0);
+    let waited = int(&cdr, "answer_ms") - int(&cdr, "invite_ms");
+    assert!(
+        waited >= 1000,
+        "failover came before the 1 s first-response timeout: {waited} ms"
+    );
+}
+
+#[test]
+fn a_cancel_while_ringing_gives_487_and_a_caller_hangup() {
+    let c = Call::setup(&[("rings", 10)], "udp");
+    let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
+    let uas = Sipp::uas("uas_cancel.xml", c.carriers[0].1, "u1", 1);
+    let (ok, err) = uac(
+        "uac_cancel.xml",
+        at(c.switch_port),
+        "u1",
+        1,
+        1,
+        c.source_port,
+    );
+    assert!(ok, "{err}\n{}", serve.log_text());
+    let (ok, err) = uas.wait(WAIT);
+    assert!(ok, "the carrier got no CANCEL: {err}");
+    serve.stop();
+    let cdr = only_cdr(&c.vts);
+    assert_eq!(int(&cdr, "final_code"), 487);
+    assert_eq!(cdr["hangup"], "caller");
+    assert!(cdr["answer_ms"].is_null());
+    assert_eq!(int(&cdr, "billable_ms"), 0);
+}
+
+#[test]
+fn a_carrier_bye_reaches_the_customer_and_the_cdr_says_callee() {
+    let c = Call::setup(&[("hangs-up", 10)], "udp");
+    let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
+    let uas = Sipp::uas("uas_hangs_up.xml", c.carriers[0].1, "u1", 1);
+    let (ok, err) = uac(
+        "uac_callee_hangs_up.xml",
+        at(c.switch_port),
+        "u1",
+        1,
+        1,
+        c.source_port,
+    );
+    assert!(ok, "{err}\n{}", serve.log_text());
+    let (ok, err) = uas.wait(WAIT);
+    assert!(ok, "{err}");
+    serve.stop();
+    let cdr = only_cdr(&c.vts);
+    assert_eq!(cdr["hangup"], "callee");
+    assert_eq!(int(&cdr, "final_code"), 200);
+    assert!(int(&cdr, "billable_ms") >= 700, "{cdr:#}");
+}
+
+#[test]
+fn a_reinvite_is_relayed_and_does_not_move_the_answer_time() {
+    let c = Call::setup(&[("reinvite", 10)], "udp");
+    let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
+    let uas = Sipp::uas("uas_reinvite.xml", c.carriers[0].1, "u1", 1);
+    let (ok, err) = uac(
+        "uac_reinvite.xml",
+        at(c.switch_port),
+        "u1",
+        1,
+        1,
+        c.source_port,
+    );
+    assert!(ok, "{err}\n{}", serve.log_text());
+    let (ok, err) = uas.wait(WAIT);
+    assert!(ok, "the carrier did not get the re-INVITE: {err}");
+    serve.stop();
+    let cdr = only_cdr(&c.vts);
+    let answered_after = int(&cdr, "answer_ms") - int(&cdr, "invite_ms");
+    assert!(
+        answered_after < 500,
+        "the re-INVITE (600 ms in) moved the answer time: {cdr:#}"
+    );
+    assert!(
+        int(&cdr, "billable_ms") >= 1100,
+        "answer to BYE spans both pauses: {cdr:#}"
+    );
+}
+
+#[test]
+fn an_unknown_source_gets_403_and_no_cdr() {
+    let mut vts = Vts::new();
+    vts.env.clear();
+    vts.add_customer("elsewhere", "127.0.0.2");
+    let carrier_port = free_port();
+    vts.add_carrier("never", carrier_port, 1, "udp");
+    let port = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
+    let (ok, err) = uac("uac_expect_403.xml", at(port), "u1", 1, 1, free_port());
+    assert!(ok, "{err}");
+    let log = serve.log_text();
+    serve.stop();
+    assert!(vts.cdrs().is_empty());
+    assert!(
+        log.contains("AUTH unauthorized source=127.0.0.1"),
+        "no security log line:\n{log}"
+    );
+}
+
+#[test]
+fn options_gets_200_and_register_405_with_allow() {
+    let vts = Vts::new();
+    let port = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
+    let (ok, err) = uac("uac_OPTIONS.xml", at(port), "u1", 1, 1, free_port());
+    assert!(ok, "OPTIONS: {err}");
+    let (ok, err) = uac("uac_REGISTER.xml", at(port), "u1", 1, 1, free_port());
+    assert!(ok, "REGISTER: {err}");
+    serve.stop();
+}
+
+#[test]
+fn a_basic_call_over_tcp() {
+    let c = Call::setup(&[("tcp-carrier", 10)], "tcp");
+    let serve = c.vts.serve(&[format!("tcp:127.0.0.1:{}", c.switch_port)]);
+    let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "t1", 1);
+    let (ok, err) = uac("uac_call.xml", at(c.switch_port), "t1", 1, 1, c.source_port);
+    assert!(ok, "{err}\n{}", serve.log_text());
+    let (ok, err) = uas.wait(WAIT);
+    assert!(ok, "{err}");
+    serve.stop();
+    let cdr = only_cdr(&c.vts);
+    assert_eq!(int(&cdr, "final_code"), 200);
+    assert_eq!(cdr["hangup"], "caller");
+}
+
+#[test]
+fn two_hundred_calls_at_50_cps_give_exactly_200_cdrs() {
+    let c = Call::setup(&[("bulk", 10)], "udp");
+    let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
+    let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "u1", 200);
+    let (ok, err) = uac(
+        "uac_call.xml",
+        at(c.switch_port),
+        "u1",
+        200,
+        50,
+        c.source_port,
+    );
+    assert!(ok, "{err}\n{}", serve.log_text());
+    assert!(uas.wait(WAIT).0);
+    assert!(serve.stop().success());
+    let cdrs = c.vts.cdrs();
+    assert_eq!(cdrs.len(), 200);
+    assert!(
+        cdrs.iter()
+            .all(|c| c["final_code"] == 200 && c["hangup"] == "caller")
+    );
+    let mut ids: Vec<&str> = cdrs
+        .iter()
+        .map(|c| c["call_id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200, "one CDR per call");
+}
+
+#[test]
+fn a_customer_added_while_serving_can_call_within_a_second() {
+    let vts = Vts::new();
+    let carrier_port = free_port();
+    vts.add_carrier("up", carrier_port, 1, "udp");
+    let port = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
+    let uas = Sipp::uas("uas_answer.xml", carrier_port, "u1", 1);
+    vts.add_customer("late", "127.0.0.1");
+    let added = Instant::now();
+    let mut answered_after = None;
+    while added.elapsed() < Duration::from_secs(5) {
+        let started = added.elapsed();
+        if uac("uac_call.xml", at(port), "u1", 1, 1, free_port()).0 {
+            answered_after = Some(started);
+            break;
+        }
+    }
+    let started = answered_after.expect("the new customer never got through");
+    assert!(
+        started < Duration::from_secs(1),
+        "first successful call started {started:?} after the add"
+    );
+    assert!(uas.wait(WAIT).0);
+    serve.stop();
+    assert_eq!(vts.cdrs().len(), 1);
+}
+
+#[test]
+fn no_carrier_gives_503_no_routes_and_a_cdr_without_attempts() {
+    let c = Call::setup(&[], "udp");
+    let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
+    let (ok, err) = uac(
+        "uac_expect_503.xml",
+        at(c.switch_port),
+        "u1",
+        1,
+        1,
+        c.source_port,
+    );
+    assert!(ok, "{err}\n{}", serve.log_text());
+    serve.stop();
+    let cdr = only_cdr(&c.vts);
+    assert_eq!(int(&cdr, "final_code"), 503);
+    assert_eq!(cdr["final_reason"], "Service Unavailable - No Routes");
+    assert_eq!(int(&cdr, "attempts"), 0);
+    assert_eq!(cdr["hangup"], "switch");
+    assert!(cdr["carrier_id"].is_null());
+}

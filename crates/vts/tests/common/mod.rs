@@ -1,0 +1,304 @@
+//! Test harness: a real `vts serve` process on loopback with its own data directory, the
+//! `vts` CLI against the same directory, and real sipp (Debian `sip-tester`) processes as
+//! customer and carriers, driven by the scenarios in `tests/sipp/`.
+
+#![allow(dead_code)] // each test binary uses part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub(crate) const VTS: &str = env!("CARGO_BIN_EXE_vts");
+
+pub(crate) fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
+}
+
+/// A free loopback port for both UDP and TCP (bound and released; loopback only).
+pub(crate) fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A data directory and the CLI pointed at it.
+pub(crate) struct Vts {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) db: Option<String>,
+    pub(crate) env: Vec<(String, String)>,
+}
+
+impl Vts {
+    pub(crate) fn new() -> Vts {
+        Vts {
+            dir: tempfile::tempdir().unwrap(),
+            db: None,
+            env: Vec::new(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(VTS);
+        c.arg("--data-dir").arg(self.dir.path());
+        if let Some(db) = &self.db {
+            c.arg("--db").arg(db);
+        }
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c.env_remove("VTS_SIP")
+            .env_remove("VTS_DB")
+            .env_remove("VTS_DATA_DIR");
+        c
+    }
+
+    /// Runs a CLI command; panics with its stderr when it fails; returns stdout.
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
+        let out = self.command().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "vts {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub(crate) fn add_customer(&self, name: &str, ip: &str) -> i64 {
+        self.cli(&["customer", "add", "--name", name, "--ip", ip])
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    pub(crate) fn add_carrier(&self, name: &str, port: u16, priority: i32, transport: &str) -> i64 {
+        let port = port.to_string();
+        let prio = priority.to_string();
+        self.cli(&[
+            "carrier",
+            "add",
+            "--name",
+            name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--priority",
+            &prio,
+            "--transport",
+            transport,
+        ])
+        .trim()
+        .parse()
+        .unwrap()
+    }
+
+    /// Starts `vts serve` on the given listen specs and waits for its ready line.
+    pub(crate) fn serve(&self, listen: &[String]) -> Serve {
+        let mut c = self.command();
+        c.arg("serve");
+        for l in listen {
+            c.arg("--sip").arg(l);
+        }
+        let log = self.dir.path().join("serve.log");
+        let mut child = c
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("vts: ready on"),
+            "vts serve did not start: {line:?}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        Serve {
+            child,
+            log,
+            ready_after: started.elapsed(),
+        }
+    }
+
+    pub(crate) fn cdrs(&self) -> Vec<Value> {
+        let out = self.cli(&["cdr", "list", "--limit", "100000", "--format", "json"]);
+        serde_json::from_str(&out).unwrap()
+    }
+}
+
+/// A running `vts serve`.
+pub(crate) struct Serve {
+    pub(crate) child: Child,
+    pub(crate) log: PathBuf,
+    pub(crate) ready_after: Duration,
+}
+
+impl Serve {
+    /// SIGTERM, then wait for the exit (every CDR is written by then).
+    pub(crate) fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vts serve did not stop:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub(crate) fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One sipp process.
+pub(crate) struct Sipp {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+pub(crate) fn sipp_available() {
+    let ok = Command::new("sipp").arg("-v").output().is_ok();
+    assert!(
+        ok,
+        "sipp is not installed: run scripts/test (it installs Debian's sip-tester)"
+    );
+}
+
+fn sipp_command(
+    scenario_file: &str,
+    port: u16,
+    transport: &str,
+    extra: &[&str],
+    dir: &Path,
+) -> Command {
+    sipp_available();
+    let mut c = Command::new("sipp");
+    c.current_dir(dir)
+        .arg("-sf")
+        .arg(scenario(scenario_file))
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            transport,
+            "-nostdin",
+            "-trace_err",
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
+impl Sipp {
+    /// A carrier: answers `calls` calls with `scenario_file`, then exits.
+    pub(crate) fn uas(scenario_file: &str, port: u16, transport: &str, calls: u32) -> Sipp {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = calls.to_string();
+        let child = sipp_command(scenario_file, port, transport, &["-m", &calls], dir.path())
+            .spawn()
+            .unwrap();
+        Sipp { child, dir }
+    }
+
+    /// Waits for the process to exit; `true` when sipp says every call succeeded.
+    pub(crate) fn wait(mut self, timeout: Duration) -> (bool, String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.success(), errors(self.dir.path()));
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return (
+                    false,
+                    format!("sipp timed out\n{}", errors(self.dir.path())),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn errors(dir: &Path) -> String {
+    let mut s = String::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_name().to_string_lossy().ends_with("errors.log") {
+            s += &std::fs::read_to_string(e.path()).unwrap_or_default();
+        }
+    }
+    s
+}
+
+/// A customer: runs `calls` calls of `scenario_file` at `rate` per second against `target`
+/// and returns sipp's verdict (exit code 0 = all calls succeeded) and its error log.
+pub(crate) fn uac(
+    scenario_file: &str,
+    target: SocketAddr,
+    transport: &str,
+    calls: u32,
+    rate: u32,
+    source_port: u16,
+) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let calls_s = calls.to_string();
+    let rate_s = rate.to_string();
+    let target_s = target.to_string();
+    let out: Output = sipp_command(
+        scenario_file,
+        source_port,
+        transport,
+        &[
+            "-s",
+            "34911234567",
+            "-m",
+            &calls_s,
+            "-r",
+            &rate_s,
+            "-timeout",
+            "60",
+            "-timeout_error",
+            &target_s,
+        ],
+        dir.path(),
+    )
+    .output()
+    .unwrap();
+    (out.status.success(), errors(dir.path()))
+}
