@@ -11,6 +11,7 @@
 mod config;
 mod directory;
 mod engine;
+pub mod latency;
 mod pipeline;
 mod status;
 pub mod transport;

@@ -15,6 +15,8 @@ use domain::{Carrier, Customer, Directory};
 pub enum Reject {
     /// The source address belongs to no active customer.
     IpNotAuthorized,
+    /// The customer already has its maximum of calls in progress.
+    ChannelLimit,
     /// No carrier can take the call.
     NoRoutes,
     /// The switch is shutting down.
@@ -26,6 +28,7 @@ impl Reject {
     pub fn reply(self) -> (u16, &'static str) {
         match self {
             Reject::IpNotAuthorized => (403, "Forbidden - IP Not Authorized"),
+            Reject::ChannelLimit => (486, "Busy Here - Channel Limit Exceeded"),
             Reject::NoRoutes => (503, "Service Unavailable - No Routes"),
             Reject::ShuttingDown => (503, "Service Unavailable - Shutting Down"),
         }
@@ -35,6 +38,15 @@ impl Reject {
 /// Stage "identify": the customer a source address belongs to.
 pub(crate) fn identify(directory: &Directory, source: IpAddr) -> Result<&Customer, Reject> {
     directory.identify(source).ok_or(Reject::IpNotAuthorized)
+}
+
+/// Stage "customer channels": `in_progress` calls of this customer before this one. The
+/// engine owns every call, so the count it keeps is exact (no check-then-increment race).
+pub(crate) fn channels(customer: &Customer, in_progress: u32) -> Result<(), Reject> {
+    match customer.max_channels {
+        Some(max) if in_progress >= max => Err(Reject::ChannelLimit),
+        _ => Ok(()),
+    }
 }
 
 /// Stage "routing": the carriers to try, in order.

@@ -95,8 +95,13 @@ impl Peer {
 /// What the transports hand to the engine.
 #[derive(Debug)]
 pub(crate) enum Inbound {
-    /// One whole message (a datagram, or a message framed from a stream).
-    Message { data: Bytes, peer: Peer },
+    /// One whole message (a datagram, or a message framed from a stream), and when the
+    /// transport read it.
+    Message {
+        data: Bytes,
+        peer: Peer,
+        at: std::time::Instant,
+    },
     /// A TCP connection could not be opened or broke with messages queued.
     Failed { peer: Peer },
 }
@@ -222,7 +227,11 @@ async fn udp_receive(socket: Arc<UdpSocket>, to_engine: mpsc::Sender<Inbound>) {
                     transport: Transport::Udp,
                 };
                 if to_engine
-                    .send(Inbound::Message { data, peer })
+                    .send(Inbound::Message {
+                        data,
+                        peer,
+                        at: tokio::time::Instant::now().into_std(),
+                    })
                     .await
                     .is_err()
                 {
@@ -318,7 +327,11 @@ async fn tcp_connection(
                 Ok(Frame::Message(n)) => {
                     let data = buf.split_to(n).freeze();
                     if to_engine
-                        .send(Inbound::Message { data, peer })
+                        .send(Inbound::Message {
+                            data,
+                            peer,
+                            at: tokio::time::Instant::now().into_std(),
+                        })
                         .await
                         .is_err()
                     {

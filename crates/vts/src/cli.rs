@@ -35,8 +35,15 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Apply database migrations.
     Migrate,
-    /// Calls in progress per customer and per carrier (asks the running switch).
-    Status,
+    /// Calls in progress per customer and per carrier, and the time messages spend inside
+    /// the switch (asks the running switch).
+    Status {
+        #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
+        format: StatusFormat,
+        /// Start the latency histograms again (benchmark steps).
+        #[arg(long)]
+        reset_latency: bool,
+    },
     /// Manage customers.
     #[command(subcommand)]
     Customer(CustomerCmd),
@@ -112,6 +119,12 @@ pub(crate) enum CdrCmd {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StatusFormat {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use domain::{Cdr, Customer};
 use store::{NewCarrier, NewCustomer, Store};
 
-use crate::cli::{CarrierCmd, CdrCmd, Cli, Command, CustomerCmd, Format};
+use crate::cli::{CarrierCmd, CdrCmd, Cli, Command, CustomerCmd, Format, StatusFormat};
 use crate::config::Settings;
 use crate::{control, serve};
 
@@ -19,8 +19,16 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
     if matches!(cli.command, Command::Serve(_)) {
         init_logging();
     }
-    if let Command::Status = cli.command {
-        return status(&settings).await;
+    if let Command::Status {
+        format,
+        reset_latency,
+    } = cli.command
+    {
+        if reset_latency {
+            control::request(settings.control_socket(), "reset-latency").await?;
+            return Ok(());
+        }
+        return status(&settings, format).await;
     }
     let store = open_store(&settings).await?;
     match cli.command {
@@ -29,7 +37,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             println!("migrations applied to {}", redact(&settings.db_url));
             Ok(())
         }
-        Command::Status => Ok(()),
+        Command::Status { .. } => Ok(()),
         Command::Customer(CustomerCmd::Add {
             name,
             ips,
@@ -296,7 +304,12 @@ fn render_cdrs(cdrs: &[Cdr], format: Format) -> Result<String, String> {
     })
 }
 
-async fn status(settings: &Settings) -> Result<(), String> {
+async fn status(settings: &Settings, format: StatusFormat) -> Result<(), String> {
+    if format == StatusFormat::Json {
+        let body = control::request(settings.control_socket(), "status").await?;
+        println!("{}", String::from_utf8_lossy(&body));
+        return Ok(());
+    }
     let report = control::query(settings.control_socket()).await?;
     let names = match open_store(settings).await {
         Ok(store) => {
@@ -326,6 +339,16 @@ async fn status(settings: &Settings) -> Result<(), String> {
             .and_then(|(_, k)| k.iter().find(|k| k.id.0 == *id))
             .map_or("?", |k| k.name.as_str());
         let _ = writeln!(out, "  {id:<6} {name:<20} {n}");
+    }
+    for (name, l) in [
+        ("INVITE", &report.invite_latency),
+        ("reply", &report.reply_latency),
+    ] {
+        let _ = writeln!(
+            out,
+            "\ntime inside the switch, {name}: {} samples, p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
+            l.count, l.p50_us, l.p99_us, l.max_us
+        );
     }
     print!("{out}");
     Ok(())

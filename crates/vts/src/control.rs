@@ -1,10 +1,12 @@
-//! The control socket (`DATA_DIR/vts.sock`): a running switch answers each connection with
-//! its status as one JSON document; `vts status` reads it.
+//! The control socket (`DATA_DIR/vts.sock`): a running switch reads one command line per
+//! connection — `status` (answered with one JSON document) or `reset-latency` (starts the
+//! latency histograms again, for benchmark steps).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use proxy::StatusHandle;
+use proxy::latency::{Latency, Summary};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -17,6 +19,33 @@ pub(crate) struct StatusReport {
     pub(crate) draining: bool,
     pub(crate) by_customer: BTreeMap<i64, u32>,
     pub(crate) by_carrier: BTreeMap<i64, u32>,
+    /// Arrival to forwarding of initial INVITEs, in microseconds.
+    pub(crate) invite_latency: LatencyReport,
+    /// Arrival to forwarding of responses, in microseconds.
+    pub(crate) reply_latency: LatencyReport,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct LatencyReport {
+    pub(crate) count: u64,
+    pub(crate) p50_us: f64,
+    pub(crate) p90_us: f64,
+    pub(crate) p99_us: f64,
+    pub(crate) p999_us: f64,
+    pub(crate) max_us: f64,
+}
+
+impl From<Summary> for LatencyReport {
+    fn from(s: Summary) -> Self {
+        LatencyReport {
+            count: s.count,
+            p50_us: s.p50_us,
+            p90_us: s.p90_us,
+            p99_us: s.p99_us,
+            p999_us: s.p999_us,
+            max_us: s.max_us,
+        }
+    }
 }
 
 pub(crate) fn bind(path: &Path) -> std::io::Result<UnixListener> {
@@ -27,32 +56,74 @@ pub(crate) fn bind(path: &Path) -> std::io::Result<UnixListener> {
     UnixListener::bind(path)
 }
 
-pub(crate) async fn serve(listener: UnixListener, status: StatusHandle) {
+pub(crate) async fn serve(listener: UnixListener, status: StatusHandle, latency: Latency) {
     loop {
-        let Ok((mut conn, _)) = listener.accept().await else {
+        let Ok((conn, _)) = listener.accept().await else {
             continue;
         };
-        let s = status.borrow().clone();
-        let report = StatusReport {
-            calls: s.calls,
-            draining: s.draining,
-            by_customer: s.by_customer.iter().map(|(k, v)| (k.0, *v)).collect(),
-            by_carrier: s.by_carrier.iter().map(|(k, v)| (k.0, *v)).collect(),
-        };
-        let body = serde_json::to_vec(&report).unwrap_or_default();
-        if let Err(e) = conn.write_all(&body).await {
-            warn!(error = %e, "status reply failed");
+        let (status, latency) = (status.clone(), latency.clone());
+        tokio::spawn(async move {
+            if let Err(e) = answer(conn, &status, &latency).await {
+                warn!(error = %e, "control socket");
+            }
+        });
+    }
+}
+
+async fn answer(
+    mut conn: UnixStream,
+    status: &StatusHandle,
+    latency: &Latency,
+) -> std::io::Result<()> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() < 64 && conn.read(&mut byte).await? == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    match line.as_slice() {
+        b"reset-latency" => {
+            latency.reset();
+            conn.write_all(b"{}").await
+        }
+        b"status" | b"" => {
+            let s = status.borrow().clone();
+            let (invite, reply) = latency.summaries();
+            let report = StatusReport {
+                calls: s.calls,
+                draining: s.draining,
+                by_customer: s.by_customer.iter().map(|(k, v)| (k.0, *v)).collect(),
+                by_carrier: s.by_carrier.iter().map(|(k, v)| (k.0, *v)).collect(),
+                invite_latency: invite.into(),
+                reply_latency: reply.into(),
+            };
+            conn.write_all(&serde_json::to_vec(&report).unwrap_or_default())
+                .await
+        }
+        other => {
+            conn.write_all(
+                format!("unknown command {:?}", String::from_utf8_lossy(other)).as_bytes(),
+            )
+            .await
         }
     }
 }
 
-pub(crate) async fn query(path: PathBuf) -> Result<StatusReport, String> {
+/// Sends one command and returns the reply.
+pub(crate) async fn request(path: PathBuf, command: &str) -> Result<Vec<u8>, String> {
     let mut conn = UnixStream::connect(&path)
         .await
         .map_err(|e| format!("no running switch answers on {} ({e})", path.display()))?;
+    conn.write_all(format!("{command}\n").as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
     let mut body = Vec::new();
     conn.read_to_end(&mut body)
         .await
         .map_err(|e| e.to_string())?;
+    Ok(body)
+}
+
+pub(crate) async fn query(path: PathBuf) -> Result<StatusReport, String> {
+    let body = request(path, "status").await?;
     serde_json::from_slice(&body).map_err(|e| format!("bad status reply: {e}"))
 }

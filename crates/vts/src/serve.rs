@@ -2,9 +2,11 @@
 //! switch with its companions (directory watcher, accounting, control socket) until SIGINT
 //! or SIGTERM; then drains calls and writes every CDR before returning.
 
-use proxy::{DirectorySource, Listener, Switch};
+use domain::CallEvent;
+use proxy::latency::Latency;
+use proxy::{DirectorySource, Listener, ListenerSpec, ProxyConfig, StatusHandle, Switch};
 use store::Store;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
 use crate::config::Settings;
@@ -13,46 +15,83 @@ use crate::{accounting, control, watcher};
 pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String> {
     let directory = store.load_directory().await.map_err(|e| e.to_string())?;
     let source = DirectorySource::new(directory);
-    let mut listeners = Vec::new();
-    for spec in &settings.listen {
-        let l = Listener::bind(*spec)
-            .await
-            .map_err(|e| format!("cannot listen on {spec}: {e}"))?;
-        listeners.push(l);
-    }
     let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let switch = Switch::start(settings.proxy.clone(), listeners, source.clone(), events_tx)
-        .map_err(|e| format!("cannot start the transports: {e}"))?;
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    // The SIP engine and its sockets get a thread and a single-threaded runtime of their own:
+    // no work stealing, no cross-thread wake-ups on the call path, and the database work of
+    // this runtime never shares a thread with it.
+    let sip = {
+        let (cfg, listen, source) = (settings.proxy.clone(), settings.listen.clone(), source.clone());
+        std::thread::Builder::new()
+            .name("vts-sip".into())
+            .spawn(move || sip_thread(cfg, listen, source, events_tx, ready_tx, stop_rx))
+            .map_err(|e| format!("cannot start the SIP thread: {e}"))?
+    };
+    let (addrs, status, latency) = ready_rx.await.map_err(|_| "the SIP thread stopped".to_string())??;
     let control_path = settings.control_socket();
-    let control =
-        control::bind(&control_path).map_err(|e| format!("{}: {e}", control_path.display()))?;
-    tokio::spawn(control::serve(control, switch.status()));
+    let control = control::bind(&control_path).map_err(|e| format!("{}: {e}", control_path.display()))?;
+    tokio::spawn(control::serve(control, status, latency));
     let watcher = tokio::spawn(watcher::run(store.clone(), source));
-    let accounting = tokio::spawn(accounting::run(
-        store,
-        events_rx,
-        settings.cdr_batch,
-        settings.cdr_flush,
-    ));
-    for spec in switch.local_addrs() {
+    let accounting = tokio::spawn(accounting::run(store, events_rx, settings.cdr_batch, settings.cdr_flush));
+    for spec in &addrs {
         info!("listening on {spec}");
     }
     // Tests and scripts wait for this line on stdout.
-    println!(
-        "vts: ready on {}",
-        switch
-            .local_addrs()
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    switch.run(shutdown_signal()).await;
+    println!("vts: ready on {}", addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "));
+    shutdown_signal().await;
+    let _ = stop_tx.send(());
+    // The engine drains its calls; its end drops the event sender, which ends accounting.
+    let _ = tokio::task::spawn_blocking(move || sip.join()).await;
     watcher.abort();
     let written = accounting.await.unwrap_or(0);
     let _ = std::fs::remove_file(&control_path);
     info!(cdrs = written, "stopped");
     Ok(())
+}
+
+type Ready = Result<(Vec<ListenerSpec>, StatusHandle, Latency), String>;
+
+fn sip_thread(
+    cfg: ProxyConfig,
+    listen: Vec<ListenerSpec>,
+    source: DirectorySource,
+    events: mpsc::UnboundedSender<CallEvent>,
+    ready: oneshot::Sender<Ready>,
+    stop: oneshot::Receiver<()>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(format!("cannot start the SIP runtime: {e}")));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let mut listeners = Vec::new();
+        for spec in &listen {
+            match Listener::bind(*spec).await {
+                Ok(l) => listeners.push(l),
+                Err(e) => {
+                    let _ = ready.send(Err(format!("cannot listen on {spec}: {e}")));
+                    return;
+                }
+            }
+        }
+        let switch = match Switch::start(cfg, listeners, source, events) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = ready.send(Err(format!("cannot start the transports: {e}")));
+                return;
+            }
+        };
+        let _ = ready.send(Ok((switch.local_addrs().to_vec(), switch.status(), switch.latency())));
+        switch
+            .run(async {
+                let _ = stop.await;
+            })
+            .await;
+    });
 }
 
 /// SIGINT or SIGTERM.

@@ -12,6 +12,7 @@ use tracing::{debug, info};
 
 use super::dialog::Dialog;
 use super::{CallTimer, ClientRole, Engine, wire};
+use crate::latency::Kind;
 use crate::pipeline::{self, Reject};
 use crate::transport::Peer;
 
@@ -160,8 +161,16 @@ impl Engine {
             callee,
             user_agent: h.user_agent().map(lossy),
         });
+        let in_progress = self
+            .status
+            .borrow()
+            .by_customer
+            .get(&customer.id)
+            .copied()
+            .unwrap_or(0);
         self.status.send_modify(|s| s.call_started(customer.id));
-        let routes = pipeline::route(&directory);
+        let routes =
+            pipeline::channels(&customer, in_progress).and_then(|()| pipeline::route(&directory));
         self.calls.insert(
             cref,
             Call {
@@ -261,8 +270,12 @@ impl Engine {
                 progressed: false,
                 cancel: Cancel::No,
             });
-            self.by_client
-                .insert(client, ClientRole::Attempt { call: cref, number });
+            self.track(client, ClientRole::Attempt { call: cref, number });
+            if previous_carrier.is_none()
+                && let Some(at) = self.arrival
+            {
+                self.samples.push((Kind::Invite, at));
+            }
             self.status
                 .send_modify(|s| s.carrier_changed(previous_carrier, Some(carrier_id)));
             self.emit(CallEvent::AttemptStarted {

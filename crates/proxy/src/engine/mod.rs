@@ -29,6 +29,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::ProxyConfig;
 use crate::directory::DirectorySource;
+use crate::latency::{Kind, Latency};
 use crate::status::{self, Status, StatusHandle};
 use crate::transport::{Inbound, Listener, ListenerSpec, Peer, Transports};
 
@@ -105,6 +106,11 @@ pub(crate) struct Engine {
     clock: Clock,
     /// Stateless sends (relayed 2xx ACKs, stray 2xx, stateless replies).
     out: Vec<(Peer, Bytes)>,
+    /// When the message being handled was read (None while handling a timer).
+    arrival: Option<Instant>,
+    /// Latency samples of this batch, recorded once the batch is on the sockets.
+    samples: Vec<(Kind, Instant)>,
+    latency: Latency,
 }
 
 /// A running switch: its bound addresses and status, and [`Switch::run`] to drive it.
@@ -145,6 +151,11 @@ impl Switch {
     /// Calls in progress, updated as they change.
     pub fn status(&self) -> StatusHandle {
         self.status.clone()
+    }
+
+    /// Time spent inside the switch by INVITEs and responses.
+    pub fn latency(&self) -> Latency {
+        self.engine.latency.clone()
     }
 
     /// Processes messages until `shutdown` completes; then stops taking calls, lets calls in
@@ -213,6 +224,16 @@ impl Switch {
         for (peer, data) in self.engine.out.drain(..) {
             self.transports.send(peer, data);
         }
+        if !self.engine.samples.is_empty() {
+            let sent = now();
+            let samples: Vec<(Kind, Duration)> = self
+                .engine
+                .samples
+                .drain(..)
+                .map(|(kind, at)| (kind, sent.saturating_duration_since(at)))
+                .collect();
+            self.engine.latency.record(&samples);
+        }
     }
 }
 
@@ -267,6 +288,9 @@ impl Engine {
             draining: false,
             clock: Clock::new(now()),
             out: Vec::new(),
+            arrival: None,
+            samples: Vec::new(),
+            latency: Latency::default(),
         }
     }
 
@@ -328,7 +352,13 @@ impl Engine {
 
     fn handle_inbound(&mut self, now: Instant, inbound: Inbound) {
         match inbound {
-            Inbound::Message { data, peer } => self.handle_message(now, data, peer),
+            Inbound::Message { data, peer, at } => {
+                self.arrival = Some(at);
+                self.handle_message(now, data, peer);
+                // Responses reach the calls through transaction events: same arrival.
+                self.process_events(now);
+                self.arrival = None;
+            }
             Inbound::Failed { peer } => {
                 let failed: Vec<ClientTxnId> = self
                     .by_client
@@ -571,6 +601,9 @@ impl Engine {
     fn relay_response(&mut self, now: Instant, server: ServerTxnId, msg: &Message) {
         if msg.status() == Some(100) {
             return;
+        }
+        if let Some(at) = self.arrival {
+            self.samples.push((Kind::Reply, at));
         }
         let mut e = msg.edit();
         if e.remove_top_via().is_err() {
