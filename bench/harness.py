@@ -224,11 +224,17 @@ class Kamailio(Proxy):
         return out.stdout
 
     def dialogs(self):
-        m = re.search(r"dialog:active_dialogs = (\d+)", self.kamcmd("stats.get_statistics", "dialog:active_dialogs"))
+        out = self.kamcmd("stats.get_statistics", "dialog:active_dialogs")
+        m = re.search(r"active_dialogs\D+(\d+)", out)
+        if not m:
+            log(f"kamcmd stats: {out!r}")
         return int(m.group(1)) if m else None
 
     def shm_used(self):
-        m = re.search(r"used:\s*(\d+)", self.kamcmd("core.shmmem"))
+        out = self.kamcmd("core.shmmem")
+        m = re.search(r"used\D+(\d+)", out)
+        if not m:
+            log(f"kamcmd core.shmmem: {out!r}")
         return int(m.group(1)) if m else None
 
 
@@ -258,7 +264,7 @@ def parse_sipp(out):
 def sipp_step(target, rate, seconds, hold_ms, nice, workdir):
     calls = int(rate * seconds)
     cmd = ["nice", "-n", str(nice), "sipp", "-sf", str(BENCH / "sipp" / "uac.xml"), "-i", "127.0.0.1",
-           "-p", str(free_port()), "-t", "u1", "-nostdin", "-s", "34911234567", "-r", str(rate), "-m", str(calls),
+           "-p", str(free_port()), "-t", "u1", "-nostdin", "-trace_err", "-default_behaviors", "-abortunexp", "-s", "34911234567", "-r", str(rate), "-m", str(calls),
            "-d", str(hold_ms), "-l", str(CHANNEL_LIMIT), "-buff_size", "8388608", "-max_recv_loops", "10000",
            "-max_sched_loops", "10000", "-timeout", str(int(seconds + hold_ms / 1000 + 40)), "-timeout_error",
            f"127.0.0.1:{target}"]
@@ -311,7 +317,7 @@ def concurrency(proxy, port, rate, hold_s, nice, workdir):
     seconds = hold_s + 4
     calls = int(rate * seconds)
     cmd = ["nice", "-n", str(nice), "sipp", "-sf", str(BENCH / "sipp" / "uac.xml"), "-i", "127.0.0.1",
-           "-p", str(free_port()), "-t", "u1", "-nostdin", "-s", "34911234567", "-r", str(rate), "-m", str(calls),
+           "-p", str(free_port()), "-t", "u1", "-nostdin", "-trace_err", "-default_behaviors", "-abortunexp", "-s", "34911234567", "-r", str(rate), "-m", str(calls),
            "-d", str(hold_s * 1000), "-l", str(CHANNEL_LIMIT), "-buff_size", "8388608", "-max_recv_loops", "10000",
            "-max_sched_loops", "10000", "-timeout", str(seconds + hold_s + 60), "-timeout_error", f"127.0.0.1:{port}"]
     load = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=workdir)

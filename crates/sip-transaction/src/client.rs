@@ -74,7 +74,9 @@ pub(crate) struct ClientTxn<A> {
     id: ClientTxnId,
     peer: A,
     reliable: bool,
-    request: Message,
+    /// The request, while it may have to be retransmitted or ACKed; dropped afterwards
+    /// (an answered INVITE stays in `Accepted` for 64*T1 and must not hold it).
+    request: Option<Message>,
     machine: Machine,
 }
 
@@ -119,7 +121,7 @@ impl<A: Clone> ClientTxn<A> {
             id,
             peer,
             reliable,
-            request,
+            request: Some(request),
             machine,
         }
     }
@@ -127,7 +129,9 @@ impl<A: Clone> ClientTxn<A> {
     /// Sends the request and arms the timers of the initial state.
     pub(crate) fn start(&self, io: &mut Io<A>) {
         let tid = TxnId::Client(self.id);
-        io.send(tid, &self.peer, self.request.raw().clone());
+        if let Some(r) = &self.request {
+            io.send(tid, &self.peer, r.raw().clone());
+        }
         for timer in [Timer::A, Timer::B, Timer::E, Timer::F] {
             if let Some(at) = self.armed(timer) {
                 io.arm(tid, timer, at);
@@ -186,17 +190,23 @@ impl<A: Clone> ClientTxn<A> {
         let tid = TxnId::Client(self.id);
         match (&mut self.machine, timer) {
             (Machine::Invite(Invite::Calling { a: Some(a), .. }), Timer::A) => {
-                io.send(tid, &self.peer, self.request.raw().clone());
+                if let Some(r) = &self.request {
+                    io.send(tid, &self.peer, r.raw().clone());
+                }
                 *a = Retransmit::next(now, cfg.double(a.interval, false));
                 io.arm(tid, Timer::A, a.at);
             }
             (Machine::NonInvite(NonInvite::Trying { e: Some(e), .. }), Timer::E) => {
-                io.send(tid, &self.peer, self.request.raw().clone());
+                if let Some(r) = &self.request {
+                    io.send(tid, &self.peer, r.raw().clone());
+                }
                 *e = Retransmit::next(now, cfg.double(e.interval, true));
                 io.arm(tid, Timer::E, e.at);
             }
             (Machine::NonInvite(NonInvite::Proceeding { e: Some(e), .. }), Timer::E) => {
-                io.send(tid, &self.peer, self.request.raw().clone());
+                if let Some(r) = &self.request {
+                    io.send(tid, &self.peer, r.raw().clone());
+                }
                 *e = Retransmit::next(now, cfg.t2);
                 io.arm(tid, Timer::E, e.at);
             }
@@ -234,10 +244,27 @@ impl<A: Clone> ClientTxn<A> {
         io: &mut Io<A>,
     ) -> ResponseOutcome {
         let cls = class(msg.status().unwrap_or(0));
+        let Some(request) = &self.request else {
+            // Past the states that need the request: Completed, Accepted or Terminated.
+            let pass = match &mut self.machine {
+                Machine::Invite(Invite::Accepted { .. }) => matches!(cls, Class::Success),
+                _ => false,
+            };
+            if pass {
+                io.event(Event::Response { id: self.id, msg });
+                return ResponseOutcome::Matched(self.id);
+            }
+            if let (Machine::Invite(Invite::Completed { ack, .. }), Class::Failure) =
+                (&self.machine, cls)
+            {
+                io.send(TxnId::Client(self.id), &self.peer, ack.clone());
+            }
+            return ResponseOutcome::Absorbed;
+        };
         let cx = Ctx {
             tid: TxnId::Client(self.id),
             peer: &self.peer,
-            request: &self.request,
+            request,
             reliable: self.reliable,
             now,
             cfg,
@@ -246,6 +273,14 @@ impl<A: Clone> ClientTxn<A> {
             Machine::Invite(m) => invite_response(m, &msg, cls, &cx, io),
             Machine::NonInvite(m) => non_invite_response(m, &msg, cls, &cx, io),
         };
+        let retransmitting = matches!(
+            self.machine,
+            Machine::Invite(Invite::Calling { .. } | Invite::Proceeding { .. })
+                | Machine::NonInvite(NonInvite::Trying { .. } | NonInvite::Proceeding { .. })
+        );
+        if !retransmitting {
+            self.request = None;
+        }
         if pass {
             io.event(Event::Response { id: self.id, msg });
             ResponseOutcome::Matched(self.id)

@@ -39,7 +39,10 @@ fn cdr(run: u128, i: usize) -> Cdr {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let (Some(url), Some(count)) = (args.next(), args.next().and_then(|n| n.parse::<usize>().ok())) else {
+    let (Some(url), Some(count)) = (
+        args.next(),
+        args.next().and_then(|n| n.parse::<usize>().ok()),
+    ) else {
         eprintln!("usage: cdr_rate URL COUNT");
         std::process::exit(2);
     };
@@ -54,7 +57,9 @@ async fn main() {
         eprintln!("cdr_rate: migrations: {e}");
         std::process::exit(1);
     }
-    let run = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let run = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     let cdrs: Vec<Cdr> = (0..count).map(|i| cdr(run, i)).collect();
     let started = Instant::now();
     let mut written = 0;

@@ -22,23 +22,42 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
     // no work stealing, no cross-thread wake-ups on the call path, and the database work of
     // this runtime never shares a thread with it.
     let sip = {
-        let (cfg, listen, source) = (settings.proxy.clone(), settings.listen.clone(), source.clone());
+        let (cfg, listen, source) = (
+            settings.proxy.clone(),
+            settings.listen.clone(),
+            source.clone(),
+        );
         std::thread::Builder::new()
             .name("vts-sip".into())
             .spawn(move || sip_thread(cfg, listen, source, events_tx, ready_tx, stop_rx))
             .map_err(|e| format!("cannot start the SIP thread: {e}"))?
     };
-    let (addrs, status, latency) = ready_rx.await.map_err(|_| "the SIP thread stopped".to_string())??;
+    let (addrs, status, latency) = ready_rx
+        .await
+        .map_err(|_| "the SIP thread stopped".to_string())??;
     let control_path = settings.control_socket();
-    let control = control::bind(&control_path).map_err(|e| format!("{}: {e}", control_path.display()))?;
+    let control =
+        control::bind(&control_path).map_err(|e| format!("{}: {e}", control_path.display()))?;
     tokio::spawn(control::serve(control, status, latency));
     let watcher = tokio::spawn(watcher::run(store.clone(), source));
-    let accounting = tokio::spawn(accounting::run(store, events_rx, settings.cdr_batch, settings.cdr_flush));
+    let accounting = tokio::spawn(accounting::run(
+        store,
+        events_rx,
+        settings.cdr_batch,
+        settings.cdr_flush,
+    ));
     for spec in &addrs {
         info!("listening on {spec}");
     }
     // Tests and scripts wait for this line on stdout.
-    println!("vts: ready on {}", addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "));
+    println!(
+        "vts: ready on {}",
+        addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     shutdown_signal().await;
     let _ = stop_tx.send(());
     // The engine drains its calls; its end drops the event sender, which ends accounting.
@@ -60,7 +79,10 @@ fn sip_thread(
     ready: oneshot::Sender<Ready>,
     stop: oneshot::Receiver<()>,
 ) {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             let _ = ready.send(Err(format!("cannot start the SIP runtime: {e}")));
@@ -85,7 +107,11 @@ fn sip_thread(
                 return;
             }
         };
-        let _ = ready.send(Ok((switch.local_addrs().to_vec(), switch.status(), switch.latency())));
+        let _ = ready.send(Ok((
+            switch.local_addrs().to_vec(),
+            switch.status(),
+            switch.latency(),
+        )));
         switch
             .run(async {
                 let _ = stop.await;

@@ -23,12 +23,15 @@ pub(super) struct Attempt {
     pub(super) client: ClientTxnId,
     pub(super) carrier: Carrier,
     pub(super) peer: Peer,
-    /// The INVITE as sent (CANCEL and ACK are built from it).
-    pub(super) request: Message,
+    /// The INVITE as sent (CANCEL and ACK are built from it); dropped once the attempt has
+    /// its final response, so that answered and ended calls keep little memory.
+    pub(super) request: Option<Message>,
     /// Any response arrived (stops the first-response timer; allows CANCEL).
     responded: bool,
     /// An 18x arrived.
     progressed: bool,
+    /// A final response arrived.
+    pub(super) finished: bool,
     /// CANCEL wanted (the call was cancelled or the attempt abandoned) and whether it went.
     cancel: Cancel,
 }
@@ -65,8 +68,8 @@ pub(super) struct Call {
     pub(super) server: ServerTxnId,
     /// Where the INVITE came from.
     pub(super) source: Peer,
-    /// The INVITE as received.
-    pub(super) invite: Message,
+    /// The INVITE as received; dropped once the call is answered or ended.
+    pub(super) invite: Option<Message>,
     pub(super) customer: CustomerId,
     /// The To tag of responses the switch writes itself for this call.
     pub(super) to_tag: String,
@@ -76,6 +79,8 @@ pub(super) struct Call {
     /// Attempts given up for a later one; their late responses get CANCEL or ACK+BYE.
     abandoned: Vec<Attempt>,
     last_failure: Option<Failure>,
+    /// The attempt whose 2xx answered the call.
+    pub(super) answered_by: Option<u32>,
     pub(super) phase: Phase,
 }
 
@@ -86,6 +91,18 @@ impl Call {
 
     pub(super) fn carrier(&self) -> Option<domain::CarrierId> {
         self.attempt.as_ref().map(|a| a.carrier.id)
+    }
+
+    /// Drops what an answered or ended call no longer needs: the INVITE, the route list, and
+    /// the requests of attempts that have their final response.
+    pub(super) fn shed(&mut self) {
+        self.invite = None;
+        self.routes = Vec::new();
+        for a in self.attempt.iter_mut().chain(self.abandoned.iter_mut()) {
+            if a.finished {
+                a.request = None;
+            }
+        }
     }
 
     fn attempt_mut(&mut self, number: u32) -> Option<&mut Attempt> {
@@ -176,7 +193,7 @@ impl Engine {
             Call {
                 server,
                 source: peer,
-                invite,
+                invite: Some(invite),
                 customer: customer.id,
                 to_tag: wire::tag(),
                 routes: routes.clone().unwrap_or_default(),
@@ -184,6 +201,7 @@ impl Engine {
                 attempt: None,
                 abandoned: Vec::new(),
                 last_failure: None,
+                answered_by: None,
                 phase: Phase::Setup,
             },
         );
@@ -233,7 +251,10 @@ impl Engine {
             let via_host = self.advertised(peer.transport).to_string();
             let built = {
                 let call = &self.calls[&cref];
-                self.build_attempt(&call.invite, call.source, &carrier, peer, &via_host)
+                let Some(invite) = call.invite.as_ref() else {
+                    return;
+                };
+                self.build_attempt(invite, call.source, &carrier, peer, &via_host)
             };
             let Some((bytes, caller_out, callee_out)) = built else {
                 continue;
@@ -265,9 +286,10 @@ impl Engine {
                 client,
                 carrier,
                 peer,
-                request,
+                request: Some(request),
                 responded: false,
                 progressed: false,
+                finished: false,
                 cancel: Cancel::No,
             });
             self.track(client, ClientRole::Attempt { call: cref, number });
@@ -436,7 +458,9 @@ impl Engine {
                 else {
                     return;
                 };
-                let (request, peer) = (attempt.request.clone(), attempt.peer);
+                let (Some(request), peer) = (attempt.request.clone(), attempt.peer) else {
+                    return;
+                };
                 self.ack_and_bye(now, &request, msg, peer);
             }
             _ => {}
@@ -534,7 +558,10 @@ impl Engine {
             return;
         }
         attempt.cancel = Cancel::Sent;
-        let (peer, cancel) = (attempt.peer, build::cancel(&attempt.request, None));
+        let Some(request) = attempt.request.as_ref() else {
+            return;
+        };
+        let (peer, cancel) = (attempt.peer, build::cancel(request, None));
         if let Ok(bytes) = cancel
             && let Ok(msg) = parse_datagram(bytes)
             && let Ok(id) = self.txns.send_request(now, msg, peer, peer.reliable())
@@ -578,11 +605,11 @@ impl Engine {
         match failure {
             Failure::Response(m) => self.relay_response(now, server, &m),
             Failure::Local(code, reason) => {
-                let invite = call.invite.clone();
-                let tag = call.to_tag.clone();
-                let bytes =
-                    build::response(invite.headers(), code, reason, Some(tag.as_bytes()), &[]);
-                let _ = self.txns.respond(now, server, bytes);
+                if let Some(invite) = call.invite.as_ref() {
+                    let tag = call.to_tag.as_bytes();
+                    let bytes = build::response(invite.headers(), code, reason, Some(tag), &[]);
+                    let _ = self.txns.respond(now, server, bytes);
+                }
             }
         }
         self.end_call(now, cref, code, reason, hangup);
@@ -607,6 +634,7 @@ impl Engine {
             self.dialogs.remove(&d.call_id);
         }
         call.phase = Phase::Ended;
+        call.shed();
         let (customer, carrier) = (call.customer, call.carrier());
         self.status.send_modify(|s| {
             s.call_ended(customer);

@@ -70,7 +70,9 @@ impl Engine {
         let Some(attempt) = call.attempt.as_ref() else {
             return;
         };
-        let invite = &call.invite;
+        let Some(invite) = call.invite.as_ref() else {
+            return;
+        };
         let h = invite.headers();
         let (to_callee, to_caller) = self.route_sets(&msg);
         let dialog = Dialog {
@@ -98,6 +100,11 @@ impl Engine {
         self.dialogs.insert(dialog.call_id.clone(), cref);
         if let Some(call) = self.calls.get_mut(&cref) {
             call.phase = Phase::Confirmed(Box::new(dialog));
+            call.answered_by = call.attempt.as_ref().map(|a| a.number);
+            if let Some(a) = call.attempt.as_mut() {
+                a.finished = true;
+            }
+            call.shed();
         }
         self.schedule(
             now + self.cfg.max_call_duration,
