@@ -55,11 +55,16 @@ pub enum Listener {
     Tcp(TcpListener),
 }
 
+/// Socket buffers asked for UDP listeners: bursts of thousands of messages must wait in the
+/// kernel, not be dropped, while the engine works. The kernel caps them at
+/// `net.core.rmem_max` / `wmem_max` (raise those for high rates; see docs/PERFORMANCE.md).
+pub const UDP_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+
 impl Listener {
-    /// Binds a listen address (port 0 picks a free port).
+    /// Binds a listen address (port 0 picks a free port). Must run inside a Tokio runtime.
     pub async fn bind(spec: ListenerSpec) -> io::Result<Listener> {
         Ok(match spec.transport {
-            Transport::Udp => Listener::Udp(UdpSocket::bind(spec.addr).await?),
+            Transport::Udp => Listener::Udp(bind_udp(spec.addr)?),
             Transport::Tcp => Listener::Tcp(TcpListener::bind(spec.addr).await?),
         })
     }
@@ -77,6 +82,17 @@ impl Listener {
             },
         })
     }
+}
+
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: the kernel may cap (or refuse) the size; the socket works either way.
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER_BYTES);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
 }
 
 /// The other end of a message: address and transport.
@@ -237,6 +253,9 @@ async fn udp_receive(socket: Arc<UdpSocket>, to_engine: mpsc::Sender<Inbound>) {
                 {
                     return;
                 }
+                // Let the engine handle this datagram before the next is read: the switch
+                // runs on one thread, and a message must not wait behind a burst of reads.
+                tokio::task::yield_now().await;
             }
             // ICMP errors from earlier sends surface here on some systems; keep reading.
             Err(e) => debug!(error = %e, "UDP receive error"),

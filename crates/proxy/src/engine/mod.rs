@@ -180,15 +180,8 @@ impl Switch {
                 biased;
                 msg = self.inbound.recv() => {
                     let Some(msg) = msg else { break };
-                    let now = now();
-                    self.engine.handle_inbound(now, msg);
-                    // Take whatever else is already queued before flushing.
-                    for _ in 0..64 {
-                        match self.inbound.try_recv() {
-                            Ok(m) => self.engine.handle_inbound(now, m),
-                            Err(_) => break,
-                        }
-                    }
+                    // One message, then its output goes out: nothing waits behind a batch.
+                    self.engine.handle_inbound(now(), msg);
                 }
                 () = sleep => self.engine.handle_timeout(now()),
                 () = &mut shutdown, if drain_deadline.is_none() => {
