@@ -137,6 +137,23 @@ def fresh_database(url, name):
     return f"{base}/{db}"
 
 
+class Direct(Proxy):
+    """No proxy: the customer calls the carrier directly. Its highest passing rate is the
+    ceiling of the load generator on this machine."""
+
+    name = "direct"
+
+    def __init__(self, carrier_port):
+        super().__init__()
+        self.port = carrier_port
+
+    def pids(self):
+        return []
+
+    def stop(self):
+        pass
+
+
 class Vts(Proxy):
     name = "vts"
 
@@ -224,7 +241,7 @@ class Kamailio(Proxy):
         return out.stdout
 
     def dialogs(self):
-        out = self.kamcmd("stats.get_statistics", "dialog:active_dialogs")
+        out = self.kamcmd("stats.get_statistics", "active_dialogs")
         m = re.search(r"active_dialogs\D+(\d+)", out)
         if not m:
             log(f"kamcmd stats: {out!r}")
@@ -287,10 +304,11 @@ def passes(step, seconds, hold_ms):
 # ---------------------------------------------------------------- runs
 
 
-def ramp(proxy, port, rates, seconds, hold_ms, nice, workdir):
-    best = None
-    steps = []
-    for rate in rates:
+def ramp(proxy, port, rates, seconds, hold_ms, nice, workdir, refine=0):
+    """Steps up the rates until one fails; then, with `refine` > 0, tries that many rates
+    evenly between the last pass and the first failure."""
+
+    def run(rate):
         proxy.before_step()
         cpu0, t0 = proxy.cpu(), time.time()
         step = sipp_step(port, rate, seconds, hold_ms, nice, workdir)
@@ -299,14 +317,28 @@ def ramp(proxy, port, rates, seconds, hold_ms, nice, workdir):
         step["memory_mib"] = round(proxy.memory_kib() / 1024, 1)
         step.update(proxy.after_step())
         step["pass"] = passes(step, seconds, hold_ms)
-        steps.append(step)
         log(f"{proxy.name}: {rate} cps -> {'pass' if step['pass'] else 'FAIL'} "
-            f"(ok {step['successful']}/{step['calls']}, failed {step['failed']}, achieved {step['achieved_cps']} cps, "
+            f"(ok {step['successful']}/{step['calls']}, failed {step['failed']}, {step['wall_s']} s, "
             f"cpu {step['cpu_percent']} %, mem {step['memory_mib']} MiB)")
+        time.sleep(3)
+        return step
+
+    best, steps, failed_at = None, [], None
+    for rate in rates:
+        step = run(rate)
+        steps.append(step)
         if not step["pass"]:
+            failed_at = rate
             break
         best = step
-        time.sleep(2)
+    if refine and failed_at and best:
+        gap = (failed_at - best["rate"]) / (refine + 1)
+        for i in range(1, refine + 1):
+            step = run(int(best["rate"] + gap * i) // 10 * 10 or 10)
+            steps.append(step)
+            if not step["pass"]:
+                break
+            best = step
     return best, steps
 
 
@@ -352,7 +384,7 @@ def main():
     ap.add_argument("--examples-dir", required=True, help="target/<profile> with examples/cdr_rate")
     ap.add_argument("--postgres-url", help="a PostgreSQL database for the CDR writer run")
     ap.add_argument("--smoke", action="store_true", help="one short step each: checks the bench runs, not speed")
-    ap.add_argument("--only", choices=["vts", "kamailio"], help="run one proxy only")
+    ap.add_argument("--only", choices=["vts", "kamailio", "direct"], help="run one only")
     ap.add_argument("--out", default=str(BENCH / "results" / "latest.json"))
     ap.add_argument("--nice", type=int, default=0)
     ap.add_argument("--rates", help="comma-separated ramp (default: 250 to 6000)")
@@ -382,11 +414,15 @@ def main():
         if args.keep:
             log(f"work directory kept: {tmp}")
         workdir = Path(tmp)
-        for name in (["vts", "kamailio"] if not args.only else [args.only]):
+        names = ["vts", "kamailio"] if args.smoke else ["direct", "vts", "kamailio"]
+        for name in ([args.only] if args.only else names):
 
             def start():
                 carrier_ports = [free_port(), free_port()]
                 carriers = [sipp_uas(p, args.nice, workdir) for p in carrier_ports]
+                if name == "direct":
+                    time.sleep(0.5)
+                    return Direct(carrier_ports[0]), carrier_ports[0], carriers
                 port = free_port()
                 db = fresh_database(args.postgres_url, name) if args.postgres_url else None
                 routes = list(zip(carrier_ports, [10, 5]))
@@ -407,7 +443,8 @@ def main():
 
             proxy, port, carriers = start()
             try:
-                best, steps = ramp(proxy, port, rates, seconds, hold_ms, args.nice, workdir)
+                best, steps = ramp(proxy, port, rates, seconds, hold_ms, args.nice, workdir,
+                                   refine=0 if args.smoke else 4)
                 entry = {"highest_passing_cps": best["rate"] if best else 0, "steps": steps}
                 if name == "vts" and best and not args.smoke:
                     half = best["rate"] // 2
@@ -424,7 +461,7 @@ def main():
                     entry["calls_made"] = sum(s["calls"] for s in steps) + entry.get("at_half_rate", {}).get("calls", 0)
             finally:
                 stop(proxy, carriers)
-            if conc:
+            if conc and name != "direct":
                 # A fresh process, so that the memory measured is the dialogs' alone.
                 proxy, port, carriers = start()
                 try:
@@ -445,7 +482,7 @@ def main():
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
 
     print("\n== vts vs Kamailio (same machine, same harness, same pass rule) ==")
-    for name in ("vts", "kamailio"):
+    for name in ("direct", "vts", "kamailio"):
         if name in results:
             e = results[name]
             last = next((s for s in reversed(e["steps"]) if s["pass"]), None)

@@ -232,12 +232,13 @@ impl Transports {
 }
 
 async fn udp_receive(socket: Arc<UdpSocket>, to_engine: mpsc::Sender<Inbound>) {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    // One receive buffer, reused; each datagram is copied out at its exact size. (Splitting
+    // datagrams off a shared buffer would let every stored message pin a 64 KiB block.)
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
-        buf.reserve(64 * 1024);
-        match socket.recv_buf_from(&mut buf).await {
-            Ok((_, from)) => {
-                let data = buf.split().freeze();
+        match socket.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                let data = Bytes::copy_from_slice(&buf[..n]);
                 let peer = Peer {
                     addr: from,
                     transport: Transport::Udp,
@@ -344,7 +345,10 @@ async fn tcp_connection(
         loop {
             match framing::frame(&buf, max) {
                 Ok(Frame::Message(n)) => {
-                    let data = buf.split_to(n).freeze();
+                    // Copied out at its exact size, so that a stored message does not pin the
+                    // connection's buffer.
+                    let data = Bytes::copy_from_slice(&buf[..n]);
+                    buf.advance(n);
                     if to_engine
                         .send(Inbound::Message {
                             data,
