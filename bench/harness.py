@@ -332,9 +332,10 @@ def ramp(proxy, port, rates, seconds, hold_ms, nice, workdir, refine=0):
             break
         best = step
     if refine and failed_at and best:
-        gap = (failed_at - best["rate"]) / (refine + 1)
+        base = best["rate"]
+        gap = (failed_at - base) / (refine + 1)
         for i in range(1, refine + 1):
-            step = run(int(best["rate"] + gap * i) // 10 * 10 or 10)
+            step = run(int(base + gap * i) // 10 * 10 or 10)
             steps.append(step)
             if not step["pass"]:
                 break
