@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use domain::{CallEvent, CallRef, Carrier, CustomerId, HangupSide};
+use domain::{CallEvent, CallRef, Carrier, CarrierId, CustomerId, HangupSide};
 use sip_message::{Message, build, parse_datagram, uri::unescape};
 use sip_transaction::{ClientTxnId, ServerTxnId};
 use tracing::{debug, info};
@@ -21,7 +21,7 @@ use crate::transport::Peer;
 pub(super) struct Attempt {
     pub(super) number: u32,
     pub(super) client: ClientTxnId,
-    pub(super) carrier: Carrier,
+    pub(super) carrier: CarrierId,
     pub(super) peer: Peer,
     /// The INVITE as sent (CANCEL and ACK are built from it); dropped once the attempt has
     /// its final response, so that answered and ended calls keep little memory.
@@ -75,10 +75,10 @@ pub(super) struct Call {
     pub(super) to_tag: String,
     routes: Vec<Carrier>,
     next_route: usize,
-    pub(super) attempt: Option<Attempt>,
+    pub(super) attempt: Option<Box<Attempt>>,
     /// Attempts given up for a later one; their late responses get CANCEL or ACK+BYE.
     abandoned: Vec<Attempt>,
-    last_failure: Option<Failure>,
+    last_failure: Option<Box<Failure>>,
     /// The attempt whose 2xx answered the call.
     pub(super) answered_by: Option<u32>,
     pub(super) phase: Phase,
@@ -89,8 +89,8 @@ impl Call {
         matches!(self.phase, Phase::Ended)
     }
 
-    pub(super) fn carrier(&self) -> Option<domain::CarrierId> {
-        self.attempt.as_ref().map(|a| a.carrier.id)
+    pub(super) fn carrier(&self) -> Option<CarrierId> {
+        self.attempt.as_ref().map(|a| a.carrier)
     }
 
     /// Drops what an answered or ended call no longer needs: the INVITE, the route list, and
@@ -98,7 +98,12 @@ impl Call {
     pub(super) fn shed(&mut self) {
         self.invite = None;
         self.routes = Vec::new();
-        for a in self.attempt.iter_mut().chain(self.abandoned.iter_mut()) {
+        for a in self
+            .attempt
+            .as_deref_mut()
+            .into_iter()
+            .chain(self.abandoned.iter_mut())
+        {
             if a.finished {
                 a.request = None;
             }
@@ -107,7 +112,7 @@ impl Call {
 
     fn attempt_mut(&mut self, number: u32) -> Option<&mut Attempt> {
         if self.attempt.as_ref().is_some_and(|a| a.number == number) {
-            return self.attempt.as_mut();
+            return self.attempt.as_deref_mut();
         }
         self.abandoned.iter_mut().find(|a| a.number == number)
     }
@@ -230,10 +235,10 @@ impl Engine {
                 return;
             }
             let Some(carrier) = call.routes.get(call.next_route).cloned() else {
-                let failure = call
-                    .last_failure
-                    .take()
-                    .unwrap_or(Failure::Local(503, "Service Unavailable - No Routes"));
+                let failure = call.last_failure.take().map_or(
+                    Failure::Local(503, "Service Unavailable - No Routes"),
+                    |f| *f,
+                );
                 let side = match failure {
                     Failure::Response(_) => HangupSide::Callee,
                     Failure::Local(..) => HangupSide::Switch,
@@ -245,7 +250,7 @@ impl Engine {
             let number = call.next_route as u32;
             let Some(peer) = wire::carrier_peer(&carrier) else {
                 debug!(carrier = %carrier.name, host = %carrier.host, "carrier host is not an IP address");
-                call.last_failure = Some(Failure::Local(503, "Service Unavailable"));
+                call.last_failure = Some(Box::new(Failure::Local(503, "Service Unavailable")));
                 continue;
             };
             let via_host = self.advertised(peer.transport).to_string();
@@ -276,22 +281,22 @@ impl Engine {
                 return;
             };
             let previous = call.attempt.take();
-            let previous_carrier = previous.as_ref().map(|a| a.carrier.id);
+            let previous_carrier = previous.as_ref().map(|a| a.carrier);
             if let Some(p) = previous {
-                call.abandoned.push(p);
+                call.abandoned.push(*p);
             }
             let carrier_id = carrier.id;
-            call.attempt = Some(Attempt {
+            call.attempt = Some(Box::new(Attempt {
                 number,
                 client,
-                carrier,
+                carrier: carrier_id,
                 peer,
                 request: Some(request),
                 responded: false,
                 progressed: false,
                 finished: false,
                 cancel: Cancel::No,
-            });
+            }));
             self.track(client, ClientRole::Attempt { call: cref, number });
             if previous_carrier.is_none()
                 && let Some(at) = self.arrival
@@ -431,7 +436,7 @@ impl Engine {
                 if fails_over(status) {
                     debug!(status, carrier = number, "failover");
                     if let Some(call) = self.calls.get_mut(&cref) {
-                        call.last_failure = Some(Failure::Response(msg));
+                        call.last_failure = Some(Box::new(Failure::Response(msg)));
                     }
                     self.next_attempt(now, cref);
                 } else {
@@ -452,7 +457,7 @@ impl Engine {
                 };
                 let Some(attempt) = call
                     .attempt
-                    .as_ref()
+                    .as_deref()
                     .filter(|a| a.number == number)
                     .or_else(|| call.abandoned.iter().find(|a| a.number == number))
                 else {
@@ -478,9 +483,9 @@ impl Engine {
         if attempt.responded || !matches!(call.phase, Phase::Setup) {
             return;
         }
-        info!(carrier = %attempt.carrier.name, "no response within the first-response timeout: failover");
+        info!(carrier = %attempt.carrier, "no response within the first-response timeout: failover");
         attempt.cancel = Cancel::Wanted;
-        call.last_failure = Some(Failure::Local(408, "Request Timeout"));
+        call.last_failure = Some(Box::new(Failure::Local(408, "Request Timeout")));
         self.next_attempt(now, cref);
     }
 
@@ -501,7 +506,7 @@ impl Engine {
         {
             return;
         }
-        call.last_failure = Some(Failure::Local(status, reason));
+        call.last_failure = Some(Box::new(Failure::Local(status, reason)));
         self.next_attempt(now, cref);
     }
 
@@ -631,7 +636,7 @@ impl Engine {
             return;
         }
         if let Phase::Confirmed(d) = &call.phase {
-            self.dialogs.remove(&d.call_id);
+            self.dialogs.remove(&d.call_id());
         }
         call.phase = Phase::Ended;
         call.shed();
@@ -654,7 +659,12 @@ impl Engine {
     pub(super) fn forget(&mut self, cref: CallRef) {
         if let Some(call) = self.calls.remove(&cref) {
             self.by_server.remove(&call.server);
-            for a in call.attempt.iter().chain(call.abandoned.iter()) {
+            for a in call
+                .attempt
+                .as_deref()
+                .into_iter()
+                .chain(call.abandoned.iter())
+            {
                 self.by_client.remove(&a.client);
             }
         }

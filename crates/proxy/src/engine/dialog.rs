@@ -30,14 +30,11 @@ struct Hop {
 /// to write a BYE to either side.
 #[derive(Debug)]
 pub(super) struct Dialog {
-    pub(super) call_id: Bytes,
-    caller_tag: Bytes,
-    /// From of the INVITE (caller, with tag) and To of the 2xx (callee, with tag).
-    caller: Bytes,
-    callee: Bytes,
-    /// Remote targets: Contact of the INVITE and of the 2xx.
-    caller_target: Bytes,
-    callee_target: Bytes,
+    /// Call-ID, caller tag, caller (From of the INVITE, with tag), callee (To of the 2xx, with
+    /// tag), caller target (Contact of the INVITE), callee target (Contact of the 2xx): one
+    /// buffer, one allocation per dialog.
+    buf: Bytes,
+    ends: [u16; 6],
     caller_peer: Peer,
     callee_peer: Peer,
     /// Route sets from the switch towards each side (the Record-Route entries beyond ours).
@@ -47,18 +44,67 @@ pub(super) struct Dialog {
     callee_cseq: u32,
 }
 
-fn contact_uri(m: &Message) -> Option<Bytes> {
-    m.headers().contacts().find_map(|c| match c {
-        Ok(ContactValue::Addr(a)) => Some(Bytes::copy_from_slice(a.uri_raw)),
-        _ => None,
-    })
+impl Dialog {
+    fn part(&self, i: usize) -> Bytes {
+        let start = if i == 0 {
+            0
+        } else {
+            usize::from(self.ends[i - 1])
+        };
+        self.buf.slice(start..usize::from(self.ends[i]))
+    }
+
+    pub(super) fn call_id(&self) -> Bytes {
+        self.part(0)
+    }
+
+    fn caller_tag(&self) -> Bytes {
+        self.part(1)
+    }
+
+    fn caller(&self) -> Bytes {
+        self.part(2)
+    }
+
+    fn callee(&self) -> Bytes {
+        self.part(3)
+    }
+
+    fn caller_target(&self) -> Bytes {
+        self.part(4)
+    }
+
+    fn callee_target(&self) -> Bytes {
+        self.part(5)
+    }
 }
 
-fn header_value(m: &Message, name: sip_message::HeaderName) -> Bytes {
-    let h = m.headers();
-    h.get(name)
-        .map(|l| Bytes::copy_from_slice(h.value(l).trim_ascii_end()))
+/// Packs the six values of a dialog into one buffer; `None` if they are too long for it.
+fn pack(parts: [&[u8]; 6]) -> Option<(Bytes, [u16; 6])> {
+    let mut buf = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    let mut ends = [0u16; 6];
+    for (end, part) in ends.iter_mut().zip(parts) {
+        buf.extend_from_slice(part);
+        *end = u16::try_from(buf.len()).ok()?;
+    }
+    Some((Bytes::from(buf), ends))
+}
+
+/// The first Contact URI of a message (empty when there is none).
+fn contact_uri(m: &Message) -> &[u8] {
+    m.headers()
+        .contacts()
+        .find_map(|c| match c {
+            Ok(ContactValue::Addr(a)) => Some(a.uri_raw),
+            _ => None,
+        })
         .unwrap_or_default()
+}
+
+/// A header's value without trailing white space (empty when absent).
+fn header_value(m: &Message, name: sip_message::HeaderName) -> &[u8] {
+    let h = m.headers();
+    h.get(name).map_or(&[][..], |l| h.value(l).trim_ascii_end())
 }
 
 impl Engine {
@@ -75,15 +121,19 @@ impl Engine {
         };
         let h = invite.headers();
         let (to_callee, to_caller) = self.route_sets(&msg);
+        let Some((buf, ends)) = pack([
+            h.call_id().unwrap_or_default(),
+            h.from().ok().and_then(|f| f.tag()).unwrap_or_default(),
+            header_value(invite, sip_message::HeaderName::From),
+            header_value(&msg, sip_message::HeaderName::To),
+            contact_uri(invite),
+            contact_uri(&msg),
+        ]) else {
+            return;
+        };
         let dialog = Dialog {
-            call_id: Bytes::copy_from_slice(h.call_id().unwrap_or_default()),
-            caller_tag: Bytes::copy_from_slice(
-                h.from().ok().and_then(|f| f.tag()).unwrap_or_default(),
-            ),
-            caller: header_value(invite, sip_message::HeaderName::From),
-            callee: header_value(&msg, sip_message::HeaderName::To),
-            caller_target: contact_uri(invite).unwrap_or_default(),
-            callee_target: contact_uri(&msg).unwrap_or_default(),
+            buf,
+            ends,
             caller_peer: call.source,
             callee_peer: attempt.peer,
             route_to_callee: to_callee,
@@ -97,7 +147,7 @@ impl Engine {
             call: cref,
             at_ms: self.clock.epoch_ms(now),
         });
-        self.dialogs.insert(dialog.call_id.clone(), cref);
+        self.dialogs.insert(dialog.call_id(), cref);
         if let Some(call) = self.calls.get_mut(&cref) {
             call.phase = Phase::Confirmed(Box::new(dialog));
             call.answered_by = call.attempt.as_ref().map(|a| a.number);
@@ -145,7 +195,7 @@ impl Engine {
             return None;
         };
         let from_tag = h.from().ok().and_then(|f| f.tag()).unwrap_or_default();
-        Some((cref, from_tag == &d.caller_tag[..]))
+        Some((cref, from_tag == &d.caller_tag()[..]))
     }
 
     /// Where an in-dialog request goes. Loose routing first (RFC 3261 §16.4, §16.6): drop our
@@ -179,11 +229,11 @@ impl Engine {
             return None;
         };
         let (target, fallback) = if from_caller {
-            (&d.callee_target, d.callee_peer)
+            (d.callee_target(), d.callee_peer)
         } else {
-            (&d.caller_target, d.caller_peer)
+            (d.caller_target(), d.caller_peer)
         };
-        let peer = wire::uri_peer(target)
+        let peer = wire::uri_peer(&target)
             .filter(|p| !self.is_us_addr(p))
             .unwrap_or(fallback);
         let request_uri = (!target.is_empty()).then(|| target.clone());
@@ -321,22 +371,22 @@ impl Engine {
         d.callee_cseq += 1;
         let q850 = "Q.850;cause=16;text=\"Normal call clearing\"";
         let to_callee = (
-            d.callee_target.clone(),
+            d.callee_target(),
             d.route_to_callee.clone(),
-            d.caller.clone(),
-            d.callee.clone(),
+            d.caller(),
+            d.callee(),
             d.caller_cseq,
             d.callee_peer,
         );
         let to_caller = (
-            d.caller_target.clone(),
+            d.caller_target(),
             d.route_to_caller.clone(),
-            d.callee.clone(),
-            d.caller.clone(),
+            d.callee(),
+            d.caller(),
             d.callee_cseq,
             d.caller_peer,
         );
-        let call_id = d.call_id.clone();
+        let call_id = d.call_id();
         for (target, routes, from, to, cseq, fallback) in [to_callee, to_caller] {
             let hop = routes
                 .first()
@@ -420,9 +470,10 @@ impl Engine {
         hop: Peer,
     ) {
         let h = request.headers();
-        let target = contact_uri(response).unwrap_or_else(|| {
-            Bytes::copy_from_slice(request.request_uri_bytes().unwrap_or_default())
-        });
+        let target = match contact_uri(response) {
+            [] => request.request_uri_bytes().unwrap_or_default(),
+            uri => uri,
+        };
         let (routes, _) = self.route_sets(response);
         let from = header_value(request, sip_message::HeaderName::From);
         let to = header_value(response, sip_message::HeaderName::To);
@@ -433,11 +484,11 @@ impl Engine {
         let ack_via = format!("SIP/2.0/{transport} {host};branch={}", wire::branch());
         let ack = InDialog {
             method: "ACK",
-            target: &target,
+            target,
             via: &ack_via,
             routes: &routes,
-            from: &from,
-            to: &to,
+            from,
+            to,
             call_id,
             cseq: seq,
             user_agent: &self.cfg.user_agent,
@@ -448,11 +499,11 @@ impl Engine {
         let bye_via = format!("SIP/2.0/{transport} {host};branch={}", wire::branch());
         let bye = InDialog {
             method: "BYE",
-            target: &target,
+            target,
             via: &bye_via,
             routes: &routes,
-            from: &from,
-            to: &to,
+            from,
+            to,
             call_id,
             cseq: seq + 1,
             user_agent: &self.cfg.user_agent,
