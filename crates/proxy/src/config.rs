@@ -9,6 +9,10 @@ use sip_message::sanity::SanityConfig;
 pub struct ProxyConfig {
     /// No response at all from a carrier within this long: try the next one (default 5 s).
     pub first_response_timeout: Duration,
+    /// A carrier that has answered with a provisional response but not a final one within
+    /// this long: the call ends with 408 to the customer and CANCEL to the carrier, without
+    /// failover (default 120 s).
+    pub ring_timeout: Duration,
     /// A confirmed call longer than this is ended with BYE to both sides (default 4 h).
     pub max_call_duration: Duration,
     /// On shutdown, calls in progress get this long to end by themselves (default 30 s).
@@ -24,6 +28,7 @@ impl Default for ProxyConfig {
     fn default() -> Self {
         ProxyConfig {
             first_response_timeout: Duration::from_secs(5),
+            ring_timeout: Duration::from_secs(120),
             max_call_duration: Duration::from_secs(4 * 3600),
             drain_timeout: Duration::from_secs(30),
             timers: sip_transaction::Config::default(),

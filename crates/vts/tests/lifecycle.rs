@@ -165,3 +165,26 @@ fn sanity_rejects_go_out_as_replies_or_silent_drops() {
     assert!(ask(&raw).is_none(), "a response must not be answered");
     serve.stop();
 }
+
+#[test]
+fn ringing_past_the_ring_timeout_ends_the_call_with_408_and_cancels_the_carrier() {
+    let (vts, carrier_port, port) = held_call(&[("VTS_SIP_RING_TIMEOUT_MS", "1000")]);
+    vts.add_carrier("backup-never-tried", free_port(), 0, "udp");
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
+    // This carrier rings and never answers; it expects a CANCEL.
+    let uas = Sipp::uas("uas_cancel.xml", carrier_port, "u1", 1);
+    let (ok, err) = uac("uac_expect_408.xml", at(port), "u1", 1, 1, free_port());
+    assert!(ok, "{err}\n{}", serve.log_text());
+    let (ok, err) = uas.wait(WAIT);
+    assert!(ok, "the carrier got no CANCEL: {err}");
+    serve.stop();
+    let cdrs = vts.cdrs();
+    assert_eq!(cdrs.len(), 1);
+    let cdr = &cdrs[0];
+    assert_eq!(cdr["final_code"], 408);
+    assert_eq!(cdr["final_reason"], "Request Timeout - Ring Timeout");
+    assert_eq!(cdr["hangup"], "switch");
+    assert_eq!(cdr["attempts"], 1, "a ring timeout does not fail over");
+    let rang = cdr["end_ms"].as_i64().unwrap() - cdr["progress_ms"].as_i64().unwrap();
+    assert!((900..2500).contains(&rang), "ended {rang} ms after the 180");
+}

@@ -2,6 +2,7 @@
 //! call that never got answered. Every attempt's INVITE is built from the pristine inbound
 //! INVITE, so nothing leaks from one attempt to the next.
 
+use std::cmp::Reverse;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -401,7 +402,14 @@ impl Engine {
         let Some(attempt) = call.attempt_mut(number) else {
             return;
         };
+        let first_response = !attempt.responded;
         attempt.responded = true;
+        if first_response && current && setup && status < 200 {
+            // Disjoint fields: the call stays borrowed while the timer is queued.
+            let at = now + self.cfg.ring_timeout;
+            self.timers
+                .push(Reverse((at, CallTimer::Ringing { call: cref, number })));
+        }
         if !current || !(setup || confirmed) {
             // An abandoned attempt, or a call already ended: never let it ring on.
             self.unwanted_response(now, cref, number, &msg);
@@ -487,6 +495,32 @@ impl Engine {
         attempt.cancel = Cancel::Wanted;
         call.last_failure = Some(Box::new(Failure::Local(408, "Request Timeout")));
         self.next_attempt(now, cref);
+    }
+
+    /// The current attempt proceeds (rings) past the ring timeout: 408 to the customer, CANCEL
+    /// to the carrier, no failover.
+    pub(super) fn ring_timeout(&mut self, now: Instant, cref: CallRef, number: u32) {
+        let Some(call) = self.calls.get(&cref) else {
+            return;
+        };
+        let current = call
+            .attempt
+            .as_ref()
+            .is_some_and(|a| a.number == number && !a.finished);
+        if !current || !matches!(call.phase, Phase::Setup) {
+            return;
+        }
+        info!(
+            call = cref.0,
+            "ring timeout: 408 to the customer, CANCEL to the carrier"
+        );
+        self.fail_call(
+            now,
+            cref,
+            Failure::Local(408, "Request Timeout - Ring Timeout"),
+            HangupSide::Switch,
+        );
+        self.send_cancel(now, cref, number);
     }
 
     /// Timer B or a transport error on an attempt.

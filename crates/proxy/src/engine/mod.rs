@@ -54,6 +54,8 @@ enum ClientRole {
 enum CallTimer {
     /// No response from attempt `number` yet: fail over.
     FirstResponse { call: CallRef, number: u32 },
+    /// Attempt `number` has been proceeding (ringing) too long: end the call, no failover.
+    Ringing { call: CallRef, number: u32 },
     /// The confirmed call reached the maximum duration.
     MaxDuration { call: CallRef },
     /// Forget an ended call (late responses to its attempts have been handled).
@@ -336,6 +338,7 @@ impl Engine {
                 CallTimer::FirstResponse { call, number } => {
                     self.first_response_timeout(now, call, number)
                 }
+                CallTimer::Ringing { call, number } => self.ring_timeout(now, call, number),
                 CallTimer::MaxDuration { call } => self.max_duration(now, call),
                 CallTimer::Forget { call } => self.forget(call),
             }
