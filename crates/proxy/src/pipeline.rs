@@ -2,11 +2,14 @@
 //! or refuses it with a [`Reject`]. [`Reject::reply`] is the one place that maps a refusal to
 //! its SIP status and reason phrase: the switch's reply table.
 //!
-//! Stages today: identify the customer by source address, then route (carriers in priority
-//! order). The stages of SPEC.md's admission table (block list, flood, status, limits, dialing
+//! Stages today: identify the customer by source address, customer CPS (token bucket),
+//! customer channels, then route (carriers in priority order). The stages of SPEC.md's admission table (block list, flood, status, limits, dialing
 //! plan) slot in here, in that order.
 
 use std::net::IpAddr;
+use std::time::Instant;
+
+use cluster::{Limiter, Scope};
 
 use domain::{Carrier, Customer, Directory};
 
@@ -17,6 +20,8 @@ pub enum Reject {
     IpNotAuthorized,
     /// The customer already has its maximum of calls in progress.
     ChannelLimit,
+    /// The customer's new calls exceed its calls per second.
+    CpsLimit,
     /// No carrier can take the call.
     NoRoutes,
     /// The switch is shutting down.
@@ -29,6 +34,7 @@ impl Reject {
         match self {
             Reject::IpNotAuthorized => (403, "Forbidden - IP Not Authorized"),
             Reject::ChannelLimit => (486, "Busy Here - Channel Limit Exceeded"),
+            Reject::CpsLimit => (503, "Service Unavailable - CPS Limit Exceeded"),
             Reject::NoRoutes => (503, "Service Unavailable - No Routes"),
             Reject::ShuttingDown => (503, "Service Unavailable - Shutting Down"),
         }
@@ -38,6 +44,20 @@ impl Reject {
 /// Stage "identify": the customer a source address belongs to.
 pub(crate) fn identify(directory: &Directory, source: IpAddr) -> Result<&Customer, Reject> {
     directory.identify(source).ok_or(Reject::IpNotAuthorized)
+}
+
+/// Stage "customer CPS": a token bucket per customer (`cluster`), refilled continuously.
+pub(crate) fn customer_cps(
+    limiter: &mut dyn Limiter,
+    customer: &Customer,
+    now: Instant,
+) -> Result<(), Reject> {
+    match customer.max_cps {
+        Some(rate) if !limiter.take(Scope::Customer(customer.id.0), rate, now) => {
+            Err(Reject::CpsLimit)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Stage "customer channels": `in_progress` calls of this customer before this one. The

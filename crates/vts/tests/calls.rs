@@ -394,3 +394,40 @@ fn no_carrier_gives_503_no_routes_and_a_cdr_without_attempts() {
     assert_eq!(cdr["hangup"], "switch");
     assert!(cdr["carrier_id"].is_null());
 }
+
+#[test]
+fn a_cps_limit_of_10_holds_over_10_seconds_of_20_cps() {
+    let vts = Vts::new();
+    vts.cli(&[
+        "customer",
+        "add",
+        "--name",
+        "paced",
+        "--ip",
+        "127.0.0.1",
+        "--max-cps",
+        "10",
+    ]);
+    let carrier_port = free_port();
+    vts.add_carrier("up", carrier_port, 1, "udp");
+    let port = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
+    let uas = Sipp::uas("uas_answer.xml", carrier_port, "u1", 200);
+    let (ok, err) = uac("uac_cps.xml", at(port), "u1", 200, 20, free_port());
+    assert!(ok, "{err}\n{}", serve.log_text());
+    drop(uas);
+    serve.stop();
+    let cdrs = vts.cdrs();
+    assert_eq!(cdrs.len(), 200, "one CDR per call, refused ones included");
+    let answered = cdrs.iter().filter(|c| c["final_code"] == 200).count();
+    let refused: Vec<_> = cdrs.iter().filter(|c| c["final_code"] == 503).collect();
+    assert_eq!(answered + refused.len(), 200);
+    // One second's burst (10), then 10 a second for the other 9 s: about 100, never the
+    // 10 of a window that stops resetting nor the 200 of no limit.
+    assert!((95..=115).contains(&answered), "{answered} calls answered");
+    assert!(
+        refused
+            .iter()
+            .all(|c| c["final_reason"] == "Service Unavailable - CPS Limit Exceeded")
+    );
+}

@@ -192,8 +192,9 @@ impl Engine {
             .copied()
             .unwrap_or(0);
         self.status.send_modify(|s| s.call_started(customer.id));
-        let routes =
-            pipeline::channels(&customer, in_progress).and_then(|()| pipeline::route(&directory));
+        let routes = pipeline::customer_cps(&mut *self.limiter, &customer, now)
+            .and_then(|()| pipeline::channels(&customer, in_progress))
+            .and_then(|()| pipeline::route(&directory));
         self.calls.insert(
             cref,
             Call {

@@ -113,6 +113,8 @@ pub(crate) struct Engine {
     /// Latency samples of this batch, recorded once the batch is on the sockets.
     samples: Vec<(Kind, Instant)>,
     latency: Latency,
+    /// Rate limits (customer CPS), through the `cluster` crate.
+    limiter: Box<dyn cluster::Limiter>,
 }
 
 /// A running switch: its bound addresses and status, and [`Switch::run`] to drive it.
@@ -286,6 +288,7 @@ impl Engine {
             arrival: None,
             samples: Vec::new(),
             latency: Latency::default(),
+            limiter: Box::new(cluster::LocalLimiter::new()),
         }
     }
 
