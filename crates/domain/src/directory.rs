@@ -23,12 +23,14 @@ pub struct Directory {
 }
 
 impl Directory {
-    /// Builds the snapshot. Inactive customers and carriers are left out.
+    /// Builds the snapshot. Every customer is identified (a disabled, suspended or blocked
+    /// one is refused by the status stage, with its own reply); inactive carriers are left
+    /// out.
     pub fn new(version: i64, customers: Vec<Customer>, carriers: Vec<Carrier>) -> Self {
         let mut exact = HashMap::new();
         let mut networks = Vec::new();
         let mut by_id = HashMap::new();
-        for c in customers.into_iter().filter(|c| c.active) {
+        for c in customers {
             for net in &c.ips {
                 let net = net.trunc();
                 if net.prefix_len() == net.max_prefix_len() {
@@ -95,6 +97,8 @@ mod tests {
             ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
             max_channels: None,
             max_cps: None,
+            status: crate::CustomerStatus::Active,
+            status_reason: None,
         }
     }
 
@@ -132,11 +136,14 @@ mod tests {
     }
 
     #[test]
-    fn inactive_customers_are_unknown() {
+    fn disabled_customers_are_still_identified() {
         let mut c = customer(1, &["192.0.2.1/32"]);
         c.active = false;
         let d = Directory::new(1, vec![c], vec![]);
-        assert!(d.identify("192.0.2.1".parse().unwrap()).is_none());
+        assert!(
+            d.identify("192.0.2.1".parse().unwrap())
+                .is_some_and(|c| !c.active)
+        );
     }
 
     #[test]

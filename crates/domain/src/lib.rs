@@ -11,4 +11,4 @@ mod party;
 
 pub use call::{CallEvent, CallRef, Cdr, CdrBuilder, HangupSide};
 pub use directory::Directory;
-pub use party::{Carrier, CarrierId, Customer, CustomerId, Transport};
+pub use party::{Carrier, CarrierId, Customer, CustomerId, CustomerStatus, Transport};

@@ -29,13 +29,59 @@ impl fmt::Display for CarrierId {
     }
 }
 
+/// Whether a customer may place calls (SPEC.md "Call admission", stage "status").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CustomerStatus {
+    #[default]
+    Active,
+    /// By an operator or by billing: 403 Forbidden - Account Suspended.
+    Suspended,
+    /// For fraud: 403 Forbidden - Account Blocked.
+    Blocked,
+}
+
+impl CustomerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CustomerStatus::Active => "active",
+            CustomerStatus::Suspended => "suspended",
+            CustomerStatus::Blocked => "blocked",
+        }
+    }
+}
+
+impl FromStr for CustomerStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "active" => Ok(CustomerStatus::Active),
+            "suspended" => Ok(CustomerStatus::Suspended),
+            "blocked" => Ok(CustomerStatus::Blocked),
+            other => Err(format!(
+                "unknown customer status {other:?} (active, suspended or blocked)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for CustomerStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A customer trunk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Customer {
     pub id: CustomerId,
     pub name: String,
-    /// Inactive customers are not identified (their calls get 403).
+    /// A disabled customer's calls get 403 Forbidden - Account Suspended.
     pub active: bool,
+    pub status: CustomerStatus,
+    /// Why the customer is suspended or blocked.
+    pub status_reason: Option<String>,
     /// Source addresses or networks the customer's calls come from.
     pub ips: Vec<IpNet>,
     /// Concurrent calls allowed; `None` is unlimited.

@@ -2,7 +2,7 @@
 //! or refuses it with a [`Reject`]. [`Reject::reply`] is the one place that maps a refusal to
 //! its SIP status and reason phrase: the switch's reply table.
 //!
-//! Stages today: identify the customer by source address, customer CPS (token bucket),
+//! Stages today: identify the customer by source address, its status, customer CPS (token bucket),
 //! customer channels, then route (carriers in priority order). The stages of SPEC.md's admission table (block list, flood, status, limits, dialing
 //! plan) slot in here, in that order.
 
@@ -11,13 +11,17 @@ use std::time::Instant;
 
 use cluster::{Limiter, Scope};
 
-use domain::{Carrier, Customer, Directory};
+use domain::{Carrier, Customer, CustomerStatus, Directory};
 
 /// Why the switch refuses a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reject {
     /// The source address belongs to no active customer.
     IpNotAuthorized,
+    /// The customer is disabled or suspended.
+    AccountSuspended,
+    /// The customer is blocked (fraud).
+    AccountBlocked,
     /// The customer already has its maximum of calls in progress.
     ChannelLimit,
     /// The customer's new calls exceed its calls per second.
@@ -33,6 +37,8 @@ impl Reject {
     pub fn reply(self) -> (u16, &'static str) {
         match self {
             Reject::IpNotAuthorized => (403, "Forbidden - IP Not Authorized"),
+            Reject::AccountSuspended => (403, "Forbidden - Account Suspended"),
+            Reject::AccountBlocked => (403, "Forbidden - Account Blocked"),
             Reject::ChannelLimit => (486, "Busy Here - Channel Limit Exceeded"),
             Reject::CpsLimit => (503, "Service Unavailable - CPS Limit Exceeded"),
             Reject::NoRoutes => (503, "Service Unavailable - No Routes"),
@@ -44,6 +50,16 @@ impl Reject {
 /// Stage "identify": the customer a source address belongs to.
 pub(crate) fn identify(directory: &Directory, source: IpAddr) -> Result<&Customer, Reject> {
     directory.identify(source).ok_or(Reject::IpNotAuthorized)
+}
+
+/// Stage "status": every call reads the customer's current state (a suspension takes effect
+/// on the next call, not at the next restart).
+pub(crate) fn status(customer: &Customer) -> Result<(), Reject> {
+    match (customer.active, customer.status) {
+        (_, CustomerStatus::Blocked) => Err(Reject::AccountBlocked),
+        (false, _) | (_, CustomerStatus::Suspended) => Err(Reject::AccountSuspended),
+        (true, CustomerStatus::Active) => Ok(()),
+    }
 }
 
 /// Stage "customer CPS": a token bucket per customer (`cluster`), refilled continuously.
@@ -92,6 +108,8 @@ mod tests {
             ips: vec!["192.0.2.0/24".parse().unwrap()],
             max_channels: None,
             max_cps: None,
+            status: CustomerStatus::Active,
+            status_reason: None,
         };
         let carrier = Carrier {
             id: CarrierId(9),

@@ -32,7 +32,9 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use domain::{Carrier, CarrierId, Cdr, Customer, CustomerId, Directory, HangupSide, Transport};
+use domain::{
+    Carrier, CarrierId, Cdr, Customer, CustomerId, CustomerStatus, Directory, HangupSide, Transport,
+};
 use ipnet::{IpNet, Ipv4Net};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
@@ -253,6 +255,35 @@ impl Store {
         }
         tx.commit().await?;
         Ok(CustomerId(id))
+    }
+
+    /// Sets a customer's status (and the reason, for suspended and blocked). The running
+    /// switch sees it at its next configuration reload (within a second).
+    pub async fn set_customer_status(
+        &self,
+        id: CustomerId,
+        status: CustomerStatus,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+        if reason.is_some_and(|r| r.len() > 500) {
+            return Err(StoreError::Invalid(
+                "a status reason is at most 500 characters".into(),
+            ));
+        }
+        let done = sqlx::query(
+            "UPDATE customers SET status = $1, status_reason = $2, updated_ms = $3 WHERE id = $4",
+        )
+        .bind(status.as_str())
+        .bind(reason)
+        .bind(now_ms())
+        .bind(id.0)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Invalid(format!("no customer with id {id}")));
+        }
+        Ok(())
     }
 
     /// Every customer (active or not) with its active addresses, by id.
@@ -482,7 +513,7 @@ async fn version_on(conn: &mut AnyConnection) -> Result<i64, StoreError> {
 
 async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Customer>, StoreError> {
     let rows =
-        sqlx::query("SELECT id, name, active, max_channels, max_cps FROM customers ORDER BY id")
+        sqlx::query("SELECT id, name, active, max_channels, max_cps, status, status_reason FROM customers ORDER BY id")
             .fetch_all(&mut *conn)
             .await?;
     let mut customers = Vec::with_capacity(rows.len());
@@ -497,6 +528,12 @@ async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Customer>, StoreEr
             ips: Vec::new(),
             max_channels: limit(row, "max_channels")?,
             max_cps: limit(row, "max_cps")?,
+            status: {
+                let text: String = row.try_get("status")?;
+                text.parse()
+                    .map_err(|e| StoreError::Corrupt(format!("customer {id}: {e}")))?
+            },
+            status_reason: row.try_get("status_reason")?,
         });
     }
     let ips = sqlx::query("SELECT id, customer_id, network FROM customer_ips WHERE active = 1 ORDER BY customer_id, id")

@@ -24,8 +24,9 @@ macro_rules! embed {
     };
 }
 
-const SQLITE: &[(&str, &str)] = embed!("sqlite": "0001_initial.sql");
-const POSTGRES: &[(&str, &str)] = embed!("postgres": "0001_initial.sql");
+const SQLITE: &[(&str, &str)] = embed!("sqlite": "0001_initial.sql", "0002_customer_status.sql");
+const POSTGRES: &[(&str, &str)] =
+    embed!("postgres": "0001_initial.sql", "0002_customer_status.sql");
 
 pub(crate) fn files(backend: Backend) -> &'static [(&'static str, &'static str)] {
     match backend {

@@ -84,6 +84,20 @@ pub(crate) enum CustomerCmd {
     },
     /// List customers.
     List,
+    /// Suspend a customer: its calls get 403 Forbidden - Account Suspended.
+    Suspend {
+        id: i64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Block a customer (fraud): its calls get 403 Forbidden - Account Blocked.
+    Block {
+        id: i64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Let a suspended or blocked customer call again.
+    Activate { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

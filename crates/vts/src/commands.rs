@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use domain::{Cdr, Customer};
+use domain::{Cdr, Customer, CustomerId, CustomerStatus};
 use store::{NewCarrier, NewCustomer, Store};
 
 use crate::cli::{CarrierCmd, CdrCmd, Cli, Command, CustomerCmd, Format, StatusFormat};
@@ -55,6 +55,15 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             println!("{id}");
             Ok(())
+        }
+        Command::Customer(CustomerCmd::Suspend { id, reason }) => {
+            set_status(&store, id, CustomerStatus::Suspended, reason).await
+        }
+        Command::Customer(CustomerCmd::Block { id, reason }) => {
+            set_status(&store, id, CustomerStatus::Blocked, reason).await
+        }
+        Command::Customer(CustomerCmd::Activate { id }) => {
+            set_status(&store, id, CustomerStatus::Active, None).await
         }
         Command::Customer(CustomerCmd::List) => {
             let customers = store.list_customers().await.map_err(|e| e.to_string())?;
@@ -126,6 +135,20 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
+async fn set_status(
+    store: &Store,
+    id: i64,
+    status: CustomerStatus,
+    reason: Option<String>,
+) -> Result<(), String> {
+    store
+        .set_customer_status(CustomerId(id), status, reason.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("customer {id}: {status}");
+    Ok(())
+}
+
 async fn open_store(settings: &Settings) -> Result<Store, String> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
         format!(
@@ -166,18 +189,23 @@ fn init_logging() {
 
 fn customer_table(customers: &[Customer]) -> String {
     let mut out = format!(
-        "{:<6} {:<20} {:<7} {:>8} {:>6}  IPS\n",
-        "ID", "NAME", "ACTIVE", "CHANNELS", "CPS"
+        "{:<6} {:<20} {:<7} {:<10} {:>8} {:>6}  IPS\n",
+        "ID", "NAME", "ACTIVE", "STATUS", "CHANNELS", "CPS"
     );
     let opt = |v: Option<u32>| v.map_or("-".to_string(), |n| n.to_string());
     for c in customers {
         let ips: Vec<String> = c.ips.iter().map(ToString::to_string).collect();
+        let status = match &c.status_reason {
+            Some(r) => format!("{} ({r})", c.status),
+            None => c.status.to_string(),
+        };
         let _ = writeln!(
             out,
-            "{:<6} {:<20} {:<7} {:>8} {:>6}  {}",
+            "{:<6} {:<20} {:<7} {:<10} {:>8} {:>6}  {}",
             c.id,
             c.name,
             c.active,
+            status,
             opt(c.max_channels),
             opt(c.max_cps),
             ips.join(",")
@@ -320,9 +348,10 @@ async fn status(settings: &Settings, format: StatusFormat) -> Result<(), String>
         Err(_) => None,
     };
     let mut out = format!(
-        "calls in progress: {}{}\n",
+        "calls in progress: {}{}\nconfiguration version: {}\n",
         report.calls,
-        if report.draining { " (draining)" } else { "" }
+        if report.draining { " (draining)" } else { "" },
+        report.config_version
     );
     let _ = writeln!(out, "\nby customer:");
     for (id, n) in &report.by_customer {

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use proxy::StatusHandle;
 use proxy::latency::{Latency, Summary};
+use proxy::{DirectorySource, StatusHandle};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -17,6 +17,8 @@ use tracing::warn;
 pub(crate) struct StatusReport {
     pub(crate) calls: u32,
     pub(crate) draining: bool,
+    /// The configuration version of the snapshot the switch is using.
+    pub(crate) config_version: i64,
     pub(crate) by_customer: BTreeMap<i64, u32>,
     pub(crate) by_carrier: BTreeMap<i64, u32>,
     /// Arrival to forwarding of initial INVITEs, in microseconds.
@@ -56,14 +58,19 @@ pub(crate) fn bind(path: &Path) -> std::io::Result<UnixListener> {
     UnixListener::bind(path)
 }
 
-pub(crate) async fn serve(listener: UnixListener, status: StatusHandle, latency: Latency) {
+pub(crate) async fn serve(
+    listener: UnixListener,
+    status: StatusHandle,
+    latency: Latency,
+    directory: DirectorySource,
+) {
     loop {
         let Ok((conn, _)) = listener.accept().await else {
             continue;
         };
-        let (status, latency) = (status.clone(), latency.clone());
+        let (status, latency, directory) = (status.clone(), latency.clone(), directory.clone());
         tokio::spawn(async move {
-            if let Err(e) = answer(conn, &status, &latency).await {
+            if let Err(e) = answer(conn, &status, &latency, &directory).await {
                 warn!(error = %e, "control socket");
             }
         });
@@ -74,6 +81,7 @@ async fn answer(
     mut conn: UnixStream,
     status: &StatusHandle,
     latency: &Latency,
+    directory: &DirectorySource,
 ) -> std::io::Result<()> {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
@@ -91,6 +99,7 @@ async fn answer(
             let report = StatusReport {
                 calls: s.calls,
                 draining: s.draining,
+                config_version: directory.load().version,
                 by_customer: s.by_customer.iter().map(|(k, v)| (k.0, *v)).collect(),
                 by_carrier: s.by_carrier.iter().map(|(k, v)| (k.0, *v)).collect(),
                 invite_latency: invite.into(),

@@ -38,7 +38,7 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
     let control_path = settings.control_socket();
     let control =
         control::bind(&control_path).map_err(|e| format!("{}: {e}", control_path.display()))?;
-    tokio::spawn(control::serve(control, status, latency));
+    tokio::spawn(control::serve(control, status, latency, source.clone()));
     let watcher = tokio::spawn(watcher::run(store.clone(), source));
     let accounting = tokio::spawn(accounting::run(
         store,

@@ -431,3 +431,44 @@ fn a_cps_limit_of_10_holds_over_10_seconds_of_20_cps() {
             .all(|c| c["final_reason"] == "Service Unavailable - CPS Limit Exceeded")
     );
 }
+
+#[test]
+fn suspended_and_blocked_customers_are_refused_and_can_be_let_back() {
+    let c = Call::setup(&[("up", 1)], "udp");
+    let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
+    let id = c.customer.to_string();
+    let call = |scenario| uac(scenario, at(c.switch_port), "u1", 1, 1, free_port()).0;
+    c.vts
+        .change(&["customer", "suspend", &id, "--reason", "unpaid invoice"]);
+    assert!(call("uac_expect_403.xml"));
+    assert!(
+        c.vts
+            .cli(&["customer", "list"])
+            .contains("suspended (unpaid invoice)")
+    );
+    c.vts
+        .change(&["customer", "block", &id, "--reason", "fraud"]);
+    assert!(call("uac_expect_403.xml"));
+    c.vts.change(&["customer", "activate", &id]);
+    let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "u1", 1);
+    assert!(call("uac_call.xml"));
+    assert!(uas.wait(WAIT).0);
+    serve.stop();
+    let cdrs = c.vts.cdrs();
+    let reasons: Vec<&str> = cdrs
+        .iter()
+        .map(|c| c["final_reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.contains(&"Forbidden - Account Suspended"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&"Forbidden - Account Blocked"),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        cdrs[0]["final_code"], 200,
+        "the newest call, after activation, went through"
+    );
+}

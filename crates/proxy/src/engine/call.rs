@@ -192,7 +192,8 @@ impl Engine {
             .copied()
             .unwrap_or(0);
         self.status.send_modify(|s| s.call_started(customer.id));
-        let routes = pipeline::customer_cps(&mut *self.limiter, &customer, now)
+        let routes = pipeline::status(&customer)
+            .and_then(|()| pipeline::customer_cps(&mut *self.limiter, &customer, now))
             .and_then(|()| pipeline::channels(&customer, in_progress))
             .and_then(|()| pipeline::route(&directory));
         self.calls.insert(

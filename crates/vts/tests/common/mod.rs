@@ -132,6 +132,28 @@ impl Vts {
         }
     }
 
+    /// The configuration version the running switch is using.
+    pub(crate) fn config_version(&self) -> i64 {
+        let status: Value =
+            serde_json::from_str(&self.cli(&["status", "--format", "json"])).unwrap();
+        status["config_version"].as_i64().unwrap()
+    }
+
+    /// Runs a CLI change and waits (bounded) until the running switch uses it: the event
+    /// to await instead of sleeping.
+    pub(crate) fn change(&self, args: &[&str]) {
+        let before = self.config_version();
+        self.cli(args);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.config_version() == before {
+            assert!(
+                Instant::now() < deadline,
+                "vts {args:?} never reached the switch"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub(crate) fn cdrs(&self) -> Vec<Value> {
         let out = self.cli(&["cdr", "list", "--limit", "100000", "--format", "json"]);
         serde_json::from_str(&out).unwrap()
