@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::party::{Carrier, Customer, CustomerId};
+use crate::settings::Settings;
 
 /// Customers by source address and carriers in routing order.
 #[derive(Debug, Default)]
@@ -20,6 +21,8 @@ pub struct Directory {
     networks: Vec<(IpNet, CustomerId)>,
     /// Active carriers, higher priority first, then higher weight, then lower id.
     routes: Vec<Carrier>,
+    /// Global settings in force.
+    pub settings: Settings,
 }
 
 impl Directory {
@@ -55,6 +58,7 @@ impl Directory {
             exact,
             networks,
             routes,
+            settings: Settings::default(),
         }
     }
 
@@ -72,6 +76,12 @@ impl Directory {
                 .map(|(_, id)| *id)
         })?;
         self.customers.get(&id)
+    }
+
+    /// The snapshot with these settings.
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
     }
 
     pub fn customer(&self, id: CustomerId) -> Option<&Customer> {

@@ -8,7 +8,9 @@
 mod call;
 mod directory;
 mod party;
+mod settings;
 
 pub use call::{CallEvent, CallRef, Cdr, CdrBuilder, HangupSide};
 pub use directory::Directory;
 pub use party::{Carrier, CarrierId, Customer, CustomerId, CustomerStatus, Transport};
+pub use settings::{Setting, Settings};

@@ -2,7 +2,8 @@
 //! or refuses it with a [`Reject`]. [`Reject::reply`] is the one place that maps a refusal to
 //! its SIP status and reason phrase: the switch's reply table.
 //!
-//! Stages today: identify the customer by source address, its status, customer CPS (token bucket),
+//! Stages today: identify the customer by source address, its status, global limits,
+//! customer CPS (token bucket),
 //! customer channels, then route (carriers in priority order). The stages of SPEC.md's admission table (block list, flood, status, limits, dialing
 //! plan) slot in here, in that order.
 
@@ -11,7 +12,7 @@ use std::time::Instant;
 
 use cluster::{Limiter, Scope};
 
-use domain::{Carrier, Customer, CustomerStatus, Directory};
+use domain::{Carrier, Customer, CustomerStatus, Directory, Settings};
 
 /// Why the switch refuses a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,10 @@ pub enum Reject {
     AccountSuspended,
     /// The customer is blocked (fraud).
     AccountBlocked,
+    /// The switch has its maximum of calls in progress.
+    SystemCapacity,
+    /// The switch's new calls exceed its calls per second.
+    SystemCps,
     /// The customer already has its maximum of calls in progress.
     ChannelLimit,
     /// The customer's new calls exceed its calls per second.
@@ -39,6 +44,8 @@ impl Reject {
             Reject::IpNotAuthorized => (403, "Forbidden - IP Not Authorized"),
             Reject::AccountSuspended => (403, "Forbidden - Account Suspended"),
             Reject::AccountBlocked => (403, "Forbidden - Account Blocked"),
+            Reject::SystemCapacity => (503, "Service Unavailable - System Capacity Reached"),
+            Reject::SystemCps => (503, "Service Unavailable - System CPS Limit"),
             Reject::ChannelLimit => (486, "Busy Here - Channel Limit Exceeded"),
             Reject::CpsLimit => (503, "Service Unavailable - CPS Limit Exceeded"),
             Reject::NoRoutes => (503, "Service Unavailable - No Routes"),
@@ -59,6 +66,26 @@ pub(crate) fn status(customer: &Customer) -> Result<(), Reject> {
         (_, CustomerStatus::Blocked) => Err(Reject::AccountBlocked),
         (false, _) | (_, CustomerStatus::Suspended) => Err(Reject::AccountSuspended),
         (true, CustomerStatus::Active) => Ok(()),
+    }
+}
+
+/// Stage "global limits": the switch's channels and CPS, counted after identification so
+/// that unknown sources cannot use up the budget. `in_progress`: calls before this one.
+pub(crate) fn global(
+    limiter: &mut dyn Limiter,
+    settings: &Settings,
+    in_progress: u32,
+    now: Instant,
+) -> Result<(), Reject> {
+    if settings
+        .global_max_channels
+        .is_some_and(|max| in_progress >= max)
+    {
+        return Err(Reject::SystemCapacity);
+    }
+    match settings.global_max_cps {
+        Some(rate) if !limiter.take(Scope::Global, rate, now) => Err(Reject::SystemCps),
+        _ => Ok(()),
     }
 }
 

@@ -33,7 +33,8 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use domain::{
-    Carrier, CarrierId, Cdr, Customer, CustomerId, CustomerStatus, Directory, HangupSide, Transport,
+    Carrier, CarrierId, Cdr, Customer, CustomerId, CustomerStatus, Directory, HangupSide, Setting,
+    Settings, Transport,
 };
 use ipnet::{IpNet, Ipv4Net};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -286,6 +287,33 @@ impl Store {
         Ok(())
     }
 
+    /// Sets a global setting (a known key, a checked value). The running switch sees it at
+    /// its next configuration reload.
+    pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let setting = Setting::from_key(key).map_err(StoreError::Invalid)?;
+        let value = setting.check(value).map_err(StoreError::Invalid)?;
+        sqlx::query(
+            "INSERT INTO settings (key, value, updated_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
+        )
+        .bind(setting.key())
+        .bind(value)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every stored setting as `(key, value)`, by key.
+    pub async fn list_settings(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT key, value FROM settings ORDER BY key")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+            .collect()
+    }
+
     /// Every customer (active or not) with its active addresses, by id.
     pub async fn list_customers(&self) -> Result<Vec<Customer>, StoreError> {
         let mut tx = self.begin_read().await?;
@@ -359,8 +387,9 @@ impl Store {
         let version = version_on(&mut tx).await?;
         let customers = customers_on(&mut tx).await?;
         let carriers = carriers_on(&mut tx).await?;
+        let settings = settings_on(&mut tx).await?;
         tx.commit().await?;
-        Ok(Directory::new(version, customers, carriers))
+        Ok(Directory::new(version, customers, carriers).with_settings(settings))
     }
 
     /// Inserts call records in one transaction, skipping ids already stored (so a replay of
@@ -509,6 +538,20 @@ async fn version_on(conn: &mut AnyConnection) -> Result<i64, StoreError> {
             .fetch_one(conn)
             .await?,
     )
+}
+
+async fn settings_on(conn: &mut AnyConnection) -> Result<Settings, StoreError> {
+    let rows = sqlx::query("SELECT key, value FROM settings")
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut settings = Settings::default();
+    for row in &rows {
+        let (key, value): (String, String) = (row.try_get("key")?, row.try_get("value")?);
+        settings
+            .apply(&key, &value)
+            .map_err(|e| StoreError::Corrupt(format!("settings: {e}")))?;
+    }
+    Ok(settings)
 }
 
 async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Customer>, StoreError> {

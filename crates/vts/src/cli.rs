@@ -53,6 +53,17 @@ pub(crate) enum Command {
     /// Call records.
     #[command(subcommand)]
     Cdr(CdrCmd),
+    /// Global settings (limits).
+    #[command(subcommand)]
+    Settings(SettingsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SettingsCmd {
+    /// Every known setting, its value and what it does.
+    List,
+    /// Set one (e.g. `limits.global_max_channels 500`; 0 is unlimited).
+    Set { key: String, value: String },
 }
 
 #[derive(Debug, Args)]

@@ -3,10 +3,12 @@
 
 use std::fmt::Write as _;
 
-use domain::{Cdr, Customer, CustomerId, CustomerStatus};
+use domain::{Cdr, Customer, CustomerId, CustomerStatus, Setting};
 use store::{NewCarrier, NewCustomer, Store};
 
-use crate::cli::{CarrierCmd, CdrCmd, Cli, Command, CustomerCmd, Format, StatusFormat};
+use crate::cli::{
+    CarrierCmd, CdrCmd, Cli, Command, CustomerCmd, Format, SettingsCmd, StatusFormat,
+};
 use crate::config::Settings;
 use crate::{control, serve};
 
@@ -125,6 +127,25 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
                 );
             }
             print!("{out}");
+            Ok(())
+        }
+        Command::Settings(SettingsCmd::Set { key, value }) => {
+            store
+                .set_setting(&key, &value)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{key} = {}", value.trim());
+            Ok(())
+        }
+        Command::Settings(SettingsCmd::List) => {
+            let stored = store.list_settings().await.map_err(|e| e.to_string())?;
+            for s in Setting::ALL {
+                let value = stored
+                    .iter()
+                    .find(|(k, _)| k == s.key())
+                    .map_or("0 (default)", |(_, v)| v.as_str());
+                println!("{:<30} {:<12} {}", s.key(), value, s.help());
+            }
             Ok(())
         }
         Command::Cdr(CdrCmd::List { limit, format }) => {

@@ -472,3 +472,41 @@ fn suspended_and_blocked_customers_are_refused_and_can_be_let_back() {
         "the newest call, after activation, went through"
     );
 }
+
+#[test]
+fn global_channel_limit_refuses_the_call_over_it() {
+    let c = Call::setup(&[("up", 1)], "udp");
+    let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
+    c.vts
+        .change(&["settings", "set", "limits.global_max_channels", "1"]);
+    assert!(
+        c.vts
+            .cli(&["settings", "list"])
+            .contains("limits.global_max_channels")
+    );
+    let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "u1", 1);
+    // Two calls 100 ms apart, each held 200 ms: the second arrives while the first is up.
+    let (ok, err) = uac("uac_cps.xml", at(c.switch_port), "u1", 2, 10, c.source_port);
+    assert!(ok, "{err}");
+    assert!(uas.wait(WAIT).0);
+    serve.stop();
+    let cdrs = c.vts.cdrs();
+    let codes: Vec<i64> = cdrs
+        .iter()
+        .map(|c| c["final_code"].as_i64().unwrap())
+        .collect();
+    assert_eq!(cdrs.len(), 2);
+    assert!(codes.contains(&200) && codes.contains(&503), "{codes:?}");
+    assert!(
+        cdrs.iter()
+            .any(|c| c["final_reason"] == "Service Unavailable - System Capacity Reached")
+    );
+    let err = std::process::Command::new(VTS)
+        .args(["--data-dir"])
+        .arg(c.vts.dir.path())
+        .args(["settings", "set", "limits.global_max_chanels", "1"])
+        .output()
+        .unwrap();
+    assert!(!err.status.success());
+    assert!(String::from_utf8_lossy(&err.stderr).contains("unknown setting"));
+}

@@ -184,15 +184,17 @@ impl Engine {
             callee,
             user_agent: h.user_agent().map(lossy),
         });
-        let in_progress = self
-            .status
-            .borrow()
-            .by_customer
-            .get(&customer.id)
-            .copied()
-            .unwrap_or(0);
+        // Calls in progress before this one, for the switch and for this customer.
+        let (total, in_progress) = {
+            let s = self.status.borrow();
+            (
+                s.calls,
+                s.by_customer.get(&customer.id).copied().unwrap_or(0),
+            )
+        };
         self.status.send_modify(|s| s.call_started(customer.id));
         let routes = pipeline::status(&customer)
+            .and_then(|()| pipeline::global(&mut *self.limiter, &directory.settings, total, now))
             .and_then(|()| pipeline::customer_cps(&mut *self.limiter, &customer, now))
             .and_then(|()| pipeline::channels(&customer, in_progress))
             .and_then(|()| pipeline::route(&directory));

@@ -1,0 +1,107 @@
+//! Global settings: one typed registry of known keys, each with its default written down. A
+//! key that is not here cannot be set, so a misspelt key fails loudly instead of silently
+//! keeping a default.
+
+use std::fmt;
+
+/// The switch-wide settings in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Settings {
+    /// Calls in progress on the whole switch; `None` (stored as 0) is unlimited.
+    pub global_max_channels: Option<u32>,
+    /// New identified calls per second on the whole switch; `None` (0) is unlimited.
+    pub global_max_cps: Option<u32>,
+}
+
+/// One known setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    GlobalMaxChannels,
+    GlobalMaxCps,
+}
+
+impl Setting {
+    pub const ALL: &'static [Setting] = &[Setting::GlobalMaxChannels, Setting::GlobalMaxCps];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Setting::GlobalMaxChannels => "limits.global_max_channels",
+            Setting::GlobalMaxCps => "limits.global_max_cps",
+        }
+    }
+
+    pub fn help(self) -> &'static str {
+        match self {
+            Setting::GlobalMaxChannels => "calls in progress on the whole switch (0: unlimited)",
+            Setting::GlobalMaxCps => "new calls per second on the whole switch (0: unlimited)",
+        }
+    }
+
+    /// The setting a key names.
+    pub fn from_key(key: &str) -> Result<Setting, String> {
+        Setting::ALL
+            .iter()
+            .copied()
+            .find(|s| s.key() == key)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Setting::ALL.iter().map(|s| s.key()).collect();
+                format!("unknown setting {key:?} (known: {})", known.join(", "))
+            })
+    }
+
+    /// Checks a value and returns it in its stored form.
+    pub fn check(self, value: &str) -> Result<String, String> {
+        let v = value.trim();
+        v.parse::<u32>().map(|n| n.to_string()).map_err(|_| {
+            format!(
+                "{}: {value:?} is not a whole number from 0 to 4294967295",
+                self.key()
+            )
+        })
+    }
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+impl Settings {
+    /// Applies one stored `(key, value)`; unknown keys and bad values are errors (a row
+    /// written by hand into the table must not be silently ignored).
+    pub fn apply(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let setting = Setting::from_key(key)?;
+        let n: u32 = setting
+            .check(value)?
+            .parse()
+            .map_err(|e| format!("{key}: {e}"))?;
+        let limit = (n > 0).then_some(n);
+        match setting {
+            Setting::GlobalMaxChannels => self.global_max_channels = limit,
+            Setting::GlobalMaxCps => self.global_max_cps = limit,
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_keys_only_and_zero_is_unlimited() {
+        let mut s = Settings::default();
+        s.apply("limits.global_max_channels", "100").unwrap();
+        s.apply("limits.global_max_cps", "0").unwrap();
+        assert_eq!(s.global_max_channels, Some(100));
+        assert_eq!(s.global_max_cps, None);
+        assert!(
+            s.apply("limits.global_max_chanels", "1")
+                .unwrap_err()
+                .contains("unknown setting")
+        );
+        assert!(s.apply("limits.global_max_cps", "-1").is_err());
+        assert_eq!(Setting::GlobalMaxCps.check(" 25 ").unwrap(), "25");
+    }
+}
