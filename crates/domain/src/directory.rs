@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::blocklist::BlockList;
 use crate::party::{Carrier, Customer, CustomerId};
 use crate::settings::Settings;
 
@@ -23,6 +24,8 @@ pub struct Directory {
     routes: Vec<Carrier>,
     /// Global settings in force.
     pub settings: Settings,
+    /// Addresses whose requests are refused.
+    pub blocklist: BlockList,
 }
 
 impl Directory {
@@ -59,6 +62,7 @@ impl Directory {
             networks,
             routes,
             settings: Settings::default(),
+            blocklist: BlockList::default(),
         }
     }
 
@@ -81,6 +85,12 @@ impl Directory {
     /// The snapshot with these settings.
     pub fn with_settings(mut self, settings: Settings) -> Self {
         self.settings = settings;
+        self
+    }
+
+    /// The snapshot with this block list.
+    pub fn with_blocklist(mut self, blocklist: BlockList) -> Self {
+        self.blocklist = blocklist;
         self
     }
 

@@ -5,11 +5,13 @@
 //! the [`CallEvent`]s the proxy emits, and the [`Cdr`] that accounting builds from them
 //! ([`CdrBuilder`]).
 
+mod blocklist;
 mod call;
 mod directory;
 mod party;
 mod settings;
 
+pub use blocklist::{Block, BlockList};
 pub use call::{CallEvent, CallRef, Cdr, CdrBuilder, HangupSide};
 pub use directory::Directory;
 pub use party::{Carrier, CarrierId, Customer, CustomerId, CustomerStatus, Transport};

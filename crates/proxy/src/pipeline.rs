@@ -17,6 +17,8 @@ use domain::{Carrier, Customer, CustomerStatus, Directory, Settings};
 /// Why the switch refuses a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reject {
+    /// The source address is on the block list (checked for every request).
+    Blacklisted,
     /// The source address belongs to no active customer.
     IpNotAuthorized,
     /// The customer is disabled or suspended.
@@ -41,6 +43,7 @@ impl Reject {
     /// Status and reason phrase of the reply (SPEC.md "Call admission").
     pub fn reply(self) -> (u16, &'static str) {
         match self {
+            Reject::Blacklisted => (403, "Forbidden - Blacklisted"),
             Reject::IpNotAuthorized => (403, "Forbidden - IP Not Authorized"),
             Reject::AccountSuspended => (403, "Forbidden - Account Suspended"),
             Reject::AccountBlocked => (403, "Forbidden - Account Blocked"),

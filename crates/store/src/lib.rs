@@ -33,8 +33,8 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use domain::{
-    Carrier, CarrierId, Cdr, Customer, CustomerId, CustomerStatus, Directory, HangupSide, Setting,
-    Settings, Transport,
+    Block, BlockList, Carrier, CarrierId, Cdr, Customer, CustomerId, CustomerStatus, Directory,
+    HangupSide, Setting, Settings, Transport,
 };
 use ipnet::{IpNet, Ipv4Net};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -314,6 +314,50 @@ impl Store {
             .collect()
     }
 
+    /// Blocks an address or network (replacing an entry for the same network). `expires_ms`
+    /// `None` is permanent.
+    pub async fn add_block(
+        &self,
+        network: IpNet,
+        reason: &str,
+        expires_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let net = canonical(network).to_string();
+        let reason = reason.trim();
+        if reason.len() > 500 {
+            return Err(StoreError::Invalid(
+                "a block reason is at most 500 characters".into(),
+            ));
+        }
+        sqlx::query(
+            "INSERT INTO blocklist (network, reason, source, expires_ms, created_ms) VALUES ($1, $2, 'manual', $3, $4) \
+             ON CONFLICT (network) DO UPDATE SET reason = excluded.reason, source = excluded.source, \
+             expires_ms = excluded.expires_ms, created_ms = excluded.created_ms",
+        )
+        .bind(net)
+        .bind(reason)
+        .bind(expires_ms)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes the entry for exactly this network; `false` when there was none.
+    pub async fn remove_block(&self, network: IpNet) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM blocklist WHERE network = $1")
+            .bind(canonical(network).to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Every block-list entry (expired ones included), oldest first.
+    pub async fn list_blocks(&self) -> Result<Vec<Block>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        blocks_on(&mut conn).await
+    }
+
     /// Every customer (active or not) with its active addresses, by id.
     pub async fn list_customers(&self) -> Result<Vec<Customer>, StoreError> {
         let mut tx = self.begin_read().await?;
@@ -388,8 +432,11 @@ impl Store {
         let customers = customers_on(&mut tx).await?;
         let carriers = carriers_on(&mut tx).await?;
         let settings = settings_on(&mut tx).await?;
+        let blocks = blocks_on(&mut tx).await?;
         tx.commit().await?;
-        Ok(Directory::new(version, customers, carriers).with_settings(settings))
+        Ok(Directory::new(version, customers, carriers)
+            .with_settings(settings)
+            .with_blocklist(BlockList::new(blocks)))
     }
 
     /// Inserts call records in one transaction, skipping ids already stored (so a replay of
@@ -538,6 +585,30 @@ async fn version_on(conn: &mut AnyConnection) -> Result<i64, StoreError> {
             .fetch_one(conn)
             .await?,
     )
+}
+
+async fn blocks_on(conn: &mut AnyConnection) -> Result<Vec<Block>, StoreError> {
+    let rows =
+        sqlx::query("SELECT id, network, reason, source, expires_ms FROM blocklist ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.iter()
+        .map(|row| {
+            let text: String = row.try_get("network")?;
+            let network = parse_network(&text).ok_or_else(|| {
+                let id = row.try_get::<i64, _>("id").unwrap_or_default();
+                StoreError::Corrupt(format!(
+                    "blocklist row {id}: {text:?} is not an address or network"
+                ))
+            })?;
+            Ok(Block {
+                network,
+                reason: row.try_get("reason")?,
+                source: row.try_get("source")?,
+                expires_ms: row.try_get("expires_ms")?,
+            })
+        })
+        .collect()
 }
 
 async fn settings_on(conn: &mut AnyConnection) -> Result<Settings, StoreError> {

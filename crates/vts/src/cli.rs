@@ -56,6 +56,30 @@ pub(crate) enum Command {
     /// Global settings (limits).
     #[command(subcommand)]
     Settings(SettingsCmd),
+    /// The block list: sources whose requests get 403 Forbidden - Blacklisted.
+    #[command(subcommand)]
+    Block(BlockCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BlockCmd {
+    /// Block an address or network.
+    Add {
+        #[arg(value_name = "CIDR")]
+        network: IpOrNet,
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Expire after this many seconds (default: permanent).
+        #[arg(long = "for", value_name = "SECONDS")]
+        for_secs: Option<u64>,
+    },
+    /// Remove the entry for exactly this address or network.
+    Remove {
+        #[arg(value_name = "CIDR")]
+        network: IpOrNet,
+    },
+    /// Every entry.
+    List,
 }
 
 #[derive(Debug, Subcommand)]

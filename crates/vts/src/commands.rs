@@ -7,7 +7,7 @@ use domain::{Cdr, Customer, CustomerId, CustomerStatus, Setting};
 use store::{NewCarrier, NewCustomer, Store};
 
 use crate::cli::{
-    CarrierCmd, CdrCmd, Cli, Command, CustomerCmd, Format, SettingsCmd, StatusFormat,
+    BlockCmd, CarrierCmd, CdrCmd, Cli, Command, CustomerCmd, Format, SettingsCmd, StatusFormat,
 };
 use crate::config::Settings;
 use crate::{control, serve};
@@ -129,6 +129,51 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             print!("{out}");
             Ok(())
         }
+        Command::Block(BlockCmd::Add {
+            network,
+            reason,
+            for_secs,
+        }) => {
+            let expires_ms = for_secs
+                .map(|s| now_ms() + i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX / 2));
+            store
+                .add_block(network.0, &reason, expires_ms)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("blocked {}", network.0);
+            Ok(())
+        }
+        Command::Block(BlockCmd::Remove { network }) => {
+            if store
+                .remove_block(network.0)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                println!("unblocked {}", network.0);
+                Ok(())
+            } else {
+                Err(format!("{} is not on the block list", network.0))
+            }
+        }
+        Command::Block(BlockCmd::List) => {
+            let now = now_ms();
+            println!(
+                "{:<24} {:<10} {:<26} REASON",
+                "NETWORK", "SOURCE", "EXPIRES"
+            );
+            for b in store.list_blocks().await.map_err(|e| e.to_string())? {
+                let expires = match b.expires_ms {
+                    None => "never".to_string(),
+                    Some(e) if e <= now => "expired".to_string(),
+                    Some(e) => format!("in {} s", (e - now + 999) / 1000),
+                };
+                println!(
+                    "{:<24} {:<10} {:<26} {}",
+                    b.network, b.source, expires, b.reason
+                );
+            }
+            Ok(())
+        }
         Command::Settings(SettingsCmd::Set { key, value }) => {
             store
                 .set_setting(&key, &value)
@@ -154,6 +199,12 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 async fn set_status(

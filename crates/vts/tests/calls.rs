@@ -510,3 +510,44 @@ fn global_channel_limit_refuses_the_call_over_it() {
     assert!(!err.status.success());
     assert!(String::from_utf8_lossy(&err.stderr).contains("unknown setting"));
 }
+
+#[test]
+fn a_blocked_source_gets_403_blacklisted_until_unblocked() {
+    let c = Call::setup(&[("up", 1)], "udp");
+    let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
+    c.vts
+        .change(&["block", "add", "127.0.0.0/8", "--reason", "scanner"]);
+    assert!(c.vts.cli(&["block", "list"]).contains("scanner"));
+    // Every request is checked, not only INVITE.
+    let (ok, _) = uac(
+        "uac_OPTIONS.xml",
+        at(c.switch_port),
+        "u1",
+        1,
+        1,
+        free_port(),
+    );
+    assert!(!ok, "OPTIONS from a blocked source must not get 200");
+    let (ok, err) = uac(
+        "uac_expect_403.xml",
+        at(c.switch_port),
+        "u1",
+        1,
+        1,
+        free_port(),
+    );
+    assert!(ok, "{err}");
+    c.vts.change(&["block", "remove", "127.0.0.0/8"]);
+    let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "u1", 1);
+    let (ok, err) = uac("uac_call.xml", at(c.switch_port), "u1", 1, 1, free_port());
+    assert!(ok, "unblocked: {err}");
+    assert!(uas.wait(WAIT).0);
+    serve.stop();
+    let cdrs = c.vts.cdrs();
+    assert_eq!(
+        cdrs.len(),
+        1,
+        "blocked requests never reach a customer's CDRs"
+    );
+    assert_eq!(cdrs[0]["final_code"], 200);
+}

@@ -436,6 +436,28 @@ impl Engine {
             return;
         }
         let to_peer = reply_peer(msg.headers(), peer);
+        // Stage "block list", for every request: a stateless 403 (an ACK is dropped).
+        let directory = self.directory.load();
+        if let Some(block) = directory
+            .blocklist
+            .blocking(peer.addr.ip(), self.clock.epoch_ms(now))
+        {
+            debug!(
+                target: "vts::security",
+                "BLOCKED source={} method={} reason={:?}",
+                peer.addr.ip(),
+                String::from_utf8_lossy(msg.method_bytes().unwrap_or_default()),
+                block.reason
+            );
+            if msg.method() != Some(Method::Ack) {
+                let (status, reason) = crate::pipeline::Reject::Blacklisted.reply();
+                let tag = wire::tag();
+                let reply =
+                    build::response(msg.headers(), status, reason, Some(tag.as_bytes()), &[]);
+                self.out.push((to_peer, reply));
+            }
+            return;
+        }
         let outcome = match self
             .txns
             .receive_request(now, &msg, to_peer, peer.reliable())
