@@ -253,9 +253,13 @@ fn redact(url: &str) -> String {
 fn init_logging() {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("VTS_LOG").unwrap_or_else(|_| "info".into());
+    // Colours only on a terminal: log files and journald get plain lines that fail2ban
+    // (deploy/fail2ban) can match.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .try_init();
 }
 

@@ -281,10 +281,16 @@ fn an_unknown_source_gets_403_and_no_cdr() {
     let log = serve.log_text();
     serve.stop();
     assert!(vts.cdrs().is_empty());
+    // The line deploy/fail2ban/filter.d/vts.conf matches: plain text, no colour codes.
+    let line = log
+        .lines()
+        .find(|l| l.contains("vts::security: AUTH unauthorized source=127.0.0.1 "))
+        .unwrap_or_else(|| panic!("no security log line:\n{log}"));
     assert!(
-        log.contains("AUTH unauthorized source=127.0.0.1"),
-        "no security log line:\n{log}"
+        !line.contains('\u{1b}'),
+        "colour codes in a log file: {line:?}"
     );
+    assert!(line.split_whitespace().nth(1) == Some("INFO"), "{line:?}");
 }
 
 #[test]
