@@ -132,6 +132,8 @@ mod tests {
             priority,
             weight,
             active,
+            max_channels: None,
+            max_cps: None,
         }
     }
 

@@ -140,4 +140,8 @@ pub struct Carrier {
     pub weight: i32,
     /// Inactive carriers get no calls.
     pub active: bool,
+    /// Calls in progress through this carrier; `None` is unlimited. Checked per attempt.
+    pub max_channels: Option<u32>,
+    /// New attempts per second to this carrier; `None` is unlimited. Checked per attempt.
+    pub max_cps: Option<u32>,
 }

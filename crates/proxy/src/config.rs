@@ -13,6 +13,8 @@ pub struct ProxyConfig {
     /// this long: the call ends with 408 to the customer and CANCEL to the carrier, without
     /// failover (default 120 s).
     pub ring_timeout: Duration,
+    /// Carriers tried at most per call (default 5).
+    pub max_attempts: u32,
     /// A confirmed call longer than this is ended with BYE to both sides (default 4 h).
     pub max_call_duration: Duration,
     /// On shutdown, calls in progress get this long to end by themselves (default 30 s).
@@ -29,6 +31,7 @@ impl Default for ProxyConfig {
         ProxyConfig {
             first_response_timeout: Duration::from_secs(5),
             ring_timeout: Duration::from_secs(120),
+            max_attempts: 5,
             max_call_duration: Duration::from_secs(4 * 3600),
             drain_timeout: Duration::from_secs(30),
             timers: sip_transaction::Config::default(),

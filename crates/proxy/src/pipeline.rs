@@ -35,6 +35,8 @@ pub enum Reject {
     CpsLimit,
     /// No carrier can take the call.
     NoRoutes,
+    /// Every carrier left is at its channel or CPS limit.
+    CarriersAtCapacity,
     /// The switch is shutting down.
     ShuttingDown,
 }
@@ -52,6 +54,7 @@ impl Reject {
             Reject::ChannelLimit => (486, "Busy Here - Channel Limit Exceeded"),
             Reject::CpsLimit => (503, "Service Unavailable - CPS Limit Exceeded"),
             Reject::NoRoutes => (503, "Service Unavailable - No Routes"),
+            Reject::CarriersAtCapacity => (503, "Service Unavailable - Carriers at Capacity"),
             Reject::ShuttingDown => (503, "Service Unavailable - Shutting Down"),
         }
     }
@@ -150,6 +153,8 @@ mod tests {
             priority: 1,
             weight: 1,
             active: true,
+            max_channels: None,
+            max_cps: None,
         };
         let none = Directory::new(1, vec![customer.clone()], vec![]);
         assert_eq!(

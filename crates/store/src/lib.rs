@@ -85,6 +85,10 @@ pub struct NewCarrier {
     pub priority: i32,
     /// Among equal priorities, higher is tried first.
     pub weight: i32,
+    /// Calls in progress through this carrier; `None` is unlimited.
+    pub max_channels: Option<u32>,
+    /// New attempts per second to this carrier; `None` is unlimited.
+    pub max_cps: Option<u32>,
 }
 
 /// Longest customer or carrier name accepted.
@@ -380,6 +384,13 @@ impl Store {
         if new.port == 0 {
             return Err(StoreError::Invalid("carrier port 0 is not a port".into()));
         }
+        for (what, limit) in [("max_channels", new.max_channels), ("max_cps", new.max_cps)] {
+            if limit == Some(0) {
+                return Err(StoreError::Invalid(format!(
+                    "carrier {what} 0 would skip the carrier on every call: use None for unlimited"
+                )));
+            }
+        }
 
         let mut tx = self.pool.begin().await?;
         let taken = sqlx::query("SELECT id FROM carriers WHERE name = $1")
@@ -393,8 +404,8 @@ impl Store {
         }
         let now = now_ms();
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO carriers (name, host, port, transport, priority, weight, active, created_ms, updated_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8) RETURNING id",
+            "INSERT INTO carriers (name, host, port, transport, priority, weight, active, created_ms, updated_ms, \
+             max_channels, max_cps) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10) RETURNING id",
         )
         .bind(name)
         .bind(host)
@@ -404,6 +415,8 @@ impl Store {
         .bind(new.weight)
         .bind(now)
         .bind(now)
+        .bind(new.max_channels.map(i64::from))
+        .bind(new.max_cps.map(i64::from))
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| StoreError::unique_or(e, || format!("a carrier named {name:?} already exists")))?;
@@ -681,7 +694,7 @@ fn parse_network(text: &str) -> Option<IpNet> {
 
 async fn carriers_on(conn: &mut AnyConnection) -> Result<Vec<Carrier>, StoreError> {
     let rows =
-        sqlx::query("SELECT id, name, host, port, transport, priority, weight, active FROM carriers ORDER BY id")
+        sqlx::query("SELECT id, name, host, port, transport, priority, weight, active, max_channels, max_cps FROM carriers ORDER BY id")
             .fetch_all(conn)
             .await?;
     rows.iter()
@@ -698,6 +711,8 @@ async fn carriers_on(conn: &mut AnyConnection) -> Result<Vec<Carrier>, StoreErro
                 priority: int(row, "priority")?,
                 weight: int(row, "weight")?,
                 active: flag(row, "active")?,
+                max_channels: limit(row, "max_channels")?,
+                max_cps: limit(row, "max_cps")?,
             })
         })
         .collect()

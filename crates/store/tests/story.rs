@@ -101,6 +101,8 @@ fn carrier(name: &str, port: u16, transport: Transport, priority: i32, weight: i
         transport,
         priority,
         weight,
+        max_channels: (priority == 20).then_some(30),
+        max_cps: None,
     }
 }
 
@@ -330,6 +332,8 @@ async fn story(url: &str, backend: Backend) {
             priority: 20,
             weight: 5,
             active: true,
+            max_channels: Some(30),
+            max_cps: None,
         }
     );
     assert_eq!(

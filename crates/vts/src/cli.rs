@@ -154,6 +154,12 @@ pub(crate) enum CarrierCmd {
         /// Among equal priorities, higher is tried first.
         #[arg(long, default_value_t = 0)]
         weight: i32,
+        /// Calls in progress through this carrier (default: unlimited).
+        #[arg(long)]
+        max_channels: Option<u32>,
+        /// New attempts per second to this carrier (default: unlimited).
+        #[arg(long)]
+        max_cps: Option<u32>,
     },
     /// List carriers.
     List,

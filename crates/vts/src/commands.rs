@@ -79,6 +79,8 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             transport,
             priority,
             weight,
+            max_channels,
+            max_cps,
         }) => {
             if host
                 .trim_start_matches('[')
@@ -101,6 +103,8 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
                     transport,
                     priority,
                     weight,
+                    max_channels,
+                    max_cps,
                 })
                 .await
                 .map_err(|e| e.to_string())?;

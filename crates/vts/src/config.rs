@@ -28,6 +28,7 @@ struct SipSection {
     listen: Vec<String>,
     first_response_timeout_ms: u64,
     ring_timeout_ms: u64,
+    max_attempts: u32,
     max_call_duration_secs: u64,
     drain_secs: u64,
     t1_ms: u64,
@@ -43,6 +44,7 @@ impl Default for SipSection {
             listen: vec!["udp:0.0.0.0:5060".into(), "tcp:0.0.0.0:5060".into()],
             first_response_timeout_ms: 5_000,
             ring_timeout_ms: 120_000,
+            max_attempts: 5,
             max_call_duration_secs: 4 * 3600,
             drain_secs: 30,
             t1_ms: 500,
@@ -103,6 +105,10 @@ impl Settings {
         let mut sip = file.sip;
         let mut cdr = file.cdr;
         env_override(&mut sip.ring_timeout_ms, "VTS_SIP_RING_TIMEOUT_MS")?;
+        env_override(&mut sip.max_attempts, "VTS_SIP_MAX_ATTEMPTS")?;
+        if sip.max_attempts == 0 {
+            return Err("sip.max_attempts must be at least 1".into());
+        }
         env_override(
             &mut sip.first_response_timeout_ms,
             "VTS_SIP_FIRST_RESPONSE_TIMEOUT_MS",
@@ -155,6 +161,7 @@ impl Settings {
         let mut proxy = ProxyConfig {
             first_response_timeout: Duration::from_millis(sip.first_response_timeout_ms),
             ring_timeout: Duration::from_millis(sip.ring_timeout_ms),
+            max_attempts: sip.max_attempts,
             max_call_duration: Duration::from_secs(sip.max_call_duration_secs),
             drain_timeout: Duration::from_secs(sip.drain_secs),
             user_agent: sip.user_agent,

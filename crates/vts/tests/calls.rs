@@ -557,3 +557,81 @@ fn a_blocked_source_gets_403_blacklisted_until_unblocked() {
     );
     assert_eq!(cdrs[0]["final_code"], 200);
 }
+
+#[test]
+fn carrier_channel_limits_are_checked_per_attempt() {
+    let vts = Vts::new();
+    vts.add_customer("acme", "127.0.0.1");
+    let (a_port, b_port) = (free_port(), free_port());
+    for (name, port, priority) in [("a", a_port, "10"), ("b", b_port, "5")] {
+        let port = port.to_string();
+        vts.cli(&[
+            "carrier",
+            "add",
+            "--name",
+            name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--priority",
+            priority,
+            "--max-channels",
+            "1",
+        ]);
+    }
+    let port = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
+    let a = Sipp::uas("uas_answer.xml", a_port, "u1", 1);
+    let b = Sipp::uas("uas_answer.xml", b_port, "u1", 1);
+    // Three calls 50 ms apart, each held 200 ms: A takes the first, B the second (A is full),
+    // and nobody the third.
+    let (ok, err) = uac("uac_cps.xml", at(port), "u1", 3, 20, free_port());
+    assert!(ok, "{err}\n{}", serve.log_text());
+    assert!(a.wait(WAIT).0 && b.wait(WAIT).0);
+    serve.stop();
+    let cdrs = vts.cdrs();
+    assert_eq!(cdrs.len(), 3);
+    let answered: Vec<i64> = cdrs
+        .iter()
+        .filter(|c| c["final_code"] == 200)
+        .map(|c| c["carrier_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(answered.len(), 2, "{cdrs:#?}");
+    assert!(
+        answered.contains(&1) && answered.contains(&2),
+        "one call on each carrier: {answered:?}"
+    );
+    let refused = cdrs.iter().find(|c| c["final_code"] == 503).unwrap();
+    assert_eq!(
+        refused["final_reason"],
+        "Service Unavailable - Carriers at Capacity"
+    );
+    assert_eq!(refused["attempts"], 0);
+}
+
+#[test]
+fn the_attempt_cap_stops_failover() {
+    let c = Call::setup_env(
+        &[("a-503", 10), ("b-never", 5)],
+        "udp",
+        &[("VTS_SIP_MAX_ATTEMPTS", "1")],
+    );
+    let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
+    let a = Sipp::uas("uas_503.xml", c.carriers[0].1, "u1", 1);
+    let (ok, err) = uac(
+        "uac_expect_503.xml",
+        at(c.switch_port),
+        "u1",
+        1,
+        1,
+        c.source_port,
+    );
+    assert!(ok, "{err}\n{}", serve.log_text());
+    assert!(a.wait(WAIT).0);
+    serve.stop();
+    let cdr = only_cdr(&c.vts);
+    assert_eq!(int(&cdr, "attempts"), 1);
+    assert_eq!(cdr["final_reason"], "Service Unavailable");
+    assert_eq!(int(&cdr, "carrier_id"), c.carriers[0].0);
+}

@@ -16,6 +16,7 @@ use super::{CallTimer, ClientRole, Engine, wire};
 use crate::latency::Kind;
 use crate::pipeline::{self, Reject};
 use crate::transport::Peer;
+use cluster::Scope;
 
 /// One INVITE sent to one carrier.
 #[derive(Debug)]
@@ -82,6 +83,8 @@ pub(super) struct Call {
     last_failure: Option<Box<Failure>>,
     /// The attempt whose 2xx answered the call.
     pub(super) answered_by: Option<u32>,
+    /// INVITEs sent to carriers (the attempt cap counts these, not skipped carriers).
+    sent: u32,
     pub(super) phase: Phase,
 }
 
@@ -212,6 +215,7 @@ impl Engine {
                 abandoned: Vec::new(),
                 last_failure: None,
                 answered_by: None,
+                sent: 0,
                 phase: Phase::Setup,
             },
         );
@@ -239,7 +243,13 @@ impl Engine {
             if !matches!(call.phase, Phase::Setup) {
                 return;
             }
-            let Some(carrier) = call.routes.get(call.next_route).cloned() else {
+            let exhausted = call.sent >= self.cfg.max_attempts;
+            let Some(carrier) = call
+                .routes
+                .get(call.next_route)
+                .filter(|_| !exhausted)
+                .cloned()
+            else {
                 let failure = call.last_failure.take().map_or(
                     Failure::Local(503, "Service Unavailable - No Routes"),
                     |f| *f,
@@ -253,6 +263,26 @@ impl Engine {
             };
             call.next_route += 1;
             let number = call.next_route as u32;
+            // The carrier's own limits, re-checked for every attempt.
+            let in_use = self
+                .status
+                .borrow()
+                .by_carrier
+                .get(&carrier.id)
+                .copied()
+                .unwrap_or(0);
+            let full = carrier.max_channels.is_some_and(|max| in_use >= max)
+                || carrier.max_cps.is_some_and(|rate| {
+                    !self.limiter.take(Scope::Carrier(carrier.id.0), rate, now)
+                });
+            if full {
+                debug!(carrier = carrier.id.0, "carrier at capacity: skipped");
+                if call.last_failure.is_none() {
+                    let (status, reason) = Reject::CarriersAtCapacity.reply();
+                    call.last_failure = Some(Box::new(Failure::Local(status, reason)));
+                }
+                continue;
+            }
             let Some(peer) = wire::carrier_peer(&carrier) else {
                 debug!(carrier = %carrier.name, host = %carrier.host, "carrier host is not an IP address");
                 call.last_failure = Some(Box::new(Failure::Local(503, "Service Unavailable")));
@@ -285,6 +315,7 @@ impl Engine {
             let Some(call) = self.calls.get_mut(&cref) else {
                 return;
             };
+            call.sent += 1;
             let previous = call.attempt.take();
             let previous_carrier = previous.as_ref().map(|a| a.carrier);
             if let Some(p) = previous {
