@@ -134,6 +134,8 @@ mod tests {
             active,
             max_channels: None,
             max_cps: None,
+            allow: Vec::new(),
+            deny: Vec::new(),
         }
     }
 

@@ -14,5 +14,8 @@ mod settings;
 pub use blocklist::{Block, BlockList};
 pub use call::{CallEvent, CallRef, Cdr, CdrBuilder, HangupSide};
 pub use directory::Directory;
-pub use party::{Carrier, CarrierId, Customer, CustomerId, CustomerStatus, Transport};
+pub use party::{
+    Carrier, CarrierId, Customer, CustomerId, CustomerStatus, PrefixVerdict, Transport,
+    checked_prefix,
+};
 pub use settings::{Setting, Settings};

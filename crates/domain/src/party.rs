@@ -144,4 +144,47 @@ pub struct Carrier {
     pub max_channels: Option<u32>,
     /// New attempts per second to this carrier; `None` is unlimited. Checked per attempt.
     pub max_cps: Option<u32>,
+    /// Destination prefixes this carrier takes (empty: every destination not denied).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Destination prefixes this carrier never gets.
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+/// What a carrier's prefix lists say about a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefixVerdict {
+    Allowed,
+    Denied,
+    NotAllowed,
+}
+
+impl Carrier {
+    /// Checks a destination (E.164 digits, a leading `+` ignored) against the lists: deny
+    /// first, then allow when the carrier has an allow list.
+    pub fn prefix_verdict(&self, number: &str) -> PrefixVerdict {
+        let number = number.strip_prefix('+').unwrap_or(number);
+        if self.deny.iter().any(|p| number.starts_with(p.as_str())) {
+            PrefixVerdict::Denied
+        } else if !self.allow.is_empty()
+            && !self.allow.iter().any(|p| number.starts_with(p.as_str()))
+        {
+            PrefixVerdict::NotAllowed
+        } else {
+            PrefixVerdict::Allowed
+        }
+    }
+}
+
+/// Checks a destination prefix: digits only (1 to 20 of them), a leading `+` dropped.
+pub fn checked_prefix(prefix: &str) -> Result<String, String> {
+    let p = prefix.trim();
+    let p = p.strip_prefix('+').unwrap_or(p);
+    if p.is_empty() || p.len() > 20 || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{prefix:?} is not a destination prefix (1 to 20 digits)"
+        ));
+    }
+    Ok(p.to_string())
 }

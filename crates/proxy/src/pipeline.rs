@@ -37,6 +37,8 @@ pub enum Reject {
     NoRoutes,
     /// Every carrier left is at its channel or CPS limit.
     CarriersAtCapacity,
+    /// No carrier's prefix rules take the destination.
+    NoRouteForDestination,
     /// The switch is shutting down.
     ShuttingDown,
 }
@@ -55,6 +57,7 @@ impl Reject {
             Reject::CpsLimit => (503, "Service Unavailable - CPS Limit Exceeded"),
             Reject::NoRoutes => (503, "Service Unavailable - No Routes"),
             Reject::CarriersAtCapacity => (503, "Service Unavailable - Carriers at Capacity"),
+            Reject::NoRouteForDestination => (404, "Not Found - No Route for Destination"),
             Reject::ShuttingDown => (503, "Service Unavailable - Shutting Down"),
         }
     }
@@ -155,6 +158,8 @@ mod tests {
             active: true,
             max_channels: None,
             max_cps: None,
+            allow: Vec::new(),
+            deny: Vec::new(),
         };
         let none = Directory::new(1, vec![customer.clone()], vec![]);
         assert_eq!(

@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use domain::{
     Block, BlockList, Carrier, CarrierId, Cdr, Customer, CustomerId, CustomerStatus, Directory,
-    HangupSide, Setting, Settings, Transport,
+    HangupSide, Setting, Settings, Transport, checked_prefix,
 };
 use ipnet::{IpNet, Ipv4Net};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -360,6 +360,41 @@ impl Store {
     pub async fn list_blocks(&self) -> Result<Vec<Block>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         blocks_on(&mut conn).await
+    }
+
+    /// Adds destination prefixes to a carrier's allow (`allow = true`) or deny list; a prefix
+    /// already there is kept once.
+    pub async fn add_carrier_prefixes(
+        &self,
+        id: CarrierId,
+        allow: bool,
+        prefixes: &[String],
+    ) -> Result<(), StoreError> {
+        let checked: Vec<String> = prefixes
+            .iter()
+            .map(|p| checked_prefix(p).map_err(StoreError::Invalid))
+            .collect::<Result<_, _>>()?;
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT id FROM carriers WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::Invalid(format!("no carrier with id {id}")));
+        }
+        for p in &checked {
+            sqlx::query(
+                "INSERT INTO carrier_prefixes (carrier_id, kind, prefix) VALUES ($1, $2, $3) \
+                 ON CONFLICT (carrier_id, kind, prefix) DO NOTHING",
+            )
+            .bind(id.0)
+            .bind(if allow { "allow" } else { "deny" })
+            .bind(p.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Every customer (active or not) with its active addresses, by id.
@@ -693,6 +728,27 @@ fn parse_network(text: &str) -> Option<IpNet> {
 }
 
 async fn carriers_on(conn: &mut AnyConnection) -> Result<Vec<Carrier>, StoreError> {
+    let mut carriers = carrier_rows_on(&mut *conn).await?;
+    let rows = sqlx::query(
+        "SELECT carrier_id, kind, prefix FROM carrier_prefixes ORDER BY carrier_id, kind, prefix",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &rows {
+        let id: i64 = row.try_get("carrier_id")?;
+        let kind: String = row.try_get("kind")?;
+        let prefix: String = row.try_get("prefix")?;
+        if let Some(c) = carriers.iter_mut().find(|c| c.id.0 == id) {
+            match kind.as_str() {
+                "allow" => c.allow.push(prefix),
+                _ => c.deny.push(prefix),
+            }
+        }
+    }
+    Ok(carriers)
+}
+
+async fn carrier_rows_on(conn: &mut AnyConnection) -> Result<Vec<Carrier>, StoreError> {
     let rows =
         sqlx::query("SELECT id, name, host, port, transport, priority, weight, active, max_channels, max_cps FROM carriers ORDER BY id")
             .fetch_all(conn)
@@ -713,9 +769,11 @@ async fn carriers_on(conn: &mut AnyConnection) -> Result<Vec<Carrier>, StoreErro
                 active: flag(row, "active")?,
                 max_channels: limit(row, "max_channels")?,
                 max_cps: limit(row, "max_cps")?,
+                allow: Vec::new(),
+                deny: Vec::new(),
             })
         })
-        .collect()
+        .collect::<Result<Vec<Carrier>, StoreError>>()
 }
 
 fn cdr_from_row(row: &AnyRow) -> Result<Cdr, StoreError> {

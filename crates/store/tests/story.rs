@@ -334,6 +334,8 @@ async fn story(url: &str, backend: Backend) {
             active: true,
             max_channels: Some(30),
             max_cps: None,
+            allow: Vec::new(),
+            deny: Vec::new(),
         }
     );
     assert_eq!(

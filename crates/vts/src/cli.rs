@@ -163,6 +163,18 @@ pub(crate) enum CarrierCmd {
     },
     /// List carriers.
     List,
+    /// Add destination prefixes this carrier takes (only matching numbers go to it).
+    Allow {
+        id: i64,
+        #[arg(required = true, value_name = "PREFIX")]
+        prefixes: Vec<String>,
+    },
+    /// Add destination prefixes this carrier never gets.
+    Deny {
+        id: i64,
+        #[arg(required = true, value_name = "PREFIX")]
+        prefixes: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use domain::{Cdr, Customer, CustomerId, CustomerStatus, Setting};
+use domain::{CarrierId, Cdr, Customer, CustomerId, CustomerStatus, Setting};
 use store::{NewCarrier, NewCustomer, Store};
 
 use crate::cli::{
@@ -111,23 +111,50 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             println!("{id}");
             Ok(())
         }
+        Command::Carrier(CarrierCmd::Allow { id, prefixes }) => {
+            store
+                .add_carrier_prefixes(CarrierId(id), true, &prefixes)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("carrier {id}: allowed {}", prefixes.join(" "));
+            Ok(())
+        }
+        Command::Carrier(CarrierCmd::Deny { id, prefixes }) => {
+            store
+                .add_carrier_prefixes(CarrierId(id), false, &prefixes)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("carrier {id}: denied {}", prefixes.join(" "));
+            Ok(())
+        }
         Command::Carrier(CarrierCmd::List) => {
             let carriers = store.list_carriers().await.map_err(|e| e.to_string())?;
             let mut out = format!(
-                "{:<6} {:<20} {:<24} {:<5} {:>8} {:>6} {:<6}\n",
-                "ID", "NAME", "ADDRESS", "PROTO", "PRIORITY", "WEIGHT", "ACTIVE"
+                "{:<6} {:<20} {:<24} {:<5} {:>8} {:>6} {:<6} {:>8} {:>5}  PREFIXES\n",
+                "ID", "NAME", "ADDRESS", "PROTO", "PRIORITY", "WEIGHT", "ACTIVE", "CHANNELS", "CPS"
             );
+            let opt = |v: Option<u32>| v.map_or("-".to_string(), |n| n.to_string());
             for c in carriers {
+                let mut prefixes = Vec::new();
+                if !c.allow.is_empty() {
+                    prefixes.push(format!("allow {}", c.allow.join(",")));
+                }
+                if !c.deny.is_empty() {
+                    prefixes.push(format!("deny {}", c.deny.join(",")));
+                }
                 let _ = writeln!(
                     out,
-                    "{:<6} {:<20} {:<24} {:<5} {:>8} {:>6} {:<6}",
+                    "{:<6} {:<20} {:<24} {:<5} {:>8} {:>6} {:<6} {:>8} {:>5}  {}",
                     c.id,
                     c.name,
                     format!("{}:{}", c.host, c.port),
                     c.transport,
                     c.priority,
                     c.weight,
-                    c.active
+                    c.active,
+                    opt(c.max_channels),
+                    opt(c.max_cps),
+                    prefixes.join("; ")
                 );
             }
             print!("{out}");

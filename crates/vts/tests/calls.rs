@@ -635,3 +635,51 @@ fn the_attempt_cap_stops_failover() {
     assert_eq!(cdr["final_reason"], "Service Unavailable");
     assert_eq!(int(&cdr, "carrier_id"), c.carriers[0].0);
 }
+
+#[test]
+fn prefix_rules_send_each_destination_to_the_carrier_that_takes_it() {
+    let c = Call::setup(&[("a-denies-34", 10), ("b-allows-349", 5)], "udp");
+    let (a, b) = (c.carriers[0].0.to_string(), c.carriers[1].0.to_string());
+    c.vts.cli(&["carrier", "deny", &a, "34"]);
+    c.vts.cli(&["carrier", "allow", &b, "+349", "44"]);
+    assert!(c.vts.cli(&["carrier", "list"]).contains("allow 349,44"));
+    let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
+    // 34911234567: denied on A, allowed on B.
+    let uas = Sipp::uas("uas_answer.xml", c.carriers[1].1, "u1", 1);
+    let (ok, err) = uac("uac_call.xml", at(c.switch_port), "u1", 1, 1, c.source_port);
+    assert!(ok, "{err}\n{}", serve.log_text());
+    assert!(uas.wait(WAIT).0);
+    // 34... to nobody else: block B's 349 by denying it too: now no carrier takes it.
+    c.vts.change(&["carrier", "deny", &b, "3491"]);
+    let (ok, err) = uac(
+        "uac_expect_404.xml",
+        at(c.switch_port),
+        "u1",
+        1,
+        1,
+        free_port(),
+    );
+    assert!(ok, "{err}");
+    serve.stop();
+    let cdrs = c.vts.cdrs();
+    assert_eq!(cdrs.len(), 2);
+    let refused = &cdrs[0];
+    assert_eq!(
+        refused["final_reason"],
+        "Not Found - No Route for Destination"
+    );
+    assert_eq!(refused["attempts"], 0);
+    let answered = &cdrs[1];
+    assert_eq!(answered["carrier_id"].as_i64(), Some(c.carriers[1].0));
+    assert_eq!(answered["attempts"], 1, "A was never tried");
+    let bad = std::process::Command::new(VTS)
+        .arg("--data-dir")
+        .arg(c.vts.dir.path())
+        .args(["carrier", "allow", &a, "34x"])
+        .output()
+        .unwrap();
+    assert!(
+        !bad.status.success()
+            && String::from_utf8_lossy(&bad.stderr).contains("not a destination prefix")
+    );
+}

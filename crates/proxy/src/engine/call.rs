@@ -6,7 +6,7 @@ use std::cmp::Reverse;
 use std::time::Instant;
 
 use bytes::Bytes;
-use domain::{CallEvent, CallRef, Carrier, CarrierId, CustomerId, HangupSide};
+use domain::{CallEvent, CallRef, Carrier, CarrierId, CustomerId, HangupSide, PrefixVerdict};
 use sip_message::{Message, build, parse_datagram, uri::unescape};
 use sip_transaction::{ClientTxnId, ServerTxnId};
 use tracing::{debug, info};
@@ -85,6 +85,8 @@ pub(super) struct Call {
     pub(super) answered_by: Option<u32>,
     /// INVITEs sent to carriers (the attempt cap counts these, not skipped carriers).
     sent: u32,
+    /// The dialled number (Request-URI user, unescaped), for carriers' prefix rules.
+    destination: String,
     pub(super) phase: Phase,
 }
 
@@ -176,6 +178,7 @@ impl Engine {
             .and_then(|u| sip_message::uri::Uri::parse(u).ok())
             .and_then(|u| u.user().map(|u| lossy(&unescape(u))))
             .unwrap_or_default();
+        let callee_for_routes = callee.clone();
         self.emit(CallEvent::Started {
             call: cref,
             cdr_id: uuid::Uuid::now_v7().to_string(),
@@ -216,6 +219,7 @@ impl Engine {
                 last_failure: None,
                 answered_by: None,
                 sent: 0,
+                destination: callee_for_routes,
                 phase: Phase::Setup,
             },
         );
@@ -263,7 +267,18 @@ impl Engine {
             };
             call.next_route += 1;
             let number = call.next_route as u32;
-            // The carrier's own limits, re-checked for every attempt.
+            // The carrier's prefix rules, then its own limits: re-checked for every attempt.
+            if carrier.prefix_verdict(&call.destination) != PrefixVerdict::Allowed {
+                debug!(
+                    carrier = carrier.id.0,
+                    "destination not for this carrier: skipped"
+                );
+                if call.last_failure.is_none() {
+                    let (status, reason) = Reject::NoRouteForDestination.reply();
+                    call.last_failure = Some(Box::new(Failure::Local(status, reason)));
+                }
+                continue;
+            }
             let in_use = self
                 .status
                 .borrow()
