@@ -50,6 +50,18 @@ impl BlockList {
     }
 }
 
+/// A block the switch decided on its own, for the store to record (so that it shows in `vts
+/// block list`, reaches every node and can be lifted by `vts block remove`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecurityEvent {
+    /// More than `threshold` INVITEs a second came from `source` (SPEC.md "flood").
+    FloodDetected {
+        source: IpAddr,
+        threshold: u32,
+        blocked_until_ms: i64,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ mod directory;
 mod party;
 mod settings;
 
-pub use blocklist::{Block, BlockList};
+pub use blocklist::{Block, BlockList, SecurityEvent};
 pub use call::{CallEvent, CallRef, Cdr, CdrBuilder, HangupSide};
 pub use directory::Directory;
 pub use party::{

@@ -5,12 +5,28 @@
 use std::fmt;
 
 /// The switch-wide settings in force.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     /// Calls in progress on the whole switch; `None` (stored as 0) is unlimited.
     pub global_max_channels: Option<u32>,
     /// New identified calls per second on the whole switch; `None` (0) is unlimited.
     pub global_max_cps: Option<u32>,
+    /// INVITEs per second from one source address before it is blocked ("flood"); `None`
+    /// (0) turns flood detection off. Default 50.
+    pub flood_threshold: Option<u32>,
+    /// How long a flood block lasts, seconds. Default 3600.
+    pub flood_block_s: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            global_max_channels: None,
+            global_max_cps: None,
+            flood_threshold: Some(Setting::FloodThreshold.default_value()),
+            flood_block_s: Setting::FloodBlockSeconds.default_value(),
+        }
+    }
 }
 
 /// One known setting.
@@ -18,15 +34,33 @@ pub struct Settings {
 pub enum Setting {
     GlobalMaxChannels,
     GlobalMaxCps,
+    FloodThreshold,
+    FloodBlockSeconds,
 }
 
 impl Setting {
-    pub const ALL: &'static [Setting] = &[Setting::GlobalMaxChannels, Setting::GlobalMaxCps];
+    pub const ALL: &'static [Setting] = &[
+        Setting::GlobalMaxChannels,
+        Setting::GlobalMaxCps,
+        Setting::FloodThreshold,
+        Setting::FloodBlockSeconds,
+    ];
+
+    /// The value in force when the key is not stored.
+    pub fn default_value(self) -> u32 {
+        match self {
+            Setting::GlobalMaxChannels | Setting::GlobalMaxCps => 0,
+            Setting::FloodThreshold => 50,
+            Setting::FloodBlockSeconds => 3600,
+        }
+    }
 
     pub fn key(self) -> &'static str {
         match self {
             Setting::GlobalMaxChannels => "limits.global_max_channels",
             Setting::GlobalMaxCps => "limits.global_max_cps",
+            Setting::FloodThreshold => "security.flood_threshold",
+            Setting::FloodBlockSeconds => "security.flood_block_seconds",
         }
     }
 
@@ -34,6 +68,10 @@ impl Setting {
         match self {
             Setting::GlobalMaxChannels => "calls in progress on the whole switch (0: unlimited)",
             Setting::GlobalMaxCps => "new calls per second on the whole switch (0: unlimited)",
+            Setting::FloodThreshold => {
+                "INVITEs per second from one address before it is blocked (0: off)"
+            }
+            Setting::FloodBlockSeconds => "how long a flood block lasts, seconds (at least 1)",
         }
     }
 
@@ -52,12 +90,16 @@ impl Setting {
     /// Checks a value and returns it in its stored form.
     pub fn check(self, value: &str) -> Result<String, String> {
         let v = value.trim();
-        v.parse::<u32>().map(|n| n.to_string()).map_err(|_| {
+        let n = v.parse::<u32>().map_err(|_| {
             format!(
                 "{}: {value:?} is not a whole number from 0 to 4294967295",
                 self.key()
             )
-        })
+        })?;
+        if self == Setting::FloodBlockSeconds && n == 0 {
+            return Err(format!("{}: a block lasts at least 1 second", self.key()));
+        }
+        Ok(n.to_string())
     }
 }
 
@@ -80,6 +122,8 @@ impl Settings {
         match setting {
             Setting::GlobalMaxChannels => self.global_max_channels = limit,
             Setting::GlobalMaxCps => self.global_max_cps = limit,
+            Setting::FloodThreshold => self.flood_threshold = limit,
+            Setting::FloodBlockSeconds => self.flood_block_s = n,
         }
         Ok(())
     }
@@ -103,5 +147,10 @@ mod tests {
         );
         assert!(s.apply("limits.global_max_cps", "-1").is_err());
         assert_eq!(Setting::GlobalMaxCps.check(" 25 ").unwrap(), "25");
+        assert_eq!(s.flood_threshold, Some(50));
+        assert_eq!(s.flood_block_s, 3600);
+        s.apply("security.flood_threshold", "0").unwrap();
+        assert_eq!(s.flood_threshold, None);
+        assert!(s.apply("security.flood_block_seconds", "0").is_err());
     }
 }

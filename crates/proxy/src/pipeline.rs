@@ -19,6 +19,8 @@ use domain::{Carrier, Customer, CustomerStatus, Directory, Settings};
 pub enum Reject {
     /// The source address is on the block list (checked for every request).
     Blacklisted,
+    /// More INVITEs a second from the source address than the flood threshold.
+    RateLimited,
     /// The source address belongs to no active customer.
     IpNotAuthorized,
     /// The customer is disabled or suspended.
@@ -48,6 +50,7 @@ impl Reject {
     pub fn reply(self) -> (u16, &'static str) {
         match self {
             Reject::Blacklisted => (403, "Forbidden - Blacklisted"),
+            Reject::RateLimited => (503, "Service Unavailable - Rate Limited"),
             Reject::IpNotAuthorized => (403, "Forbidden - IP Not Authorized"),
             Reject::AccountSuspended => (403, "Forbidden - Account Suspended"),
             Reject::AccountBlocked => (403, "Forbidden - Account Blocked"),
@@ -60,6 +63,20 @@ impl Reject {
             Reject::NoRouteForDestination => (404, "Not Found - No Route for Destination"),
             Reject::ShuttingDown => (503, "Service Unavailable - Shutting Down"),
         }
+    }
+}
+
+/// Stage "flood": INVITEs a second from one source address, a token bucket per address
+/// (`cluster`), before identification so that unknown sources are counted too.
+pub(crate) fn flood(
+    limiter: &mut dyn Limiter,
+    settings: &Settings,
+    source: IpAddr,
+    now: Instant,
+) -> Result<(), Reject> {
+    match settings.flood_threshold {
+        Some(rate) if !limiter.take(Scope::Source(source), rate, now) => Err(Reject::RateLimited),
+        _ => Ok(()),
     }
 }
 

@@ -347,6 +347,38 @@ impl Store {
         Ok(())
     }
 
+    /// Records a block the switch decided on its own (`source`: `flood` or `auth_fail`). It
+    /// replaces an earlier automatic entry for the same address, or an expired manual one,
+    /// but never a manual entry still in force.
+    pub async fn add_auto_block(
+        &self,
+        network: IpNet,
+        source: &str,
+        reason: &str,
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        if !matches!(source, "flood" | "auth_fail") {
+            return Err(StoreError::Invalid(format!(
+                "{source:?} is not an automatic block source (flood, auth_fail)"
+            )));
+        }
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO blocklist (network, reason, source, expires_ms, created_ms) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (network) DO UPDATE SET reason = excluded.reason, source = excluded.source, \
+             expires_ms = excluded.expires_ms, created_ms = excluded.created_ms \
+             WHERE blocklist.source <> 'manual' OR (blocklist.expires_ms IS NOT NULL AND blocklist.expires_ms <= $5)",
+        )
+        .bind(canonical(network).to_string())
+        .bind(reason)
+        .bind(source)
+        .bind(expires_ms)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Removes the entry for exactly this network; `false` when there was none.
     pub async fn remove_block(&self, network: IpNet) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM blocklist WHERE network = $1")

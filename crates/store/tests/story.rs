@@ -444,6 +444,42 @@ async fn story(url: &str, backend: Backend) {
         .unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
 
+    // Automatic blocks: never over a manual entry still in force; over an earlier automatic
+    // one, yes.
+    let by_hand: IpNet = "198.51.100.7/32".parse().unwrap();
+    let flooder: IpNet = "198.51.100.8/32".parse().unwrap();
+    store.add_block(by_hand, "by hand", None).await.unwrap();
+    let later = 4_000_000_000_000;
+    store
+        .add_auto_block(by_hand, "flood", "flood: auto", later)
+        .await
+        .unwrap();
+    store
+        .add_auto_block(flooder, "flood", "first", 1)
+        .await
+        .unwrap();
+    store
+        .add_auto_block(flooder, "auth_fail", "second", later)
+        .await
+        .unwrap();
+    let blocks = store.list_blocks().await.unwrap();
+    let find = |net: IpNet| blocks.iter().find(|b| b.network == net).unwrap();
+    assert_eq!(
+        (find(by_hand).source.as_str(), find(by_hand).reason.as_str()),
+        ("manual", "by hand")
+    );
+    assert_eq!(find(by_hand).expires_ms, None);
+    assert_eq!(
+        (find(flooder).source.as_str(), find(flooder).reason.as_str()),
+        ("auth_fail", "second")
+    );
+    assert_eq!(find(flooder).expires_ms, Some(later));
+    let err = store
+        .add_auto_block(flooder, "manual", "x", later)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+
     store.close().await;
 }
 

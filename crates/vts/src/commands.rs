@@ -216,10 +216,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
         Command::Settings(SettingsCmd::List) => {
             let stored = store.list_settings().await.map_err(|e| e.to_string())?;
             for s in Setting::ALL {
-                let value = stored
-                    .iter()
-                    .find(|(k, _)| k == s.key())
-                    .map_or("0 (default)", |(_, v)| v.as_str());
+                let value = stored.iter().find(|(k, _)| k == s.key()).map_or_else(
+                    || format!("{} (default)", s.default_value()),
+                    |(_, v)| v.clone(),
+                );
                 println!("{:<30} {:<12} {}", s.key(), value, s.help());
             }
             Ok(())

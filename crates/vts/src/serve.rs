@@ -2,7 +2,7 @@
 //! switch with its companions (directory watcher, accounting, control socket) until SIGINT
 //! or SIGTERM; then drains calls and writes every CDR before returning.
 
-use domain::CallEvent;
+use domain::{CallEvent, SecurityEvent};
 use proxy::latency::Latency;
 use proxy::{DirectorySource, Listener, ListenerSpec, ProxyConfig, StatusHandle, Switch};
 use store::Store;
@@ -16,6 +16,7 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
     let directory = store.load_directory().await.map_err(|e| e.to_string())?;
     let source = DirectorySource::new(directory);
     let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (security_tx, security_rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = oneshot::channel();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     // The SIP engine and its sockets get a thread and a single-threaded runtime of their own:
@@ -29,7 +30,10 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
         );
         std::thread::Builder::new()
             .name("vts-sip".into())
-            .spawn(move || sip_thread(cfg, listen, source, events_tx, ready_tx, stop_rx))
+            .spawn(move || {
+                let channels = (events_tx, security_tx);
+                sip_thread(cfg, listen, source, channels, ready_tx, stop_rx)
+            })
             .map_err(|e| format!("cannot start the SIP thread: {e}"))?
     };
     let (addrs, status, latency) = ready_rx
@@ -40,6 +44,7 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
         control::bind(&control_path).map_err(|e| format!("{}: {e}", control_path.display()))?;
     tokio::spawn(control::serve(control, status, latency, source.clone()));
     let watcher = tokio::spawn(watcher::run(store.clone(), source));
+    tokio::spawn(record_blocks(store.clone(), security_rx));
     let accounting = tokio::spawn(accounting::run(
         store,
         events_rx,
@@ -75,7 +80,10 @@ fn sip_thread(
     cfg: ProxyConfig,
     listen: Vec<ListenerSpec>,
     source: DirectorySource,
-    events: mpsc::UnboundedSender<CallEvent>,
+    (events, security): (
+        mpsc::UnboundedSender<CallEvent>,
+        mpsc::UnboundedSender<SecurityEvent>,
+    ),
     ready: oneshot::Sender<Ready>,
     stop: oneshot::Receiver<()>,
 ) {
@@ -100,7 +108,7 @@ fn sip_thread(
                 }
             }
         }
-        let switch = match Switch::start(cfg, listeners, source, events) {
+        let switch = match Switch::start(cfg, listeners, source, events, security) {
             Ok(s) => s,
             Err(e) => {
                 let _ = ready.send(Err(format!("cannot start the transports: {e}")));
@@ -118,6 +126,30 @@ fn sip_thread(
             })
             .await;
     });
+}
+
+/// Writes the blocks the switch decided on its own to the store, where they show in `vts
+/// block list`, reach every node, and can be lifted with `vts block remove`. Until the entry
+/// is back in the directory the engine holds the block itself.
+async fn record_blocks(store: Store, mut security: mpsc::UnboundedReceiver<SecurityEvent>) {
+    while let Some(event) = security.recv().await {
+        match event {
+            SecurityEvent::FloodDetected {
+                source,
+                threshold,
+                blocked_until_ms,
+            } => {
+                let reason = format!("flood: more than {threshold} INVITEs a second");
+                let net = ipnet::IpNet::from(source);
+                if let Err(e) = store
+                    .add_auto_block(net, "flood", &reason, blocked_until_ms)
+                    .await
+                {
+                    tracing::error!(%source, error = %e, "cannot record a flood block (it holds on this node only)");
+                }
+            }
+        }
+    }
 }
 
 /// SIGINT or SIGTERM.

@@ -683,3 +683,69 @@ fn prefix_rules_send_each_destination_to_the_carrier_that_takes_it() {
             && String::from_utf8_lossy(&bad.stderr).contains("not a destination prefix")
     );
 }
+
+#[test]
+fn a_flooding_source_is_blocked_in_the_store_until_removed() {
+    let c = Call::setup(&[("up", 1)], "udp");
+    c.vts
+        .cli(&["settings", "set", "security.flood_threshold", "10"]);
+    let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
+    let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "u1", 60);
+    // 60 INVITEs at 30 a second from one address: the bucket's burst and refill pass, the first
+    // INVITE over the rate gets 503 Rate Limited and blocks the address, the rest get 403.
+    let (ok, err) = uac(
+        "uac_flood.xml",
+        at(c.switch_port),
+        "u1",
+        60,
+        30,
+        free_port(),
+    );
+    assert!(ok, "{err}\n{}", serve.log_text());
+    drop(uas);
+    let log = serve.log_text();
+    assert_eq!(
+        log.matches("FLOOD source=127.0.0.1 threshold=10/s blocked_seconds=3600")
+            .count(),
+        1,
+        "one flood event per block:\n{log}"
+    );
+    // The line deploy/fail2ban/filter.d/vts.conf matches.
+    let line = log.lines().find(|l| l.contains("FLOOD")).unwrap();
+    assert!(
+        line.split_whitespace().nth(1) == Some("WARN") && line.contains("vts::security: FLOOD"),
+        "{line:?}"
+    );
+    // The block is in the store (the operator sees and can lift it), for 3600 s.
+    let blocks = c.vts.cli(&["block", "list"]);
+    let line = blocks
+        .lines()
+        .find(|l| l.contains("127.0.0.1/32"))
+        .unwrap_or_else(|| panic!("no flood block:\n{blocks}"));
+    assert!(line.contains("flood"), "{line}");
+    let cdrs = c.vts.cdrs();
+    let answered = cdrs.iter().filter(|c| c["final_code"] == 200).count();
+    // The bucket (10 stored, 10 a second) empties when 30t = 10 + 10t: after 0.5 s, 15 calls.
+    assert!((12..=16).contains(&answered), "{answered} calls answered");
+    assert_eq!(
+        cdrs.len(),
+        answered,
+        "refused before identification: no customer CDR"
+    );
+    // Still blocked for a new call; lifted everywhere by removing the store's entry.
+    let (ok, err) = uac(
+        "uac_expect_403.xml",
+        at(c.switch_port),
+        "u1",
+        1,
+        1,
+        free_port(),
+    );
+    assert!(ok, "{err}");
+    c.vts.change(&["block", "remove", "127.0.0.1"]);
+    let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "u1", 1);
+    let (ok, err) = uac("uac_call.xml", at(c.switch_port), "u1", 1, 1, free_port());
+    assert!(ok, "unblocked: {err}\n{}", serve.log_text());
+    assert!(uas.wait(WAIT).0);
+    serve.stop();
+}

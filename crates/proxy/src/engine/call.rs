@@ -6,10 +6,12 @@ use std::cmp::Reverse;
 use std::time::Instant;
 
 use bytes::Bytes;
-use domain::{CallEvent, CallRef, Carrier, CarrierId, CustomerId, HangupSide, PrefixVerdict};
+use domain::{
+    CallEvent, CallRef, Carrier, CarrierId, CustomerId, HangupSide, PrefixVerdict, SecurityEvent,
+};
 use sip_message::{Message, build, parse_datagram, uri::unescape};
 use sip_transaction::{ClientTxnId, ServerTxnId};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::dialog::Dialog;
 use super::{CallTimer, ClientRole, Engine, wire};
@@ -150,6 +152,29 @@ impl Engine {
             return;
         }
         let directory = self.directory.load();
+        let settings = &directory.settings;
+        if let Err(reject) = pipeline::flood(&mut *self.limiter, settings, peer.addr.ip(), now) {
+            let (status, reason) = reject.reply();
+            self.reply(now, server, &invite, status, reason, &[]);
+            let now_ms = self.clock.epoch_ms(now);
+            let until = now_ms + i64::from(settings.flood_block_s) * 1000;
+            self.flood_blocks.retain(|_, end| *end > now_ms);
+            if self.flood_blocks.insert(peer.addr.ip(), until).is_none() {
+                let threshold = settings.flood_threshold.unwrap_or_default();
+                warn!(
+                    target: "vts::security",
+                    "FLOOD source={} threshold={threshold}/s blocked_seconds={}",
+                    peer.addr.ip(),
+                    settings.flood_block_s
+                );
+                let _ = self.security.send(SecurityEvent::FloodDetected {
+                    source: peer.addr.ip(),
+                    threshold,
+                    blocked_until_ms: until,
+                });
+            }
+            return;
+        }
         let customer = match pipeline::identify(&directory, peer.addr.ip()) {
             Ok(c) => c.clone(),
             Err(reject) => {

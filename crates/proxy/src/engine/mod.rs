@@ -15,10 +15,11 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use domain::{CallEvent, CallRef, Transport};
+use domain::{CallEvent, CallRef, SecurityEvent, Transport};
 use sip_message::sanity::{self, Reject as Sanity};
 use sip_message::{Message, Method, build, parse_datagram, parse_stream_message};
 use sip_transaction::{
@@ -88,6 +89,12 @@ pub(crate) struct Engine {
     txns: Transactions<Peer>,
     directory: DirectorySource,
     events: mpsc::UnboundedSender<CallEvent>,
+    /// Blocks the switch decided on its own, for the store to record.
+    security: mpsc::UnboundedSender<SecurityEvent>,
+    /// Flood blocks (epoch ms they end) not yet seen in the directory's block list: they
+    /// hold from the first flooding INVITE until the store's entry arrives; from then on the
+    /// store's entry decides (so `vts block remove` lifts them).
+    flood_blocks: HashMap<IpAddr, i64>,
     status: watch::Sender<Status>,
     /// Our addresses as written in Via and Record-Route, per transport.
     advertised: HashMap<Transport, String>,
@@ -133,11 +140,20 @@ impl Switch {
         listeners: Vec<Listener>,
         directory: DirectorySource,
         events: mpsc::UnboundedSender<CallEvent>,
+        security: mpsc::UnboundedSender<SecurityEvent>,
     ) -> io::Result<Switch> {
         let (tx, inbound) = mpsc::channel(16 * 1024);
         let (transports, bound) = Transports::start(listeners, tx, cfg.sanity.max_message_size)?;
         let (status_tx, status) = status::channel();
-        let engine = Engine::new(cfg, directory, events, status_tx, &bound, &transports);
+        let engine = Engine::new(
+            cfg,
+            directory,
+            events,
+            security,
+            status_tx,
+            &bound,
+            &transports,
+        );
         Ok(Switch {
             engine,
             transports,
@@ -243,6 +259,7 @@ impl Engine {
         cfg: ProxyConfig,
         directory: DirectorySource,
         events: mpsc::UnboundedSender<CallEvent>,
+        security: mpsc::UnboundedSender<SecurityEvent>,
         status: watch::Sender<Status>,
         bound: &[ListenerSpec],
         transports: &Transports,
@@ -271,6 +288,8 @@ impl Engine {
             txns,
             directory,
             events,
+            security,
+            flood_blocks: HashMap::new(),
             status,
             advertised,
             local: bound.to_vec(),
@@ -438,18 +457,40 @@ impl Engine {
         let to_peer = reply_peer(msg.headers(), peer);
         // Stage "block list", for every request: a stateless 403 (an ACK is dropped).
         let directory = self.directory.load();
-        if let Some(block) = directory
-            .blocklist
-            .blocking(peer.addr.ip(), self.clock.epoch_ms(now))
-        {
+        let now_ms = self.clock.epoch_ms(now);
+        let store_block = directory.blocklist.blocking(peer.addr.ip(), now_ms);
+        if store_block.is_some() && !self.flood_blocks.is_empty() {
+            self.flood_blocks.remove(&peer.addr.ip());
+        }
+        let block = store_block.map(|b| b.reason.as_str()).or_else(|| {
+            self.flood_blocks
+                .get(&peer.addr.ip())
+                .filter(|&&until| until > now_ms)
+                .map(|_| "flood")
+        });
+        // Requests of a dialog the switch already carries pass: a BYE from a source blocked
+        // mid-call must still end the call at the carrier (a block stops new traffic; it
+        // never keeps a billed call up).
+        let carried = block.is_some()
+            && msg
+                .headers()
+                .call_id()
+                .is_ok_and(|id| self.dialogs.contains_key(id));
+        if let Some(reason) = block.filter(|_| !carried) {
             debug!(
                 target: "vts::security",
                 "BLOCKED source={} method={} reason={:?}",
                 peer.addr.ip(),
                 String::from_utf8_lossy(msg.method_bytes().unwrap_or_default()),
-                block.reason
+                reason
             );
-            if msg.method() != Some(Method::Ack) {
+            if msg.method() == Some(Method::Ack) {
+                // An ACK for a refusal the switch sent (say the 503 that started a flood
+                // block) ends that transaction's retransmissions; any other ACK is dropped.
+                let _ = self
+                    .txns
+                    .receive_request(now, &msg, to_peer, peer.reliable());
+            } else {
                 let (status, reason) = crate::pipeline::Reject::Blacklisted.reply();
                 let tag = wire::tag();
                 let reply =
@@ -641,7 +682,7 @@ impl Engine {
             let host_ok = std::str::from_utf8(host)
                 .ok()
                 .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
-                .and_then(|h| h.parse::<std::net::IpAddr>().ok())
+                .and_then(|h| h.parse::<IpAddr>().ok())
                 .is_some_and(|ip| ip == l.addr.ip() || l.addr.ip().is_unspecified());
             port_ok
                 && (host_ok
@@ -680,8 +721,8 @@ fn reply_peer(h: &sip_message::Headers, peer: Peer) -> Peer {
         return peer;
     }
     let host_is_source = via.host().is_some_and(|host| match host {
-        sip_message::uri::Host::V4(a) => std::net::IpAddr::V4(a) == peer.addr.ip(),
-        sip_message::uri::Host::V6(a) => std::net::IpAddr::V6(a) == peer.addr.ip(),
+        sip_message::uri::Host::V4(a) => IpAddr::V4(a) == peer.addr.ip(),
+        sip_message::uri::Host::V6(a) => IpAddr::V6(a) == peer.addr.ip(),
         sip_message::uri::Host::Name(_) => false,
     });
     if !host_is_source {
