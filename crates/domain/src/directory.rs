@@ -26,6 +26,8 @@ pub struct Directory {
     pub settings: Settings,
     /// Addresses whose requests are refused.
     pub blocklist: BlockList,
+    /// Addresses never blocked automatically.
+    whitelist: Vec<IpNet>,
 }
 
 impl Directory {
@@ -63,6 +65,7 @@ impl Directory {
             routes,
             settings: Settings::default(),
             blocklist: BlockList::default(),
+            whitelist: Vec::new(),
         }
     }
 
@@ -92,6 +95,22 @@ impl Directory {
     pub fn with_blocklist(mut self, blocklist: BlockList) -> Self {
         self.blocklist = blocklist;
         self
+    }
+
+    /// The snapshot with this whitelist.
+    pub fn with_whitelist(mut self, whitelist: Vec<IpNet>) -> Self {
+        self.whitelist = whitelist;
+        self
+    }
+
+    /// Whether `ip` is on the whitelist (never blocked automatically). IPv4-mapped IPv6
+    /// sources are looked up as IPv4.
+    pub fn whitelisted(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.whitelist.iter().any(|net| net.contains(&ip))
     }
 
     pub fn customer(&self, id: CustomerId) -> Option<&Customer> {

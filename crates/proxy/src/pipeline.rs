@@ -67,14 +67,18 @@ impl Reject {
 }
 
 /// Stage "flood": INVITEs a second from one source address, a token bucket per address
-/// (`cluster`), before identification so that unknown sources are counted too.
+/// (`cluster`), before identification so that unknown sources are counted too. Whitelisted
+/// addresses are never blocked automatically.
 pub(crate) fn flood(
     limiter: &mut dyn Limiter,
-    settings: &Settings,
+    directory: &Directory,
     source: IpAddr,
     now: Instant,
 ) -> Result<(), Reject> {
-    match settings.flood_threshold {
+    if directory.whitelisted(source) {
+        return Ok(());
+    }
+    match directory.settings.flood_threshold {
         Some(rate) if !limiter.take(Scope::Source(source), rate, now) => Err(Reject::RateLimited),
         _ => Ok(()),
     }

@@ -379,6 +379,42 @@ impl Store {
         Ok(())
     }
 
+    /// Whitelists an address or network: never blocked automatically (a manual block still
+    /// applies). Replaces the reason of an entry for the same network.
+    pub async fn add_whitelist(&self, network: IpNet, reason: &str) -> Result<(), StoreError> {
+        let reason = reason.trim();
+        if reason.len() > 500 {
+            return Err(StoreError::Invalid(
+                "a whitelist reason is at most 500 characters".into(),
+            ));
+        }
+        sqlx::query(
+            "INSERT INTO whitelist (network, reason, created_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (network) DO UPDATE SET reason = excluded.reason",
+        )
+        .bind(canonical(network).to_string())
+        .bind(reason)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes the whitelist entry for exactly this network; `false` when there was none.
+    pub async fn remove_whitelist(&self, network: IpNet) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM whitelist WHERE network = $1")
+            .bind(canonical(network).to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Every whitelist entry with its reason, oldest first.
+    pub async fn list_whitelist(&self) -> Result<Vec<(IpNet, String)>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        whitelist_on(&mut conn).await
+    }
+
     /// Removes the entry for exactly this network; `false` when there was none.
     pub async fn remove_block(&self, network: IpNet) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM blocklist WHERE network = $1")
@@ -513,10 +549,12 @@ impl Store {
         let carriers = carriers_on(&mut tx).await?;
         let settings = settings_on(&mut tx).await?;
         let blocks = blocks_on(&mut tx).await?;
+        let whitelist = whitelist_on(&mut tx).await?;
         tx.commit().await?;
         Ok(Directory::new(version, customers, carriers)
             .with_settings(settings)
-            .with_blocklist(BlockList::new(blocks)))
+            .with_blocklist(BlockList::new(blocks))
+            .with_whitelist(whitelist.into_iter().map(|(net, _)| net).collect()))
     }
 
     /// Inserts call records in one transaction, skipping ids already stored (so a replay of
@@ -687,6 +725,24 @@ async fn blocks_on(conn: &mut AnyConnection) -> Result<Vec<Block>, StoreError> {
                 source: row.try_get("source")?,
                 expires_ms: row.try_get("expires_ms")?,
             })
+        })
+        .collect()
+}
+
+async fn whitelist_on(conn: &mut AnyConnection) -> Result<Vec<(IpNet, String)>, StoreError> {
+    let rows = sqlx::query("SELECT id, network, reason FROM whitelist ORDER BY id")
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let text: String = row.try_get("network")?;
+            let network = parse_network(&text).ok_or_else(|| {
+                let id = row.try_get::<i64, _>("id").unwrap_or_default();
+                StoreError::Corrupt(format!(
+                    "whitelist row {id}: {text:?} is not an address or network"
+                ))
+            })?;
+            Ok((network, row.try_get("reason")?))
         })
         .collect()
 }

@@ -480,6 +480,23 @@ async fn story(url: &str, backend: Backend) {
         .unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
 
+    // Whitelist: one entry per network, in the directory, changes bump the version.
+    let mut version = store.config_version().await.unwrap();
+    let sbc: IpNet = "203.0.113.0/24".parse().unwrap();
+    store.add_whitelist(sbc, "sbc").await.unwrap();
+    bumped(&store, &mut version).await;
+    store.add_whitelist(sbc, "our sbc").await.unwrap();
+    assert_eq!(
+        store.list_whitelist().await.unwrap(),
+        vec![(sbc, "our sbc".to_string())]
+    );
+    let dir = store.load_directory().await.unwrap();
+    assert!(dir.whitelisted("203.0.113.9".parse().unwrap()));
+    assert!(!dir.whitelisted("198.51.100.8".parse().unwrap()));
+    assert!(store.remove_whitelist(sbc).await.unwrap());
+    assert!(!store.remove_whitelist(sbc).await.unwrap());
+    assert!(store.list_whitelist().await.unwrap().is_empty());
+
     store.close().await;
 }
 

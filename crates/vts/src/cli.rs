@@ -59,6 +59,27 @@ pub(crate) enum Command {
     /// The block list: sources whose requests get 403 Forbidden - Blacklisted.
     #[command(subcommand)]
     Block(BlockCmd),
+    /// The whitelist: sources never blocked automatically (flood); manual blocks still apply.
+    #[command(subcommand)]
+    Whitelist(WhitelistCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WhitelistCmd {
+    /// Whitelist an address or network.
+    Add {
+        #[arg(value_name = "CIDR")]
+        network: IpOrNet,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Remove the entry for exactly this address or network.
+    Remove {
+        #[arg(value_name = "CIDR")]
+        network: IpOrNet,
+    },
+    /// Every entry.
+    List,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@ use store::{NewCarrier, NewCustomer, Store};
 
 use crate::cli::{
     BlockCmd, CarrierCmd, CdrCmd, Cli, Command, CustomerCmd, Format, SettingsCmd, StatusFormat,
+    WhitelistCmd,
 };
 use crate::config::Settings;
 use crate::{control, serve};
@@ -200,8 +201,38 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
                 };
                 println!(
                     "{:<24} {:<10} {:<26} {}",
-                    b.network, b.source, expires, b.reason
+                    b.network.to_string(),
+                    b.source,
+                    expires,
+                    b.reason
                 );
+            }
+            Ok(())
+        }
+        Command::Whitelist(WhitelistCmd::Add { network, reason }) => {
+            store
+                .add_whitelist(network.0, &reason)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("whitelisted {}", network.0);
+            Ok(())
+        }
+        Command::Whitelist(WhitelistCmd::Remove { network }) => {
+            if store
+                .remove_whitelist(network.0)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                println!("removed {} from the whitelist", network.0);
+                Ok(())
+            } else {
+                Err(format!("{} is not on the whitelist", network.0))
+            }
+        }
+        Command::Whitelist(WhitelistCmd::List) => {
+            println!("{:<24} REASON", "NETWORK");
+            for (net, reason) in store.list_whitelist().await.map_err(|e| e.to_string())? {
+                println!("{:<24} {reason}", net.to_string());
             }
             Ok(())
         }

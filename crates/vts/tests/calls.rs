@@ -749,3 +749,48 @@ fn a_flooding_source_is_blocked_in_the_store_until_removed() {
     assert!(uas.wait(WAIT).0);
     serve.stop();
 }
+
+#[test]
+fn a_whitelisted_source_is_never_blocked_for_flooding() {
+    let c = Call::setup(&[("up", 1)], "udp");
+    c.vts
+        .cli(&["settings", "set", "security.flood_threshold", "10"]);
+    c.vts
+        .cli(&["whitelist", "add", "127.0.0.0/8", "--reason", "our SBC"]);
+    assert!(c.vts.cli(&["whitelist", "list"]).contains("127.0.0.0/8"));
+    let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
+    let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "u1", 40);
+    // 40 INVITEs at 30 a second: three times the threshold, every one answered.
+    let (ok, err) = uac(
+        "uac_flood.xml",
+        at(c.switch_port),
+        "u1",
+        40,
+        30,
+        free_port(),
+    );
+    assert!(ok, "{err}");
+    assert!(uas.wait(WAIT).0);
+    assert!(!serve.log_text().contains("FLOOD"));
+    assert!(!c.vts.cli(&["block", "list"]).contains("127.0.0.1"));
+    // Off the whitelist, the same traffic is a flood again.
+    c.vts.change(&["whitelist", "remove", "127.0.0.0/8"]);
+    let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "u1", 40);
+    let (ok, err) = uac(
+        "uac_flood.xml",
+        at(c.switch_port),
+        "u1",
+        40,
+        30,
+        free_port(),
+    );
+    assert!(ok, "{err}");
+    drop(uas);
+    assert!(serve.log_text().contains("FLOOD source=127.0.0.1"));
+    serve.stop();
+    // All 40 of the whitelisted run, then the second run's 12 to 16 before the block (the
+    // refused ones were refused before identification: no CDR).
+    let cdrs = c.vts.cdrs();
+    assert!(cdrs.iter().all(|c| c["final_code"] == 200));
+    assert!((52..=56).contains(&cdrs.len()), "{} answered", cdrs.len());
+}

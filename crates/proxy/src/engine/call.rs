@@ -153,7 +153,7 @@ impl Engine {
         }
         let directory = self.directory.load();
         let settings = &directory.settings;
-        if let Err(reject) = pipeline::flood(&mut *self.limiter, settings, peer.addr.ip(), now) {
+        if let Err(reject) = pipeline::flood(&mut *self.limiter, &directory, peer.addr.ip(), now) {
             let (status, reason) = reject.reply();
             self.reply(now, server, &invite, status, reason, &[]);
             let now_ms = self.clock.epoch_ms(now);
