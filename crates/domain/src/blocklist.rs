@@ -60,6 +60,14 @@ pub enum SecurityEvent {
         threshold: u32,
         blocked_until_ms: i64,
     },
+    /// More than `threshold` INVITEs from `source`, which belongs to no customer, were
+    /// refused within `window_s` seconds.
+    AuthFailures {
+        source: IpAddr,
+        threshold: u32,
+        window_s: u32,
+        blocked_until_ms: i64,
+    },
 }
 
 #[cfg(test)]

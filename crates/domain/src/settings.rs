@@ -14,8 +14,13 @@ pub struct Settings {
     /// INVITEs per second from one source address before it is blocked ("flood"); `None`
     /// (0) turns flood detection off. Default 50.
     pub flood_threshold: Option<u32>,
-    /// How long a flood block lasts, seconds. Default 3600.
-    pub flood_block_s: u32,
+    /// How long an automatic block (flood, auth failures) lasts, seconds. Default 3600.
+    pub block_s: u32,
+    /// Refused INVITEs from an unknown source address tolerated in the window; one more
+    /// blocks it. `None` (0) turns the count off. Default 5.
+    pub auth_fail_threshold: Option<u32>,
+    /// The window of the auth-failure count, seconds. Default 600.
+    pub auth_fail_window_s: u32,
 }
 
 impl Default for Settings {
@@ -24,7 +29,9 @@ impl Default for Settings {
             global_max_channels: None,
             global_max_cps: None,
             flood_threshold: Some(Setting::FloodThreshold.default_value()),
-            flood_block_s: Setting::FloodBlockSeconds.default_value(),
+            block_s: Setting::BlockSeconds.default_value(),
+            auth_fail_threshold: Some(Setting::AuthFailThreshold.default_value()),
+            auth_fail_window_s: Setting::AuthFailWindowSeconds.default_value(),
         }
     }
 }
@@ -35,7 +42,9 @@ pub enum Setting {
     GlobalMaxChannels,
     GlobalMaxCps,
     FloodThreshold,
-    FloodBlockSeconds,
+    BlockSeconds,
+    AuthFailThreshold,
+    AuthFailWindowSeconds,
 }
 
 impl Setting {
@@ -43,7 +52,9 @@ impl Setting {
         Setting::GlobalMaxChannels,
         Setting::GlobalMaxCps,
         Setting::FloodThreshold,
-        Setting::FloodBlockSeconds,
+        Setting::BlockSeconds,
+        Setting::AuthFailThreshold,
+        Setting::AuthFailWindowSeconds,
     ];
 
     /// The value in force when the key is not stored.
@@ -51,7 +62,9 @@ impl Setting {
         match self {
             Setting::GlobalMaxChannels | Setting::GlobalMaxCps => 0,
             Setting::FloodThreshold => 50,
-            Setting::FloodBlockSeconds => 3600,
+            Setting::BlockSeconds => 3600,
+            Setting::AuthFailThreshold => 5,
+            Setting::AuthFailWindowSeconds => 600,
         }
     }
 
@@ -60,7 +73,9 @@ impl Setting {
             Setting::GlobalMaxChannels => "limits.global_max_channels",
             Setting::GlobalMaxCps => "limits.global_max_cps",
             Setting::FloodThreshold => "security.flood_threshold",
-            Setting::FloodBlockSeconds => "security.flood_block_seconds",
+            Setting::BlockSeconds => "security.block_seconds",
+            Setting::AuthFailThreshold => "security.auth_fail_threshold",
+            Setting::AuthFailWindowSeconds => "security.auth_fail_window_seconds",
         }
     }
 
@@ -71,7 +86,13 @@ impl Setting {
             Setting::FloodThreshold => {
                 "INVITEs per second from one address before it is blocked (0: off)"
             }
-            Setting::FloodBlockSeconds => "how long a flood block lasts, seconds (at least 1)",
+            Setting::BlockSeconds => {
+                "how long an automatic block (flood, auth failures) lasts, seconds (at least 1)"
+            }
+            Setting::AuthFailThreshold => {
+                "refused INVITEs from an unknown address tolerated per window (0: off)"
+            }
+            Setting::AuthFailWindowSeconds => "the window of that count, seconds (at least 1)",
         }
     }
 
@@ -96,8 +117,8 @@ impl Setting {
                 self.key()
             )
         })?;
-        if self == Setting::FloodBlockSeconds && n == 0 {
-            return Err(format!("{}: a block lasts at least 1 second", self.key()));
+        if matches!(self, Setting::BlockSeconds | Setting::AuthFailWindowSeconds) && n == 0 {
+            return Err(format!("{}: at least 1 second", self.key()));
         }
         Ok(n.to_string())
     }
@@ -123,7 +144,9 @@ impl Settings {
             Setting::GlobalMaxChannels => self.global_max_channels = limit,
             Setting::GlobalMaxCps => self.global_max_cps = limit,
             Setting::FloodThreshold => self.flood_threshold = limit,
-            Setting::FloodBlockSeconds => self.flood_block_s = n,
+            Setting::BlockSeconds => self.block_s = n,
+            Setting::AuthFailThreshold => self.auth_fail_threshold = limit,
+            Setting::AuthFailWindowSeconds => self.auth_fail_window_s = n,
         }
         Ok(())
     }
@@ -148,9 +171,9 @@ mod tests {
         assert!(s.apply("limits.global_max_cps", "-1").is_err());
         assert_eq!(Setting::GlobalMaxCps.check(" 25 ").unwrap(), "25");
         assert_eq!(s.flood_threshold, Some(50));
-        assert_eq!(s.flood_block_s, 3600);
+        assert_eq!(s.block_s, 3600);
         s.apply("security.flood_threshold", "0").unwrap();
         assert_eq!(s.flood_threshold, None);
-        assert!(s.apply("security.flood_block_seconds", "0").is_err());
+        assert!(s.apply("security.block_seconds", "0").is_err());
     }
 }

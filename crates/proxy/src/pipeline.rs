@@ -7,8 +7,9 @@
 //! customer channels, then route (carriers in priority order). The stages of SPEC.md's admission table (block list, flood, status, limits, dialing
 //! plan) slot in here, in that order.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cluster::{Limiter, Scope};
 
@@ -84,6 +85,59 @@ pub(crate) fn flood(
     }
 }
 
+/// Failures per source address in a sliding window: the times of the last `threshold + 1`
+/// at most, so "more than N in W seconds" is exact (no window that resets or never does).
+#[derive(Debug)]
+pub(crate) struct FailureCounter {
+    by_source: HashMap<IpAddr, VecDeque<Instant>>,
+    /// Map size that triggers the next sweep of addresses with no failure left in the
+    /// window (a scan from many addresses cannot grow the map without bound).
+    sweep_at: usize,
+}
+
+impl Default for FailureCounter {
+    fn default() -> Self {
+        FailureCounter {
+            by_source: HashMap::new(),
+            sweep_at: 1024,
+        }
+    }
+}
+
+impl FailureCounter {
+    /// Records a failure of `source` at `now`; `true` when that makes more than `threshold`
+    /// within `window` (the count then starts again).
+    pub(crate) fn exceeded(
+        &mut self,
+        source: IpAddr,
+        now: Instant,
+        threshold: u32,
+        window: Duration,
+    ) -> bool {
+        let live = |t: &Instant| now.saturating_duration_since(*t) < window;
+        if self.by_source.len() >= self.sweep_at {
+            self.by_source
+                .retain(|_, fails| fails.back().is_some_and(live));
+            self.sweep_at = (self.by_source.len() * 2).max(1024);
+        }
+        let fails = self.by_source.entry(source).or_default();
+        while fails.front().is_some_and(|t| !live(t)) {
+            fails.pop_front();
+        }
+        fails.push_back(now);
+        if fails.len() <= threshold as usize {
+            return false;
+        }
+        self.by_source.remove(&source);
+        true
+    }
+
+    #[cfg(test)]
+    pub(crate) fn tracked(&self) -> usize {
+        self.by_source.len()
+    }
+}
+
 /// Stage "identify": the customer a source address belongs to.
 pub(crate) fn identify(directory: &Directory, source: IpAddr) -> Result<&Customer, Reject> {
     directory.identify(source).ok_or(Reject::IpNotAuthorized)
@@ -155,6 +209,42 @@ pub(crate) fn route(directory: &Directory) -> Result<Vec<Carrier>, Reject> {
 mod tests {
     use super::*;
     use domain::{CarrierId, CustomerId, Transport};
+
+    #[test]
+    fn more_than_5_failures_in_600_s_exceed_and_older_ones_expire() {
+        let mut f = FailureCounter::default();
+        let ip: IpAddr = "198.51.100.7".parse().unwrap();
+        let other: IpAddr = "198.51.100.8".parse().unwrap();
+        let w = Duration::from_secs(600);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        for s in 0..5 {
+            assert!(!f.exceeded(ip, at(s * 100), 5, w), "failure {}", s + 1);
+        }
+        assert!(!f.exceeded(other, at(450), 5, w), "counted per address");
+        // The 6th comes 600 s after the 1st: the 1st has left the window.
+        assert!(!f.exceeded(ip, at(600), 5, w));
+        // The 7th: six within 600 s (100..=650).
+        assert!(f.exceeded(ip, at(650), 5, w));
+        // Then the count starts again.
+        assert!(!f.exceeded(ip, at(651), 5, w));
+        // A threshold of 0: the first failure is one too many.
+        assert!(f.exceeded(other, at(700), 0, w));
+    }
+
+    #[test]
+    fn addresses_with_no_failure_left_in_the_window_are_swept() {
+        let mut f = FailureCounter::default();
+        let w = Duration::from_secs(600);
+        let t0 = Instant::now();
+        for i in 0..1024u32 {
+            f.exceeded(IpAddr::from(i.to_be_bytes()), t0, 5, w);
+        }
+        assert_eq!(f.tracked(), 1024);
+        let later = t0 + w;
+        f.exceeded("198.51.100.7".parse().unwrap(), later, 5, w);
+        assert_eq!(f.tracked(), 1, "the 1024 stale addresses are gone");
+    }
 
     #[test]
     fn identify_then_route() {

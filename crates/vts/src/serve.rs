@@ -148,6 +148,22 @@ async fn record_blocks(store: Store, mut security: mpsc::UnboundedReceiver<Secur
                     tracing::error!(%source, error = %e, "cannot record a flood block (it holds on this node only)");
                 }
             }
+            SecurityEvent::AuthFailures {
+                source,
+                threshold,
+                window_s,
+                blocked_until_ms,
+            } => {
+                let reason =
+                    format!("auth_fail: more than {threshold} refused INVITEs in {window_s} s");
+                let net = ipnet::IpNet::from(source);
+                if let Err(e) = store
+                    .add_auto_block(net, "auth_fail", &reason, blocked_until_ms)
+                    .await
+                {
+                    tracing::error!(%source, error = %e, "cannot record an auth-failure block (it holds on this node only)");
+                }
+            }
         }
     }
 }

@@ -794,3 +794,46 @@ fn a_whitelisted_source_is_never_blocked_for_flooding() {
     assert!(cdrs.iter().all(|c| c["final_code"] == 200));
     assert!((52..=56).contains(&cdrs.len()), "{} answered", cdrs.len());
 }
+
+#[test]
+fn an_unknown_source_is_blocked_after_more_than_5_refused_invites() {
+    let vts = Vts::new();
+    vts.add_customer("elsewhere", "127.0.0.2");
+    vts.add_carrier("never", free_port(), 1, "udp");
+    let port = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
+    // 8 INVITEs from 127.0.0.1, which belongs to no customer: the first 6 are refused as
+    // unknown (the 6th is one more than 5 and blocks the address), the last 2 as blocked.
+    let (ok, err) = uac("uac_expect_403.xml", at(port), "u1", 8, 10, free_port());
+    assert!(ok, "{err}");
+    let log = serve.log_text();
+    assert_eq!(
+        log.matches("AUTH unauthorized source=127.0.0.1 ").count(),
+        6,
+        "{log}"
+    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("AUTH blocked"))
+        .unwrap_or_else(|| panic!("no block:\n{log}"));
+    assert!(
+        line.contains(
+            "WARN vts::security: AUTH blocked source=127.0.0.1 failures=6 window_seconds=600 blocked_seconds=3600"
+        ),
+        "{line}"
+    );
+    let blocks = vts.cli(&["block", "list"]);
+    let entry = blocks
+        .lines()
+        .find(|l| l.contains("127.0.0.1/32"))
+        .unwrap_or_else(|| panic!("not in the store:\n{blocks}"));
+    assert!(entry.contains("auth_fail"), "{entry}");
+    let secs: u64 = entry
+        .split("in ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no expiry: {entry}"));
+    assert!((3500..=3600).contains(&secs), "expires in {secs} s");
+    serve.stop();
+}

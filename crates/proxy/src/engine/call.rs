@@ -3,11 +3,13 @@
 //! INVITE, so nothing leaks from one attempt to the next.
 
 use std::cmp::Reverse;
-use std::time::Instant;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use domain::{
-    CallEvent, CallRef, Carrier, CarrierId, CustomerId, HangupSide, PrefixVerdict, SecurityEvent,
+    CallEvent, CallRef, Carrier, CarrierId, CustomerId, Directory, HangupSide, PrefixVerdict,
+    SecurityEvent,
 };
 use sip_message::{Message, build, parse_datagram, uri::unescape};
 use sip_transaction::{ClientTxnId, ServerTxnId};
@@ -138,6 +140,39 @@ fn fails_over(status: u16) -> bool {
 
 impl Engine {
     /// An out-of-dialog INVITE opened server transaction `server`.
+    /// Counts a refused INVITE from an unknown source address; one more than
+    /// `security.auth_fail_threshold` within the window blocks it (never a whitelisted one).
+    fn count_auth_failure(&mut self, now: Instant, ip: IpAddr, directory: &Directory) {
+        let settings = &directory.settings;
+        let Some(threshold) = settings.auth_fail_threshold else {
+            return;
+        };
+        if directory.whitelisted(ip) {
+            return;
+        }
+        let window = Duration::from_secs(settings.auth_fail_window_s.into());
+        if !self.auth_failures.exceeded(ip, now, threshold, window) {
+            return;
+        }
+        let now_ms = self.clock.epoch_ms(now);
+        let until = now_ms + i64::from(settings.block_s) * 1000;
+        self.auto_blocks.retain(|_, end| *end > now_ms);
+        self.auto_blocks.insert(ip, until);
+        warn!(
+            target: "vts::security",
+            "AUTH blocked source={ip} failures={} window_seconds={} blocked_seconds={}",
+            threshold + 1,
+            settings.auth_fail_window_s,
+            settings.block_s
+        );
+        let _ = self.security.send(SecurityEvent::AuthFailures {
+            source: ip,
+            threshold,
+            window_s: settings.auth_fail_window_s,
+            blocked_until_ms: until,
+        });
+    }
+
     pub(super) fn new_call(
         &mut self,
         now: Instant,
@@ -157,15 +192,15 @@ impl Engine {
             let (status, reason) = reject.reply();
             self.reply(now, server, &invite, status, reason, &[]);
             let now_ms = self.clock.epoch_ms(now);
-            let until = now_ms + i64::from(settings.flood_block_s) * 1000;
-            self.flood_blocks.retain(|_, end| *end > now_ms);
-            if self.flood_blocks.insert(peer.addr.ip(), until).is_none() {
+            let until = now_ms + i64::from(settings.block_s) * 1000;
+            self.auto_blocks.retain(|_, end| *end > now_ms);
+            if self.auto_blocks.insert(peer.addr.ip(), until).is_none() {
                 let threshold = settings.flood_threshold.unwrap_or_default();
                 warn!(
                     target: "vts::security",
                     "FLOOD source={} threshold={threshold}/s blocked_seconds={}",
                     peer.addr.ip(),
-                    settings.flood_block_s
+                    settings.block_s
                 );
                 let _ = self.security.send(SecurityEvent::FloodDetected {
                     source: peer.addr.ip(),
@@ -186,6 +221,7 @@ impl Engine {
                     lossy(invite.request_uri_bytes().unwrap_or_default())
                 );
                 self.reply(now, server, &invite, status, reason, &[]);
+                self.count_auth_failure(now, peer.addr.ip(), &directory);
                 return;
             }
         };
@@ -761,7 +797,7 @@ impl Engine {
             reason,
             hangup,
         });
-        let linger = self.txns.config().sixty_four_t1() + std::time::Duration::from_secs(1);
+        let linger = self.txns.config().sixty_four_t1() + Duration::from_secs(1);
         self.schedule(now + linger, CallTimer::Forget { call: cref });
     }
 

@@ -94,7 +94,9 @@ pub(crate) struct Engine {
     /// Flood blocks (epoch ms they end) not yet seen in the directory's block list: they
     /// hold from the first flooding INVITE until the store's entry arrives; from then on the
     /// store's entry decides (so `vts block remove` lifts them).
-    flood_blocks: HashMap<IpAddr, i64>,
+    auto_blocks: HashMap<IpAddr, i64>,
+    /// Refused INVITEs of unknown source addresses ("auth failures").
+    auth_failures: crate::pipeline::FailureCounter,
     status: watch::Sender<Status>,
     /// Our addresses as written in Via and Record-Route, per transport.
     advertised: HashMap<Transport, String>,
@@ -289,7 +291,8 @@ impl Engine {
             directory,
             events,
             security,
-            flood_blocks: HashMap::new(),
+            auto_blocks: HashMap::new(),
+            auth_failures: crate::pipeline::FailureCounter::default(),
             status,
             advertised,
             local: bound.to_vec(),
@@ -459,11 +462,11 @@ impl Engine {
         let directory = self.directory.load();
         let now_ms = self.clock.epoch_ms(now);
         let store_block = directory.blocklist.blocking(peer.addr.ip(), now_ms);
-        if store_block.is_some() && !self.flood_blocks.is_empty() {
-            self.flood_blocks.remove(&peer.addr.ip());
+        if store_block.is_some() && !self.auto_blocks.is_empty() {
+            self.auto_blocks.remove(&peer.addr.ip());
         }
         let block = store_block.map(|b| b.reason.as_str()).or_else(|| {
-            self.flood_blocks
+            self.auto_blocks
                 .get(&peer.addr.ip())
                 .filter(|&&until| until > now_ms)
                 .map(|_| "flood")
