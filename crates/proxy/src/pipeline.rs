@@ -205,6 +205,65 @@ pub(crate) fn route(directory: &Directory) -> Result<Vec<Carrier>, Reject> {
     Ok(routes)
 }
 
+/// What the switch would do with a call of `customer` to `number` (`vts route`): the same
+/// stages and carrier checks as a live call, minus the ones that depend on the moment
+/// (rates, channels and CPS in use), which the steps name instead.
+#[derive(Debug, Clone)]
+pub struct Simulation {
+    /// The destination as routing sees it.
+    pub number: String,
+    /// The refusal of a stage before routing, if any.
+    pub refused: Option<Reject>,
+    /// Every active carrier in routing order.
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub carrier: Carrier,
+    /// `None`: the call would be offered to this carrier (attempt number `attempt`).
+    pub skipped: Option<String>,
+    pub attempt: Option<u32>,
+}
+
+pub fn simulate(
+    directory: &Directory,
+    customer: &Customer,
+    number: &str,
+    max_attempts: u32,
+) -> Simulation {
+    let number = number.trim().trim_start_matches('+').to_string();
+    let refused = status(customer).err();
+    let mut steps = Vec::new();
+    let mut attempts = 0;
+    for carrier in directory.routes() {
+        let skipped = match carrier.prefix_verdict(&number) {
+            domain::PrefixVerdict::Denied => Some("destination on its deny list".to_string()),
+            domain::PrefixVerdict::NotAllowed => {
+                Some("destination not on its allow list".to_string())
+            }
+            domain::PrefixVerdict::Allowed if attempts >= max_attempts => {
+                Some(format!("attempt cap ({max_attempts}) reached"))
+            }
+            domain::PrefixVerdict::Allowed => None,
+        };
+        let attempt = skipped.is_none().then(|| {
+            attempts += 1;
+            attempts
+        });
+        steps.push(Step {
+            carrier: carrier.clone(),
+            skipped,
+            attempt,
+        });
+    }
+    Simulation {
+        number,
+        refused,
+        steps,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,6 +44,16 @@ pub(crate) enum Command {
         #[arg(long)]
         reset_latency: bool,
     },
+    /// What the switch would do with a call: the customer's verdict and the carriers it
+    /// would try, in order, with the reason each one is kept or skipped.
+    Route {
+        /// Customer id (`vts customer list`).
+        #[arg(long)]
+        customer: i64,
+        /// Destination number: digits, optionally a leading `+`.
+        #[arg(long, value_parser = parse_number)]
+        number: String,
+    },
     /// Manage customers.
     #[command(subcommand)]
     Customer(CustomerCmd),
@@ -241,4 +251,15 @@ impl std::str::FromStr for IpOrNet {
             .map(|ip| IpOrNet(IpNet::from(ip)))
             .map_err(|_| format!("{s:?} is not an IP address or CIDR network"))
     }
+}
+
+/// A destination number as an operator types it: 1 to 32 digits, optionally a leading `+`.
+fn parse_number(s: &str) -> Result<String, String> {
+    let digits = s.trim().strip_prefix('+').unwrap_or(s.trim());
+    if digits.is_empty() || digits.len() > 32 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{s:?} is not a number (1 to 32 digits, optionally a leading +)"
+        ));
+    }
+    Ok(s.trim().to_string())
 }

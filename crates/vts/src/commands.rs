@@ -255,12 +255,76 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Route { customer, number } => {
+            let directory = store.load_directory().await.map_err(|e| e.to_string())?;
+            let c = directory
+                .customer(CustomerId(customer))
+                .ok_or_else(|| format!("no customer {customer}"))?;
+            let sim = proxy::simulate(&directory, c, &number, settings.proxy.max_attempts);
+            print!("{}", render_route(c, &sim));
+            Ok(())
+        }
         Command::Cdr(CdrCmd::List { limit, format }) => {
             let cdrs = store.list_cdrs(limit).await.map_err(|e| e.to_string())?;
             print!("{}", render_cdrs(&cdrs, format)?);
             Ok(())
         }
     }
+}
+
+fn render_route(customer: &Customer, sim: &proxy::Simulation) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let status = match (customer.active, customer.status) {
+        (false, _) => "disabled".to_string(),
+        (true, s) => format!("{s:?}").to_lowercase(),
+    };
+    let _ = writeln!(
+        out,
+        "customer {} {}: {status}",
+        customer.id.0, customer.name
+    );
+    let _ = writeln!(out, "number   {}", sim.number);
+    if let Some(reject) = sim.refused {
+        let (code, reason) = reject.reply();
+        let _ = writeln!(out, "refused  {code} {reason}");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:<8} {:<24} {:>8} {:<22} VERDICT",
+        "ATTEMPT", "CARRIER", "PRIORITY", "LIMITS (checked live)"
+    );
+    for step in &sim.steps {
+        let c = &step.carrier;
+        let limit = |l: Option<u32>| l.map_or("-".to_string(), |n| n.to_string());
+        let limits = format!(
+            "channels {}, cps {}",
+            limit(c.max_channels),
+            limit(c.max_cps)
+        );
+        let attempt = step.attempt.map_or("-".to_string(), |n| n.to_string());
+        let verdict = match &step.skipped {
+            None => "try".to_string(),
+            Some(why) => format!("skip: {why}"),
+        };
+        let _ = writeln!(
+            out,
+            "{attempt:<8} {:<24} {:>8} {limits:<22} {verdict}",
+            format!("{} (#{})", c.name, c.id.0),
+            c.priority
+        );
+    }
+    if !sim.steps.iter().any(|s| s.attempt.is_some()) {
+        let reject = if sim.steps.is_empty() {
+            proxy::Reject::NoRoutes
+        } else {
+            proxy::Reject::NoRouteForDestination
+        };
+        let (code, reason) = reject.reply();
+        let _ = writeln!(out, "refused  {code} {reason}");
+    }
+    out
 }
 
 fn now_ms() -> i64 {

@@ -837,3 +837,75 @@ fn an_unknown_source_is_blocked_after_more_than_5_refused_invites() {
     assert!((3500..=3600).contains(&secs), "expires in {secs} s");
     serve.stop();
 }
+
+/// `vts route`: no SIP, but the same checks a live call makes (the live side of the
+/// prefix rules is `prefix_rules_send_each_destination_to_the_carrier_that_takes_it`).
+#[test]
+fn route_simulator_lists_the_attempts_and_why_carriers_are_skipped() {
+    let vts = Vts::new();
+    let customer = vts.add_customer("acme", "127.0.0.1").to_string();
+    let a = vts.add_carrier("a", free_port(), 10, "udp").to_string();
+    let b = vts.add_carrier("b", free_port(), 5, "udp").to_string();
+    let c = vts.add_carrier("c", free_port(), 1, "udp").to_string();
+    vts.cli(&["carrier", "deny", &a, "34900"]);
+    vts.cli(&["carrier", "allow", &b, "34"]);
+    vts.cli(&["carrier", "allow", &c, "44"]);
+    let route = |number: &str| vts.cli(&["route", "--customer", &customer, "--number", number]);
+    // The verdict column of carrier `name`'s line, and its attempt number.
+    let verdict = |out: &str, name: &str, id: &str| {
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!(" {name} (#{id})")))
+            .unwrap_or_else(|| panic!("no {name}:\n{out}"))
+            .to_string();
+        let attempt = line.split_whitespace().next().unwrap().to_string();
+        let v = if line.contains("skip: ") {
+            line.split("skip: ").nth(1).unwrap().to_string()
+        } else {
+            "try".to_string()
+        };
+        (attempt, v)
+    };
+    let out = route("+34911234567");
+    assert!(out.contains("number   34911234567"), "{out}");
+    assert_eq!(verdict(&out, "a", &a), ("1".into(), "try".into()));
+    assert_eq!(verdict(&out, "b", &b), ("2".into(), "try".into()));
+    assert_eq!(
+        verdict(&out, "c", &c),
+        ("-".into(), "destination not on its allow list".into())
+    );
+    let out = route("34900123");
+    assert_eq!(
+        verdict(&out, "a", &a),
+        ("-".into(), "destination on its deny list".into())
+    );
+    assert_eq!(verdict(&out, "b", &b), ("1".into(), "try".into()));
+    let out = route("4420");
+    assert_eq!(verdict(&out, "a", &a), ("1".into(), "try".into()));
+    assert_eq!(verdict(&out, "c", &c), ("2".into(), "try".into()));
+    vts.cli(&["carrier", "deny", &a, "1"]);
+    let out = route("1555");
+    assert!(
+        out.contains("refused  404 Not Found - No Route for Destination"),
+        "{out}"
+    );
+    vts.cli(&["customer", "suspend", &customer, "--reason", "unpaid"]);
+    let out = route("4420");
+    assert!(
+        out.contains("refused  403 Forbidden - Account Suspended"),
+        "{out}"
+    );
+    // Bad input: a clear error, not a guess.
+    for (args, error) in [
+        (
+            ["--customer", &customer, "--number", "34a1"],
+            "is not a number",
+        ),
+        (["--customer", "999", "--number", "34"], "no customer 999"),
+    ] {
+        let out = vts.command().arg("route").args(args).output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(error), "{err}");
+    }
+}

@@ -47,7 +47,7 @@ impl Vts {
         }
     }
 
-    fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let mut c = Command::new(VTS);
         c.arg("--data-dir").arg(self.dir.path());
         if let Some(db) = &self.db {
