@@ -143,6 +143,8 @@ mod tests {
 
     fn carrier(id: i64, priority: i32, weight: i32, active: bool) -> Carrier {
         Carrier {
+            first_response_ms: None,
+            ring_timeout_s: None,
             id: CarrierId(id),
             name: format!("k{id}"),
             host: "127.0.0.1".into(),

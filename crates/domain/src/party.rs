@@ -144,6 +144,12 @@ pub struct Carrier {
     pub max_channels: Option<u32>,
     /// New attempts per second to this carrier; `None` is unlimited. Checked per attempt.
     pub max_cps: Option<u32>,
+    /// First-response timeout (failover), ms; `None`: the switch's default.
+    #[serde(default)]
+    pub first_response_ms: Option<u32>,
+    /// Ring timeout (408 to the customer, no failover), seconds; `None`: the switch's default.
+    #[serde(default)]
+    pub ring_timeout_s: Option<u32>,
     /// Destination prefixes this carrier takes (empty: every destination not denied).
     #[serde(default)]
     pub allow: Vec<String>,

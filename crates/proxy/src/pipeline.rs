@@ -318,6 +318,8 @@ mod tests {
             status_reason: None,
         };
         let carrier = Carrier {
+            first_response_ms: None,
+            ring_timeout_s: None,
             id: CarrierId(9),
             name: "up".into(),
             host: "198.51.100.1".into(),

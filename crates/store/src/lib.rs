@@ -89,6 +89,10 @@ pub struct NewCarrier {
     pub max_channels: Option<u32>,
     /// New attempts per second to this carrier; `None` is unlimited.
     pub max_cps: Option<u32>,
+    /// First-response timeout, ms (100 to 60000); `None`: the switch's default.
+    pub first_response_ms: Option<u32>,
+    /// Ring timeout, seconds (1 to 3600); `None`: the switch's default.
+    pub ring_timeout_s: Option<u32>,
 }
 
 /// Longest customer or carrier name accepted.
@@ -495,6 +499,19 @@ impl Store {
             }
         }
 
+        if new
+            .first_response_ms
+            .is_some_and(|ms| !(100..=60_000).contains(&ms))
+        {
+            return Err(StoreError::Invalid(
+                "a carrier's first-response timeout is 100 to 60000 ms".into(),
+            ));
+        }
+        if new.ring_timeout_s.is_some_and(|s| !(1..=3600).contains(&s)) {
+            return Err(StoreError::Invalid(
+                "a carrier's ring timeout is 1 to 3600 s".into(),
+            ));
+        }
         let mut tx = self.pool.begin().await?;
         let taken = sqlx::query("SELECT id FROM carriers WHERE name = $1")
             .bind(name)
@@ -508,7 +525,8 @@ impl Store {
         let now = now_ms();
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO carriers (name, host, port, transport, priority, weight, active, created_ms, updated_ms, \
-             max_channels, max_cps) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10) RETURNING id",
+             max_channels, max_cps, first_response_ms, ring_timeout_s) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $12) RETURNING id",
         )
         .bind(name)
         .bind(host)
@@ -520,6 +538,8 @@ impl Store {
         .bind(now)
         .bind(new.max_channels.map(i64::from))
         .bind(new.max_cps.map(i64::from))
+        .bind(new.first_response_ms.map(i64::from))
+        .bind(new.ring_timeout_s.map(i64::from))
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| StoreError::unique_or(e, || format!("a carrier named {name:?} already exists")))?;
@@ -837,10 +857,12 @@ async fn carriers_on(conn: &mut AnyConnection) -> Result<Vec<Carrier>, StoreErro
 }
 
 async fn carrier_rows_on(conn: &mut AnyConnection) -> Result<Vec<Carrier>, StoreError> {
-    let rows =
-        sqlx::query("SELECT id, name, host, port, transport, priority, weight, active, max_channels, max_cps FROM carriers ORDER BY id")
-            .fetch_all(conn)
-            .await?;
+    let rows = sqlx::query(
+        "SELECT id, name, host, port, transport, priority, weight, active, max_channels, max_cps, \
+             first_response_ms, ring_timeout_s FROM carriers ORDER BY id",
+    )
+    .fetch_all(conn)
+    .await?;
     rows.iter()
         .map(|row| {
             let id: i64 = row.try_get("id")?;
@@ -857,6 +879,8 @@ async fn carrier_rows_on(conn: &mut AnyConnection) -> Result<Vec<Carrier>, Store
                 active: flag(row, "active")?,
                 max_channels: limit(row, "max_channels")?,
                 max_cps: limit(row, "max_cps")?,
+                first_response_ms: limit(row, "first_response_ms")?,
+                ring_timeout_s: limit(row, "ring_timeout_s")?,
                 allow: Vec::new(),
                 deny: Vec::new(),
             })

@@ -103,6 +103,8 @@ fn carrier(name: &str, port: u16, transport: Transport, priority: i32, weight: i
         weight,
         max_channels: (priority == 20).then_some(30),
         max_cps: None,
+        first_response_ms: (priority == 20).then_some(2_500),
+        ring_timeout_s: (priority == 20).then_some(60),
     }
 }
 
@@ -332,6 +334,8 @@ async fn story(url: &str, backend: Backend) {
             priority: 20,
             weight: 5,
             active: true,
+            first_response_ms: Some(2_500),
+            ring_timeout_s: Some(60),
             max_channels: Some(30),
             max_cps: None,
             allow: Vec::new(),

@@ -191,6 +191,12 @@ pub(crate) enum CarrierCmd {
         /// New attempts per second to this carrier (default: unlimited).
         #[arg(long)]
         max_cps: Option<u32>,
+        /// No response this long after the INVITE: fail over, ms (default: sip's setting).
+        #[arg(long, value_name = "MS")]
+        first_response_ms: Option<u32>,
+        /// Ringing this long ends the call with 408, seconds (default: sip's setting).
+        #[arg(long, value_name = "SECONDS")]
+        ring_timeout: Option<u32>,
     },
     /// List carriers.
     List,

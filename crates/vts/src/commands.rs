@@ -82,6 +82,8 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             weight,
             max_channels,
             max_cps,
+            first_response_ms,
+            ring_timeout,
         }) => {
             if host
                 .trim_start_matches('[')
@@ -106,6 +108,8 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
                     weight,
                     max_channels,
                     max_cps,
+                    first_response_ms,
+                    ring_timeout_s: ring_timeout,
                 })
                 .await
                 .map_err(|e| e.to_string())?;

@@ -188,3 +188,80 @@ fn ringing_past_the_ring_timeout_ends_the_call_with_408_and_cancels_the_carrier(
     let rang = cdr["end_ms"].as_i64().unwrap() - cdr["progress_ms"].as_i64().unwrap();
     assert!((900..2500).contains(&rang), "ended {rang} ms after the 180");
 }
+
+/// A carrier's own timers override the switch's (`sip.*`, defaults 5 s and 120 s).
+#[test]
+fn a_carriers_own_ring_timeout_ends_the_call_with_408() {
+    let vts = Vts::new();
+    vts.add_customer("acme", "127.0.0.1");
+    let carrier_port = free_port();
+    vts.cli(&[
+        "carrier",
+        "add",
+        "--name",
+        "short-ring",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &carrier_port.to_string(),
+        "--ring-timeout",
+        "1",
+    ]);
+    let port = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
+    let uas = Sipp::uas("uas_cancel.xml", carrier_port, "u1", 1);
+    let (ok, err) = uac("uac_expect_408.xml", at(port), "u1", 1, 1, free_port());
+    assert!(ok, "{err}\n{}", serve.log_text());
+    assert!(uas.wait(WAIT).0, "the carrier got no CANCEL");
+    serve.stop();
+    let cdr = &vts.cdrs()[0];
+    assert_eq!(cdr["final_reason"], "Request Timeout - Ring Timeout");
+    let rang = int(cdr, "end_ms") - int(cdr, "progress_ms");
+    assert!((900..2500).contains(&rang), "ended {rang} ms after the 180");
+}
+
+#[test]
+fn a_carriers_own_first_response_timeout_fails_over_early() {
+    let vts = Vts::new();
+    vts.add_customer("acme", "127.0.0.1");
+    let (silent_port, backup_port) = (free_port(), free_port());
+    vts.cli(&[
+        "carrier",
+        "add",
+        "--name",
+        "black-hole",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &silent_port.to_string(),
+        "--priority",
+        "10",
+        "--first-response-ms",
+        "400",
+    ]);
+    vts.add_carrier("backup", backup_port, 1, "udp");
+    let port = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
+    let silent = Sipp::uas("uas_silent.xml", silent_port, "u1", 1);
+    let uas = Sipp::uas("uas_answer.xml", backup_port, "u1", 1);
+    let (ok, err) = uac("uac_call.xml", at(port), "u1", 1, 1, free_port());
+    assert!(ok, "{err}\n{}", serve.log_text());
+    assert!(uas.wait(WAIT).0);
+    drop(silent);
+    serve.stop();
+    let cdr = &vts.cdrs()[0];
+    assert_eq!(cdr["attempts"], 2);
+    assert_eq!(cdr["final_code"], 200);
+    // 400 ms of silence, then the backup answers at once; the default would be 5 s.
+    let waited = int(cdr, "answer_ms") - int(cdr, "invite_ms");
+    assert!(
+        (350..2500).contains(&waited),
+        "answered {waited} ms after the INVITE"
+    );
+}
+
+fn int(cdr: &serde_json::Value, field: &str) -> i64 {
+    cdr[field]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{field} missing: {cdr:#}"))
+}

@@ -38,6 +38,8 @@ pub(super) struct Attempt {
     progressed: bool,
     /// A final response arrived.
     pub(super) finished: bool,
+    /// This carrier's ring timeout (or the switch's).
+    ring_timeout: Duration,
     /// CANCEL wanted (the call was cancelled or the attempt abandoned) and whether it went.
     cancel: Cancel,
 }
@@ -408,6 +410,9 @@ impl Engine {
                 progressed: false,
                 finished: false,
                 cancel: Cancel::No,
+                ring_timeout: carrier
+                    .ring_timeout_s
+                    .map_or(self.cfg.ring_timeout, |s| Duration::from_secs(s.into())),
             }));
             self.track(client, ClientRole::Attempt { call: cref, number });
             if previous_carrier.is_none()
@@ -425,8 +430,13 @@ impl Engine {
                 callee_out,
                 at_ms: self.clock.epoch_ms(now),
             });
+            let first_response = carrier
+                .first_response_ms
+                .map_or(self.cfg.first_response_timeout, |ms| {
+                    Duration::from_millis(ms.into())
+                });
             self.schedule(
-                now + self.cfg.first_response_timeout,
+                now + first_response,
                 CallTimer::FirstResponse { call: cref, number },
             );
             return;
@@ -517,7 +527,7 @@ impl Engine {
         attempt.responded = true;
         if first_response && current && setup && status < 200 {
             // Disjoint fields: the call stays borrowed while the timer is queued.
-            let at = now + self.cfg.ring_timeout;
+            let at = now + attempt.ring_timeout;
             self.timers
                 .push(Reverse((at, CallTimer::Ringing { call: cref, number })));
         }
