@@ -19,6 +19,6 @@ pub mod transport;
 pub use config::ProxyConfig;
 pub use directory::DirectorySource;
 pub use engine::Switch;
-pub use pipeline::{Reject, Simulation, Step, simulate};
+pub use pipeline::{Reject, Simulation, Step, first_share, simulate};
 pub use status::{Status, StatusHandle};
 pub use transport::{Listener, ListenerSpec};

@@ -196,13 +196,55 @@ pub(crate) fn channels(customer: &Customer, in_progress: u32) -> Result<(), Reje
     }
 }
 
-/// Stage "routing": the carriers to try, in order.
-pub(crate) fn route(directory: &Directory) -> Result<Vec<Carrier>, Reject> {
-    let routes = directory.routes().to_vec();
+/// Stage "routing": the carriers to try, in order: higher priority first; within one
+/// priority a weighted random order, so that carriers of equal priority share the calls by
+/// weight (weights below 1 count as 1).
+pub(crate) fn route(
+    directory: &Directory,
+    rng: &mut fastrand::Rng,
+) -> Result<Vec<Carrier>, Reject> {
+    let mut routes = directory.routes().to_vec();
     if routes.is_empty() {
         return Err(Reject::NoRoutes);
     }
+    share_by_weight(&mut routes, rng);
     Ok(routes)
+}
+
+/// Reorders each run of equal priority (the directory keeps carriers sorted by priority) by
+/// weighted random sampling without replacement (Efraimidis and Spirakis: key u^(1/w), the
+/// highest key first): a carrier is first with probability weight / total weight.
+fn share_by_weight(routes: &mut [Carrier], rng: &mut fastrand::Rng) {
+    for group in routes.chunk_by_mut(|a, b| a.priority == b.priority) {
+        if group.len() < 2 {
+            continue;
+        }
+        let mut keyed: Vec<(f64, Carrier)> = group
+            .iter()
+            .map(|c| {
+                let u = 1.0 - rng.f64(); // (0, 1]
+                (u.powf(1.0 / f64::from(c.weight.max(1))), c.clone())
+            })
+            .collect();
+        keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (slot, (_, carrier)) in group.iter_mut().zip(keyed) {
+            *slot = carrier;
+        }
+    }
+}
+
+/// The share of first attempts `carrier` gets among the carriers of its priority in
+/// `routes` (`None` when it is alone at its priority).
+pub fn first_share(routes: &[Carrier], carrier: &Carrier) -> Option<f64> {
+    let peers: Vec<&Carrier> = routes
+        .iter()
+        .filter(|c| c.priority == carrier.priority)
+        .collect();
+    if peers.len() < 2 {
+        return None;
+    }
+    let total: i64 = peers.iter().map(|c| i64::from(c.weight.max(1))).sum();
+    Some(f64::from(carrier.weight.max(1)) / total as f64)
 }
 
 /// What the switch would do with a call of `customer` to `number` (`vts route`): the same
@@ -306,6 +348,39 @@ mod tests {
     }
 
     #[test]
+    fn equal_priorities_share_first_attempts_by_weight() {
+        let mk = |id: i64, priority: i32, weight: i32| Carrier {
+            id: CarrierId(id),
+            name: format!("c{id}"),
+            host: "127.0.0.1".into(),
+            port: 5060,
+            transport: Transport::Udp,
+            priority,
+            weight,
+            active: true,
+            max_channels: None,
+            max_cps: None,
+            first_response_ms: None,
+            ring_timeout_s: None,
+            allow: Vec::new(),
+            deny: Vec::new(),
+        };
+        let mut rng = fastrand::Rng::with_seed(7);
+        let base = vec![mk(1, 10, 3), mk(2, 10, 1), mk(3, 5, 0)];
+        let mut first = [0u32; 2];
+        for _ in 0..10_000 {
+            let mut routes = base.clone();
+            share_by_weight(&mut routes, &mut rng);
+            first[(routes[0].id.0 - 1) as usize] += 1;
+            assert_eq!(routes[2].id.0, 3, "a lower priority never moves up");
+        }
+        // 3:1 → 75 % first; 10,000 draws: sd 0.43 %.
+        assert!((7_300..=7_700).contains(&first[0]), "{first:?}");
+        assert_eq!(first_share(&base, &base[0]), Some(0.75));
+        assert_eq!(first_share(&base, &base[2]), None);
+    }
+
+    #[test]
     fn identify_then_route() {
         let customer = Customer {
             id: CustomerId(1),
@@ -338,13 +413,16 @@ mod tests {
             identify(&none, "192.0.2.9".parse().unwrap()).unwrap().id,
             CustomerId(1)
         );
-        assert_eq!(route(&none).unwrap_err(), Reject::NoRoutes);
+        assert_eq!(
+            route(&none, &mut fastrand::Rng::new()).unwrap_err(),
+            Reject::NoRoutes
+        );
         assert_eq!(
             identify(&none, "203.0.113.1".parse().unwrap()).unwrap_err(),
             Reject::IpNotAuthorized
         );
         let d = Directory::new(2, vec![customer], vec![carrier]);
-        assert_eq!(route(&d).unwrap().len(), 1);
+        assert_eq!(route(&d, &mut fastrand::Rng::new()).unwrap().len(), 1);
         assert_eq!(
             Reject::IpNotAuthorized.reply(),
             (403, "Forbidden - IP Not Authorized")

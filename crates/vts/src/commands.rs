@@ -299,6 +299,7 @@ fn render_route(customer: &Customer, sim: &proxy::Simulation) -> String {
         "{:<8} {:<24} {:>8} {:<22} VERDICT",
         "ATTEMPT", "CARRIER", "PRIORITY", "LIMITS (checked live)"
     );
+    let routes: Vec<domain::Carrier> = sim.steps.iter().map(|s| s.carrier.clone()).collect();
     for step in &sim.steps {
         let c = &step.carrier;
         let limit = |l: Option<u32>| l.map_or("-".to_string(), |n| n.to_string());
@@ -309,7 +310,15 @@ fn render_route(customer: &Customer, sim: &proxy::Simulation) -> String {
         );
         let attempt = step.attempt.map_or("-".to_string(), |n| n.to_string());
         let verdict = match &step.skipped {
-            None => "try".to_string(),
+            None => match proxy::first_share(&routes, c) {
+                // The order among equal priorities is drawn per call, by weight.
+                Some(share) => format!(
+                    "try (first at priority {} in {:.0}% of calls)",
+                    c.priority,
+                    share * 100.0
+                ),
+                None => "try".to_string(),
+            },
             Some(why) => format!("skip: {why}"),
         };
         let _ = writeln!(

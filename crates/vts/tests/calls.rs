@@ -909,3 +909,48 @@ fn route_simulator_lists_the_attempts_and_why_carriers_are_skipped() {
         assert!(err.contains(error), "{err}");
     }
 }
+
+#[test]
+fn carriers_of_equal_priority_share_calls_by_weight() {
+    let vts = Vts::new();
+    vts.add_customer("acme", "127.0.0.1");
+    let add = |name: &str, port: u16, weight: &str| -> i64 {
+        vts.cli(&[
+            "carrier",
+            "add",
+            "--name",
+            name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--priority",
+            "10",
+            "--weight",
+            weight,
+        ])
+        .trim()
+        .parse()
+        .unwrap()
+    };
+    let (pa, pb) = (free_port(), free_port());
+    let a = add("three", pa, "3");
+    add("one", pb, "1");
+    let port = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
+    let uas_a = Sipp::uas("uas_answer.xml", pa, "u1", 100);
+    let uas_b = Sipp::uas("uas_answer.xml", pb, "u1", 100);
+    let (ok, err) = uac("uac_cps.xml", at(port), "u1", 100, 50, free_port());
+    assert!(ok, "{err}");
+    drop((uas_a, uas_b));
+    serve.stop();
+    let cdrs = vts.cdrs();
+    assert_eq!(cdrs.len(), 100);
+    assert!(
+        cdrs.iter()
+            .all(|c| c["final_code"] == 200 && c["attempts"] == 1)
+    );
+    let to_a = cdrs.iter().filter(|c| c["carrier_id"] == a).count();
+    // 3:1 → 75 of 100 expected (sd 4.3); a fixed order would give 100 or 0.
+    assert!((60..=90).contains(&to_a), "{to_a} of 100 calls to weight 3");
+}

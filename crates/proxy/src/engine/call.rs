@@ -266,7 +266,7 @@ impl Engine {
             .and_then(|()| pipeline::global(&mut *self.limiter, &directory.settings, total, now))
             .and_then(|()| pipeline::customer_cps(&mut *self.limiter, &customer, now))
             .and_then(|()| pipeline::channels(&customer, in_progress))
-            .and_then(|()| pipeline::route(&directory));
+            .and_then(|()| pipeline::route(&directory, &mut self.rng));
         self.calls.insert(
             cref,
             Call {

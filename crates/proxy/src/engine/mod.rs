@@ -97,6 +97,8 @@ pub(crate) struct Engine {
     auto_blocks: HashMap<IpAddr, i64>,
     /// Refused INVITEs of unknown source addresses ("auth failures").
     auth_failures: crate::pipeline::FailureCounter,
+    /// Weighted shares among carriers of equal priority.
+    rng: fastrand::Rng,
     status: watch::Sender<Status>,
     /// Our addresses as written in Via and Record-Route, per transport.
     advertised: HashMap<Transport, String>,
@@ -293,6 +295,7 @@ impl Engine {
             security,
             auto_blocks: HashMap::new(),
             auth_failures: crate::pipeline::FailureCounter::default(),
+            rng: fastrand::Rng::new(),
             status,
             advertised,
             local: bound.to_vec(),
