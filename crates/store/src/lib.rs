@@ -295,6 +295,47 @@ impl Store {
         Ok(())
     }
 
+    /// Changes a customer's limits: `Some(None)` makes one unlimited, `None` leaves it as it
+    /// is. A limit of 0 is refused (it would refuse every call: suspend the customer instead).
+    pub async fn set_customer_limits(
+        &self,
+        id: CustomerId,
+        max_channels: Option<Option<u32>>,
+        max_cps: Option<Option<u32>>,
+    ) -> Result<(), StoreError> {
+        for (what, limit) in [("max_channels", max_channels), ("max_cps", max_cps)] {
+            if limit == Some(Some(0)) {
+                return Err(StoreError::Invalid(format!(
+                    "customer {what} 0 would refuse every call: suspend the customer instead"
+                )));
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT id FROM customers WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::Invalid(format!("no customer with id {id}")));
+        }
+        const SET: [&str; 2] = [
+            "UPDATE customers SET max_channels = $1, updated_ms = $2 WHERE id = $3",
+            "UPDATE customers SET max_cps = $1, updated_ms = $2 WHERE id = $3",
+        ];
+        for (sql, limit) in SET.into_iter().zip([max_channels, max_cps]) {
+            if let Some(limit) = limit {
+                sqlx::query(sql)
+                    .bind(limit.map(i64::from))
+                    .bind(now_ms())
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Sets a global setting (a known key, a checked value). The running switch sees it at
     /// its next configuration reload.
     pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {

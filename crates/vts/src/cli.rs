@@ -164,6 +164,28 @@ pub(crate) enum CustomerCmd {
     },
     /// Let a suspended or blocked customer call again.
     Activate { id: i64 },
+    /// Change a customer's limits (a number, or `unlimited`); the others stay as they are.
+    Limits {
+        id: i64,
+        #[arg(long, value_parser = parse_limit, value_name = "N|unlimited")]
+        max_channels: Option<Limit>,
+        #[arg(long, value_parser = parse_limit, value_name = "N|unlimited")]
+        max_cps: Option<Limit>,
+    },
+}
+
+/// A limit as typed: a whole number from 1, or `unlimited` (`None`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limit(pub(crate) Option<u32>);
+
+fn parse_limit(s: &str) -> Result<Limit, String> {
+    match s.trim() {
+        "unlimited" => Ok(Limit(None)),
+        n => match n.parse::<u32>() {
+            Ok(0) | Err(_) => Err(format!("{s:?}: a whole number from 1, or `unlimited`")),
+            Ok(n) => Ok(Limit(Some(n))),
+        },
+    }
 }
 
 #[derive(Debug, Subcommand)]

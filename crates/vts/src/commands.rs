@@ -73,6 +73,25 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             print!("{}", customer_table(&customers));
             Ok(())
         }
+        Command::Customer(CustomerCmd::Limits {
+            id,
+            max_channels,
+            max_cps,
+        }) => {
+            if max_channels.is_none() && max_cps.is_none() {
+                return Err("nothing to change: give --max-channels and/or --max-cps".into());
+            }
+            store
+                .set_customer_limits(
+                    CustomerId(id),
+                    max_channels.map(|l| l.0),
+                    max_cps.map(|l| l.0),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("customer {id}: limits changed");
+            Ok(())
+        }
         Command::Carrier(CarrierCmd::Add {
             name,
             host,

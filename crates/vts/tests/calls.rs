@@ -954,3 +954,44 @@ fn carriers_of_equal_priority_share_calls_by_weight() {
     // 3:1 → 75 of 100 expected (sd 4.3); a fixed order would give 100 or 0.
     assert!((60..=90).contains(&to_a), "{to_a} of 100 calls to weight 3");
 }
+
+#[test]
+fn customer_limits_change_on_a_running_switch() {
+    let c = Call::setup(&[("up", 1)], "udp");
+    let id = c.customer.to_string();
+    let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
+    c.vts.change(&["customer", "limits", &id, "--max-cps", "1"]);
+    let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "u1", 10);
+    // 5 calls in a quarter of a second at 1 CPS: one answered.
+    let (ok, err) = uac("uac_cps.xml", at(c.switch_port), "u1", 5, 20, free_port());
+    assert!(ok, "{err}");
+    c.vts
+        .change(&["customer", "limits", &id, "--max-cps", "unlimited"]);
+    let (ok, err) = uac("uac_cps.xml", at(c.switch_port), "u1", 5, 20, free_port());
+    assert!(ok, "{err}");
+    drop(uas);
+    serve.stop();
+    let cdrs = c.vts.cdrs();
+    assert_eq!(cdrs.len(), 10);
+    let refused = cdrs
+        .iter()
+        .filter(|c| c["final_reason"] == "Service Unavailable - CPS Limit Exceeded")
+        .count();
+    assert!((3..=4).contains(&refused), "{refused} refused");
+    for (args, error) in [
+        (
+            vec!["customer", "limits", &id, "--max-cps", "0"],
+            "a whole number from 1",
+        ),
+        (vec!["customer", "limits", &id], "nothing to change"),
+        (
+            vec!["customer", "limits", "999", "--max-channels", "5"],
+            "no customer with id 999",
+        ),
+    ] {
+        let out = c.vts.command().args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(error), "{args:?}: {err}");
+    }
+}
