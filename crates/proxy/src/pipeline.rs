@@ -138,6 +138,62 @@ impl FailureCounter {
     }
 }
 
+/// Automatic blocks (flood, auth failures) the engine holds itself until the store's entry
+/// reaches the directory: from the first refused INVITE on, with no gap for the database
+/// round trip. Once the directory has the entry (or after a grace of a few seconds, should a
+/// reload be missed or the database write fail) the store alone decides, so `vts block
+/// remove` lifts the block everywhere.
+#[derive(Debug, Default)]
+pub(crate) struct PendingBlocks {
+    /// End (epoch ms) and kind of each pending block.
+    until: HashMap<IpAddr, (i64, &'static str)>,
+    /// The directory version last swept against.
+    swept: i64,
+}
+
+impl PendingBlocks {
+    /// Longest a block is held here without the store's copy.
+    const GRACE_MS: i64 = 5_000;
+
+    /// Holds a block of `ip` (`kind`: `flood` or `auth_fail`); `false` when one was held.
+    pub(crate) fn add(&mut self, ip: IpAddr, kind: &'static str, now_ms: i64) -> bool {
+        self.until.retain(|_, (end, _)| *end > now_ms);
+        self.until
+            .insert(ip, (now_ms + Self::GRACE_MS, kind))
+            .is_none()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.until.is_empty()
+    }
+
+    /// Drops the blocks that ended and, on a new directory version, those it holds.
+    pub(crate) fn sweep(&mut self, directory: &Directory, now_ms: i64) {
+        if self.until.is_empty() {
+            return;
+        }
+        let new_version = directory.version != self.swept;
+        self.swept = directory.version;
+        self.until.retain(|ip, (end, _)| {
+            *end > now_ms && !(new_version && directory.blocklist.blocking(*ip, now_ms).is_some())
+        });
+    }
+
+    /// The kind of pending block on `ip`, if any (after a [`sweep`](Self::sweep)).
+    pub(crate) fn blocking(
+        &mut self,
+        directory: &Directory,
+        ip: IpAddr,
+        now_ms: i64,
+    ) -> Option<&'static str> {
+        self.sweep(directory, now_ms);
+        self.until
+            .get(&ip)
+            .filter(|(end, _)| *end > now_ms)
+            .map(|(_, kind)| *kind)
+    }
+}
+
 /// Stage "identify": the customer a source address belongs to.
 pub(crate) fn identify(directory: &Directory, source: IpAddr) -> Result<&Customer, Reject> {
     directory.identify(source).ok_or(Reject::IpNotAuthorized)
@@ -219,16 +275,18 @@ fn share_by_weight(routes: &mut [Carrier], rng: &mut fastrand::Rng) {
         if group.len() < 2 {
             continue;
         }
-        let mut keyed: Vec<(f64, Carrier)> = group
+        let mut keys: Vec<f64> = group
             .iter()
-            .map(|c| {
-                let u = 1.0 - rng.f64(); // (0, 1]
-                (u.powf(1.0 / f64::from(c.weight.max(1))), c.clone())
-            })
+            .map(|c| (1.0 - rng.f64()).powf(1.0 / f64::from(c.weight.max(1)))) // u in (0, 1]
             .collect();
-        keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
-        for (slot, (_, carrier)) in group.iter_mut().zip(keyed) {
-            *slot = carrier;
+        // Selection sort by key, highest first, swapping carriers in place (groups are a
+        // handful of carriers; no carrier is cloned).
+        for i in 0..group.len() {
+            let best = (i..group.len())
+                .max_by(|&a, &b| keys[a].total_cmp(&keys[b]))
+                .unwrap_or(i);
+            keys.swap(i, best);
+            group.swap(i, best);
         }
     }
 }
@@ -378,6 +436,34 @@ mod tests {
         assert!((7_300..=7_700).contains(&first[0]), "{first:?}");
         assert_eq!(first_share(&base, &base[0]), Some(0.75));
         assert_eq!(first_share(&base, &base[2]), None);
+    }
+
+    #[test]
+    fn pending_blocks_hold_until_the_directory_has_them_or_the_grace_ends() {
+        let ip: IpAddr = "198.51.100.7".parse().unwrap();
+        let empty = Directory::new(1, vec![], vec![]);
+        let mut p = PendingBlocks::default();
+        assert!(p.add(ip, "flood", 1_000));
+        assert!(!p.add(ip, "flood", 1_100), "already held");
+        assert_eq!(p.blocking(&empty, ip, 2_000), Some("flood"));
+        // The store's entry arrives in version 2: dropped, the store decides from now on
+        // (a later removal in version 3 lifts it at once).
+        let with_entry =
+            Directory::new(2, vec![], vec![]).with_blocklist(domain::BlockList::new(vec![
+                domain::Block {
+                    network: "198.51.100.7/32".parse().unwrap(),
+                    reason: "flood".into(),
+                    source: "flood".into(),
+                    expires_ms: None,
+                },
+            ]));
+        assert_eq!(p.blocking(&with_entry, ip, 2_100), None);
+        let removed = Directory::new(3, vec![], vec![]);
+        assert_eq!(p.blocking(&removed, ip, 2_200), None);
+        // A version without the entry keeps it, until the grace ends.
+        assert!(p.add(ip, "auth_fail", 10_000));
+        assert_eq!(p.blocking(&removed, ip, 14_999), Some("auth_fail"));
+        assert_eq!(p.blocking(&removed, ip, 15_000), None);
     }
 
     #[test]

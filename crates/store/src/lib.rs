@@ -773,15 +773,8 @@ async fn blocks_on(conn: &mut AnyConnection) -> Result<Vec<Block>, StoreError> {
             .await?;
     rows.iter()
         .map(|row| {
-            let text: String = row.try_get("network")?;
-            let network = parse_network(&text).ok_or_else(|| {
-                let id = row.try_get::<i64, _>("id").unwrap_or_default();
-                StoreError::Corrupt(format!(
-                    "blocklist row {id}: {text:?} is not an address or network"
-                ))
-            })?;
             Ok(Block {
-                network,
+                network: network_column(row, "blocklist")?,
                 reason: row.try_get("reason")?,
                 source: row.try_get("source")?,
                 expires_ms: row.try_get("expires_ms")?,
@@ -790,21 +783,23 @@ async fn blocks_on(conn: &mut AnyConnection) -> Result<Vec<Block>, StoreError> {
         .collect()
 }
 
+/// The `network` column of a `table` row (with an `id`), parsed.
+fn network_column(row: &AnyRow, table: &str) -> Result<IpNet, StoreError> {
+    let text: String = row.try_get("network")?;
+    parse_network(&text).ok_or_else(|| {
+        let id = row.try_get::<i64, _>("id").unwrap_or_default();
+        StoreError::Corrupt(format!(
+            "{table} row {id}: {text:?} is not an address or network"
+        ))
+    })
+}
+
 async fn whitelist_on(conn: &mut AnyConnection) -> Result<Vec<(IpNet, String)>, StoreError> {
     let rows = sqlx::query("SELECT id, network, reason FROM whitelist ORDER BY id")
         .fetch_all(&mut *conn)
         .await?;
     rows.iter()
-        .map(|row| {
-            let text: String = row.try_get("network")?;
-            let network = parse_network(&text).ok_or_else(|| {
-                let id = row.try_get::<i64, _>("id").unwrap_or_default();
-                StoreError::Corrupt(format!(
-                    "whitelist row {id}: {text:?} is not an address or network"
-                ))
-            })?;
-            Ok((network, row.try_get("reason")?))
-        })
+        .map(|row| Ok((network_column(row, "whitelist")?, row.try_get("reason")?)))
         .collect()
 }
 

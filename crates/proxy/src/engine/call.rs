@@ -158,8 +158,8 @@ impl Engine {
         }
         let now_ms = self.clock.epoch_ms(now);
         let until = now_ms + i64::from(settings.block_s) * 1000;
-        self.auto_blocks.retain(|_, end| *end > now_ms);
-        self.auto_blocks.insert(ip, until);
+        self.pending_blocks.add(ip, "auth_fail", now_ms);
+        self.pending_check = Some(now + super::PENDING_BLOCK_CHECK);
         warn!(
             target: "vts::security",
             "AUTH blocked source={ip} failures={} window_seconds={} blocked_seconds={}",
@@ -195,8 +195,8 @@ impl Engine {
             self.reply(now, server, &invite, status, reason, &[]);
             let now_ms = self.clock.epoch_ms(now);
             let until = now_ms + i64::from(settings.block_s) * 1000;
-            self.auto_blocks.retain(|_, end| *end > now_ms);
-            if self.auto_blocks.insert(peer.addr.ip(), until).is_none() {
+            if self.pending_blocks.add(peer.addr.ip(), "flood", now_ms) {
+                self.pending_check = Some(now + super::PENDING_BLOCK_CHECK);
                 let threshold = settings.flood_threshold.unwrap_or_default();
                 warn!(
                     target: "vts::security",

@@ -84,6 +84,9 @@ impl Clock {
     }
 }
 
+/// How often pending automatic blocks are checked against the directory.
+const PENDING_BLOCK_CHECK: Duration = Duration::from_millis(200);
+
 pub(crate) struct Engine {
     cfg: ProxyConfig,
     txns: Transactions<Peer>,
@@ -91,10 +94,11 @@ pub(crate) struct Engine {
     events: mpsc::UnboundedSender<CallEvent>,
     /// Blocks the switch decided on its own, for the store to record.
     security: mpsc::UnboundedSender<SecurityEvent>,
-    /// Flood blocks (epoch ms they end) not yet seen in the directory's block list: they
-    /// hold from the first flooding INVITE until the store's entry arrives; from then on the
-    /// store's entry decides (so `vts block remove` lifts them).
-    auto_blocks: HashMap<IpAddr, i64>,
+    /// Automatic blocks not yet in the directory's block list (see `PendingBlocks`).
+    pending_blocks: crate::pipeline::PendingBlocks,
+    /// While blocks are pending: when to check the directory for them again (so that they
+    /// go as soon as the store's entries arrive, even with no traffic).
+    pending_check: Option<Instant>,
     /// Refused INVITEs of unknown source addresses ("auth failures").
     auth_failures: crate::pipeline::FailureCounter,
     /// Weighted shares among carriers of equal priority.
@@ -293,7 +297,8 @@ impl Engine {
             directory,
             events,
             security,
-            auto_blocks: HashMap::new(),
+            pending_blocks: crate::pipeline::PendingBlocks::default(),
+            pending_check: None,
             auth_failures: crate::pipeline::FailureCounter::default(),
             rng: fastrand::Rng::new(),
             status,
@@ -346,6 +351,10 @@ impl Engine {
 
     fn poll_timeout(&mut self) -> Option<Instant> {
         let own = self.timers.peek().map(|Reverse((t, _))| *t);
+        let own = match (own, self.pending_check) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match (own, self.txns.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -353,6 +362,13 @@ impl Engine {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        if self.pending_check.is_some_and(|t| t <= now) {
+            let directory = self.directory.load();
+            self.pending_blocks
+                .sweep(&directory, self.clock.epoch_ms(now));
+            self.pending_check =
+                (!self.pending_blocks.is_empty()).then(|| now + PENDING_BLOCK_CHECK);
+        }
         self.txns.handle_timeout(now);
         self.process_events(now);
         while let Some(Reverse((at, _))) = self.timers.peek() {
@@ -464,16 +480,12 @@ impl Engine {
         // Stage "block list", for every request: a stateless 403 (an ACK is dropped).
         let directory = self.directory.load();
         let now_ms = self.clock.epoch_ms(now);
-        let store_block = directory.blocklist.blocking(peer.addr.ip(), now_ms);
-        if store_block.is_some() && !self.auto_blocks.is_empty() {
-            self.auto_blocks.remove(&peer.addr.ip());
-        }
-        let block = store_block.map(|b| b.reason.as_str()).or_else(|| {
-            self.auto_blocks
-                .get(&peer.addr.ip())
-                .filter(|&&until| until > now_ms)
-                .map(|_| "flood")
-        });
+        let block = match directory.blocklist.blocking(peer.addr.ip(), now_ms) {
+            Some(b) => Some(b.reason.as_str()),
+            None => self
+                .pending_blocks
+                .blocking(&directory, peer.addr.ip(), now_ms),
+        };
         // Requests of a dialog the switch already carries pass: a BYE from a source blocked
         // mid-call must still end the call at the carrier (a block stops new traffic; it
         // never keeps a billed call up).
