@@ -261,7 +261,7 @@ class Kamailio(Proxy):
 def sipp_uas(port, nice, workdir):
     return subprocess.Popen(
         ["nice", "-n", str(nice), "sipp", "-sf", str(BENCH / "sipp" / "uas.xml"), "-i", "127.0.0.1", "-p", str(port),
-         "-t", "u1", "-nostdin", "-buff_size", "8388608", "-max_recv_loops", "10000", "-max_sched_loops", "10000"],
+         "-t", "u1", "-aa", "-nostdin", "-buff_size", "8388608", "-max_recv_loops", "10000", "-max_sched_loops", "10000"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir, start_new_session=True)
 
 

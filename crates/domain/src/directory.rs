@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::blocklist::BlockList;
-use crate::party::{Carrier, Customer, CustomerId};
+use crate::dialplan::{DialPlan, DialPlanId};
+use crate::party::{Carrier, CarrierId, Customer, CustomerId};
+use crate::rates::RateTable;
 use crate::settings::Settings;
 
 /// Customers by source address and carriers in routing order.
@@ -28,6 +30,13 @@ pub struct Directory {
     pub blocklist: BlockList,
     /// Addresses never blocked automatically.
     whitelist: Vec<IpNet>,
+    dial_plans: HashMap<DialPlanId, DialPlan>,
+    /// What each carrier costs, by destination (LCR).
+    carrier_rates: HashMap<CarrierId, RateTable>,
+    /// What each customer pays, by destination (LCR's ceiling).
+    customer_rates: HashMap<CustomerId, RateTable>,
+    /// Carriers' health as last stored (the switch starts from it after a restart).
+    pub health: HashMap<CarrierId, crate::health::Health>,
 }
 
 impl Directory {
@@ -66,7 +75,46 @@ impl Directory {
             settings: Settings::default(),
             blocklist: BlockList::default(),
             whitelist: Vec::new(),
+            dial_plans: HashMap::new(),
+            carrier_rates: HashMap::new(),
+            customer_rates: HashMap::new(),
+            health: HashMap::new(),
         }
+    }
+
+    /// The snapshot with these dialing plans.
+    pub fn with_dial_plans(mut self, plans: Vec<DialPlan>) -> Self {
+        self.dial_plans = plans.into_iter().map(|p| (p.id, p)).collect();
+        self
+    }
+
+    /// The snapshot with these rate tables.
+    pub fn with_rates(
+        mut self,
+        carriers: HashMap<CarrierId, RateTable>,
+        customers: HashMap<CustomerId, RateTable>,
+    ) -> Self {
+        self.carrier_rates = carriers;
+        self.customer_rates = customers;
+        self
+    }
+
+    /// The snapshot with the stored carrier health.
+    pub fn with_health(mut self, health: HashMap<CarrierId, crate::health::Health>) -> Self {
+        self.health = health;
+        self
+    }
+
+    pub fn dial_plan(&self, id: DialPlanId) -> Option<&DialPlan> {
+        self.dial_plans.get(&id)
+    }
+
+    pub fn carrier_rates(&self, id: CarrierId) -> Option<&RateTable> {
+        self.carrier_rates.get(&id)
+    }
+
+    pub fn customer_rates(&self, id: CustomerId) -> Option<&RateTable> {
+        self.customer_rates.get(&id)
     }
 
     /// The customer a source address belongs to: an exact address first, then the longest
@@ -138,6 +186,7 @@ mod tests {
             max_cps: None,
             status: crate::CustomerStatus::Active,
             status_reason: None,
+            ..Customer::default()
         }
     }
 
@@ -157,6 +206,7 @@ mod tests {
             max_cps: None,
             allow: Vec::new(),
             deny: Vec::new(),
+            ..Carrier::default()
         }
     }
 

@@ -7,15 +7,25 @@
 
 mod blocklist;
 mod call;
+mod dialplan;
 mod directory;
+mod events;
+mod health;
+pub mod numbers;
 mod party;
+mod rates;
 mod settings;
 
 pub use blocklist::{Block, BlockList, SecurityEvent};
 pub use call::{CallEvent, CallRef, Cdr, CdrBuilder, HangupSide};
+pub use dialplan::{DialPlan, DialPlanId, DialRule, PREMIUM_PREFIXES, Pattern, Verdict};
 pub use directory::Directory;
+pub use events::{LimitKind, SwitchEvent};
+pub use health::{Health, HealthTracker, probe_alive};
+pub use numbers::{InboundFormat, NumberProfile, OutboundFormat};
 pub use party::{
-    Carrier, CarrierId, Customer, CustomerId, CustomerStatus, PrefixVerdict, Transport,
-    checked_prefix,
+    Carrier, CarrierId, Customer, CustomerId, CustomerStatus, PrefixVerdict, RoutingMode,
+    Transport, checked_prefix,
 };
+pub use rates::{Money, Rate, RateTable};
 pub use settings::{Setting, Settings};

@@ -7,13 +7,20 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::dialplan::DialPlanId;
+use crate::numbers::{InboundFormat, NumberProfile};
+
 /// A customer's id in the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct CustomerId(pub i64);
 
 /// A carrier's id in the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct CarrierId(pub i64);
 
@@ -73,7 +80,7 @@ impl fmt::Display for CustomerStatus {
 }
 
 /// A customer trunk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Customer {
     pub id: CustomerId,
     pub name: String,
@@ -88,12 +95,67 @@ pub struct Customer {
     pub max_channels: Option<u32>,
     /// New calls per second allowed; `None` is unlimited.
     pub max_cps: Option<u32>,
+    /// How the customer sends numbers.
+    #[serde(default)]
+    pub number_format: InboundFormat,
+    /// The customer's country (national and auto number formats).
+    #[serde(default)]
+    pub country_code: Option<String>,
+    /// CLI (E.164) put on every call instead of the customer's own.
+    #[serde(default)]
+    pub forced_cli: Option<String>,
+    /// The dialing plan the customer's destinations must pass.
+    #[serde(default)]
+    pub dial_plan: Option<DialPlanId>,
+    /// How carriers are chosen.
+    #[serde(default)]
+    pub routing: RoutingMode,
+}
+
+/// How a customer's calls choose carriers (SPEC.md "Routing").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoutingMode {
+    /// Higher priority first; equal priorities share by weight.
+    #[default]
+    Priority,
+    /// Cheapest carrier rate for the longest matching prefix, never above the customer's
+    /// own rate for the destination.
+    Lcr,
+}
+
+impl RoutingMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoutingMode::Priority => "priority",
+            RoutingMode::Lcr => "lcr",
+        }
+    }
+}
+
+impl FromStr for RoutingMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "priority" => Ok(RoutingMode::Priority),
+            "lcr" => Ok(RoutingMode::Lcr),
+            other => Err(format!("unknown routing mode {other:?} (priority or lcr)")),
+        }
+    }
+}
+
+impl fmt::Display for RoutingMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How we reach a carrier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
+    #[default]
     Udp,
     Tcp,
 }
@@ -126,7 +188,7 @@ impl FromStr for Transport {
 }
 
 /// An upstream carrier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Carrier {
     pub id: CarrierId,
     pub name: String,
@@ -156,6 +218,12 @@ pub struct Carrier {
     /// Destination prefixes this carrier never gets.
     #[serde(default)]
     pub deny: Vec<String>,
+    /// How this carrier wants numbers.
+    #[serde(default)]
+    pub numbers: NumberProfile,
+    /// Codecs (SDP encoding names, e.g. `PCMA`) this carrier may be offered; empty: any.
+    #[serde(default)]
+    pub codecs: Vec<String>,
 }
 
 /// What a carrier's prefix lists say about a destination.

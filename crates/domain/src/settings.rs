@@ -21,6 +21,12 @@ pub struct Settings {
     pub auth_fail_threshold: Option<u32>,
     /// The window of the auth-failure count, seconds. Default 600.
     pub auth_fail_window_s: u32,
+    /// Seconds between OPTIONS probes of each carrier. Default 30.
+    pub probe_interval_s: u32,
+    /// Failed probes in a row that take a carrier down. Default 2.
+    pub probe_fail_threshold: u32,
+    /// Answered probes in a row that bring a down carrier back. Default 2.
+    pub probe_recover_threshold: u32,
 }
 
 impl Default for Settings {
@@ -32,6 +38,9 @@ impl Default for Settings {
             block_s: Setting::BlockSeconds.default_value(),
             auth_fail_threshold: Some(Setting::AuthFailThreshold.default_value()),
             auth_fail_window_s: Setting::AuthFailWindowSeconds.default_value(),
+            probe_interval_s: Setting::ProbeInterval.default_value(),
+            probe_fail_threshold: Setting::ProbeFailThreshold.default_value(),
+            probe_recover_threshold: Setting::ProbeRecoverThreshold.default_value(),
         }
     }
 }
@@ -45,6 +54,9 @@ pub enum Setting {
     BlockSeconds,
     AuthFailThreshold,
     AuthFailWindowSeconds,
+    ProbeInterval,
+    ProbeFailThreshold,
+    ProbeRecoverThreshold,
 }
 
 impl Setting {
@@ -55,6 +67,9 @@ impl Setting {
         Setting::BlockSeconds,
         Setting::AuthFailThreshold,
         Setting::AuthFailWindowSeconds,
+        Setting::ProbeInterval,
+        Setting::ProbeFailThreshold,
+        Setting::ProbeRecoverThreshold,
     ];
 
     /// The value in force when the key is not stored.
@@ -65,6 +80,8 @@ impl Setting {
             Setting::BlockSeconds => 3600,
             Setting::AuthFailThreshold => 5,
             Setting::AuthFailWindowSeconds => 600,
+            Setting::ProbeInterval => 30,
+            Setting::ProbeFailThreshold | Setting::ProbeRecoverThreshold => 2,
         }
     }
 
@@ -76,6 +93,9 @@ impl Setting {
             Setting::BlockSeconds => "security.block_seconds",
             Setting::AuthFailThreshold => "security.auth_fail_threshold",
             Setting::AuthFailWindowSeconds => "security.auth_fail_window_seconds",
+            Setting::ProbeInterval => "health.probe_interval_seconds",
+            Setting::ProbeFailThreshold => "health.fail_threshold",
+            Setting::ProbeRecoverThreshold => "health.recover_threshold",
         }
     }
 
@@ -93,6 +113,13 @@ impl Setting {
                 "refused INVITEs from an unknown address tolerated per window (0: off)"
             }
             Setting::AuthFailWindowSeconds => "the window of that count, seconds (at least 1)",
+            Setting::ProbeInterval => "seconds between OPTIONS probes of each carrier (1 to 3600)",
+            Setting::ProbeFailThreshold => {
+                "failed probes in a row that take a carrier down (at least 1)"
+            }
+            Setting::ProbeRecoverThreshold => {
+                "answered probes in a row that bring a down carrier back (at least 1)"
+            }
         }
     }
 
@@ -117,8 +144,19 @@ impl Setting {
                 self.key()
             )
         })?;
-        if matches!(self, Setting::BlockSeconds | Setting::AuthFailWindowSeconds) && n == 0 {
-            return Err(format!("{}: at least 1 second", self.key()));
+        if matches!(
+            self,
+            Setting::BlockSeconds
+                | Setting::AuthFailWindowSeconds
+                | Setting::ProbeInterval
+                | Setting::ProbeFailThreshold
+                | Setting::ProbeRecoverThreshold
+        ) && n == 0
+        {
+            return Err(format!("{}: at least 1", self.key()));
+        }
+        if self == Setting::ProbeInterval && n > 3600 {
+            return Err(format!("{}: at most 3600 seconds", self.key()));
         }
         Ok(n.to_string())
     }
@@ -147,6 +185,9 @@ impl Settings {
             Setting::BlockSeconds => self.block_s = n,
             Setting::AuthFailThreshold => self.auth_fail_threshold = limit,
             Setting::AuthFailWindowSeconds => self.auth_fail_window_s = n,
+            Setting::ProbeInterval => self.probe_interval_s = n,
+            Setting::ProbeFailThreshold => self.probe_fail_threshold = n,
+            Setting::ProbeRecoverThreshold => self.probe_recover_threshold = n,
         }
         Ok(())
     }

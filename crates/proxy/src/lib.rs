@@ -13,12 +13,16 @@ mod directory;
 mod engine;
 pub mod latency;
 mod pipeline;
+pub mod sdp;
 mod status;
 pub mod transport;
 
 pub use config::ProxyConfig;
 pub use directory::DirectorySource;
 pub use engine::Switch;
-pub use pipeline::{Reject, Simulation, Step, first_share, simulate};
+pub use pipeline::{
+    Candidate, Numbers, Reject, Simulation, Step, candidates, dial_plan, first_share, numbers,
+    simulate,
+};
 pub use status::{Status, StatusHandle};
 pub use transport::{Listener, ListenerSpec};

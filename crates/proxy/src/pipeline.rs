@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use cluster::{Limiter, Scope};
 
-use domain::{Carrier, Customer, CustomerStatus, Directory, Settings};
+use domain::{
+    Carrier, Customer, CustomerStatus, Directory, Health, Money, PrefixVerdict, RoutingMode,
+    Settings,
+};
 
 /// Why the switch refuses a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +45,14 @@ pub enum Reject {
     CarriersAtCapacity,
     /// No carrier's prefix rules take the destination.
     NoRouteForDestination,
+    /// The dialled number cannot be read in the customer's number format.
+    InvalidNumber,
+    /// The customer's dialing plan refuses the destination.
+    DestinationNotAllowed,
+    /// The customer's daily minutes are used up (calls in progress counted).
+    DailyMinutes,
+    /// The customer's monthly minutes are used up (calls in progress counted).
+    MonthlyMinutes,
     /// The switch is shutting down.
     ShuttingDown,
 }
@@ -62,6 +73,10 @@ impl Reject {
             Reject::NoRoutes => (503, "Service Unavailable - No Routes"),
             Reject::CarriersAtCapacity => (503, "Service Unavailable - Carriers at Capacity"),
             Reject::NoRouteForDestination => (404, "Not Found - No Route for Destination"),
+            Reject::InvalidNumber => (484, "Address Incomplete"),
+            Reject::DestinationNotAllowed => (403, "Forbidden - Destination Not Allowed"),
+            Reject::DailyMinutes => (486, "Busy Here - Daily Minutes Exhausted"),
+            Reject::MonthlyMinutes => (486, "Busy Here - Monthly Minutes Exhausted"),
             Reject::ShuttingDown => (503, "Service Unavailable - Shutting Down"),
         }
     }
@@ -252,18 +267,126 @@ pub(crate) fn channels(customer: &Customer, in_progress: u32) -> Result<(), Reje
     }
 }
 
-/// Stage "routing": the carriers to try, in order: higher priority first; within one
-/// priority a weighted random order, so that carriers of equal priority share the calls by
-/// weight (weights below 1 count as 1).
+/// The dialled number and CLI as the customer's number format reads them (E.164 digits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Numbers {
+    pub callee: String,
+    /// The forced CLI, else the caller normalised, else the caller as received (a CLI that
+    /// is not a number, e.g. `anonymous`, is not a reason to refuse a call).
+    pub caller: String,
+}
+
+/// Stage "numbers" (before any stage that reads the destination): 484 Address Incomplete
+/// when the dialled number cannot be read.
+pub fn numbers(customer: &Customer, callee: &str, caller: &str) -> Result<Numbers, Reject> {
+    let cc = customer.country_code.as_deref();
+    let callee = domain::numbers::normalize(callee, customer.number_format, cc)
+        .map_err(|_| Reject::InvalidNumber)?;
+    let caller = match &customer.forced_cli {
+        Some(cli) => cli.clone(),
+        None => domain::numbers::normalize(caller, customer.number_format, cc)
+            .unwrap_or_else(|_| caller.to_string()),
+    };
+    Ok(Numbers { callee, caller })
+}
+
+/// Stage "dialing plan": the customer's plan's verdict (no plan: every destination).
+pub fn dial_plan(directory: &Directory, customer: &Customer, number: &str) -> Result<(), Reject> {
+    let verdict = customer
+        .dial_plan
+        .and_then(|id| directory.dial_plan(id))
+        .map(|plan| plan.verdict(number));
+    match verdict {
+        Some(v) if !v.allowed => Err(Reject::DestinationNotAllowed),
+        _ => Ok(()),
+    }
+}
+
+/// A carrier as routing sees it for one call: kept (with its cost under LCR) or why not.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub carrier: Carrier,
+    pub cost: Option<Money>,
+    pub skipped: Option<String>,
+}
+
+/// Every active carrier for a call of `customer` to `number` (E.164) at `now_ms`, in the
+/// order the customer's routing mode gives (before weighted sharing), each kept or skipped
+/// with its reason: down carriers, and under LCR carriers with no rate for the number or a
+/// rate above the customer's own.
+pub fn candidates(
+    directory: &Directory,
+    customer: &Customer,
+    number: &str,
+    now_ms: i64,
+    health: &dyn Fn(&Carrier) -> Health,
+) -> Vec<Candidate> {
+    let sell = directory
+        .customer_rates(customer.id)
+        .and_then(|t| t.lookup(number, now_ms))
+        .map(|r| r.per_minute);
+    let mut out: Vec<Candidate> = directory
+        .routes()
+        .iter()
+        .map(|carrier| {
+            let mut cost = None;
+            let skipped = if !health(carrier).takes_calls() {
+                Some("down (OPTIONS probes)".to_string())
+            } else if customer.routing == RoutingMode::Lcr {
+                match directory
+                    .carrier_rates(carrier.id)
+                    .and_then(|t| t.lookup(number, now_ms))
+                {
+                    None => Some("no rate for this destination".to_string()),
+                    Some(r) => {
+                        cost = Some(r.per_minute);
+                        sell.filter(|s| r.per_minute > *s).map(|s| {
+                            format!(
+                                "rate {} {} is above the customer's {s}",
+                                r.prefix, r.per_minute
+                            )
+                        })
+                    }
+                }
+            } else {
+                None
+            };
+            Candidate {
+                carrier: carrier.clone(),
+                cost,
+                skipped,
+            }
+        })
+        .collect();
+    if customer.routing == RoutingMode::Lcr {
+        // Cheapest first; the directory's priority order breaks ties (a stable sort).
+        out.sort_by_key(|c| c.cost.unwrap_or(Money(i64::MAX)));
+    }
+    out
+}
+
+/// Stage "routing": the carriers to try, in order. Priority mode: higher priority first;
+/// within one priority a weighted random order, so that carriers of equal priority share
+/// the calls by weight (weights below 1 count as 1). LCR: cheapest first.
 pub(crate) fn route(
     directory: &Directory,
+    customer: &Customer,
+    number: &str,
+    now_ms: i64,
+    health: &dyn Fn(&Carrier) -> Health,
     rng: &mut fastrand::Rng,
 ) -> Result<Vec<Carrier>, Reject> {
-    let mut routes = directory.routes().to_vec();
+    let mut routes: Vec<Carrier> = candidates(directory, customer, number, now_ms, health)
+        .into_iter()
+        .filter(|c| c.skipped.is_none())
+        .map(|c| c.carrier)
+        .collect();
     if routes.is_empty() {
         return Err(Reject::NoRoutes);
     }
-    share_by_weight(&mut routes, rng);
+    if customer.routing == RoutingMode::Priority {
+        share_by_weight(&mut routes, rng);
+    }
     Ok(routes)
 }
 
@@ -307,15 +430,21 @@ pub fn first_share(routes: &[Carrier], carrier: &Carrier) -> Option<f64> {
 
 /// What the switch would do with a call of `customer` to `number` (`vts route`): the same
 /// stages and carrier checks as a live call, minus the ones that depend on the moment
-/// (rates, channels and CPS in use), which the steps name instead.
+/// (channels and CPS in use), which the steps name instead.
 #[derive(Debug, Clone)]
 pub struct Simulation {
-    /// The destination as routing sees it.
-    pub number: String,
+    /// The destination as received.
+    pub received: String,
+    /// The destination as routing sees it (E.164), when it could be read.
+    pub number: Option<String>,
+    /// The customer's dialing plan's verdict, if it has a plan.
+    pub plan: Option<domain::Verdict>,
     /// The refusal of a stage before routing, if any.
     pub refused: Option<Reject>,
     /// Every active carrier in routing order.
     pub steps: Vec<Step>,
+    /// The refusal when no carrier would get an attempt.
+    pub unroutable: Option<Reject>,
 }
 
 #[derive(Debug, Clone)]
@@ -324,43 +453,90 @@ pub struct Step {
     /// `None`: the call would be offered to this carrier (attempt number `attempt`).
     pub skipped: Option<String>,
     pub attempt: Option<u32>,
+    /// The carrier's rate for the destination (LCR).
+    pub cost: Option<Money>,
+    /// The destination and CLI as this carrier would get them.
+    pub sent: (String, String),
 }
 
 pub fn simulate(
     directory: &Directory,
     customer: &Customer,
     number: &str,
+    caller: &str,
+    now_ms: i64,
     max_attempts: u32,
 ) -> Simulation {
-    let number = number.trim().trim_start_matches('+').to_string();
-    let refused = status(customer).err();
-    let mut steps = Vec::new();
-    let mut attempts = 0;
-    for carrier in directory.routes() {
-        let skipped = match carrier.prefix_verdict(&number) {
-            domain::PrefixVerdict::Denied => Some("destination on its deny list".to_string()),
-            domain::PrefixVerdict::NotAllowed => {
-                Some("destination not on its allow list".to_string())
-            }
-            domain::PrefixVerdict::Allowed if attempts >= max_attempts => {
-                Some(format!("attempt cap ({max_attempts}) reached"))
-            }
-            domain::PrefixVerdict::Allowed => None,
-        };
-        let attempt = skipped.is_none().then(|| {
-            attempts += 1;
-            attempts
-        });
-        steps.push(Step {
-            carrier: carrier.clone(),
-            skipped,
-            attempt,
-        });
+    let received = number.trim().to_string();
+    let mut refused = status(customer).err();
+    let numbers = numbers(customer, &received, caller);
+    let e164 = numbers.as_ref().ok().map(|n| n.callee.clone());
+    if let Err(r) = &numbers {
+        refused = refused.or(Some(*r));
     }
+    let plan = e164.as_ref().and_then(|n| {
+        customer
+            .dial_plan
+            .and_then(|id| directory.dial_plan(id))
+            .map(|p| p.verdict(n))
+    });
+    if plan.as_ref().is_some_and(|v| !v.allowed) {
+        refused = refused.or(Some(Reject::DestinationNotAllowed));
+    }
+    let mut steps = Vec::new();
+    // Some carrier passes health and rates (else 503 No Routes, before any prefix rule).
+    let mut routable = false;
+    if let Ok(numbers) = &numbers {
+        let health = |c: &Carrier| directory.health.get(&c.id).copied().unwrap_or_default();
+        let mut attempts = 0;
+        for c in candidates(directory, customer, &numbers.callee, now_ms, &health) {
+            let carrier = c.carrier;
+            if c.skipped.is_none() {
+                routable = true;
+            }
+            let skipped = c
+                .skipped
+                .or_else(|| match carrier.prefix_verdict(&numbers.callee) {
+                    PrefixVerdict::Denied => Some("destination on its deny list".to_string()),
+                    PrefixVerdict::NotAllowed => {
+                        Some("destination not on its allow list".to_string())
+                    }
+                    PrefixVerdict::Allowed if attempts >= max_attempts => {
+                        Some(format!("attempt cap ({max_attempts}) reached"))
+                    }
+                    PrefixVerdict::Allowed => None,
+                });
+            let attempt = skipped.is_none().then(|| {
+                attempts += 1;
+                attempts
+            });
+            let sent = (
+                carrier.numbers.destination(&numbers.callee),
+                carrier.numbers.cli(&numbers.caller),
+            );
+            steps.push(Step {
+                carrier,
+                skipped,
+                attempt,
+                cost: c.cost,
+                sent,
+            });
+        }
+    }
+    let unroutable = if steps.iter().any(|s| s.attempt.is_some()) {
+        None
+    } else if routable {
+        Some(Reject::NoRouteForDestination)
+    } else {
+        Some(Reject::NoRoutes)
+    };
     Simulation {
-        number,
+        received,
+        number: e164,
+        plan,
         refused,
         steps,
+        unroutable,
     }
 }
 
@@ -422,6 +598,7 @@ mod tests {
             ring_timeout_s: None,
             allow: Vec::new(),
             deny: Vec::new(),
+            ..Carrier::default()
         };
         let mut rng = fastrand::Rng::with_seed(7);
         let base = vec![mk(1, 10, 3), mk(2, 10, 1), mk(3, 5, 0)];
@@ -477,6 +654,7 @@ mod tests {
             max_cps: None,
             status: CustomerStatus::Active,
             status_reason: None,
+            ..Customer::default()
         };
         let carrier = Carrier {
             first_response_ms: None,
@@ -493,6 +671,7 @@ mod tests {
             max_cps: None,
             allow: Vec::new(),
             deny: Vec::new(),
+            ..Carrier::default()
         };
         let none = Directory::new(1, vec![customer.clone()], vec![]);
         assert_eq!(
@@ -500,15 +679,36 @@ mod tests {
             CustomerId(1)
         );
         assert_eq!(
-            route(&none, &mut fastrand::Rng::new()).unwrap_err(),
+            route(
+                &none,
+                &customer,
+                "4420",
+                0,
+                &|_| Health::Up,
+                &mut fastrand::Rng::new()
+            )
+            .unwrap_err(),
             Reject::NoRoutes
         );
         assert_eq!(
             identify(&none, "203.0.113.1".parse().unwrap()).unwrap_err(),
             Reject::IpNotAuthorized
         );
-        let d = Directory::new(2, vec![customer], vec![carrier]);
-        assert_eq!(route(&d, &mut fastrand::Rng::new()).unwrap().len(), 1);
+        let d = Directory::new(2, vec![customer.clone()], vec![carrier]);
+        let up = |_: &Carrier| Health::Up;
+        let down = |_: &Carrier| Health::Down;
+        let mut rng = fastrand::Rng::new();
+        assert_eq!(
+            route(&d, &customer, "4420", 0, &up, &mut rng)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            route(&d, &customer, "4420", 0, &down, &mut rng).unwrap_err(),
+            Reject::NoRoutes,
+            "a down carrier gets no calls"
+        );
         assert_eq!(
             Reject::IpNotAuthorized.reply(),
             (403, "Forbidden - IP Not Authorized")

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use domain::{CarrierId, CustomerId};
+use domain::{CarrierId, CustomerId, Health};
 use tokio::sync::watch;
 
 /// A snapshot of the engine's calls in progress.
@@ -13,6 +13,8 @@ pub struct Status {
     pub by_carrier: BTreeMap<CarrierId, u32>,
     /// The engine stopped taking new calls (shutting down).
     pub draining: bool,
+    /// Carriers' health as the probes see it (carriers probed at least once).
+    pub health: BTreeMap<CarrierId, Health>,
 }
 
 /// The reading side of the status channel.

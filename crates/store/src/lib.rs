@@ -25,7 +25,10 @@
 
 mod error;
 mod migrations;
+mod routing;
 mod sql;
+
+pub use routing::NumbersChange;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -611,11 +614,17 @@ impl Store {
         let settings = settings_on(&mut tx).await?;
         let blocks = blocks_on(&mut tx).await?;
         let whitelist = whitelist_on(&mut tx).await?;
+        let plans = routing::dial_plans_on(&mut tx).await?;
+        let (carrier_rates, customer_rates) = routing::rates_on(&mut tx).await?;
+        let health = routing::health_on(&mut tx).await?;
         tx.commit().await?;
         Ok(Directory::new(version, customers, carriers)
             .with_settings(settings)
             .with_blocklist(BlockList::new(blocks))
-            .with_whitelist(whitelist.into_iter().map(|(net, _)| net).collect()))
+            .with_whitelist(whitelist.into_iter().map(|(net, _)| net).collect())
+            .with_dial_plans(plans)
+            .with_rates(carrier_rates, customer_rates)
+            .with_health(health.into_iter().map(|(id, (h, _))| (id, h)).collect()))
     }
 
     /// Inserts call records in one transaction, skipping ids already stored (so a replay of
@@ -819,7 +828,8 @@ async fn settings_on(conn: &mut AnyConnection) -> Result<Settings, StoreError> {
 
 async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Customer>, StoreError> {
     let rows =
-        sqlx::query("SELECT id, name, active, max_channels, max_cps, status, status_reason FROM customers ORDER BY id")
+        sqlx::query("SELECT id, name, active, max_channels, max_cps, status, status_reason, number_format, country_code, \
+             forced_cli, dial_plan_id, routing FROM customers ORDER BY id")
             .fetch_all(&mut *conn)
             .await?;
     let mut customers = Vec::with_capacity(rows.len());
@@ -827,7 +837,14 @@ async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Customer>, StoreEr
     for row in &rows {
         let id: i64 = row.try_get("id")?;
         index.insert(id, customers.len());
+        let (number_format, country_code, forced_cli, dial_plan, routing) =
+            routing::customer_numbers(row, id)?;
         customers.push(Customer {
+            number_format,
+            country_code,
+            forced_cli,
+            dial_plan,
+            routing,
             id: CustomerId(id),
             name: row.try_get("name")?,
             active: flag(row, "active")?,
@@ -895,7 +912,8 @@ async fn carriers_on(conn: &mut AnyConnection) -> Result<Vec<Carrier>, StoreErro
 async fn carrier_rows_on(conn: &mut AnyConnection) -> Result<Vec<Carrier>, StoreError> {
     let rows = sqlx::query(
         "SELECT id, name, host, port, transport, priority, weight, active, max_channels, max_cps, \
-             first_response_ms, ring_timeout_s FROM carriers ORDER BY id",
+             first_response_ms, ring_timeout_s, strip_digits, tech_prefix, number_format, cli_format, \
+             country_code, codecs FROM carriers ORDER BY id",
     )
     .fetch_all(conn)
     .await?;
@@ -903,7 +921,10 @@ async fn carrier_rows_on(conn: &mut AnyConnection) -> Result<Vec<Carrier>, Store
         .map(|row| {
             let id: i64 = row.try_get("id")?;
             let transport: String = row.try_get("transport")?;
+            let (numbers, codecs) = routing::carrier_profile(row, id)?;
             Ok(Carrier {
+                numbers,
+                codecs,
                 id: CarrierId(id),
                 name: row.try_get("name")?,
                 host: row.try_get("host")?,

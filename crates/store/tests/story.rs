@@ -340,6 +340,7 @@ async fn story(url: &str, backend: Backend) {
             max_cps: None,
             allow: Vec::new(),
             deny: Vec::new(),
+            ..Carrier::default()
         }
     );
     assert_eq!(

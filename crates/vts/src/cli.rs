@@ -50,10 +50,16 @@ pub(crate) enum Command {
         /// Customer id (`vts customer list`).
         #[arg(long)]
         customer: i64,
-        /// Destination number: digits, optionally a leading `+`.
+        /// Destination number as the customer would send it.
         #[arg(long, value_parser = parse_number)]
         number: String,
+        /// CLI as the customer would send it.
+        #[arg(long, default_value = "")]
+        cli: String,
     },
+    /// Dialing plans: which destinations a customer may call.
+    #[command(subcommand)]
+    Plan(PlanCmd),
     /// Manage customers.
     #[command(subcommand)]
     Customer(CustomerCmd),
@@ -172,6 +178,84 @@ pub(crate) enum CustomerCmd {
         #[arg(long, value_parser = parse_limit, value_name = "N|unlimited")]
         max_cps: Option<Limit>,
     },
+    /// How the customer sends numbers: format, country, forced CLI.
+    Numbers {
+        id: i64,
+        /// e164, national (needs --country) or auto (national or international by length).
+        #[arg(long, value_parser = parse_inbound)]
+        format: Option<domain::InboundFormat>,
+        /// The customer's country code (e.g. 44), or `none`.
+        #[arg(long, value_name = "CC|none")]
+        country: Option<String>,
+        /// A CLI (E.164) put on every call instead of the customer's own, or `none`.
+        #[arg(long, value_name = "NUMBER|none")]
+        forced_cli: Option<String>,
+    },
+    /// How the customer's calls choose carriers: priority or lcr.
+    Routing {
+        id: i64,
+        #[arg(value_parser = parse_routing)]
+        mode: domain::RoutingMode,
+    },
+    /// Give the customer a dialing plan (`vts plan list`), or `none`.
+    Plan {
+        id: i64,
+        #[arg(value_name = "PLAN_ID|none")]
+        plan: String,
+    },
+    /// Import the customer's own rates (sell prices; LCR never routes above them) from CSV:
+    /// prefix, rate per minute, connection fee, increment s, minimum s, effective date.
+    ImportRates { id: i64, file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PlanCmd {
+    /// Add a dialing plan; prints its id.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// What a number no rule matches gets.
+        #[arg(long, default_value = "allow", value_parser = parse_action)]
+        default: bool,
+        /// Refuse premium-rate and international-network destinations before any rule.
+        #[arg(long)]
+        block_premium: bool,
+    },
+    /// Add a rule; prints its id. Patterns: digits as a prefix, or with `*` (any digits)
+    /// and `?` (one digit), then matched against the whole number.
+    Rule {
+        plan: i64,
+        pattern: String,
+        #[arg(value_parser = parse_action, value_name = "allow|deny")]
+        action: bool,
+        /// Lower is tried first.
+        #[arg(long, default_value_t = 100)]
+        priority: i32,
+    },
+    /// Remove a rule by its id.
+    RemoveRule { rule: i64 },
+    /// Every plan with its rules.
+    List,
+}
+
+fn parse_action(s: &str) -> Result<bool, String> {
+    match s {
+        "allow" => Ok(true),
+        "deny" => Ok(false),
+        other => Err(format!("{other:?}: allow or deny")),
+    }
+}
+
+fn parse_inbound(s: &str) -> Result<domain::InboundFormat, String> {
+    s.parse()
+}
+
+fn parse_outbound(s: &str) -> Result<domain::OutboundFormat, String> {
+    s.parse()
+}
+
+fn parse_routing(s: &str) -> Result<domain::RoutingMode, String> {
+    s.parse()
 }
 
 /// A limit as typed: a whole number from 1, or `unlimited` (`None`).
@@ -234,6 +318,33 @@ pub(crate) enum CarrierCmd {
         #[arg(required = true, value_name = "PREFIX")]
         prefixes: Vec<String>,
     },
+    /// How this carrier wants numbers and which codecs it takes (options not given stay).
+    Profile {
+        id: i64,
+        /// Leading digits removed after formatting.
+        #[arg(long)]
+        strip: Option<u8>,
+        /// Put in front of the destination after stripping (digits, `#`, `*`), or `none`.
+        #[arg(long, value_name = "PREFIX|none")]
+        tech_prefix: Option<String>,
+        /// Destination format: international, plus or national (needs --country).
+        #[arg(long, value_parser = parse_outbound)]
+        format: Option<domain::OutboundFormat>,
+        /// CLI format: international, plus or national.
+        #[arg(long, value_parser = parse_outbound)]
+        cli_format: Option<domain::OutboundFormat>,
+        /// The carrier's country code, or `none`.
+        #[arg(long, value_name = "CC|none")]
+        country: Option<String>,
+        /// Codecs the carrier may be offered (e.g. PCMA,G729), or `any`.
+        #[arg(long, value_name = "LIST|any")]
+        codecs: Option<String>,
+    },
+    /// Import the carrier's rates from CSV: prefix, rate per minute, connection fee,
+    /// increment s, minimum s, effective date (YYYY-MM-DD or RFC 3339, UTC; empty: always).
+    ImportRates { id: i64, file: PathBuf },
+    /// The carrier's rates.
+    Rates { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

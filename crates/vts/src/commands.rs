@@ -11,7 +11,7 @@ use crate::cli::{
     WhitelistCmd,
 };
 use crate::config::Settings;
-use crate::{control, serve};
+use crate::{control, routing, serve};
 
 pub(crate) async fn run(cli: Cli) -> Result<(), String> {
     let listen = match &cli.command {
@@ -153,9 +153,19 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Carrier(CarrierCmd::List) => {
             let carriers = store.list_carriers().await.map_err(|e| e.to_string())?;
+            let health = store.carrier_health().await.map_err(|e| e.to_string())?;
             let mut out = format!(
-                "{:<6} {:<20} {:<24} {:<5} {:>8} {:>6} {:<6} {:>8} {:>5}  PREFIXES\n",
-                "ID", "NAME", "ADDRESS", "PROTO", "PRIORITY", "WEIGHT", "ACTIVE", "CHANNELS", "CPS"
+                "{:<6} {:<20} {:<24} {:<5} {:>8} {:>6} {:<6} {:<8} {:>8} {:>5}  PREFIXES\n",
+                "ID",
+                "NAME",
+                "ADDRESS",
+                "PROTO",
+                "PRIORITY",
+                "WEIGHT",
+                "ACTIVE",
+                "HEALTH",
+                "CHANNELS",
+                "CPS"
             );
             let opt = |v: Option<u32>| v.map_or("-".to_string(), |n| n.to_string());
             for c in carriers {
@@ -166,9 +176,12 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
                 if !c.deny.is_empty() {
                     prefixes.push(format!("deny {}", c.deny.join(",")));
                 }
+                let state = health
+                    .get(&c.id)
+                    .map_or("up".to_string(), |(h, _)| h.to_string());
                 let _ = writeln!(
                     out,
-                    "{:<6} {:<20} {:<24} {:<5} {:>8} {:>6} {:<6} {:>8} {:>5}  {}",
+                    "{:<6} {:<20} {:<24} {:<5} {:>8} {:>6} {:<6} {:<8} {:>8} {:>5}  {}",
                     c.id,
                     c.name,
                     format!("{}:{}", c.host, c.port),
@@ -176,6 +189,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
                     c.priority,
                     c.weight,
                     c.active,
+                    state,
                     opt(c.max_channels),
                     opt(c.max_cps),
                     prefixes.join("; ")
@@ -278,12 +292,38 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Route { customer, number } => {
+        Command::Customer(
+            cmd @ (CustomerCmd::Numbers { .. }
+            | CustomerCmd::Routing { .. }
+            | CustomerCmd::Plan { .. }
+            | CustomerCmd::ImportRates { .. }),
+        ) => routing::customer(&store, cmd).await,
+        Command::Carrier(
+            cmd @ (CarrierCmd::Profile { .. }
+            | CarrierCmd::ImportRates { .. }
+            | CarrierCmd::Rates { .. }),
+        ) => routing::carrier(&store, cmd).await,
+        Command::Plan(cmd) => routing::plan(&store, cmd).await,
+        Command::Route {
+            customer,
+            number,
+            cli,
+        } => {
             let directory = store.load_directory().await.map_err(|e| e.to_string())?;
             let c = directory
                 .customer(CustomerId(customer))
                 .ok_or_else(|| format!("no customer {customer}"))?;
-            let sim = proxy::simulate(&directory, c, &number, settings.proxy.max_attempts);
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let sim = proxy::simulate(
+                &directory,
+                c,
+                &number,
+                &cli,
+                now_ms,
+                settings.proxy.max_attempts,
+            );
             print!("{}", render_route(c, &sim));
             Ok(())
         }
@@ -307,7 +347,29 @@ fn render_route(customer: &Customer, sim: &proxy::Simulation) -> String {
         "customer {} {}: {status}",
         customer.id.0, customer.name
     );
-    let _ = writeln!(out, "number   {}", sim.number);
+    let _ = writeln!(
+        out,
+        "number   {} as received; {}",
+        sim.received,
+        match &sim.number {
+            Some(n) => format!("{n} normalised ({} format)", customer.number_format),
+            None => format!("cannot be read in the {} format", customer.number_format),
+        }
+    );
+    match &sim.plan {
+        Some(v) => {
+            let _ = writeln!(
+                out,
+                "plan     {}: {}",
+                if v.allowed { "allowed" } else { "denied" },
+                v.why
+            );
+        }
+        None => {
+            let _ = writeln!(out, "plan     none (every destination)");
+        }
+    }
+    let _ = writeln!(out, "routing  {}", customer.routing);
     if let Some(reject) = sim.refused {
         let (code, reason) = reject.reply();
         let _ = writeln!(out, "refused  {code} {reason}");
@@ -315,8 +377,8 @@ fn render_route(customer: &Customer, sim: &proxy::Simulation) -> String {
     }
     let _ = writeln!(
         out,
-        "{:<8} {:<24} {:>8} {:<22} VERDICT",
-        "ATTEMPT", "CARRIER", "PRIORITY", "LIMITS (checked live)"
+        "{:<8} {:<24} {:>8} {:>10} {:<22} {:<28} VERDICT",
+        "ATTEMPT", "CARRIER", "PRIORITY", "RATE", "LIMITS (checked live)", "SENT AS (NUMBER / CLI)"
     );
     let routes: Vec<domain::Carrier> = sim.steps.iter().map(|s| s.carrier.clone()).collect();
     for step in &sim.steps {
@@ -329,6 +391,7 @@ fn render_route(customer: &Customer, sim: &proxy::Simulation) -> String {
         );
         let attempt = step.attempt.map_or("-".to_string(), |n| n.to_string());
         let verdict = match &step.skipped {
+            None if customer.routing == domain::RoutingMode::Lcr => "try".to_string(),
             None => match proxy::first_share(&routes, c) {
                 // The order among equal priorities is drawn per call, by weight.
                 Some(share) => format!(
@@ -340,19 +403,16 @@ fn render_route(customer: &Customer, sim: &proxy::Simulation) -> String {
             },
             Some(why) => format!("skip: {why}"),
         };
+        let rate = step.cost.map_or("-".to_string(), |m| m.to_string());
+        let sent = format!("{} / {}", step.sent.0, step.sent.1);
         let _ = writeln!(
             out,
-            "{attempt:<8} {:<24} {:>8} {limits:<22} {verdict}",
+            "{attempt:<8} {:<24} {:>8} {rate:>10} {limits:<22} {sent:<28} {verdict}",
             format!("{} (#{})", c.name, c.id.0),
             c.priority
         );
     }
-    if !sim.steps.iter().any(|s| s.attempt.is_some()) {
-        let reject = if sim.steps.is_empty() {
-            proxy::Reject::NoRoutes
-        } else {
-            proxy::Reject::NoRouteForDestination
-        };
+    if let Some(reject) = sim.unroutable {
         let (code, reason) = reject.reply();
         let _ = writeln!(out, "refused  {code} {reason}");
     }
@@ -602,6 +662,14 @@ async fn status(settings: &Settings, format: StatusFormat) -> Result<(), String>
             .and_then(|(_, k)| k.iter().find(|k| k.id.0 == *id))
             .map_or("?", |k| k.name.as_str());
         let _ = writeln!(out, "  {id:<6} {name:<20} {n}");
+    }
+    let _ = writeln!(out, "\ncarrier health (OPTIONS probes):");
+    for (id, health) in &report.health {
+        let name = names
+            .as_ref()
+            .and_then(|(_, k)| k.iter().find(|k| k.id.0 == *id))
+            .map_or("?", |k| k.name.as_str());
+        let _ = writeln!(out, "  {id:<6} {name:<20} {health}");
     }
     for (name, l) in [
         ("INVITE", &report.invite_latency),

@@ -21,6 +21,9 @@ pub(crate) struct StatusReport {
     pub(crate) config_version: i64,
     pub(crate) by_customer: BTreeMap<i64, u32>,
     pub(crate) by_carrier: BTreeMap<i64, u32>,
+    /// Each active carrier's health from the OPTIONS probes: up, suspect or down.
+    #[serde(default)]
+    pub(crate) health: BTreeMap<i64, String>,
     /// Arrival to forwarding of initial INVITEs, in microseconds.
     pub(crate) invite_latency: LatencyReport,
     /// Arrival to forwarding of responses, in microseconds.
@@ -102,6 +105,7 @@ async fn answer(
                 config_version: directory.load().version,
                 by_customer: s.by_customer.iter().map(|(k, v)| (k.0, *v)).collect(),
                 by_carrier: s.by_carrier.iter().map(|(k, v)| (k.0, *v)).collect(),
+                health: s.health.iter().map(|(k, v)| (k.0, v.to_string())).collect(),
                 invite_latency: invite.into(),
                 reply_latency: reply.into(),
             };

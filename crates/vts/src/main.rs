@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod config;
 mod control;
+mod routing;
 mod serve;
 mod watcher;
 

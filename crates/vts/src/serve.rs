@@ -2,7 +2,7 @@
 //! switch with its companions (directory watcher, accounting, control socket) until SIGINT
 //! or SIGTERM; then drains calls and writes every CDR before returning.
 
-use domain::{CallEvent, SecurityEvent};
+use domain::{CallEvent, SecurityEvent, SwitchEvent};
 use proxy::latency::Latency;
 use proxy::{DirectorySource, Listener, ListenerSpec, ProxyConfig, StatusHandle, Switch};
 use store::Store;
@@ -44,7 +44,7 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
         control::bind(&control_path).map_err(|e| format!("{}: {e}", control_path.display()))?;
     tokio::spawn(control::serve(control, status, latency, source.clone()));
     let watcher = tokio::spawn(watcher::run(store.clone(), source));
-    tokio::spawn(record_blocks(store.clone(), security_rx));
+    tokio::spawn(record_events(store.clone(), security_rx));
     let accounting = tokio::spawn(accounting::run(
         store,
         events_rx,
@@ -82,7 +82,7 @@ fn sip_thread(
     source: DirectorySource,
     (events, security): (
         mpsc::UnboundedSender<CallEvent>,
-        mpsc::UnboundedSender<SecurityEvent>,
+        mpsc::UnboundedSender<SwitchEvent>,
     ),
     ready: oneshot::Sender<Ready>,
     stop: oneshot::Receiver<()>,
@@ -131,8 +131,22 @@ fn sip_thread(
 /// Writes the blocks the switch decided on its own to the store, where they show in `vts
 /// block list`, reach every node, and can be lifted with `vts block remove`. Until the entry
 /// is back in the directory the engine holds the block itself.
-async fn record_blocks(store: Store, mut security: mpsc::UnboundedReceiver<SecurityEvent>) {
-    while let Some(event) = security.recv().await {
+/// Stores what the switch's events decide (automatic blocks, carrier health); the events
+/// were logged where they happened.
+async fn record_events(store: Store, mut events: mpsc::UnboundedReceiver<SwitchEvent>) {
+    while let Some(event) = events.recv().await {
+        let event = match event {
+            SwitchEvent::Security(e) => e,
+            SwitchEvent::HealthChanged {
+                carrier, to, at_ms, ..
+            } => {
+                if let Err(e) = store.set_carrier_health(carrier, to, at_ms).await {
+                    tracing::error!(carrier = carrier.0, error = %e, "cannot record a carrier's health (a restart starts from the previous one)");
+                }
+                continue;
+            }
+            SwitchEvent::Refused { .. } | SwitchEvent::LimitWarning { .. } => continue,
+        };
         match event {
             SecurityEvent::FloodDetected {
                 source,

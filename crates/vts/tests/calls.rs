@@ -859,7 +859,10 @@ fn route_simulator_lists_the_attempts_and_why_carriers_are_skipped() {
         (attempt, v)
     };
     let out = route("+34911234567");
-    assert!(out.contains("number   34911234567"), "{out}");
+    assert!(
+        out.contains("number   +34911234567 as received; 34911234567 normalised"),
+        "{out}"
+    );
     assert_eq!(verdict(&out, "a", &a), ("1".into(), "try".into()));
     assert_eq!(verdict(&out, "b", &b), ("2".into(), "try".into()));
     assert_eq!(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use domain::{
     CallEvent, CallRef, Carrier, CarrierId, CustomerId, Directory, HangupSide, PrefixVerdict,
-    SecurityEvent,
+    SecurityEvent, SwitchEvent,
 };
 use sip_message::{Message, build, parse_datagram, uri::unescape};
 use sip_transaction::{ClientTxnId, ServerTxnId};
@@ -19,6 +19,7 @@ use super::dialog::Dialog;
 use super::{CallTimer, ClientRole, Engine, wire};
 use crate::latency::Kind;
 use crate::pipeline::{self, Reject};
+use crate::sdp;
 use crate::transport::Peer;
 use cluster::Scope;
 
@@ -91,8 +92,10 @@ pub(super) struct Call {
     pub(super) answered_by: Option<u32>,
     /// INVITEs sent to carriers (the attempt cap counts these, not skipped carriers).
     sent: u32,
-    /// The dialled number (Request-URI user, unescaped), for carriers' prefix rules.
+    /// The dialled number in E.164 (normalised), for carriers' prefix rules and profiles.
     destination: String,
+    /// The CLI in E.164 (normalised or forced), or as received when it is not a number.
+    caller: String,
     pub(super) phase: Phase,
 }
 
@@ -134,6 +137,21 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Why an attempt's INVITE could not be built for a carrier.
+#[derive(Debug)]
+enum Unsendable {
+    /// The offer has no codec the carrier takes (SDP allow-list).
+    NoCodec,
+    /// The inbound INVITE cannot take the edits (already checked by sanity: not expected).
+    Edit,
+}
+
+impl From<sip_message::edit::EditError> for Unsendable {
+    fn from(_: sip_message::edit::EditError) -> Self {
+        Unsendable::Edit
+    }
+}
+
 /// Failover-class final responses: 408, 5xx, 6xx. Other 4xx (486, 480, 487...) go back to
 /// the customer.
 fn fails_over(status: u16) -> bool {
@@ -167,12 +185,14 @@ impl Engine {
             settings.auth_fail_window_s,
             settings.block_s
         );
-        let _ = self.security.send(SecurityEvent::AuthFailures {
-            source: ip,
-            threshold,
-            window_s: settings.auth_fail_window_s,
-            blocked_until_ms: until,
-        });
+        let _ = self
+            .notices
+            .send(SwitchEvent::Security(SecurityEvent::AuthFailures {
+                source: ip,
+                threshold,
+                window_s: settings.auth_fail_window_s,
+                blocked_until_ms: until,
+            }));
     }
 
     pub(super) fn new_call(
@@ -204,11 +224,13 @@ impl Engine {
                     peer.addr.ip(),
                     settings.block_s
                 );
-                let _ = self.security.send(SecurityEvent::FloodDetected {
-                    source: peer.addr.ip(),
-                    threshold,
-                    blocked_until_ms: until,
-                });
+                let _ = self
+                    .notices
+                    .send(SwitchEvent::Security(SecurityEvent::FloodDetected {
+                        source: peer.addr.ip(),
+                        threshold,
+                        blocked_until_ms: until,
+                    }));
             }
             return;
         }
@@ -241,7 +263,7 @@ impl Engine {
             .and_then(|u| sip_message::uri::Uri::parse(u).ok())
             .and_then(|u| u.user().map(|u| lossy(&unescape(u))))
             .unwrap_or_default();
-        let callee_for_routes = callee.clone();
+        let (callee_raw, caller_raw) = (callee.clone(), caller.clone());
         self.emit(CallEvent::Started {
             call: cref,
             cdr_id: uuid::Uuid::now_v7().to_string(),
@@ -262,11 +284,33 @@ impl Engine {
             )
         };
         self.status.send_modify(|s| s.call_started(customer.id));
-        let routes = pipeline::status(&customer)
+        let now_ms = self.clock.epoch_ms(now);
+        let admitted = pipeline::status(&customer)
             .and_then(|()| pipeline::global(&mut *self.limiter, &directory.settings, total, now))
             .and_then(|()| pipeline::customer_cps(&mut *self.limiter, &customer, now))
             .and_then(|()| pipeline::channels(&customer, in_progress))
-            .and_then(|()| pipeline::route(&directory, &mut self.rng));
+            .and_then(|()| pipeline::numbers(&customer, &callee_raw, &caller_raw))
+            .and_then(|numbers| {
+                pipeline::dial_plan(&directory, &customer, &numbers.callee)?;
+                let health = |c: &Carrier| self.probes.state(c.id, &directory);
+                let routes = pipeline::route(
+                    &directory,
+                    &customer,
+                    &numbers.callee,
+                    now_ms,
+                    &health,
+                    &mut self.rng,
+                )?;
+                Ok((numbers, routes))
+            });
+        let (numbers, routes) = match admitted {
+            Ok((n, r)) => (Some(n), Ok(r)),
+            Err(e) => (None, Err(e)),
+        };
+        let numbers = numbers.unwrap_or(pipeline::Numbers {
+            callee: callee_raw,
+            caller: caller_raw,
+        });
         self.calls.insert(
             cref,
             Call {
@@ -282,7 +326,8 @@ impl Engine {
                 last_failure: None,
                 answered_by: None,
                 sent: 0,
-                destination: callee_for_routes,
+                destination: numbers.callee,
+                caller: numbers.caller,
                 phase: Phase::Setup,
             },
         );
@@ -372,10 +417,24 @@ impl Engine {
                 let Some(invite) = call.invite.as_ref() else {
                     return;
                 };
-                self.build_attempt(invite, call.source, &carrier, peer, &via_host)
+                self.build_attempt(invite, call, &carrier, peer, &via_host)
             };
-            let Some((bytes, caller_out, callee_out)) = built else {
-                continue;
+            let (bytes, caller_out, callee_out) = match built {
+                Ok(b) => b,
+                Err(Unsendable::NoCodec) => {
+                    debug!(
+                        carrier = carrier.id.0,
+                        "no codec of the offer allowed: skipped"
+                    );
+                    if let Some(call) = self.calls.get_mut(&cref)
+                        && call.last_failure.is_none()
+                    {
+                        call.last_failure =
+                            Some(Box::new(Failure::Local(488, "Not Acceptable Here")));
+                    }
+                    continue;
+                }
+                Err(Unsendable::Edit) => continue,
             };
             let Ok(request) = parse_datagram(bytes) else {
                 continue;
@@ -445,15 +504,19 @@ impl Engine {
 
     /// The INVITE for one carrier, from the pristine one: our Via on top (with received and
     /// rport filled on the customer's), Record-Route, our own Route removed, Max-Forwards
-    /// decremented, the Request-URI pointed at the carrier.
+    /// decremented, the Request-URI pointed at the carrier; the destination (Request-URI and
+    /// To) and the CLI (From) as the carrier's profile writes them from the call's E.164
+    /// numbers, and the SDP offer cut to the carrier's codecs. Returns the bytes, the CLI
+    /// and the destination sent.
     fn build_attempt(
         &self,
         invite: &Message,
-        source: Peer,
+        call: &Call,
         carrier: &Carrier,
         peer: Peer,
         via_host: &str,
-    ) -> Option<(Bytes, String, String)> {
+    ) -> Result<(Bytes, String, String), Unsendable> {
+        let source = call.source;
         let h = invite.headers();
         let mut e = invite.edit();
         let transport = wire::via_transport(peer.transport);
@@ -463,23 +526,21 @@ impl Engine {
                 wire::branch()
             )
             .as_bytes(),
-        )
-        .ok()?;
+        )?;
         let source_ip = source.addr.ip().to_string();
-        e.set_via_received(Some(source_ip.as_bytes()), source.addr.port())
-            .ok()?;
+        e.set_via_received(Some(source_ip.as_bytes()), source.addr.port())?;
         let rr = wire::record_route(via_host, peer.transport);
-        e.prepend_record_route(rr.as_bytes()).ok()?;
+        e.prepend_record_route(rr.as_bytes())?;
         if let Some(Ok(first)) = h.routes().next()
             && let Ok(uri) = first.uri()
             && let Some(sip) = uri.as_sip()
             && self.is_us(sip.host_raw, sip.port)
         {
-            e.remove_first_route().ok()?;
+            e.remove_first_route()?;
         }
-        e.decrement_max_forwards().ok()?;
-        let ruri = sip_message::uri::Uri::parse(invite.request_uri_bytes()?).ok()?;
-        let user = ruri.user().map(lossy).unwrap_or_default();
+        e.decrement_max_forwards()?;
+        let destination = carrier.numbers.destination(&call.destination);
+        let cli = carrier.numbers.cli(&call.caller);
         let tparam = if peer.transport == domain::Transport::Tcp {
             ";transport=tcp"
         } else {
@@ -489,19 +550,27 @@ impl Engine {
             std::net::SocketAddr::V6(a) => format!("[{}]", a.ip()),
             std::net::SocketAddr::V4(a) => a.ip().to_string(),
         };
-        let new_uri = if user.is_empty() {
-            format!("sip:{host}:{}{tparam}", carrier.port)
-        } else {
-            format!("sip:{user}@{host}:{}{tparam}", carrier.port)
-        };
-        e.set_request_uri(new_uri.as_bytes()).ok()?;
-        let caller = h
-            .from()
-            .ok()
-            .and_then(|f| f.uri().ok())
-            .and_then(|u| u.user().map(|u| lossy(&unescape(u))))
-            .unwrap_or_default();
-        Some((e.finish(), caller, lossy(&unescape(user.as_bytes()))))
+        let user = wire::escape_user(&destination);
+        let new_uri = format!("sip:{user}@{host}:{}{tparam}", carrier.port);
+        e.set_request_uri(new_uri.as_bytes())?;
+        fn has_user<E>(na: Result<sip_message::headers::NameAddr<'_>, E>) -> bool {
+            na.ok()
+                .and_then(|n| n.uri().ok())
+                .is_some_and(|u| u.user().is_some())
+        }
+        if has_user(h.to()) {
+            e.set_to_user(user.as_bytes())?;
+        }
+        if has_user(h.from()) {
+            e.set_from_user(wire::escape_user(&cli).as_bytes())?;
+        }
+        if !carrier.codecs.is_empty()
+            && let Some(body) = sdp::filter_codecs(invite.body(), &carrier.codecs)
+                .map_err(|_| Unsendable::NoCodec)?
+        {
+            e.set_body(None, &body)?;
+        }
+        Ok((e.finish(), cli, destination))
     }
 
     /// A response to attempt `number` of a call.

@@ -9,6 +9,7 @@
 
 mod call;
 mod dialog;
+mod probe;
 mod wire;
 
 use std::cmp::Reverse;
@@ -19,7 +20,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use domain::{CallEvent, CallRef, SecurityEvent, Transport};
+use domain::{CallEvent, CallRef, SwitchEvent, Transport};
 use sip_message::sanity::{self, Reject as Sanity};
 use sip_message::{Message, Method, build, parse_datagram, parse_stream_message};
 use sip_transaction::{
@@ -48,6 +49,11 @@ enum ClientRole {
     Relay { server: ServerTxnId },
     /// A request the switch sends itself (CANCEL, BYE): its responses are not relayed.
     Local,
+    /// OPTIONS probe `seq` of a carrier.
+    Probe {
+        carrier: domain::CarrierId,
+        seq: u64,
+    },
 }
 
 /// Timers the engine runs beside the transaction timers.
@@ -61,6 +67,11 @@ enum CallTimer {
     MaxDuration { call: CallRef },
     /// Forget an ended call (late responses to its attempts have been handled).
     Forget { call: CallRef },
+    /// Probe `seq` of a carrier got no final response in time: a failure.
+    ProbeTimeout {
+        carrier: domain::CarrierId,
+        seq: u64,
+    },
 }
 
 /// Epoch milliseconds from a monotonic clock: wall time read once at start, then
@@ -92,8 +103,8 @@ pub(crate) struct Engine {
     txns: Transactions<Peer>,
     directory: DirectorySource,
     events: mpsc::UnboundedSender<CallEvent>,
-    /// Blocks the switch decided on its own, for the store to record.
-    security: mpsc::UnboundedSender<SecurityEvent>,
+    /// Events for operators (blocks, refusals, warnings, health), for `vts` to record and log.
+    notices: mpsc::UnboundedSender<SwitchEvent>,
     /// Automatic blocks not yet in the directory's block list (see `PendingBlocks`).
     pending_blocks: crate::pipeline::PendingBlocks,
     /// While blocks are pending: when to check the directory for them again (so that they
@@ -130,6 +141,8 @@ pub(crate) struct Engine {
     latency: Latency,
     /// Rate limits (customer CPS), through the `cluster` crate.
     limiter: Box<dyn cluster::Limiter>,
+    /// Carrier health from OPTIONS probes.
+    probes: probe::Probes,
 }
 
 /// A running switch: its bound addresses and status, and [`Switch::run`] to drive it.
@@ -148,7 +161,7 @@ impl Switch {
         listeners: Vec<Listener>,
         directory: DirectorySource,
         events: mpsc::UnboundedSender<CallEvent>,
-        security: mpsc::UnboundedSender<SecurityEvent>,
+        notices: mpsc::UnboundedSender<SwitchEvent>,
     ) -> io::Result<Switch> {
         let (tx, inbound) = mpsc::channel(16 * 1024);
         let (transports, bound) = Transports::start(listeners, tx, cfg.sanity.max_message_size)?;
@@ -157,7 +170,7 @@ impl Switch {
             cfg,
             directory,
             events,
-            security,
+            notices,
             status_tx,
             &bound,
             &transports,
@@ -267,7 +280,7 @@ impl Engine {
         cfg: ProxyConfig,
         directory: DirectorySource,
         events: mpsc::UnboundedSender<CallEvent>,
-        security: mpsc::UnboundedSender<SecurityEvent>,
+        notices: mpsc::UnboundedSender<SwitchEvent>,
         status: watch::Sender<Status>,
         bound: &[ListenerSpec],
         transports: &Transports,
@@ -296,7 +309,7 @@ impl Engine {
             txns,
             directory,
             events,
-            security,
+            notices,
             pending_blocks: crate::pipeline::PendingBlocks::default(),
             pending_check: None,
             auth_failures: crate::pipeline::FailureCounter::default(),
@@ -319,6 +332,7 @@ impl Engine {
             samples: Vec::new(),
             latency: Latency::default(),
             limiter: Box::new(cluster::LocalLimiter::new()),
+            probes: probe::Probes::starting(now()),
         }
     }
 
@@ -334,7 +348,9 @@ impl Engine {
 
     /// Records what a new client transaction is for.
     fn track(&mut self, id: ClientTxnId, role: ClientRole) {
-        if !matches!(role, ClientRole::Attempt { .. }) {
+        // Shutdown waits for the switch's own requests and relayed ones, not for attempts
+        // (their calls end) or probes.
+        if matches!(role, ClientRole::Relay { .. } | ClientRole::Local) {
             self.awaiting_final.insert(id);
         }
         self.by_client.insert(id, role);
@@ -351,10 +367,11 @@ impl Engine {
 
     fn poll_timeout(&mut self) -> Option<Instant> {
         let own = self.timers.peek().map(|Reverse((t, _))| *t);
-        let own = match (own, self.pending_check) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let own = [self.pending_check, self.probes.next_check]
+            .into_iter()
+            .flatten()
+            .chain(own)
+            .min();
         match (own, self.txns.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -368,6 +385,9 @@ impl Engine {
                 .sweep(&directory, self.clock.epoch_ms(now));
             self.pending_check =
                 (!self.pending_blocks.is_empty()).then(|| now + PENDING_BLOCK_CHECK);
+        }
+        if self.probes.next_check.is_some_and(|t| t <= now) && !self.draining {
+            self.run_probes(now);
         }
         self.txns.handle_timeout(now);
         self.process_events(now);
@@ -385,6 +405,9 @@ impl Engine {
                 CallTimer::Ringing { call, number } => self.ring_timeout(now, call, number),
                 CallTimer::MaxDuration { call } => self.max_duration(now, call),
                 CallTimer::Forget { call } => self.forget(call),
+                CallTimer::ProbeTimeout { carrier, seq } => {
+                    self.probe_result(now, carrier, seq, false)
+                }
             }
             self.process_events(now);
         }
@@ -658,6 +681,11 @@ impl Engine {
                 self.attempt_response(now, call, number, msg)
             }
             Some(ClientRole::Relay { server }) => self.relay_response(now, server, &msg),
+            Some(ClientRole::Probe { carrier, seq }) => {
+                if let Some(status) = msg.status() {
+                    self.probe_response(now, carrier, seq, status);
+                }
+            }
             Some(ClientRole::Local) | None => {}
         }
     }
@@ -673,6 +701,7 @@ impl Engine {
                     self.reply(now, server, &req, status, reason, &[]);
                 }
             }
+            Some(ClientRole::Probe { carrier, seq }) => self.probe_result(now, carrier, seq, false),
             Some(ClientRole::Local) | None => {}
         }
     }

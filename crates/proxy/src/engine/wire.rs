@@ -46,6 +46,20 @@ pub(super) fn derived_branch(from: &[u8]) -> String {
 }
 
 /// A new From/To tag.
+/// A number as the user part of a SIP URI: characters RFC 3261 allows there as they are,
+/// others (`#` of tech prefixes) %-escaped.
+pub(super) fn escape_user(user: &str) -> String {
+    let mut out = String::with_capacity(user.len());
+    for b in user.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 pub(super) fn tag() -> String {
     random_hex(16)
 }

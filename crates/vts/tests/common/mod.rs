@@ -246,9 +246,16 @@ impl Sipp {
     pub(crate) fn uas(scenario_file: &str, port: u16, transport: &str, calls: u32) -> Sipp {
         let dir = tempfile::tempdir().unwrap();
         let calls = calls.to_string();
-        let child = sipp_command(scenario_file, port, transport, &["-m", &calls], dir.path())
-            .spawn()
-            .unwrap();
+        // -aa: answer the switch's OPTIONS probes with 200, as a live carrier does.
+        let child = sipp_command(
+            scenario_file,
+            port,
+            transport,
+            &["-aa", "-m", &calls],
+            dir.path(),
+        )
+        .spawn()
+        .unwrap();
         Sipp { child, dir }
     }
 

@@ -1,0 +1,574 @@
+//! Numbers, dialing plans, rates and carrier health: the tables of SPEC.md "Numbers" and
+//! "Routing" beyond customers and carriers themselves.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use domain::numbers::checked_country_code;
+use domain::{
+    CarrierId, CustomerId, DialPlan, DialPlanId, DialRule, Health, InboundFormat, Money,
+    NumberProfile, OutboundFormat, Pattern, Rate, RateTable, RoutingMode,
+};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::{Store, StoreError, checked_name, flag, int, now_ms};
+
+/// What `vts customer numbers` changes (`None`: left as it is).
+#[derive(Debug, Clone, Default)]
+pub struct NumbersChange {
+    pub format: Option<InboundFormat>,
+    /// `Some(None)` clears it.
+    pub country_code: Option<Option<String>>,
+    /// `Some(None)` clears it.
+    pub forced_cli: Option<Option<String>>,
+}
+
+impl Store {
+    async fn customer_exists(
+        &self,
+        conn: &mut AnyConnection,
+        id: CustomerId,
+    ) -> Result<(), StoreError> {
+        sqlx::query("SELECT id FROM customers WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(conn)
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| StoreError::Invalid(format!("no customer with id {id}")))
+    }
+
+    async fn carrier_exists(
+        &self,
+        conn: &mut AnyConnection,
+        id: CarrierId,
+    ) -> Result<(), StoreError> {
+        sqlx::query("SELECT id FROM carriers WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(conn)
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| StoreError::Invalid(format!("no carrier with id {id}")))
+    }
+
+    /// Changes how a customer's numbers are read. A national or auto format needs a country
+    /// code (the one given or the one stored); a forced CLI must be E.164 digits.
+    pub async fn set_customer_numbers(
+        &self,
+        id: CustomerId,
+        change: &NumbersChange,
+    ) -> Result<(), StoreError> {
+        let country = match &change.country_code {
+            Some(Some(cc)) => Some(Some(checked_country_code(cc).map_err(StoreError::Invalid)?)),
+            other => other.clone(),
+        };
+        let forced = match &change.forced_cli {
+            Some(Some(cli)) => Some(Some(
+                domain::numbers::normalize(cli, InboundFormat::E164, None)
+                    .map_err(|e| StoreError::Invalid(format!("forced CLI: {e}")))?,
+            )),
+            other => other.clone(),
+        };
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT number_format, country_code FROM customers WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("no customer with id {id}")))?;
+        let stored_format: String = row.try_get("number_format")?;
+        let stored_cc: Option<String> = row.try_get("country_code")?;
+        let format = match change.format {
+            Some(f) => f,
+            None => InboundFormat::from_str(&stored_format).map_err(StoreError::Corrupt)?,
+        };
+        let cc = country.clone().unwrap_or(stored_cc);
+        if format != InboundFormat::E164 && cc.is_none() {
+            return Err(StoreError::Invalid(format!(
+                "number format {format} needs the customer's country code (--country)"
+            )));
+        }
+        if format == InboundFormat::Auto
+            && let Some(cc) = &cc
+            && domain::numbers::country(cc).is_none()
+        {
+            return Err(StoreError::Invalid(format!(
+                "country code {cc} is not in the country table: use the national format"
+            )));
+        }
+        sqlx::query("UPDATE customers SET number_format = $1, country_code = $2, updated_ms = $3 WHERE id = $4")
+            .bind(format.as_str())
+            .bind(cc)
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(forced) = forced {
+            sqlx::query("UPDATE customers SET forced_cli = $1 WHERE id = $2")
+                .bind(forced)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_customer_routing(
+        &self,
+        id: CustomerId,
+        mode: RoutingMode,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE customers SET routing = $1, updated_ms = $2 WHERE id = $3")
+            .bind(mode.as_str())
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Invalid(format!("no customer with id {id}")));
+        }
+        Ok(())
+    }
+
+    /// Gives a customer a dialing plan (`None`: no plan, every destination passes).
+    pub async fn set_customer_dial_plan(
+        &self,
+        id: CustomerId,
+        plan: Option<DialPlanId>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        self.customer_exists(&mut tx, id).await?;
+        if let Some(plan) = plan {
+            self.plan_exists(&mut tx, plan).await?;
+        }
+        sqlx::query("UPDATE customers SET dial_plan_id = $1, updated_ms = $2 WHERE id = $3")
+            .bind(plan.map(|p| p.0))
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn plan_exists(
+        &self,
+        conn: &mut AnyConnection,
+        id: DialPlanId,
+    ) -> Result<(), StoreError> {
+        sqlx::query("SELECT id FROM dial_plans WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(conn)
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| StoreError::Invalid(format!("no dialing plan with id {}", id.0)))
+    }
+
+    pub async fn add_dial_plan(
+        &self,
+        name: &str,
+        default_allow: bool,
+        block_premium: bool,
+    ) -> Result<DialPlanId, StoreError> {
+        let name = checked_name(name, "dialing plan")?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO dial_plans (name, default_allow, block_premium) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(name)
+        .bind(i32::from(default_allow))
+        .bind(i32::from(block_premium))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| StoreError::unique_or(e, || format!("a dialing plan named {name:?} already exists")))?;
+        Ok(DialPlanId(id))
+    }
+
+    /// Adds a rule to a plan; returns its id.
+    pub async fn add_dial_rule(
+        &self,
+        plan: DialPlanId,
+        priority: i32,
+        pattern: &Pattern,
+        allow: bool,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        self.plan_exists(&mut tx, plan).await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO dial_plan_rules (plan_id, priority, pattern, allow) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(plan.0)
+        .bind(priority)
+        .bind(pattern.as_str())
+        .bind(i32::from(allow))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            StoreError::unique_or(e, || format!("plan {} already has a rule for {}", plan.0, pattern.as_str()))
+        })?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Removes a rule; `false` when there was none with that id.
+    pub async fn remove_dial_rule(&self, rule: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM dial_plan_rules WHERE id = $1")
+            .bind(rule)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn list_dial_plans(&self) -> Result<Vec<DialPlan>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        dial_plans_on(&mut conn).await
+    }
+
+    /// Replaces a carrier's number profile and codec list.
+    pub async fn set_carrier_profile(
+        &self,
+        id: CarrierId,
+        profile: &NumberProfile,
+        codecs: &[String],
+    ) -> Result<(), StoreError> {
+        if profile.strip > 20 {
+            return Err(StoreError::Invalid("strip is 0 to 20 digits".into()));
+        }
+        if profile.tech_prefix.len() > 20
+            || !profile
+                .tech_prefix
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'#' || b == b'*')
+        {
+            return Err(StoreError::Invalid(format!(
+                "tech prefix {:?}: up to 20 of digits, `#` and `*`",
+                profile.tech_prefix
+            )));
+        }
+        if let Some(cc) = &profile.country_code {
+            checked_country_code(cc).map_err(StoreError::Invalid)?;
+        }
+        let national = [profile.format, profile.cli_format].contains(&OutboundFormat::National);
+        if national && profile.country_code.is_none() {
+            return Err(StoreError::Invalid(
+                "the national format needs the carrier's country code (--country)".into(),
+            ));
+        }
+        let codecs = checked_codecs(codecs)?;
+        let done = sqlx::query(
+            "UPDATE carriers SET strip_digits = $1, tech_prefix = $2, number_format = $3, cli_format = $4, \
+             country_code = $5, codecs = $6, updated_ms = $7 WHERE id = $8",
+        )
+        .bind(i32::from(profile.strip))
+        .bind(profile.tech_prefix.as_str())
+        .bind(profile.format.as_str())
+        .bind(profile.cli_format.as_str())
+        .bind(profile.country_code.as_deref())
+        .bind(codecs.join(","))
+        .bind(now_ms())
+        .bind(id.0)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Invalid(format!("no carrier with id {id}")));
+        }
+        Ok(())
+    }
+
+    /// Adds (or replaces, for the same prefix and effective time) a carrier's rates, all or
+    /// none. Returns how many rows were written.
+    pub async fn import_carrier_rates(
+        &self,
+        id: CarrierId,
+        rates: &[Rate],
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        self.carrier_exists(&mut tx, id).await?;
+        for r in rates {
+            check_rate(r)?;
+            sqlx::query(
+                "INSERT INTO carrier_rates (carrier_id, prefix, per_minute, connection_fee, increment_s, minimum_s, effective_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (carrier_id, prefix, effective_ms) DO UPDATE SET \
+                 per_minute = excluded.per_minute, connection_fee = excluded.connection_fee, \
+                 increment_s = excluded.increment_s, minimum_s = excluded.minimum_s",
+            )
+            .bind(id.0)
+            .bind(r.prefix.as_str())
+            .bind(r.per_minute.0)
+            .bind(r.connection_fee.0)
+            .bind(r.increment_s as i32)
+            .bind(r.minimum_s as i32)
+            .bind(r.effective_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(rates.len())
+    }
+
+    /// Adds (or replaces) a customer's rates (its sell prices), all or none.
+    pub async fn import_customer_rates(
+        &self,
+        id: CustomerId,
+        rates: &[Rate],
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        self.customer_exists(&mut tx, id).await?;
+        for r in rates {
+            check_rate(r)?;
+            sqlx::query(
+                "INSERT INTO customer_rates (customer_id, prefix, per_minute, connection_fee, increment_s, minimum_s, effective_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (customer_id, prefix, effective_ms) DO UPDATE SET \
+                 per_minute = excluded.per_minute, connection_fee = excluded.connection_fee, \
+                 increment_s = excluded.increment_s, minimum_s = excluded.minimum_s",
+            )
+            .bind(id.0)
+            .bind(r.prefix.as_str())
+            .bind(r.per_minute.0)
+            .bind(r.connection_fee.0)
+            .bind(r.increment_s as i32)
+            .bind(r.minimum_s as i32)
+            .bind(r.effective_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(rates.len())
+    }
+
+    /// A carrier's rates, by prefix then effective time.
+    pub async fn list_carrier_rates(&self, id: CarrierId) -> Result<Vec<Rate>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT prefix, per_minute, connection_fee, increment_s, minimum_s, effective_ms FROM carrier_rates \
+             WHERE carrier_id = $1 ORDER BY prefix, effective_ms",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rate_from_row).collect()
+    }
+
+    /// Records a carrier's health (written by the running switch on every change).
+    pub async fn set_carrier_health(
+        &self,
+        id: CarrierId,
+        health: Health,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO carrier_health (carrier_id, state, changed_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (carrier_id) DO UPDATE SET state = excluded.state, changed_ms = excluded.changed_ms",
+        )
+        .bind(id.0)
+        .bind(health.as_str())
+        .bind(at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every carrier's stored health and when it last changed.
+    pub async fn carrier_health(&self) -> Result<HashMap<CarrierId, (Health, i64)>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        health_on(&mut conn).await
+    }
+}
+
+fn check_rate(r: &Rate) -> Result<(), StoreError> {
+    domain::checked_prefix(&r.prefix).map_err(StoreError::Invalid)?;
+    if r.increment_s == 0 || r.increment_s > 3600 || r.minimum_s > 3600 {
+        return Err(StoreError::Invalid(format!(
+            "rate {}: the increment is 1 to 3600 s, the minimum 0 to 3600 s",
+            r.prefix
+        )));
+    }
+    if r.per_minute.0 < 0 || r.connection_fee.0 < 0 {
+        return Err(StoreError::Invalid(format!(
+            "rate {}: negative amount",
+            r.prefix
+        )));
+    }
+    Ok(())
+}
+
+/// Codec names as SDP writes them (letters, digits, `-`, `_`, `.`), upper-cased, each once.
+fn checked_codecs(codecs: &[String]) -> Result<Vec<String>, StoreError> {
+    let mut out: Vec<String> = Vec::new();
+    for c in codecs {
+        let c = c.trim();
+        if c.is_empty()
+            || c.len() > 32
+            || !c
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(StoreError::Invalid(format!(
+                "{c:?} is not a codec name (e.g. PCMA, G729)"
+            )));
+        }
+        let c = c.to_ascii_uppercase();
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+fn rate_from_row(row: &AnyRow) -> Result<Rate, StoreError> {
+    Ok(Rate {
+        prefix: row.try_get("prefix")?,
+        per_minute: Money(row.try_get("per_minute")?),
+        connection_fee: Money(row.try_get("connection_fee")?),
+        increment_s: int(row, "increment_s")?,
+        minimum_s: int(row, "minimum_s")?,
+        effective_ms: row.try_get("effective_ms")?,
+    })
+}
+
+pub(crate) async fn dial_plans_on(conn: &mut AnyConnection) -> Result<Vec<DialPlan>, StoreError> {
+    let rows =
+        sqlx::query("SELECT id, name, default_allow, block_premium FROM dial_plans ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut plans = rows
+        .iter()
+        .map(|row| {
+            Ok(DialPlan {
+                id: DialPlanId(row.try_get("id")?),
+                name: row.try_get("name")?,
+                default_allow: flag(row, "default_allow")?,
+                block_premium: flag(row, "block_premium")?,
+                rules: Vec::new(),
+            })
+        })
+        .collect::<Result<Vec<DialPlan>, StoreError>>()?;
+    let rules = sqlx::query(
+        "SELECT id, plan_id, priority, pattern, allow FROM dial_plan_rules ORDER BY plan_id, priority, id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &rules {
+        let id: i64 = row.try_get("id")?;
+        let plan: i64 = row.try_get("plan_id")?;
+        let text: String = row.try_get("pattern")?;
+        let pattern = Pattern::parse(&text)
+            .map_err(|e| StoreError::Corrupt(format!("dial_plan_rules row {id}: {e}")))?;
+        if let Some(p) = plans.iter_mut().find(|p| p.id.0 == plan) {
+            p.rules.push(DialRule {
+                id,
+                priority: int(row, "priority")?,
+                pattern,
+                allow: flag(row, "allow")?,
+            });
+        }
+    }
+    Ok(plans)
+}
+
+type Rates = (
+    HashMap<CarrierId, RateTable>,
+    HashMap<CustomerId, RateTable>,
+);
+
+pub(crate) async fn rates_on(conn: &mut AnyConnection) -> Result<Rates, StoreError> {
+    let rows = sqlx::query(
+        "SELECT carrier_id, prefix, per_minute, connection_fee, increment_s, minimum_s, effective_ms FROM carrier_rates",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut carriers: HashMap<CarrierId, Vec<Rate>> = HashMap::new();
+    for row in &rows {
+        carriers
+            .entry(CarrierId(row.try_get("carrier_id")?))
+            .or_default()
+            .push(rate_from_row(row)?);
+    }
+    let rows = sqlx::query(
+        "SELECT customer_id, prefix, per_minute, connection_fee, increment_s, minimum_s, effective_ms FROM customer_rates",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut customers: HashMap<CustomerId, Vec<Rate>> = HashMap::new();
+    for row in &rows {
+        customers
+            .entry(CustomerId(row.try_get("customer_id")?))
+            .or_default()
+            .push(rate_from_row(row)?);
+    }
+    Ok((
+        carriers
+            .into_iter()
+            .map(|(k, v)| (k, RateTable::new(v)))
+            .collect(),
+        customers
+            .into_iter()
+            .map(|(k, v)| (k, RateTable::new(v)))
+            .collect(),
+    ))
+}
+
+pub(crate) async fn health_on(
+    conn: &mut AnyConnection,
+) -> Result<HashMap<CarrierId, (Health, i64)>, StoreError> {
+    let rows = sqlx::query("SELECT carrier_id, state, changed_ms FROM carrier_health")
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let id: i64 = row.try_get("carrier_id")?;
+            let state: String = row.try_get("state")?;
+            let health = Health::from_str(&state)
+                .map_err(|e| StoreError::Corrupt(format!("carrier_health {id}: {e}")))?;
+            Ok((CarrierId(id), (health, row.try_get("changed_ms")?)))
+        })
+        .collect()
+}
+
+/// A customer row's number format, country, forced CLI, dialing plan and routing mode.
+type CustomerNumbers = (
+    InboundFormat,
+    Option<String>,
+    Option<String>,
+    Option<DialPlanId>,
+    RoutingMode,
+);
+
+/// The number columns of a customer row.
+pub(crate) fn customer_numbers(row: &AnyRow, id: i64) -> Result<CustomerNumbers, StoreError> {
+    let format: String = row.try_get("number_format")?;
+    let routing: String = row.try_get("routing")?;
+    let corrupt = |e: String| StoreError::Corrupt(format!("customer {id}: {e}"));
+    Ok((
+        InboundFormat::from_str(&format).map_err(corrupt)?,
+        row.try_get("country_code")?,
+        row.try_get("forced_cli")?,
+        row.try_get::<Option<i64>, _>("dial_plan_id")?
+            .map(DialPlanId),
+        RoutingMode::from_str(&routing).map_err(corrupt)?,
+    ))
+}
+
+/// The profile columns of a carrier row.
+pub(crate) fn carrier_profile(
+    row: &AnyRow,
+    id: i64,
+) -> Result<(NumberProfile, Vec<String>), StoreError> {
+    let corrupt = |e: String| StoreError::Corrupt(format!("carrier {id}: {e}"));
+    let format: String = row.try_get("number_format")?;
+    let cli_format: String = row.try_get("cli_format")?;
+    let codecs: String = row.try_get("codecs")?;
+    Ok((
+        NumberProfile {
+            strip: int(row, "strip_digits")?,
+            tech_prefix: row.try_get("tech_prefix")?,
+            format: OutboundFormat::from_str(&format).map_err(corrupt)?,
+            cli_format: OutboundFormat::from_str(&cli_format).map_err(corrupt)?,
+            country_code: row.try_get("country_code")?,
+        },
+        codecs
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect(),
+    ))
+}

@@ -1,0 +1,360 @@
+//! Subcommands for numbers, dialing plans, carrier profiles and rates.
+
+use std::path::Path;
+
+use domain::{CarrierId, CustomerId, DialPlanId, Money, NumberProfile, Pattern, Rate};
+use store::{NumbersChange, Store};
+
+use crate::cli::{CarrierCmd, CustomerCmd, PlanCmd};
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// `none` clears an optional value.
+fn optional(value: Option<String>) -> Option<Option<String>> {
+    value.map(|v| {
+        let v = v.trim().to_string();
+        (v != "none" && !v.is_empty()).then_some(v)
+    })
+}
+
+pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), String> {
+    match cmd {
+        CustomerCmd::Numbers {
+            id,
+            format,
+            country,
+            forced_cli,
+        } => {
+            if format.is_none() && country.is_none() && forced_cli.is_none() {
+                return Err(
+                    "nothing to change: give --format, --country and/or --forced-cli".into(),
+                );
+            }
+            let change = NumbersChange {
+                format,
+                country_code: optional(country),
+                forced_cli: optional(forced_cli),
+            };
+            store
+                .set_customer_numbers(CustomerId(id), &change)
+                .await
+                .map_err(err)?;
+            println!("customer {id}: numbers changed");
+        }
+        CustomerCmd::Routing { id, mode } => {
+            store
+                .set_customer_routing(CustomerId(id), mode)
+                .await
+                .map_err(err)?;
+            println!("customer {id}: routing {mode}");
+        }
+        CustomerCmd::Plan { id, plan } => {
+            let plan = match plan.trim() {
+                "none" => None,
+                p => Some(DialPlanId(p.parse().map_err(|_| {
+                    format!("{p:?}: a dialing plan id (vts plan list) or `none`")
+                })?)),
+            };
+            store
+                .set_customer_dial_plan(CustomerId(id), plan)
+                .await
+                .map_err(err)?;
+            match plan {
+                Some(p) => println!("customer {id}: dialing plan {}", p.0),
+                None => println!("customer {id}: no dialing plan"),
+            }
+        }
+        CustomerCmd::ImportRates { id, file } => {
+            let rates = read_rates(&file)?;
+            let n = store
+                .import_customer_rates(CustomerId(id), &rates)
+                .await
+                .map_err(err)?;
+            println!("customer {id}: {n} rates imported");
+        }
+        _ => unreachable!("other customer commands are handled in commands.rs"),
+    }
+    Ok(())
+}
+
+pub(crate) async fn plan(store: &Store, cmd: PlanCmd) -> Result<(), String> {
+    match cmd {
+        PlanCmd::Add {
+            name,
+            default,
+            block_premium,
+        } => {
+            let id = store
+                .add_dial_plan(&name, default, block_premium)
+                .await
+                .map_err(err)?;
+            println!("{}", id.0);
+        }
+        PlanCmd::Rule {
+            plan,
+            pattern,
+            action,
+            priority,
+        } => {
+            let pattern = Pattern::parse(&pattern)?;
+            let id = store
+                .add_dial_rule(DialPlanId(plan), priority, &pattern, action)
+                .await
+                .map_err(err)?;
+            println!("{id}");
+        }
+        PlanCmd::RemoveRule { rule } => {
+            if !store.remove_dial_rule(rule).await.map_err(err)? {
+                return Err(format!("no dialing-plan rule with id {rule}"));
+            }
+            println!("rule {rule} removed");
+        }
+        PlanCmd::List => {
+            for p in store.list_dial_plans().await.map_err(err)? {
+                println!(
+                    "plan {} {:?}: default {}{}",
+                    p.id.0,
+                    p.name,
+                    if p.default_allow { "allow" } else { "deny" },
+                    if p.block_premium {
+                        ", premium destinations blocked"
+                    } else {
+                        ""
+                    }
+                );
+                for r in &p.rules {
+                    println!(
+                        "  rule {:<6} priority {:<6} {:<6} {}",
+                        r.id,
+                        r.priority,
+                        if r.allow { "allow" } else { "deny" },
+                        r.pattern.as_str()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn carrier(store: &Store, cmd: CarrierCmd) -> Result<(), String> {
+    match cmd {
+        CarrierCmd::Profile {
+            id,
+            strip,
+            tech_prefix,
+            format,
+            cli_format,
+            country,
+            codecs,
+        } => {
+            let carriers = store.list_carriers().await.map_err(err)?;
+            let current = carriers
+                .iter()
+                .find(|c| c.id.0 == id)
+                .ok_or_else(|| format!("no carrier with id {id}"))?;
+            let mut profile: NumberProfile = current.numbers.clone();
+            let mut codec_list = current.codecs.clone();
+            if let Some(n) = strip {
+                profile.strip = n;
+            }
+            if let Some(t) = optional(tech_prefix) {
+                profile.tech_prefix = t.unwrap_or_default();
+            }
+            if let Some(f) = format {
+                profile.format = f;
+            }
+            if let Some(f) = cli_format {
+                profile.cli_format = f;
+            }
+            if let Some(cc) = optional(country) {
+                profile.country_code = cc;
+            }
+            if let Some(list) = codecs {
+                codec_list = if list.trim() == "any" {
+                    Vec::new()
+                } else {
+                    list.split(',').map(|c| c.trim().to_string()).collect()
+                };
+            }
+            store
+                .set_carrier_profile(CarrierId(id), &profile, &codec_list)
+                .await
+                .map_err(err)?;
+            println!("carrier {id}: profile changed");
+        }
+        CarrierCmd::ImportRates { id, file } => {
+            let rates = read_rates(&file)?;
+            let n = store
+                .import_carrier_rates(CarrierId(id), &rates)
+                .await
+                .map_err(err)?;
+            println!("carrier {id}: {n} rates imported");
+        }
+        CarrierCmd::Rates { id } => {
+            println!(
+                "{:<16} {:>12} {:>12} {:>9} {:>8} EFFECTIVE",
+                "PREFIX", "PER MINUTE", "CONNECTION", "INCREMENT", "MINIMUM"
+            );
+            for r in store.list_carrier_rates(CarrierId(id)).await.map_err(err)? {
+                println!(
+                    "{:<16} {:>12} {:>12} {:>9} {:>8} {}",
+                    r.prefix,
+                    r.per_minute.to_string(),
+                    r.connection_fee.to_string(),
+                    r.increment_s,
+                    r.minimum_s,
+                    effective_text(r.effective_ms)
+                );
+            }
+        }
+        _ => unreachable!("other carrier commands are handled in commands.rs"),
+    }
+    Ok(())
+}
+
+fn effective_text(ms: i64) -> String {
+    if ms == 0 {
+        return "always".into();
+    }
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
+}
+
+/// Reads a rate CSV: `prefix, rate per minute, connection fee, increment s, minimum s,
+/// effective date`, an optional header row. Every row is checked before anything is
+/// imported; an error names its line.
+pub(crate) fn read_rates(path: &Path) -> Result<Vec<Rate>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse_rates(file).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn parse_rates(input: impl std::io::Read) -> Result<Vec<Rate>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .comment(Some(b'#'))
+        .from_reader(input);
+    let mut rates: Vec<Rate> = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(err)?;
+        let line = record.position().map_or(i as u64 + 1, |p| p.line());
+        let field = |n: usize| record.get(n).unwrap_or("");
+        if i == 0
+            && !field(0)
+                .trim_start_matches('+')
+                .starts_with(|c: char| c.is_ascii_digit())
+        {
+            continue; // a header row
+        }
+        if record.len() < 2 || record.len() > 6 {
+            return Err(format!(
+                "line {line}: {} fields; expected prefix, rate[, connection fee, increment, minimum, effective date]",
+                record.len()
+            ));
+        }
+        let at = |what: &str, e: String| format!("line {line}: {what}: {e}");
+        let prefix = domain::checked_prefix(field(0)).map_err(|e| at("prefix", e))?;
+        let per_minute = Money::parse(field(1)).map_err(|e| at("rate", e))?;
+        let connection_fee = match field(2) {
+            "" => Money(0),
+            f => Money::parse(f).map_err(|e| at("connection fee", e))?,
+        };
+        let whole = |n: usize, what: &str, default: u32, min: u32| -> Result<u32, String> {
+            match field(n) {
+                "" => Ok(default),
+                f => f
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|v| (min..=3600).contains(v))
+                    .ok_or_else(|| {
+                        at(
+                            what,
+                            format!("{f:?} is not a whole number from {min} to 3600"),
+                        )
+                    }),
+            }
+        };
+        let increment_s = whole(3, "increment", 1, 1)?;
+        let minimum_s = whole(4, "minimum", 0, 0)?;
+        let effective_ms = parse_effective(field(5)).map_err(|e| at("effective date", e))?;
+        if let Some(dup) = rates
+            .iter()
+            .find(|r| r.prefix == prefix && r.effective_ms == effective_ms)
+        {
+            return Err(format!(
+                "line {line}: prefix {} with the same effective date appears twice",
+                dup.prefix
+            ));
+        }
+        rates.push(Rate {
+            prefix,
+            per_minute,
+            connection_fee,
+            increment_s,
+            minimum_s,
+            effective_ms,
+        });
+    }
+    if rates.is_empty() {
+        return Err("no rates in the file".into());
+    }
+    Ok(rates)
+}
+
+/// An effective date: empty (always), `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time.
+fn parse_effective(text: &str) -> Result<i64, String> {
+    if text.is_empty() {
+        return Ok(0);
+    }
+    if let Ok(date) = text.parse::<jiff::civil::Date>()
+        && text.len() == 10
+    {
+        return date
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp().as_millisecond())
+            .map_err(err);
+    }
+    text.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|_| format!("{text:?}: YYYY-MM-DD or an RFC 3339 time (2026-12-01T00:00:00Z)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_csv() {
+        let csv = "prefix,rate,connection_fee,increment,minimum,effective\n\
+                   44,0.0100,0.01,60,60,2026-12-01\n\
+                   447, 0.05 ,,1,,\n\
+                   # a comment\n\
+                   33,0.02,0,6,30,2026-12-01T12:00:00Z\n";
+        let rates = parse_rates(csv.as_bytes()).unwrap();
+        assert_eq!(rates.len(), 3);
+        assert_eq!(rates[0].per_minute, Money(10_000));
+        assert_eq!(rates[0].connection_fee, Money(10_000));
+        assert_eq!((rates[0].increment_s, rates[0].minimum_s), (60, 60));
+        assert_eq!(rates[0].effective_ms, 1_796_083_200_000);
+        assert_eq!((rates[1].increment_s, rates[1].effective_ms), (1, 0));
+        assert_eq!(rates[2].effective_ms, 1_796_083_200_000 + 12 * 3_600_000);
+        for (bad, needle) in [
+            ("44,abc\n", "line 1: rate"),
+            ("44,0.01\n4x,0.01\n", "line 2: prefix"),
+            ("44,0.01,0,0\n", "line 1: increment"),
+            ("44,0.01,0,1,0,tomorrow\n", "line 1: effective date"),
+            (
+                "44,0.01\n44,0.02\n",
+                "line 2: prefix 44 with the same effective date",
+            ),
+            ("44\n", "line 1: 1 fields"),
+            ("prefix,rate\n", "no rates"),
+        ] {
+            let e = parse_rates(bad.as_bytes()).unwrap_err();
+            assert!(e.contains(needle), "{bad:?}: {e}");
+        }
+    }
+}
