@@ -215,8 +215,8 @@ pub(crate) enum PlanCmd {
         #[arg(long)]
         name: String,
         /// What a number no rule matches gets.
-        #[arg(long, default_value = "allow", value_parser = parse_action)]
-        default: bool,
+        #[arg(long, value_enum, default_value_t = Action::Allow)]
+        default: Action,
         /// Refuse premium-rate and international-network destinations before any rule.
         #[arg(long)]
         block_premium: bool,
@@ -226,8 +226,8 @@ pub(crate) enum PlanCmd {
     Rule {
         plan: i64,
         pattern: String,
-        #[arg(value_parser = parse_action, value_name = "allow|deny")]
-        action: bool,
+        #[arg(value_enum)]
+        action: Action,
         /// Lower is tried first.
         #[arg(long, default_value_t = 100)]
         priority: i32,
@@ -238,11 +238,16 @@ pub(crate) enum PlanCmd {
     List,
 }
 
-fn parse_action(s: &str) -> Result<bool, String> {
-    match s {
-        "allow" => Ok(true),
-        "deny" => Ok(false),
-        other => Err(format!("{other:?}: allow or deny")),
+/// A dialing-plan rule's or default's action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Action {
+    Allow,
+    Deny,
+}
+
+impl Action {
+    pub(crate) fn allows(self) -> bool {
+        self == Action::Allow
     }
 }
 

@@ -87,7 +87,7 @@ pub(crate) async fn plan(store: &Store, cmd: PlanCmd) -> Result<(), String> {
             block_premium,
         } => {
             let id = store
-                .add_dial_plan(&name, default, block_premium)
+                .add_dial_plan(&name, default.allows(), block_premium)
                 .await
                 .map_err(err)?;
             println!("{}", id.0);
@@ -100,7 +100,7 @@ pub(crate) async fn plan(store: &Store, cmd: PlanCmd) -> Result<(), String> {
         } => {
             let pattern = Pattern::parse(&pattern)?;
             let id = store
-                .add_dial_rule(DialPlanId(plan), priority, &pattern, action)
+                .add_dial_rule(DialPlanId(plan), priority, &pattern, action.allows())
                 .await
                 .map_err(err)?;
             println!("{id}");

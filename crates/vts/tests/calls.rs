@@ -3,15 +3,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
-
-fn at(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
 
 const WAIT: Duration = Duration::from_secs(30);
 

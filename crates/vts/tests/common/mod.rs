@@ -20,6 +20,11 @@ pub(crate) fn scenario(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The switch's address on loopback.
+pub(crate) fn at(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
 /// A free loopback port for both UDP and TCP (bound and released; loopback only).
 pub(crate) fn free_port() -> u16 {
     loop {
@@ -189,6 +194,19 @@ impl Serve {
     pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Waits (bounded) for the `n`th log line containing `needle`: the event to await.
+    pub(crate) fn await_log(&self, needle: &str, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.log_text().matches(needle).count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} (#{n}) in the log within {timeout:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Serve {
@@ -259,8 +277,41 @@ impl Sipp {
         Sipp { child, dir }
     }
 
+    /// A carrier like [`Sipp::uas`] that also logs every message it sees
+    /// ([`Sipp::wait_messages`] returns them).
+    pub(crate) fn uas_traced(scenario_file: &str, port: u16, transport: &str, calls: u32) -> Sipp {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = calls.to_string();
+        let child = sipp_command(
+            scenario_file,
+            port,
+            transport,
+            &["-aa", "-trace_msg", "-m", &calls],
+            dir.path(),
+        )
+        .spawn()
+        .unwrap();
+        Sipp { child, dir }
+    }
+
+    /// Like [`Sipp::wait`], with the message log of a traced carrier.
+    pub(crate) fn wait_messages(mut self, timeout: Duration) -> (bool, String, String) {
+        let (ok, err) = self.wait_ref(timeout);
+        let mut messages = String::new();
+        for e in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            if e.file_name().to_string_lossy().ends_with("messages.log") {
+                messages += &std::fs::read_to_string(e.path()).unwrap_or_default();
+            }
+        }
+        (ok, err, messages)
+    }
+
     /// Waits for the process to exit; `true` when sipp says every call succeeded.
     pub(crate) fn wait(mut self, timeout: Duration) -> (bool, String) {
+        self.wait_ref(timeout)
+    }
+
+    fn wait_ref(&mut self, timeout: Duration) -> (bool, String) {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -305,6 +356,27 @@ pub(crate) fn uac(
     rate: u32,
     source_port: u16,
 ) -> (bool, String) {
+    uac_number(
+        scenario_file,
+        target,
+        transport,
+        calls,
+        rate,
+        source_port,
+        "34911234567",
+    )
+}
+
+/// [`uac`] dialling `number`.
+pub(crate) fn uac_number(
+    scenario_file: &str,
+    target: SocketAddr,
+    transport: &str,
+    calls: u32,
+    rate: u32,
+    source_port: u16,
+    number: &str,
+) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let calls_s = calls.to_string();
     let rate_s = rate.to_string();
@@ -315,7 +387,7 @@ pub(crate) fn uac(
         transport,
         &[
             "-s",
-            "34911234567",
+            number,
             "-m",
             &calls_s,
             "-r",
