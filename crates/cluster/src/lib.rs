@@ -1,12 +1,19 @@
 //! # cluster
 //!
-//! Runtime state that several switch nodes will share: rate limits now; channel
-//! reservations, bans and live calls as they move here. The SIP engine sees it only through
-//! the [`Limiter`] trait, so that a Redis implementation (a Lua GCRA per key, with exact
-//! cluster-wide semantics) can take the place of [`LocalLimiter`] without touching the proxy.
+//! Runtime state that several switch nodes will share: rate limits ([`Limiter`]), channel
+//! reservations held as leases keyed by call ([`Channels`], [`Lease`]) and minutes used
+//! ([`Minutes`]). The SIP engine sees them only through these traits, so that Redis
+//! implementations (a Lua GCRA per key; sorted sets of leases renewed while calls live)
+//! can take the place of the in-process ones without touching the proxy.
 //!
 //! Time is passed in (`now`), never read here: the engine's clock drives it, and tests use a
 //! virtual one.
+
+mod channels;
+mod minutes;
+
+pub use channels::{ChannelScope, Channels, Lease, LocalChannels};
+pub use minutes::{LocalMinutes, Minutes, Period, RESERVED_MS};
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -95,6 +95,12 @@ pub struct Customer {
     pub max_channels: Option<u32>,
     /// New calls per second allowed; `None` is unlimited.
     pub max_cps: Option<u32>,
+    /// Minutes a day (UTC), calls in progress counted; `None` is unlimited.
+    #[serde(default)]
+    pub daily_minutes: Option<u32>,
+    /// Minutes a month (UTC), calls in progress counted; `None` is unlimited.
+    #[serde(default)]
+    pub monthly_minutes: Option<u32>,
     /// How the customer sends numbers.
     #[serde(default)]
     pub number_format: InboundFormat,

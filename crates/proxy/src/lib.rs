@@ -19,7 +19,7 @@ pub mod transport;
 
 pub use config::ProxyConfig;
 pub use directory::DirectorySource;
-pub use engine::Switch;
+pub use engine::{Shared, Switch};
 pub use pipeline::{
     Candidate, Numbers, Reject, Simulation, Step, candidates, dial_plan, first_share, numbers,
     simulate,

@@ -11,11 +11,11 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use cluster::{Limiter, Scope};
+use cluster::{Limiter, Minutes, Period, RESERVED_MS, Scope};
 
 use domain::{
-    Carrier, Customer, CustomerStatus, Directory, Health, Money, PrefixVerdict, RoutingMode,
-    Settings,
+    Carrier, Customer, CustomerId, CustomerStatus, Directory, Health, LimitKind, Money,
+    PrefixVerdict, RoutingMode, Settings,
 };
 
 /// Why the switch refuses a call.
@@ -224,20 +224,14 @@ pub(crate) fn status(customer: &Customer) -> Result<(), Reject> {
     }
 }
 
-/// Stage "global limits": the switch's channels and CPS, counted after identification so
-/// that unknown sources cannot use up the budget. `in_progress`: calls before this one.
-pub(crate) fn global(
+/// Stage "global limits", CPS part: the switch's new calls per second, counted after
+/// identification so that unknown sources cannot use up the budget (the channel part is a
+/// `cluster` lease taken by the engine).
+pub(crate) fn global_cps(
     limiter: &mut dyn Limiter,
     settings: &Settings,
-    in_progress: u32,
     now: Instant,
 ) -> Result<(), Reject> {
-    if settings
-        .global_max_channels
-        .is_some_and(|max| in_progress >= max)
-    {
-        return Err(Reject::SystemCapacity);
-    }
     match settings.global_max_cps {
         Some(rate) if !limiter.take(Scope::Global, rate, now) => Err(Reject::SystemCps),
         _ => Ok(()),
@@ -258,12 +252,51 @@ pub(crate) fn customer_cps(
     }
 }
 
-/// Stage "customer channels": `in_progress` calls of this customer before this one. The
-/// engine owns every call, so the count it keeps is exact (no check-then-increment race).
-pub(crate) fn channels(customer: &Customer, in_progress: u32) -> Result<(), Reject> {
-    match customer.max_channels {
-        Some(max) if in_progress >= max => Err(Reject::ChannelLimit),
-        _ => Ok(()),
+/// Stage "minutes": the customer's daily and monthly caps, with its calls in progress
+/// counted (`cluster::Minutes`: each at least a reserved minute); this call would reserve
+/// one more minute.
+pub(crate) fn minutes(
+    minutes: &dyn Minutes,
+    customer: &Customer,
+    now_ms: i64,
+) -> Result<(), Reject> {
+    for (cap, period, reject) in [
+        (
+            customer.daily_minutes,
+            Period::day_of(now_ms),
+            Reject::DailyMinutes,
+        ),
+        (
+            customer.monthly_minutes,
+            Period::month_of(now_ms),
+            Reject::MonthlyMinutes,
+        ),
+    ] {
+        if let Some(cap) = cap
+            && minutes.used(customer.id.0, period, now_ms) + RESERVED_MS > i64::from(cap) * 60_000
+        {
+            return Err(reject);
+        }
+    }
+    Ok(())
+}
+
+/// Limit warnings already given, per customer and limit, with the window they were given
+/// in: one per window, not one per call.
+#[derive(Debug, Default)]
+pub(crate) struct Warnings {
+    given: HashMap<(CustomerId, LimitKind), i64>,
+}
+
+impl Warnings {
+    /// `true` the first time in `window`.
+    pub(crate) fn once(&mut self, customer: CustomerId, kind: LimitKind, window: i64) -> bool {
+        self.given.insert((customer, kind), window) != Some(window)
+    }
+
+    /// Lets the next [`once`](Self::once) warn again.
+    pub(crate) fn rearm(&mut self, customer: CustomerId, kind: LimitKind) {
+        self.given.remove(&(customer, kind));
     }
 }
 

@@ -76,6 +76,15 @@ pub struct NewCustomer {
     pub max_cps: Option<u32>,
 }
 
+/// What `vts customer limits` changes (`None`: left as it is; `Some(None)`: unlimited).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LimitsChange {
+    pub max_channels: Option<Option<u32>>,
+    pub max_cps: Option<Option<u32>>,
+    pub daily_minutes: Option<Option<u32>>,
+    pub monthly_minutes: Option<Option<u32>>,
+}
+
 /// A carrier to add.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCarrier {
@@ -303,10 +312,15 @@ impl Store {
     pub async fn set_customer_limits(
         &self,
         id: CustomerId,
-        max_channels: Option<Option<u32>>,
-        max_cps: Option<Option<u32>>,
+        change: &LimitsChange,
     ) -> Result<(), StoreError> {
-        for (what, limit) in [("max_channels", max_channels), ("max_cps", max_cps)] {
+        let all = [
+            ("max_channels", change.max_channels),
+            ("max_cps", change.max_cps),
+            ("daily_minutes", change.daily_minutes),
+            ("monthly_minutes", change.monthly_minutes),
+        ];
+        for (what, limit) in all {
             if limit == Some(Some(0)) {
                 return Err(StoreError::Invalid(format!(
                     "customer {what} 0 would refuse every call: suspend the customer instead"
@@ -321,11 +335,13 @@ impl Store {
         if exists.is_none() {
             return Err(StoreError::Invalid(format!("no customer with id {id}")));
         }
-        const SET: [&str; 2] = [
+        const SET: [&str; 4] = [
             "UPDATE customers SET max_channels = $1, updated_ms = $2 WHERE id = $3",
             "UPDATE customers SET max_cps = $1, updated_ms = $2 WHERE id = $3",
+            "UPDATE customers SET daily_minutes = $1, updated_ms = $2 WHERE id = $3",
+            "UPDATE customers SET monthly_minutes = $1, updated_ms = $2 WHERE id = $3",
         ];
-        for (sql, limit) in SET.into_iter().zip([max_channels, max_cps]) {
+        for (sql, (_, limit)) in SET.into_iter().zip(all) {
             if let Some(limit) = limit {
                 sqlx::query(sql)
                     .bind(limit.map(i64::from))
@@ -337,6 +353,27 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Billable milliseconds of each customer's stored calls that started at or after
+    /// `since_ms` (minute counters start from them when the switch starts).
+    pub async fn billable_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<HashMap<CustomerId, i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT customer_id, CAST(SUM(billable_ms) AS BIGINT) AS ms FROM cdrs WHERE invite_ms >= $1 \
+             GROUP BY customer_id",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let ms: Option<i64> = row.try_get("ms")?;
+                Ok((CustomerId(row.try_get("customer_id")?), ms.unwrap_or(0)))
+            })
+            .collect()
     }
 
     /// Sets a global setting (a known key, a checked value). The running switch sees it at
@@ -829,7 +866,7 @@ async fn settings_on(conn: &mut AnyConnection) -> Result<Settings, StoreError> {
 async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Customer>, StoreError> {
     let rows =
         sqlx::query("SELECT id, name, active, max_channels, max_cps, status, status_reason, number_format, country_code, \
-             forced_cli, dial_plan_id, routing FROM customers ORDER BY id")
+             forced_cli, dial_plan_id, routing, daily_minutes, monthly_minutes FROM customers ORDER BY id")
             .fetch_all(&mut *conn)
             .await?;
     let mut customers = Vec::with_capacity(rows.len());
@@ -851,6 +888,8 @@ async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Customer>, StoreEr
             ips: Vec::new(),
             max_channels: limit(row, "max_channels")?,
             max_cps: limit(row, "max_cps")?,
+            daily_minutes: limit(row, "daily_minutes")?,
+            monthly_minutes: limit(row, "monthly_minutes")?,
             status: {
                 let text: String = row.try_get("status")?;
                 text.parse()

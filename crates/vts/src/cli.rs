@@ -177,6 +177,12 @@ pub(crate) enum CustomerCmd {
         max_channels: Option<Limit>,
         #[arg(long, value_parser = parse_limit, value_name = "N|unlimited")]
         max_cps: Option<Limit>,
+        /// Minutes a day (UTC), calls in progress counted.
+        #[arg(long, value_parser = parse_limit, value_name = "N|unlimited")]
+        daily_minutes: Option<Limit>,
+        /// Minutes a month (UTC), calls in progress counted.
+        #[arg(long, value_parser = parse_limit, value_name = "N|unlimited")]
+        monthly_minutes: Option<Limit>,
     },
     /// How the customer sends numbers: format, country, forced CLI.
     Numbers {

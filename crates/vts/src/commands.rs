@@ -77,16 +77,24 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             id,
             max_channels,
             max_cps,
+            daily_minutes,
+            monthly_minutes,
         }) => {
-            if max_channels.is_none() && max_cps.is_none() {
-                return Err("nothing to change: give --max-channels and/or --max-cps".into());
+            let change = store::LimitsChange {
+                max_channels: max_channels.map(|l| l.0),
+                max_cps: max_cps.map(|l| l.0),
+                daily_minutes: daily_minutes.map(|l| l.0),
+                monthly_minutes: monthly_minutes.map(|l| l.0),
+            };
+            if max_channels.is_none()
+                && max_cps.is_none()
+                && daily_minutes.is_none()
+                && monthly_minutes.is_none()
+            {
+                return Err("nothing to change: give --max-channels, --max-cps, --daily-minutes and/or --monthly-minutes".into());
             }
             store
-                .set_customer_limits(
-                    CustomerId(id),
-                    max_channels.map(|l| l.0),
-                    max_cps.map(|l| l.0),
-                )
+                .set_customer_limits(CustomerId(id), &change)
                 .await
                 .map_err(|e| e.to_string())?;
             println!("customer {id}: limits changed");

@@ -2,9 +2,10 @@
 //! switch with its companions (directory watcher, accounting, control socket) until SIGINT
 //! or SIGTERM; then drains calls and writes every CDR before returning.
 
+use cluster::Period;
 use domain::{CallEvent, SecurityEvent, SwitchEvent};
 use proxy::latency::Latency;
-use proxy::{DirectorySource, Listener, ListenerSpec, ProxyConfig, StatusHandle, Switch};
+use proxy::{DirectorySource, Listener, ListenerSpec, ProxyConfig, Shared, StatusHandle, Switch};
 use store::Store;
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
@@ -15,6 +16,7 @@ use crate::{accounting, control, watcher};
 pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String> {
     let directory = store.load_directory().await.map_err(|e| e.to_string())?;
     let source = DirectorySource::new(directory);
+    let shared = shared_state(&store).await?;
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (security_tx, security_rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = oneshot::channel();
@@ -32,7 +34,7 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
             .name("vts-sip".into())
             .spawn(move || {
                 let channels = (events_tx, security_tx);
-                sip_thread(cfg, listen, source, channels, ready_tx, stop_rx)
+                sip_thread(cfg, listen, source, channels, shared, ready_tx, stop_rx)
             })
             .map_err(|e| format!("cannot start the SIP thread: {e}"))?
     };
@@ -74,6 +76,25 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
     Ok(())
 }
 
+/// The in-process shared state (one node), with the minute counters started from the
+/// stored calls of this day and month (UTC).
+async fn shared_state(store: &Store) -> Result<Shared, String> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut shared = Shared::local();
+    for period in [Period::day_of(now_ms), Period::month_of(now_ms)] {
+        let used = store
+            .billable_since(period.start_ms())
+            .await
+            .map_err(|e| format!("cannot read the minutes used: {e}"))?;
+        for (customer, ms) in used {
+            shared.minutes.seed(customer.0, period, ms);
+        }
+    }
+    Ok(shared)
+}
+
 type Ready = Result<(Vec<ListenerSpec>, StatusHandle, Latency), String>;
 
 fn sip_thread(
@@ -84,6 +105,7 @@ fn sip_thread(
         mpsc::UnboundedSender<CallEvent>,
         mpsc::UnboundedSender<SwitchEvent>,
     ),
+    shared: Shared,
     ready: oneshot::Sender<Ready>,
     stop: oneshot::Receiver<()>,
 ) {
@@ -108,7 +130,7 @@ fn sip_thread(
                 }
             }
         }
-        let switch = match Switch::start(cfg, listeners, source, events, security) {
+        let switch = match Switch::start(cfg, listeners, source, events, security, shared) {
             Ok(s) => s,
             Err(e) => {
                 let _ = ready.send(Err(format!("cannot start the transports: {e}")));

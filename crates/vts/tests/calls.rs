@@ -417,7 +417,11 @@ fn a_cps_limit_of_10_holds_over_10_seconds_of_20_cps() {
     let (ok, err) = uac("uac_cps.xml", at(port), "u1", 200, 20, free_port());
     assert!(ok, "{err}\n{}", serve.log_text());
     drop(uas);
+    let log = serve.log_text();
     serve.stop();
+    // 80 % of the rate: a warning at most once a second, not once per call.
+    let warnings = log.matches("limit=cps").count();
+    assert!((1..=12).contains(&warnings), "{warnings} CPS warnings");
     let cdrs = vts.cdrs();
     assert_eq!(cdrs.len(), 200, "one CDR per call, refused ones included");
     let answered = cdrs.iter().filter(|c| c["final_code"] == 200).count();

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use domain::{
-    CallEvent, CallRef, Carrier, CarrierId, CustomerId, Directory, HangupSide, PrefixVerdict,
-    SecurityEvent, SwitchEvent,
+    CallEvent, CallRef, Carrier, CarrierId, Customer, CustomerId, Directory, HangupSide, LimitKind,
+    PrefixVerdict, SecurityEvent, SwitchEvent,
 };
 use sip_message::{Message, build, parse_datagram, uri::unescape};
 use sip_transaction::{ClientTxnId, ServerTxnId};
@@ -21,7 +21,7 @@ use crate::latency::Kind;
 use crate::pipeline::{self, Reject};
 use crate::sdp;
 use crate::transport::Peer;
-use cluster::Scope;
+use cluster::{ChannelScope, Lease, Period, Scope};
 
 /// One INVITE sent to one carrier.
 #[derive(Debug)]
@@ -96,6 +96,10 @@ pub(super) struct Call {
     destination: String,
     /// The CLI in E.164 (normalised or forced), or as received when it is not a number.
     caller: String,
+    /// The switch's and the customer's channels, held until the call ends.
+    leases: Vec<Lease>,
+    /// The current attempt's carrier channel.
+    carrier_lease: Option<Lease>,
     pub(super) phase: Phase,
 }
 
@@ -135,6 +139,13 @@ impl Call {
 
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// What admission gives a call it lets through.
+struct Admitted {
+    leases: Vec<Lease>,
+    numbers: pipeline::Numbers,
+    routes: Vec<Carrier>,
 }
 
 /// Why an attempt's INVITE could not be built for a carrier.
@@ -245,6 +256,12 @@ impl Engine {
                     lossy(invite.request_uri_bytes().unwrap_or_default())
                 );
                 self.reply(now, server, &invite, status, reason, &[]);
+                let _ = self.notices.send(SwitchEvent::Refused {
+                    customer: None,
+                    source: peer.addr.ip(),
+                    code: status,
+                    reason,
+                });
                 self.count_auth_failure(now, peer.addr.ip(), &directory);
                 return;
             }
@@ -275,42 +292,31 @@ impl Engine {
             callee,
             user_agent: h.user_agent().map(lossy),
         });
-        // Calls in progress before this one, for the switch and for this customer.
-        let (total, in_progress) = {
-            let s = self.status.borrow();
-            (
-                s.calls,
-                s.by_customer.get(&customer.id).copied().unwrap_or(0),
-            )
-        };
         self.status.send_modify(|s| s.call_started(customer.id));
         let now_ms = self.clock.epoch_ms(now);
-        let admitted = pipeline::status(&customer)
-            .and_then(|()| pipeline::global(&mut *self.limiter, &directory.settings, total, now))
-            .and_then(|()| pipeline::customer_cps(&mut *self.limiter, &customer, now))
-            .and_then(|()| pipeline::channels(&customer, in_progress))
-            .and_then(|()| pipeline::numbers(&customer, &callee_raw, &caller_raw))
-            .and_then(|numbers| {
-                pipeline::dial_plan(&directory, &customer, &numbers.callee)?;
-                let health = |c: &Carrier| self.probes.state(c.id, &directory);
-                let routes = pipeline::route(
-                    &directory,
-                    &customer,
-                    &numbers.callee,
-                    now_ms,
-                    &health,
-                    &mut self.rng,
-                )?;
-                Ok((numbers, routes))
-            });
-        let (numbers, routes) = match admitted {
-            Ok((n, r)) => (Some(n), Ok(r)),
-            Err(e) => (None, Err(e)),
+        let admitted = self.admit(now, cref, &customer, &directory, &callee_raw, &caller_raw);
+        let (numbers, leases, routes) = match admitted {
+            Ok(a) => {
+                self.minutes.start(customer.id.0, cref.0, now_ms);
+                self.warn_limits(now, &customer);
+                (a.numbers, a.leases, Ok(a.routes))
+            }
+            Err(reject) => {
+                let (code, reason) = reject.reply();
+                debug!(target: "vts::admission", customer = customer.id.0, code, reason, "refused");
+                let _ = self.notices.send(SwitchEvent::Refused {
+                    customer: Some(customer.id),
+                    source: peer.addr.ip(),
+                    code,
+                    reason,
+                });
+                let numbers = pipeline::Numbers {
+                    callee: callee_raw,
+                    caller: caller_raw,
+                };
+                (numbers, Vec::new(), Err(reject))
+            }
         };
-        let numbers = numbers.unwrap_or(pipeline::Numbers {
-            callee: callee_raw,
-            caller: caller_raw,
-        });
         self.calls.insert(
             cref,
             Call {
@@ -328,6 +334,8 @@ impl Engine {
                 sent: 0,
                 destination: numbers.callee,
                 caller: numbers.caller,
+                leases,
+                carrier_lease: None,
                 phase: Phase::Setup,
             },
         );
@@ -343,6 +351,119 @@ impl Engine {
                     HangupSide::Switch,
                 );
             }
+        }
+    }
+
+    /// The admission stages after identification, in SPEC.md's order; the channels the call
+    /// reserves are leases it holds until it ends.
+    fn admit(
+        &mut self,
+        now: Instant,
+        cref: CallRef,
+        customer: &Customer,
+        directory: &Directory,
+        callee: &str,
+        caller: &str,
+    ) -> Result<Admitted, Reject> {
+        let now_ms = self.clock.epoch_ms(now);
+        let settings = &directory.settings;
+        pipeline::status(customer)?;
+        let global = Lease::acquire(
+            &self.channels,
+            ChannelScope::Global,
+            cref.0,
+            settings.global_max_channels,
+            now,
+        )
+        .ok_or(Reject::SystemCapacity)?;
+        pipeline::global_cps(&mut *self.limiter, settings, now)?;
+        pipeline::customer_cps(&mut *self.limiter, customer, now)?;
+        let own = Lease::acquire(
+            &self.channels,
+            ChannelScope::Customer(customer.id.0),
+            cref.0,
+            customer.max_channels,
+            now,
+        )
+        .ok_or(Reject::ChannelLimit)?;
+        pipeline::minutes(&*self.minutes, customer, now_ms)?;
+        let numbers = pipeline::numbers(customer, callee, caller)?;
+        pipeline::dial_plan(directory, customer, &numbers.callee)?;
+        let probes = &self.probes;
+        let health = |c: &Carrier| probes.state(c.id, directory);
+        let routes = pipeline::route(
+            directory,
+            customer,
+            &numbers.callee,
+            now_ms,
+            &health,
+            &mut self.rng,
+        )?;
+        Ok(Admitted {
+            leases: vec![global, own],
+            numbers,
+            routes,
+        })
+    }
+
+    /// 80 % of a customer's CPS, channels or minutes: one warning per window (the second,
+    /// the day, the month; channels again after falling below 80 %).
+    fn warn_limits(&mut self, now: Instant, customer: &Customer) {
+        let now_ms = self.clock.epoch_ms(now);
+        let id = customer.id;
+        let mut due: Vec<(LimitKind, u64, u64)> = Vec::new();
+        if let Some(rate) = customer.max_cps
+            && self.limiter.usage(Scope::Customer(id.0), rate, now) >= 0.8
+            && self.warnings.once(id, LimitKind::Cps, now_ms / 1000)
+        {
+            let used =
+                (self.limiter.usage(Scope::Customer(id.0), rate, now) * f64::from(rate)) as u64;
+            due.push((LimitKind::Cps, used, rate.into()));
+        }
+        if let Some(max) = customer.max_channels {
+            let used = self.channels.in_use(ChannelScope::Customer(id.0));
+            if used * 5 >= max * 4 {
+                if self.warnings.once(id, LimitKind::Channels, 0) {
+                    due.push((LimitKind::Channels, used.into(), max.into()));
+                }
+            } else {
+                self.warnings.rearm(id, LimitKind::Channels);
+            }
+        }
+        for (kind, cap, period) in [
+            (
+                LimitKind::DailyMinutes,
+                customer.daily_minutes,
+                Period::day_of(now_ms),
+            ),
+            (
+                LimitKind::MonthlyMinutes,
+                customer.monthly_minutes,
+                Period::month_of(now_ms),
+            ),
+        ] {
+            let Some(cap) = cap else { continue };
+            let used_min = self.minutes.used(id.0, period, now_ms) / 60_000;
+            let window = match period {
+                Period::Day(n) | Period::Month(n) => n,
+            };
+            if used_min * 5 >= i64::from(cap) * 4 && self.warnings.once(id, kind, window) {
+                due.push((kind, used_min.max(0) as u64, cap.into()));
+            }
+        }
+        for (limit, used, max) in due {
+            warn!(
+                target: "vts::limits",
+                "LIMIT_WARNING customer={} limit={} used={used} max={max}",
+                id.0,
+                limit.as_str()
+            );
+            let _ = self.notices.send(SwitchEvent::LimitWarning {
+                customer: id,
+                limit,
+                used,
+                max,
+            });
         }
     }
 
@@ -387,14 +508,16 @@ impl Engine {
                 }
                 continue;
             }
-            let in_use = self
-                .status
-                .borrow()
-                .by_carrier
-                .get(&carrier.id)
-                .copied()
-                .unwrap_or(0);
-            let full = carrier.max_channels.is_some_and(|max| in_use >= max)
+            // The previous attempt is over: its carrier channel goes back first.
+            call.carrier_lease = None;
+            let lease = Lease::acquire(
+                &self.channels,
+                ChannelScope::Carrier(carrier.id.0),
+                cref.0,
+                carrier.max_channels,
+                now,
+            );
+            let full = lease.is_none()
                 || carrier.max_cps.is_some_and(|rate| {
                     !self.limiter.take(Scope::Carrier(carrier.id.0), rate, now)
                 });
@@ -453,6 +576,7 @@ impl Engine {
                 return;
             };
             call.sent += 1;
+            call.carrier_lease = lease;
             let previous = call.attempt.take();
             let previous_carrier = previous.as_ref().map(|a| a.carrier);
             if let Some(p) = previous {
@@ -864,6 +988,10 @@ impl Engine {
         }
         call.phase = Phase::Ended;
         call.shed();
+        // Every channel goes back, whatever ended the call.
+        call.leases.clear();
+        call.carrier_lease = None;
+        self.minutes.end(cref.0, self.clock.epoch_ms(now));
         let (customer, carrier) = (call.customer, call.carrier());
         self.status.send_modify(|s| {
             s.call_ended(customer);

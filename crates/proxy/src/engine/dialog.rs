@@ -147,6 +147,7 @@ impl Engine {
             call: cref,
             at_ms: self.clock.epoch_ms(now),
         });
+        self.minutes.answer(cref.0, self.clock.epoch_ms(now));
         self.dialogs.insert(dialog.call_id(), cref);
         if let Some(call) = self.calls.get_mut(&cref) {
             call.phase = Phase::Confirmed(Box::new(dialog));

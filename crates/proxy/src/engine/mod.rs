@@ -17,6 +17,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::future::Future;
 use std::io;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -139,10 +140,35 @@ pub(crate) struct Engine {
     /// Latency samples of this batch, recorded once the batch is on the sockets.
     samples: Vec<(Kind, Instant)>,
     latency: Latency,
-    /// Rate limits (customer CPS), through the `cluster` crate.
+    /// Rate limits (CPS of customers, carriers, the switch, source addresses).
     limiter: Box<dyn cluster::Limiter>,
+    /// Channel reservations (leases held by calls).
+    channels: Arc<dyn cluster::Channels>,
+    /// Minutes used per customer, calls in progress counted.
+    minutes: Box<dyn cluster::Minutes>,
+    /// 80 % warnings already given.
+    warnings: crate::pipeline::Warnings,
     /// Carrier health from OPTIONS probes.
     probes: probe::Probes,
+}
+
+/// The state the switch shares with other nodes (`cluster`): which implementation of each
+/// the switch uses. [`Shared::local`] keeps everything in this process.
+pub struct Shared {
+    pub limiter: Box<dyn cluster::Limiter>,
+    pub channels: Arc<dyn cluster::Channels>,
+    pub minutes: Box<dyn cluster::Minutes>,
+}
+
+impl Shared {
+    /// In-process limits, channels and minutes (one node).
+    pub fn local() -> Shared {
+        Shared {
+            limiter: Box::new(cluster::LocalLimiter::new()),
+            channels: Arc::new(cluster::LocalChannels::new()),
+            minutes: Box::new(cluster::LocalMinutes::new()),
+        }
+    }
 }
 
 /// A running switch: its bound addresses and status, and [`Switch::run`] to drive it.
@@ -162,6 +188,7 @@ impl Switch {
         directory: DirectorySource,
         events: mpsc::UnboundedSender<CallEvent>,
         notices: mpsc::UnboundedSender<SwitchEvent>,
+        shared: Shared,
     ) -> io::Result<Switch> {
         let (tx, inbound) = mpsc::channel(16 * 1024);
         let (transports, bound) = Transports::start(listeners, tx, cfg.sanity.max_message_size)?;
@@ -169,11 +196,11 @@ impl Switch {
         let engine = Engine::new(
             cfg,
             directory,
-            events,
-            notices,
+            (events, notices),
             status_tx,
             &bound,
             &transports,
+            shared,
         );
         Ok(Switch {
             engine,
@@ -279,11 +306,14 @@ impl Engine {
     fn new(
         cfg: ProxyConfig,
         directory: DirectorySource,
-        events: mpsc::UnboundedSender<CallEvent>,
-        notices: mpsc::UnboundedSender<SwitchEvent>,
+        (events, notices): (
+            mpsc::UnboundedSender<CallEvent>,
+            mpsc::UnboundedSender<SwitchEvent>,
+        ),
         status: watch::Sender<Status>,
         bound: &[ListenerSpec],
         transports: &Transports,
+        shared: Shared,
     ) -> Engine {
         let mut advertised = HashMap::new();
         for spec in bound {
@@ -331,7 +361,10 @@ impl Engine {
             arrival: None,
             samples: Vec::new(),
             latency: Latency::default(),
-            limiter: Box::new(cluster::LocalLimiter::new()),
+            limiter: shared.limiter,
+            channels: shared.channels,
+            minutes: shared.minutes,
+            warnings: crate::pipeline::Warnings::default(),
             probes: probe::Probes::starting(now()),
         }
     }

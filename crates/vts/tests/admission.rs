@@ -1,4 +1,5 @@
-//! Numbers, dialing plans, carrier profiles, LCR and carrier health (issue 5) through a real
+//! Admission and routing (issue 5): numbers, dialing plans, carrier profiles, LCR, carrier
+//! health, channel leases and minute caps, through a real
 //! `vts serve` with real sipp as customer and carriers.
 
 mod common;
@@ -427,4 +428,149 @@ fn a_carrier_that_stops_answering_options_goes_down_and_comes_back() {
     assert_eq!(cdrs.len(), 3);
     let newest = cdrs.iter().max_by_key(|c| int(c, "invite_ms")).unwrap();
     assert_eq!(by(newest), (b, 1));
+}
+
+/// 100 INVITEs at once against a channel limit of 10: exactly 10 calls up, the other 90
+/// refused with 486 Busy Here - Channel Limit Exceeded; one 80 % warning, not one per call;
+/// every channel back when the calls end.
+#[test]
+fn a_channel_limit_of_10_holds_under_100_simultaneous_invites() {
+    let vts = Vts::new();
+    let customer = vts.add_customer("acme", "127.0.0.1").to_string();
+    vts.cli(&["customer", "limits", &customer, "--max-channels", "10"]);
+    // 1000 INVITEs a second from one address would be a flood.
+    vts.cli(&["whitelist", "add", "127.0.0.1"]);
+    let port = free_port();
+    vts.add_carrier("up", port, 1, "udp");
+    let switch = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
+    let carrier = Sipp::uas("uas_answer.xml", port, "u1", 11);
+    // 100 calls at 1000 a second: all in before the first (held 1.5 s) ends.
+    let (ok, err) = uac(
+        "uac_hold_or_486.xml",
+        at(switch),
+        "u1",
+        100,
+        1000,
+        free_port(),
+    );
+    assert!(ok, "{err}\n{}", serve.log_text());
+    let status: Value = serde_json::from_str(&vts.cli(&["status", "--format", "json"])).unwrap();
+    assert_eq!(status["calls"], 0, "every call ended: {status}");
+    // The channels are back: one more call goes through.
+    let (ok, err) = uac("uac_call.xml", at(switch), "u1", 1, 1, free_port());
+    assert!(ok, "{err}\n{}", serve.log_text());
+    let (ok, err) = carrier.wait(WAIT);
+    assert!(ok, "carrier: {err}");
+    let log = serve.log_text();
+    serve.stop();
+    let cdrs = vts.cdrs();
+    assert_eq!(cdrs.len(), 101);
+    let answered = cdrs.iter().filter(|c| int(c, "final_code") == 200).count();
+    let busy: Vec<&Value> = cdrs
+        .iter()
+        .filter(|c| int(c, "final_code") == 486)
+        .collect();
+    assert_eq!(answered, 11, "10 of the burst and the one after");
+    assert_eq!(busy.len(), 90);
+    assert!(
+        busy.iter()
+            .all(|c| text(c, "final_reason") == "Busy Here - Channel Limit Exceeded")
+    );
+    // Held calls overlapped: never more than 10 answered calls up at once.
+    let mut edges: Vec<(i64, i64)> = cdrs
+        .iter()
+        .filter(|c| int(c, "final_code") == 200)
+        .flat_map(|c| [(int(c, "answer_ms"), 1), (int(c, "end_ms"), -1)])
+        .collect();
+    edges.sort_by_key(|&(t, d)| (t, d));
+    let peak = edges
+        .iter()
+        .scan(0, |n, (_, d)| {
+            *n += d;
+            Some(*n)
+        })
+        .max();
+    assert_eq!(peak, Some(10));
+    let warnings = log
+        .matches(&format!("LIMIT_WARNING customer={customer} limit=channels"))
+        .count();
+    assert_eq!(warnings, 1, "{log}");
+    assert!(log.contains(&format!(
+        "LIMIT_WARNING customer={customer} limit=channels used=8 max=10"
+    )));
+}
+
+/// A daily cap of 2 minutes: in a burst of 5 calls the first 2 each reserve a minute and the
+/// other 3 get 486 Busy Here - Daily Minutes Exhausted; once the 2 end (a few seconds of
+/// talk), calls pass again. Minutes used before a restart count after it (a monthly cap of
+/// 1 minute refuses once any time is used).
+#[test]
+fn minute_caps_count_calls_in_progress_and_survive_a_restart() {
+    let vts = Vts::new();
+    let customer = vts.add_customer("acme", "127.0.0.1").to_string();
+    vts.cli(&["customer", "limits", &customer, "--daily-minutes", "2"]);
+    let port = free_port();
+    vts.add_carrier("up", port, 1, "udp");
+    let switch = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
+    let carrier = Sipp::uas("uas_answer.xml", port, "u1", 3);
+    let (ok, err) = uac(
+        "uac_hold_or_486.xml",
+        at(switch),
+        "u1",
+        5,
+        1000,
+        free_port(),
+    );
+    assert!(ok, "{err}\n{}", serve.log_text());
+    let (ok, err) = uac("uac_call.xml", at(switch), "u1", 1, 1, free_port());
+    assert!(ok, "after the burst: {err}\n{}", serve.log_text());
+    let (ok, err) = carrier.wait(WAIT);
+    assert!(ok, "carrier: {err}");
+    let log = serve.log_text();
+    serve.stop();
+    let cdrs = vts.cdrs();
+    let busy: Vec<&Value> = cdrs
+        .iter()
+        .filter(|c| int(c, "final_code") == 486)
+        .collect();
+    assert_eq!(busy.len(), 3, "{cdrs:?}");
+    assert!(
+        busy.iter()
+            .all(|c| text(c, "final_reason") == "Busy Here - Daily Minutes Exhausted")
+    );
+    assert_eq!(
+        cdrs.iter().filter(|c| int(c, "final_code") == 200).count(),
+        3
+    );
+    assert_eq!(
+        log.matches(&format!(
+            "LIMIT_WARNING customer={customer} limit=daily_minutes"
+        ))
+        .count(),
+        1,
+        "{log}"
+    );
+
+    // A restart starts the counters from the stored calls.
+    vts.cli(&[
+        "customer",
+        "limits",
+        &customer,
+        "--daily-minutes",
+        "unlimited",
+        "--monthly-minutes",
+        "1",
+    ]);
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
+    let (ok, err) = uac("uac_expect_486.xml", at(switch), "u1", 1, 1, free_port());
+    assert!(ok, "{err}\n{}", serve.log_text());
+    serve.stop();
+    let cdrs = vts.cdrs();
+    let newest = cdrs.iter().max_by_key(|c| int(c, "invite_ms")).unwrap();
+    assert_eq!(
+        text(newest, "final_reason"),
+        "Busy Here - Monthly Minutes Exhausted"
+    );
 }
