@@ -5,11 +5,14 @@
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use domain::{Carrier, CarrierId, Cdr, CustomerId, HangupSide, Transport};
+use domain::{
+    Carrier, CarrierId, Cdr, CustomerId, DialPlanId, HangupSide, Health, InboundFormat, Money,
+    NumberProfile, OutboundFormat, Pattern, Rate, RoutingMode, Transport,
+};
 use ipnet::IpNet;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::{AnyConnection, Connection};
-use store::{Backend, NewCarrier, NewCustomer, Store, StoreError};
+use store::{Backend, LimitsChange, NewCarrier, NewCustomer, NumbersChange, Store, StoreError};
 
 #[tokio::test]
 async fn story_on_sqlite() {
@@ -502,7 +505,184 @@ async fn story(url: &str, backend: Backend) {
     assert!(!store.remove_whitelist(sbc).await.unwrap());
     assert!(store.list_whitelist().await.unwrap().is_empty());
 
+    routing_tables(&store, acme, high).await;
     store.close().await;
+}
+
+/// Numbers, dialing plans, carrier profiles, rates, health, minute caps and the minutes used:
+/// written, read back through the directory, bad input refused.
+async fn routing_tables(store: &Store, acme: CustomerId, carrier: CarrierId) {
+    let mut version = store.config_version().await.unwrap();
+    let change = NumbersChange {
+        format: Some(InboundFormat::National),
+        country_code: Some(Some("+44".into())),
+        forced_cli: Some(Some("+44 20 7946 0000".into())),
+    };
+    store.set_customer_numbers(acme, &change).await.unwrap();
+    bumped(store, &mut version).await;
+    let no_cc = NumbersChange {
+        country_code: Some(None),
+        ..NumbersChange::default()
+    };
+    let err = store.set_customer_numbers(acme, &no_cc).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("needs the customer's country code"),
+        "{err}"
+    );
+    store
+        .set_customer_routing(acme, RoutingMode::Lcr)
+        .await
+        .unwrap();
+    store
+        .set_customer_limits(
+            acme,
+            &LimitsChange {
+                daily_minutes: Some(Some(100)),
+                monthly_minutes: Some(Some(2_000)),
+                ..LimitsChange::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    let plan = store.add_dial_plan("uk", false, true).await.unwrap();
+    let rule = store
+        .add_dial_rule(plan, 10, &Pattern::parse("44*").unwrap(), true)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.add_dial_plan("uk", true, false).await.unwrap_err(),
+        StoreError::Conflict(_)
+    ));
+    store
+        .set_customer_dial_plan(acme, Some(plan))
+        .await
+        .unwrap();
+    let err = store
+        .set_customer_dial_plan(acme, Some(DialPlanId(999)))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no dialing plan"), "{err}");
+
+    let profile = NumberProfile {
+        strip: 2,
+        tech_prefix: "99#".into(),
+        format: OutboundFormat::National,
+        cli_format: OutboundFormat::Plus,
+        country_code: Some("44".into()),
+    };
+    store
+        .set_carrier_profile(
+            carrier,
+            &profile,
+            &["pcma".into(), "G729".into(), "PCMA".into()],
+        )
+        .await
+        .unwrap();
+    let bad = NumberProfile {
+        tech_prefix: "9a".into(),
+        ..NumberProfile::default()
+    };
+    assert!(store.set_carrier_profile(carrier, &bad, &[]).await.is_err());
+
+    let rate = |prefix: &str, micros: i64, effective_ms: i64| Rate {
+        prefix: prefix.into(),
+        per_minute: Money(micros),
+        connection_fee: Money(0),
+        increment_s: 60,
+        minimum_s: 30,
+        effective_ms,
+    };
+    let n = store
+        .import_carrier_rates(
+            carrier,
+            &[rate("44", 10_000, 0), rate("447", 50_000, 1_000)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    // Same prefix and date: replaced, not doubled.
+    store
+        .import_carrier_rates(carrier, &[rate("447", 40_000, 1_000)])
+        .await
+        .unwrap();
+    assert_eq!(store.list_carrier_rates(carrier).await.unwrap().len(), 2);
+    // All or nothing.
+    assert!(
+        store
+            .import_carrier_rates(carrier, &[rate("33", 1, 0), rate("3x", 1, 0)])
+            .await
+            .is_err()
+    );
+    assert_eq!(store.list_carrier_rates(carrier).await.unwrap().len(), 2);
+    store
+        .import_customer_rates(acme, &[rate("44", 30_000, 0)])
+        .await
+        .unwrap();
+
+    store
+        .set_carrier_health(carrier, Health::Down, 1_234)
+        .await
+        .unwrap();
+    store
+        .set_carrier_health(carrier, Health::Suspect, 2_345)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.carrier_health().await.unwrap().get(&carrier),
+        Some(&(Health::Suspect, 2_345))
+    );
+
+    let dir = store.load_directory().await.unwrap();
+    let c = dir.customer(acme).unwrap();
+    assert_eq!(c.number_format, InboundFormat::National);
+    assert_eq!(c.country_code.as_deref(), Some("44"));
+    assert_eq!(c.forced_cli.as_deref(), Some("442079460000"));
+    assert_eq!(c.routing, RoutingMode::Lcr);
+    assert_eq!(c.dial_plan, Some(plan));
+    assert_eq!(
+        (c.daily_minutes, c.monthly_minutes),
+        (Some(100), Some(2_000))
+    );
+    let p = dir.dial_plan(plan).unwrap();
+    assert!(!p.default_allow && p.block_premium);
+    assert_eq!(p.rules.len(), 1);
+    assert_eq!(p.rules[0].id, rule);
+    let k = store
+        .list_carriers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.id == carrier)
+        .unwrap();
+    assert_eq!(k.numbers, profile);
+    assert_eq!(k.codecs, vec!["PCMA".to_string(), "G729".to_string()]);
+    let rates = dir.carrier_rates(carrier).unwrap();
+    assert_eq!(
+        rates.lookup("447700900123", 999).unwrap().per_minute,
+        Money(10_000)
+    );
+    assert_eq!(
+        rates.lookup("447700900123", 1_000).unwrap().per_minute,
+        Money(40_000)
+    );
+    assert_eq!(
+        dir.customer_rates(acme)
+            .unwrap()
+            .lookup("4420", 0)
+            .unwrap()
+            .per_minute,
+        Money(30_000)
+    );
+    assert_eq!(dir.health.get(&carrier), Some(&Health::Suspect));
+
+    assert!(store.remove_dial_rule(rule).await.unwrap());
+    assert!(!store.remove_dial_rule(rule).await.unwrap());
+    // Minutes used: billable time of the calls stored since a moment (the CDRs above).
+    let used = store.billable_since(0).await.unwrap();
+    assert!(!used.is_empty());
+    assert!(store.billable_since(i64::MAX).await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Sipp, Vts, at, free_port, uac, uac_number};
+use common::{Sipp, Vts, at, free_port, uac, uac_number, uac_traced};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -572,5 +572,62 @@ fn minute_caps_count_calls_in_progress_and_survive_a_restart() {
     assert_eq!(
         text(newest, "final_reason"),
         "Busy Here - Monthly Minutes Exhausted"
+    );
+}
+
+/// The replies of the table that leave no CDR (the source is refused before a call exists)
+/// and the system CPS limit, each with its exact status line as the customer receives it.
+#[test]
+fn refusals_before_a_call_exists_have_their_exact_status_lines() {
+    let vts = Vts::new();
+    vts.add_customer("acme", "127.0.0.2");
+    let port = free_port();
+    vts.add_carrier("up", port, 1, "udp");
+    let switch = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
+    let status_line = |scenario: &str| {
+        let (ok, err, messages) = uac_traced(scenario, at(switch), free_port());
+        assert!(ok, "{err}\n{}", serve.log_text());
+        messages
+            .lines()
+            .find(|l| l.starts_with("SIP/2.0 4") || l.starts_with("SIP/2.0 5"))
+            .unwrap_or_else(|| panic!("no final response in\n{messages}"))
+            .trim_end()
+            .to_string()
+    };
+    assert_eq!(
+        status_line("uac_expect_403.xml"),
+        "SIP/2.0 403 Forbidden - IP Not Authorized"
+    );
+    vts.change(&["block", "add", "127.0.0.1", "--reason", "test"]);
+    assert_eq!(
+        status_line("uac_expect_403.xml"),
+        "SIP/2.0 403 Forbidden - Blacklisted"
+    );
+    serve.stop();
+
+    // The switch's CPS: 20 calls at 40 a second against 5 a second.
+    let vts = Vts::new();
+    vts.add_customer("acme", "127.0.0.1");
+    vts.add_carrier("up", port, 1, "udp");
+    vts.cli(&["settings", "set", "limits.global_max_cps", "5"]);
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
+    let carrier = Sipp::uas("uas_answer.xml", port, "u1", 20);
+    let (ok, err) = uac("uac_cps.xml", at(switch), "u1", 20, 40, free_port());
+    assert!(ok, "{err}\n{}", serve.log_text());
+    drop(carrier);
+    serve.stop();
+    let cdrs = vts.cdrs();
+    let refused: Vec<&Value> = cdrs
+        .iter()
+        .filter(|c| int(c, "final_code") == 503)
+        .collect();
+    let answered = cdrs.iter().filter(|c| int(c, "final_code") == 200).count();
+    assert!((5..=10).contains(&answered), "{answered} answered");
+    assert_eq!(refused.len() + answered, 20);
+    assert!(
+        refused
+            .iter()
+            .all(|c| text(c, "final_reason") == "Service Unavailable - System CPS Limit")
     );
 }

@@ -367,6 +367,43 @@ pub(crate) fn uac(
     )
 }
 
+/// One call of `scenario_file` (a single INVITE) with every message logged: sipp's verdict,
+/// its error log and the messages.
+pub(crate) fn uac_traced(
+    scenario_file: &str,
+    target: SocketAddr,
+    source_port: u16,
+) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let target_s = target.to_string();
+    let out: Output = sipp_command(
+        scenario_file,
+        source_port,
+        "u1",
+        &[
+            "-s",
+            "34911234567",
+            "-m",
+            "1",
+            "-trace_msg",
+            "-timeout",
+            "30",
+            "-timeout_error",
+            &target_s,
+        ],
+        dir.path(),
+    )
+    .output()
+    .unwrap();
+    let mut messages = String::new();
+    for e in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        if e.file_name().to_string_lossy().ends_with("messages.log") {
+            messages += &std::fs::read_to_string(e.path()).unwrap_or_default();
+        }
+    }
+    (out.status.success(), errors(dir.path()), messages)
+}
+
 /// [`uac`] dialling `number`.
 pub(crate) fn uac_number(
     scenario_file: &str,
