@@ -165,6 +165,9 @@ class Vts(Proxy):
         self.db = db_url
         self.port = port
         self.cli("customer", "add", "--name", "load", "--ip", "127.0.0.1", "--max-channels", str(CHANNEL_LIMIT))
+        # One address sending thousands of INVITEs a second is a flood unless whitelisted, as an
+        # operator whitelists a big customer's SBC (the check itself still runs).
+        self.cli("whitelist", "add", "127.0.0.1", "--reason", "load generator")
         for i, (port_, prio) in enumerate(carriers):
             self.cli("carrier", "add", "--name", f"carrier-{i}", "--host", "127.0.0.1", "--port", str(port_),
                      "--priority", str(prio))

@@ -28,7 +28,7 @@ mod migrations;
 mod routing;
 mod sql;
 
-pub use routing::NumbersChange;
+pub use routing::{CarrierLimitsChange, NumbersChange};
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -24,7 +24,123 @@ pub struct NumbersChange {
     pub forced_cli: Option<Option<String>>,
 }
 
+/// What `vts carrier limits` changes (`None`: left as it is; `Some(None)`: unlimited, or the
+/// switch's default for the timers).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CarrierLimitsChange {
+    pub max_channels: Option<Option<u32>>,
+    pub max_cps: Option<Option<u32>>,
+    pub first_response_ms: Option<Option<u32>>,
+    pub ring_timeout_s: Option<Option<u32>>,
+}
+
 impl Store {
+    /// Changes a carrier's limits and timers, checked like `add_carrier`'s.
+    pub async fn set_carrier_limits(
+        &self,
+        id: CarrierId,
+        change: &CarrierLimitsChange,
+    ) -> Result<(), StoreError> {
+        for (what, limit) in [
+            ("max_channels", change.max_channels),
+            ("max_cps", change.max_cps),
+        ] {
+            if limit == Some(Some(0)) {
+                return Err(StoreError::Invalid(format!(
+                    "carrier {what} 0 would skip the carrier on every call: disable it instead"
+                )));
+            }
+        }
+        if change
+            .first_response_ms
+            .flatten()
+            .is_some_and(|ms| !(100..=60_000).contains(&ms))
+        {
+            return Err(StoreError::Invalid(
+                "a carrier's first-response timeout is 100 to 60000 ms".into(),
+            ));
+        }
+        if change
+            .ring_timeout_s
+            .flatten()
+            .is_some_and(|s| !(1..=3600).contains(&s))
+        {
+            return Err(StoreError::Invalid(
+                "a carrier's ring timeout is 1 to 3600 s".into(),
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        self.carrier_exists(&mut tx, id).await?;
+        const SET: [&str; 4] = [
+            "UPDATE carriers SET max_channels = $1, updated_ms = $2 WHERE id = $3",
+            "UPDATE carriers SET max_cps = $1, updated_ms = $2 WHERE id = $3",
+            "UPDATE carriers SET first_response_ms = $1, updated_ms = $2 WHERE id = $3",
+            "UPDATE carriers SET ring_timeout_s = $1, updated_ms = $2 WHERE id = $3",
+        ];
+        let values = [
+            change.max_channels,
+            change.max_cps,
+            change.first_response_ms,
+            change.ring_timeout_s,
+        ];
+        for (sql, value) in SET.into_iter().zip(values) {
+            if let Some(value) = value {
+                sqlx::query(sql)
+                    .bind(value.map(i64::from))
+                    .bind(now_ms())
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Takes a carrier out of routing (and probing), or back in.
+    pub async fn set_carrier_active(&self, id: CarrierId, active: bool) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE carriers SET active = $1, updated_ms = $2 WHERE id = $3")
+            .bind(i32::from(active))
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Invalid(format!("no carrier with id {id}")));
+        }
+        Ok(())
+    }
+
+    /// Removes destination prefixes from a carrier's allow (`allow = true`) or deny list;
+    /// returns how many were there.
+    pub async fn remove_carrier_prefixes(
+        &self,
+        id: CarrierId,
+        allow: bool,
+        prefixes: &[String],
+    ) -> Result<u64, StoreError> {
+        let checked: Vec<String> = prefixes
+            .iter()
+            .map(|p| domain::checked_prefix(p).map_err(StoreError::Invalid))
+            .collect::<Result<_, _>>()?;
+        let mut tx = self.pool.begin().await?;
+        self.carrier_exists(&mut tx, id).await?;
+        let mut removed = 0;
+        for p in &checked {
+            removed += sqlx::query(
+                "DELETE FROM carrier_prefixes WHERE carrier_id = $1 AND kind = $2 AND prefix = $3",
+            )
+            .bind(id.0)
+            .bind(if allow { "allow" } else { "deny" })
+            .bind(p.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
     async fn customer_exists(
         &self,
         conn: &mut AnyConnection,

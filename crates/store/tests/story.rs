@@ -12,7 +12,10 @@ use domain::{
 use ipnet::IpNet;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::{AnyConnection, Connection};
-use store::{Backend, LimitsChange, NewCarrier, NewCustomer, NumbersChange, Store, StoreError};
+use store::{
+    Backend, CarrierLimitsChange, LimitsChange, NewCarrier, NewCustomer, NumbersChange, Store,
+    StoreError,
+};
 
 #[tokio::test]
 async fn story_on_sqlite() {
@@ -676,6 +679,68 @@ async fn routing_tables(store: &Store, acme: CustomerId, carrier: CarrierId) {
         Money(30_000)
     );
     assert_eq!(dir.health.get(&carrier), Some(&Health::Suspect));
+
+    // Carrier limits, timers, prefix removal and disabling.
+    store
+        .set_carrier_limits(
+            carrier,
+            &CarrierLimitsChange {
+                max_channels: Some(None),
+                max_cps: Some(Some(7)),
+                first_response_ms: Some(Some(1_500)),
+                ring_timeout_s: Some(None),
+            },
+        )
+        .await
+        .unwrap();
+    let zero = CarrierLimitsChange {
+        max_cps: Some(Some(0)),
+        ..CarrierLimitsChange::default()
+    };
+    assert!(store.set_carrier_limits(carrier, &zero).await.is_err());
+    let slow = CarrierLimitsChange {
+        first_response_ms: Some(Some(99)),
+        ..CarrierLimitsChange::default()
+    };
+    assert!(store.set_carrier_limits(carrier, &slow).await.is_err());
+    store
+        .add_carrier_prefixes(carrier, true, &["44".into(), "33".into()])
+        .await
+        .unwrap();
+    let removed = store
+        .remove_carrier_prefixes(carrier, true, &["33".into(), "49".into()])
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    store.set_carrier_active(carrier, false).await.unwrap();
+    let k = store
+        .list_carriers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.id == carrier)
+        .unwrap();
+    assert_eq!((k.max_channels, k.max_cps), (None, Some(7)));
+    assert_eq!((k.first_response_ms, k.ring_timeout_s), (Some(1_500), None));
+    assert_eq!(k.allow, vec!["44".to_string()]);
+    assert!(!k.active);
+    assert!(
+        !store
+            .load_directory()
+            .await
+            .unwrap()
+            .routes()
+            .iter()
+            .any(|r| r.id == carrier),
+        "a disabled carrier is not routed"
+    );
+    store.set_carrier_active(carrier, true).await.unwrap();
+    assert!(
+        store
+            .set_carrier_active(CarrierId(999), true)
+            .await
+            .is_err()
+    );
 
     assert!(store.remove_dial_rule(rule).await.unwrap());
     assert!(!store.remove_dial_rule(rule).await.unwrap());

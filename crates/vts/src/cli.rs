@@ -273,6 +273,17 @@ fn parse_routing(s: &str) -> Result<domain::RoutingMode, String> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limit(pub(crate) Option<u32>);
 
+/// A timer as typed: a whole number from 1, or `default` (`None`: the switch's setting).
+fn parse_or_default(s: &str) -> Result<Limit, String> {
+    match s.trim() {
+        "default" => Ok(Limit(None)),
+        n => match n.parse::<u32>() {
+            Ok(0) | Err(_) => Err(format!("{s:?}: a whole number from 1, or `default`")),
+            Ok(n) => Ok(Limit(Some(n))),
+        },
+    }
+}
+
 fn parse_limit(s: &str) -> Result<Limit, String> {
     match s.trim() {
         "unlimited" => Ok(Limit(None)),
@@ -350,6 +361,36 @@ pub(crate) enum CarrierCmd {
         /// Codecs the carrier may be offered (e.g. PCMA,G729), or `any`.
         #[arg(long, value_name = "LIST|any")]
         codecs: Option<String>,
+    },
+    /// Change a carrier's limits and timers (the others stay as they are).
+    Limits {
+        id: i64,
+        #[arg(long, value_parser = parse_limit, value_name = "N|unlimited")]
+        max_channels: Option<Limit>,
+        #[arg(long, value_parser = parse_limit, value_name = "N|unlimited")]
+        max_cps: Option<Limit>,
+        /// First-response timeout (failover), ms, or `default` (sip's setting).
+        #[arg(long, value_parser = parse_or_default, value_name = "MS|default")]
+        first_response_ms: Option<Limit>,
+        /// Ring timeout (408, no failover), seconds, or `default`.
+        #[arg(long, value_parser = parse_or_default, value_name = "SECONDS|default")]
+        ring_timeout: Option<Limit>,
+    },
+    /// Take a carrier out of routing and probing.
+    Disable { id: i64 },
+    /// Put a disabled carrier back.
+    Enable { id: i64 },
+    /// Remove prefixes from the carrier's allow list.
+    RemoveAllow {
+        id: i64,
+        #[arg(required = true, value_name = "PREFIX")]
+        prefixes: Vec<String>,
+    },
+    /// Remove prefixes from the carrier's deny list.
+    RemoveDeny {
+        id: i64,
+        #[arg(required = true, value_name = "PREFIX")]
+        prefixes: Vec<String>,
     },
     /// Import the carrier's rates from CSV: prefix, rate per minute, connection fee,
     /// increment s, minimum s, effective date (YYYY-MM-DD or RFC 3339, UTC; empty: always).

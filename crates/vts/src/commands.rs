@@ -308,6 +308,11 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
         ) => routing::customer(&store, cmd).await,
         Command::Carrier(
             cmd @ (CarrierCmd::Profile { .. }
+            | CarrierCmd::Limits { .. }
+            | CarrierCmd::Disable { .. }
+            | CarrierCmd::Enable { .. }
+            | CarrierCmd::RemoveAllow { .. }
+            | CarrierCmd::RemoveDeny { .. }
             | CarrierCmd::ImportRates { .. }
             | CarrierCmd::Rates { .. }),
         ) => routing::carrier(&store, cmd).await,
@@ -491,8 +496,17 @@ fn init_logging() {
 
 fn customer_table(customers: &[Customer]) -> String {
     let mut out = format!(
-        "{:<6} {:<20} {:<7} {:<10} {:>8} {:>6}  IPS\n",
-        "ID", "NAME", "ACTIVE", "STATUS", "CHANNELS", "CPS"
+        "{:<6} {:<20} {:<7} {:<10} {:>8} {:>6} {:>13} {:<12} {:>5} {:<8}  IPS\n",
+        "ID",
+        "NAME",
+        "ACTIVE",
+        "STATUS",
+        "CHANNELS",
+        "CPS",
+        "MIN DAY/MONTH",
+        "NUMBERS",
+        "PLAN",
+        "ROUTING"
     );
     let opt = |v: Option<u32>| v.map_or("-".to_string(), |n| n.to_string());
     for c in customers {
@@ -501,15 +515,23 @@ fn customer_table(customers: &[Customer]) -> String {
             Some(r) => format!("{} ({r})", c.status),
             None => c.status.to_string(),
         };
+        let numbers = match &c.country_code {
+            Some(cc) => format!("{} +{cc}", c.number_format),
+            None => c.number_format.to_string(),
+        };
         let _ = writeln!(
             out,
-            "{:<6} {:<20} {:<7} {:<10} {:>8} {:>6}  {}",
+            "{:<6} {:<20} {:<7} {:<10} {:>8} {:>6} {:>13} {:<12} {:>5} {:<8}  {}",
             c.id,
             c.name,
             c.active,
             status,
             opt(c.max_channels),
             opt(c.max_cps),
+            format!("{}/{}", opt(c.daily_minutes), opt(c.monthly_minutes)),
+            numbers,
+            c.dial_plan.map_or("-".to_string(), |p| p.0.to_string()),
+            c.routing,
             ips.join(",")
         );
     }

@@ -185,6 +185,40 @@ pub(crate) async fn carrier(store: &Store, cmd: CarrierCmd) -> Result<(), String
                 .map_err(err)?;
             println!("carrier {id}: profile changed");
         }
+        CarrierCmd::Limits {
+            id,
+            max_channels,
+            max_cps,
+            first_response_ms,
+            ring_timeout,
+        } => {
+            let change = store::CarrierLimitsChange {
+                max_channels: max_channels.map(|l| l.0),
+                max_cps: max_cps.map(|l| l.0),
+                first_response_ms: first_response_ms.map(|l| l.0),
+                ring_timeout_s: ring_timeout.map(|l| l.0),
+            };
+            if max_channels.is_none()
+                && max_cps.is_none()
+                && first_response_ms.is_none()
+                && ring_timeout.is_none()
+            {
+                return Err("nothing to change: give --max-channels, --max-cps, --first-response-ms and/or --ring-timeout".into());
+            }
+            store
+                .set_carrier_limits(CarrierId(id), &change)
+                .await
+                .map_err(err)?;
+            println!("carrier {id}: limits changed");
+        }
+        CarrierCmd::Disable { id } => set_active(store, id, false).await?,
+        CarrierCmd::Enable { id } => set_active(store, id, true).await?,
+        CarrierCmd::RemoveAllow { id, prefixes } => {
+            remove_prefixes(store, id, true, &prefixes).await?;
+        }
+        CarrierCmd::RemoveDeny { id, prefixes } => {
+            remove_prefixes(store, id, false, &prefixes).await?;
+        }
         CarrierCmd::ImportRates { id, file } => {
             let rates = read_rates(&file)?;
             let n = store
@@ -212,6 +246,36 @@ pub(crate) async fn carrier(store: &Store, cmd: CarrierCmd) -> Result<(), String
         }
         _ => unreachable!("other carrier commands are handled in commands.rs"),
     }
+    Ok(())
+}
+
+async fn set_active(store: &Store, id: i64, active: bool) -> Result<(), String> {
+    store
+        .set_carrier_active(CarrierId(id), active)
+        .await
+        .map_err(err)?;
+    println!(
+        "carrier {id}: {}",
+        if active { "enabled" } else { "disabled" }
+    );
+    Ok(())
+}
+
+async fn remove_prefixes(
+    store: &Store,
+    id: i64,
+    allow: bool,
+    prefixes: &[String],
+) -> Result<(), String> {
+    let n = store
+        .remove_carrier_prefixes(CarrierId(id), allow, prefixes)
+        .await
+        .map_err(err)?;
+    let list = if allow { "allow" } else { "deny" };
+    println!(
+        "carrier {id}: {n} of {} prefixes removed from its {list} list",
+        prefixes.len()
+    );
     Ok(())
 }
 

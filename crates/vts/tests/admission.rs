@@ -631,3 +631,103 @@ fn refusals_before_a_call_exists_have_their_exact_status_lines() {
             .all(|c| text(c, "final_reason") == "Service Unavailable - System CPS Limit")
     );
 }
+
+/// One address floods (60 INVITEs at 30 a second against a threshold of 10) while another
+/// customer, from another address, calls at its normal rate: the flooder is blocked, every
+/// call of the other customer goes through.
+#[test]
+fn a_flood_from_one_address_leaves_another_customer_untouched() {
+    let vts = Vts::new();
+    vts.add_customer("flooder", "127.0.0.1");
+    let calm = vts.add_customer("calm", "127.0.0.2");
+    let port = free_port();
+    vts.add_carrier("up", port, 1, "udp");
+    vts.cli(&["settings", "set", "security.flood_threshold", "10"]);
+    let switch = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
+    let carrier = Sipp::uas("uas_answer.xml", port, "u1", 1000);
+    let flood =
+        std::thread::spawn(move || uac("uac_flood.xml", at(switch), "u1", 60, 30, free_port()));
+    let (ok, err) = common::uac_from("127.0.0.2", "uac_call.xml", at(switch), 20, 5, free_port());
+    assert!(ok, "the calm customer: {err}\n{}", serve.log_text());
+    let (ok, err) = flood.join().unwrap();
+    assert!(ok, "the flooder: {err}");
+    drop(carrier);
+    let log = serve.log_text();
+    serve.stop();
+    assert!(log.contains("FLOOD source=127.0.0.1 "), "{log}");
+    assert!(!log.contains("FLOOD source=127.0.0.2"), "{log}");
+    let cdrs = vts.cdrs();
+    let calm_cdrs: Vec<&Value> = cdrs
+        .iter()
+        .filter(|c| int(c, "customer_id") == calm)
+        .collect();
+    assert_eq!(calm_cdrs.len(), 20);
+    assert!(calm_cdrs.iter().all(|c| int(c, "final_code") == 200));
+    assert!(vts.cli(&["block", "list"]).contains("127.0.0.1/32"));
+}
+
+/// The carrier commands an operator changes routing with, seen through `vts route`: limits
+/// and timers, removing prefix-list entries, disabling and enabling; bad values refused.
+#[test]
+fn carrier_limits_prefix_removal_and_disabling() {
+    let vts = Vts::new();
+    let customer = vts.add_customer("acme", "127.0.0.1").to_string();
+    let a = vts.add_carrier("a", free_port(), 10, "udp").to_string();
+    let b = vts.add_carrier("b", free_port(), 5, "udp").to_string();
+    let route = || vts.cli(&["route", "--customer", &customer, "--number", "34911234567"]);
+    let line = |out: &str, name: &str| {
+        out.lines()
+            .find(|l| l.contains(&format!(" {name} (#")))
+            .map(str::to_string)
+    };
+    vts.cli(&["carrier", "deny", &a, "349", "44"]);
+    assert!(line(&route(), "a").unwrap().contains("deny list"));
+    vts.cli(&["carrier", "remove-deny", &a, "349"]);
+    let out = route();
+    assert!(line(&out, "a").unwrap().starts_with("1 "), "{out}");
+    vts.cli(&[
+        "carrier",
+        "limits",
+        &a,
+        "--max-channels",
+        "5",
+        "--max-cps",
+        "2",
+        "--first-response-ms",
+        "1500",
+    ]);
+    assert!(line(&route(), "a").unwrap().contains("channels 5, cps 2"));
+    vts.cli(&["carrier", "disable", &a]);
+    let out = route();
+    assert!(line(&out, "a").is_none(), "{out}");
+    assert!(line(&out, "b").unwrap().starts_with("1 "), "{out}");
+    assert!(
+        vts.cli(&["carrier", "list"])
+            .lines()
+            .any(|l| l.starts_with(&format!("{a} ")) && l.contains(" false "))
+    );
+    vts.cli(&["carrier", "enable", &a]);
+    assert!(line(&route(), "a").unwrap().starts_with("1 "));
+    for (args, error) in [
+        (
+            vec!["carrier", "limits", &a, "--max-cps", "0"],
+            "a whole number from 1",
+        ),
+        (
+            vec!["carrier", "limits", &a, "--first-response-ms", "50"],
+            "100 to 60000 ms",
+        ),
+        (vec!["carrier", "limits", &a], "nothing to change"),
+        (vec!["carrier", "disable", "999"], "no carrier with id 999"),
+        (
+            vec!["carrier", "remove-allow", &b, "4x"],
+            "not a destination prefix",
+        ),
+    ] {
+        let out = vts.command().args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(error), "{args:?}: {err}");
+    }
+}

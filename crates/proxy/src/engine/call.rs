@@ -677,16 +677,20 @@ impl Engine {
         let user = wire::escape_user(&destination);
         let new_uri = format!("sip:{user}@{host}:{}{tparam}", carrier.port);
         e.set_request_uri(new_uri.as_bytes())?;
-        fn has_user<E>(na: Result<sip_message::headers::NameAddr<'_>, E>) -> bool {
+        // Rewritten only where the carrier's rendering differs from what the customer sent
+        // (the common e164-in, international-out case edits neither).
+        fn needs<E>(na: Result<sip_message::headers::NameAddr<'_>, E>, want: &str) -> bool {
             na.ok()
                 .and_then(|n| n.uri().ok())
-                .is_some_and(|u| u.user().is_some())
+                .and_then(|u| u.user().map(|have| have != want.as_bytes()))
+                .unwrap_or(false)
         }
-        if has_user(h.to()) {
+        if needs(h.to(), &user) {
             e.set_to_user(user.as_bytes())?;
         }
-        if has_user(h.from()) {
-            e.set_from_user(wire::escape_user(&cli).as_bytes())?;
+        let cli_user = wire::escape_user(&cli);
+        if needs(h.from(), &cli_user) {
+            e.set_from_user(cli_user.as_bytes())?;
         }
         if !carrier.codecs.is_empty()
             && let Some(body) = sdp::filter_codecs(invite.body(), &carrier.codecs)

@@ -419,8 +419,13 @@ impl Engine {
             self.pending_check =
                 (!self.pending_blocks.is_empty()).then(|| now + PENDING_BLOCK_CHECK);
         }
-        if self.probes.next_check.is_some_and(|t| t <= now) && !self.draining {
-            self.run_probes(now);
+        if self.probes.next_check.is_some_and(|t| t <= now) {
+            if self.draining {
+                // No new probes while shutting down (and no timer left to spin on).
+                self.probes.next_check = None;
+            } else {
+                self.run_probes(now);
+            }
         }
         self.txns.handle_timeout(now);
         self.process_events(now);

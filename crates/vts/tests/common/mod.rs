@@ -237,6 +237,17 @@ fn sipp_command(
     extra: &[&str],
     dir: &Path,
 ) -> Command {
+    sipp_command_at("127.0.0.1", scenario_file, port, transport, extra, dir)
+}
+
+fn sipp_command_at(
+    ip: &str,
+    scenario_file: &str,
+    port: u16,
+    transport: &str,
+    extra: &[&str],
+    dir: &Path,
+) -> Command {
     sipp_available();
     let mut c = Command::new("sipp");
     c.current_dir(dir)
@@ -244,7 +255,7 @@ fn sipp_command(
         .arg(scenario(scenario_file))
         .args([
             "-i",
-            "127.0.0.1",
+            ip,
             "-p",
             &port.to_string(),
             "-t",
@@ -402,6 +413,41 @@ pub(crate) fn uac_traced(
         }
     }
     (out.status.success(), errors(dir.path()), messages)
+}
+
+/// [`uac`] from another loopback address (`127.0.0.2`...), as a second customer.
+pub(crate) fn uac_from(
+    ip: &str,
+    scenario_file: &str,
+    target: SocketAddr,
+    calls: u32,
+    rate: u32,
+    source_port: u16,
+) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (calls, rate, target) = (calls.to_string(), rate.to_string(), target.to_string());
+    let out: Output = sipp_command_at(
+        ip,
+        scenario_file,
+        source_port,
+        "u1",
+        &[
+            "-s",
+            "34911234567",
+            "-m",
+            &calls,
+            "-r",
+            &rate,
+            "-timeout",
+            "60",
+            "-timeout_error",
+            &target,
+        ],
+        dir.path(),
+    )
+    .output()
+    .unwrap();
+    (out.status.success(), errors(dir.path()))
 }
 
 /// [`uac`] dialling `number`.
