@@ -341,16 +341,8 @@ impl Store {
             "UPDATE customers SET daily_minutes = $1, updated_ms = $2 WHERE id = $3",
             "UPDATE customers SET monthly_minutes = $1, updated_ms = $2 WHERE id = $3",
         ];
-        for (sql, (_, limit)) in SET.into_iter().zip(all) {
-            if let Some(limit) = limit {
-                sqlx::query(sql)
-                    .bind(limit.map(i64::from))
-                    .bind(now_ms())
-                    .bind(id.0)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
+        let values = all.map(|(_, limit)| limit);
+        update_columns(&mut tx, &SET, &values, id.0).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -915,6 +907,27 @@ async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Customer>, StoreEr
         }
     }
     Ok(customers)
+}
+
+/// Runs `sets[i]` (`UPDATE ... SET column = $1, updated_ms = $2 WHERE id = $3`) for each
+/// value given: `None` leaves the column, `Some(None)` stores NULL.
+async fn update_columns(
+    conn: &mut AnyConnection,
+    sets: &[&'static str],
+    values: &[Option<Option<u32>>],
+    id: i64,
+) -> Result<(), StoreError> {
+    for (sql, value) in sets.iter().zip(values) {
+        if let Some(value) = value {
+            sqlx::query(*sql)
+                .bind(value.map(i64::from))
+                .bind(now_ms())
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Stored networks are CIDR text; a bare address (typed by hand into the table) is read as a

@@ -83,16 +83,7 @@ impl Store {
             change.first_response_ms,
             change.ring_timeout_s,
         ];
-        for (sql, value) in SET.into_iter().zip(values) {
-            if let Some(value) = value {
-                sqlx::query(sql)
-                    .bind(value.map(i64::from))
-                    .bind(now_ms())
-                    .bind(id.0)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
+        crate::update_columns(&mut tx, &SET, &values, id.0).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -399,24 +390,7 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await?;
         self.carrier_exists(&mut tx, id).await?;
-        for r in rates {
-            check_rate(r)?;
-            sqlx::query(
-                "INSERT INTO carrier_rates (carrier_id, prefix, per_minute, connection_fee, increment_s, minimum_s, effective_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (carrier_id, prefix, effective_ms) DO UPDATE SET \
-                 per_minute = excluded.per_minute, connection_fee = excluded.connection_fee, \
-                 increment_s = excluded.increment_s, minimum_s = excluded.minimum_s",
-            )
-            .bind(id.0)
-            .bind(r.prefix.as_str())
-            .bind(r.per_minute.0)
-            .bind(r.connection_fee.0)
-            .bind(r.increment_s as i32)
-            .bind(r.minimum_s as i32)
-            .bind(r.effective_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_rates(&mut tx, CARRIER_RATE, id.0, rates).await?;
         tx.commit().await?;
         Ok(rates.len())
     }
@@ -429,24 +403,7 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await?;
         self.customer_exists(&mut tx, id).await?;
-        for r in rates {
-            check_rate(r)?;
-            sqlx::query(
-                "INSERT INTO customer_rates (customer_id, prefix, per_minute, connection_fee, increment_s, minimum_s, effective_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (customer_id, prefix, effective_ms) DO UPDATE SET \
-                 per_minute = excluded.per_minute, connection_fee = excluded.connection_fee, \
-                 increment_s = excluded.increment_s, minimum_s = excluded.minimum_s",
-            )
-            .bind(id.0)
-            .bind(r.prefix.as_str())
-            .bind(r.per_minute.0)
-            .bind(r.connection_fee.0)
-            .bind(r.increment_s as i32)
-            .bind(r.minimum_s as i32)
-            .bind(r.effective_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_rates(&mut tx, CUSTOMER_RATE, id.0, rates).await?;
         tx.commit().await?;
         Ok(rates.len())
     }
@@ -487,6 +444,38 @@ impl Store {
         let mut conn = self.pool.acquire().await?;
         health_on(&mut conn).await
     }
+}
+
+const CARRIER_RATE: &str = "INSERT INTO carrier_rates (carrier_id, prefix, per_minute, connection_fee, increment_s, minimum_s, effective_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (carrier_id, prefix, effective_ms) DO UPDATE SET \
+     per_minute = excluded.per_minute, connection_fee = excluded.connection_fee, \
+     increment_s = excluded.increment_s, minimum_s = excluded.minimum_s";
+const CUSTOMER_RATE: &str = "INSERT INTO customer_rates (customer_id, prefix, per_minute, connection_fee, increment_s, minimum_s, effective_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (customer_id, prefix, effective_ms) DO UPDATE SET \
+     per_minute = excluded.per_minute, connection_fee = excluded.connection_fee, \
+     increment_s = excluded.increment_s, minimum_s = excluded.minimum_s";
+
+/// Writes `rates` of one owner with `sql` (one of the two upserts above), every row checked.
+async fn insert_rates(
+    conn: &mut AnyConnection,
+    sql: &'static str,
+    owner: i64,
+    rates: &[Rate],
+) -> Result<(), StoreError> {
+    for r in rates {
+        check_rate(r)?;
+        sqlx::query(sql)
+            .bind(owner)
+            .bind(r.prefix.as_str())
+            .bind(r.per_minute.0)
+            .bind(r.connection_fee.0)
+            .bind(r.increment_s as i32)
+            .bind(r.minimum_s as i32)
+            .bind(r.effective_ms)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 fn check_rate(r: &Rate) -> Result<(), StoreError> {

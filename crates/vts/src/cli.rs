@@ -275,20 +275,19 @@ pub(crate) struct Limit(pub(crate) Option<u32>);
 
 /// A timer as typed: a whole number from 1, or `default` (`None`: the switch's setting).
 fn parse_or_default(s: &str) -> Result<Limit, String> {
-    match s.trim() {
-        "default" => Ok(Limit(None)),
-        n => match n.parse::<u32>() {
-            Ok(0) | Err(_) => Err(format!("{s:?}: a whole number from 1, or `default`")),
-            Ok(n) => Ok(Limit(Some(n))),
-        },
-    }
+    whole_or(s, "default")
 }
 
 fn parse_limit(s: &str) -> Result<Limit, String> {
+    whole_or(s, "unlimited")
+}
+
+/// A whole number from 1, or `word` for `None`.
+fn whole_or(s: &str, word: &str) -> Result<Limit, String> {
     match s.trim() {
-        "unlimited" => Ok(Limit(None)),
+        w if w == word => Ok(Limit(None)),
         n => match n.parse::<u32>() {
-            Ok(0) | Err(_) => Err(format!("{s:?}: a whole number from 1, or `unlimited`")),
+            Ok(0) | Err(_) => Err(format!("{s:?}: a whole number from 1, or `{word}`")),
             Ok(n) => Ok(Limit(Some(n))),
         },
     }

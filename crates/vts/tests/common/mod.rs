@@ -308,13 +308,7 @@ impl Sipp {
     /// Like [`Sipp::wait`], with the message log of a traced carrier.
     pub(crate) fn wait_messages(mut self, timeout: Duration) -> (bool, String, String) {
         let (ok, err) = self.wait_ref(timeout);
-        let mut messages = String::new();
-        for e in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
-            if e.file_name().to_string_lossy().ends_with("messages.log") {
-                messages += &std::fs::read_to_string(e.path()).unwrap_or_default();
-            }
-        }
-        (ok, err, messages)
+        (ok, err, logs(self.dir.path(), "messages.log"))
     }
 
     /// Waits for the process to exit; `true` when sipp says every call succeeded.
@@ -348,9 +342,14 @@ impl Drop for Sipp {
 }
 
 fn errors(dir: &Path) -> String {
+    logs(dir, "errors.log")
+}
+
+/// sipp's log files in `dir` whose names end with `suffix`, concatenated.
+fn logs(dir: &Path, suffix: &str) -> String {
     let mut s = String::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.file_name().to_string_lossy().ends_with("errors.log") {
+        if e.file_name().to_string_lossy().ends_with(suffix) {
             s += &std::fs::read_to_string(e.path()).unwrap_or_default();
         }
     }
@@ -406,12 +405,7 @@ pub(crate) fn uac_traced(
     )
     .output()
     .unwrap();
-    let mut messages = String::new();
-    for e in std::fs::read_dir(dir.path()).unwrap().flatten() {
-        if e.file_name().to_string_lossy().ends_with("messages.log") {
-            messages += &std::fs::read_to_string(e.path()).unwrap_or_default();
-        }
-    }
+    let messages = logs(dir.path(), "messages.log");
     (out.status.success(), errors(dir.path()), messages)
 }
 
