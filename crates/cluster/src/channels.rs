@@ -6,9 +6,10 @@
 //! The check and the reservation are one step ([`Channels::try_acquire`]): no
 //! check-then-increment race. A Redis implementation keeps a sorted set per scope (member:
 //! the call, score: the lease's expiry), acquires with a Lua script that drops expired
-//! members, checks the count and adds the call atomically, renews held leases while the
-//! call lives ([`Channels::renew`]), and releases on drop through a background queue; the
-//! proxy sees only this trait.
+//! members, checks the count and adds the call atomically, renews the leases this node holds
+//! from a task of its own (every acquire and release goes through it, so it knows them: a
+//! node that dies stops renewing and its calls' channels expire), and releases on drop
+//! through a background queue; the proxy sees only this trait.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -35,10 +36,6 @@ pub trait Channels: Send + Sync {
 
     /// Channels of `scope` held now.
     fn in_use(&self, scope: ChannelScope) -> u32;
-
-    /// Extends the leases of `call` (shared stores expire leases of calls whose node died;
-    /// the in-process store never needs it).
-    fn renew(&self, _call: u64, _now: Instant) {}
 }
 
 /// A held channel; dropping it releases the channel.
