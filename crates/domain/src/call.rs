@@ -9,6 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::party::{CarrierId, CustomerId};
+use crate::rates::Money;
 
 /// The proxy's number for a call, unique within one run of the switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -83,6 +84,13 @@ pub enum CallEvent {
         callee_out: String,
         at_ms: i64,
     },
+    /// Admission read the numbers: the destination and CLI in E.164 (what routing and
+    /// rating use).
+    Numbers {
+        call: CallRef,
+        caller: String,
+        callee: String,
+    },
     /// The current attempt's first 18x.
     Progress { call: CallRef, at_ms: i64 },
     /// The initial INVITE's first 2xx: the call is answered.
@@ -102,6 +110,7 @@ impl CallEvent {
         match self {
             CallEvent::Started { call, .. }
             | CallEvent::AttemptStarted { call, .. }
+            | CallEvent::Numbers { call, .. }
             | CallEvent::Progress { call, .. }
             | CallEvent::Answered { call, .. }
             | CallEvent::Ended { call, .. } => *call,
@@ -140,6 +149,17 @@ pub struct Cdr {
     pub final_reason: String,
     pub hangup: HangupSide,
     pub attempts: u32,
+    /// The CLI and destination in E.164, as admission read them (`None`: refused before).
+    #[serde(default)]
+    pub caller_e164: Option<String>,
+    #[serde(default)]
+    pub callee_e164: Option<String>,
+    /// What the call costs at the carrier's rate (`None`: no carrier rate for it).
+    #[serde(default)]
+    pub cost: Option<Money>,
+    /// What the customer pays (`None`: no customer rate, rate plan or markup applies).
+    #[serde(default)]
+    pub price: Option<Money>,
 }
 
 #[derive(Debug)]
@@ -202,6 +222,10 @@ impl CdrBuilder {
                     final_reason: String::new(),
                     hangup: HangupSide::Switch,
                     attempts: 0,
+                    caller_e164: None,
+                    callee_e164: None,
+                    cost: None,
+                    price: None,
                 };
                 self.open.insert(
                     call,
@@ -229,6 +253,16 @@ impl CdrBuilder {
                 d.cdr.progress_ms = None;
                 d.cdr.pdd_ms = None;
                 d.attempt_started_ms = Some(at_ms);
+                None
+            }
+            CallEvent::Numbers {
+                call,
+                caller,
+                callee,
+            } => {
+                let d = self.open.get_mut(&call)?;
+                d.cdr.caller_e164 = Some(caller);
+                d.cdr.callee_e164 = Some(callee);
                 None
             }
             CallEvent::Progress { call, at_ms } => {

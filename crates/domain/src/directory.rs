@@ -10,6 +10,7 @@ use crate::blocklist::BlockList;
 use crate::dialplan::{DialPlan, DialPlanId};
 use crate::party::{Carrier, CarrierId, Customer, CustomerId};
 use crate::rates::RateTable;
+use crate::rating::{RatePlan, RatePlanId};
 use crate::settings::Settings;
 
 /// Customers by source address and carriers in routing order.
@@ -37,6 +38,7 @@ pub struct Directory {
     customer_rates: HashMap<CustomerId, RateTable>,
     /// Carriers' health as last stored (the switch starts from it after a restart).
     pub health: HashMap<CarrierId, crate::health::Health>,
+    rate_plans: HashMap<RatePlanId, RatePlan>,
 }
 
 impl Directory {
@@ -79,7 +81,18 @@ impl Directory {
             carrier_rates: HashMap::new(),
             customer_rates: HashMap::new(),
             health: HashMap::new(),
+            rate_plans: HashMap::new(),
         }
+    }
+
+    /// The snapshot with these rate plans.
+    pub fn with_rate_plans(mut self, plans: Vec<RatePlan>) -> Self {
+        self.rate_plans = plans.into_iter().filter_map(|p| Some((p.id?, p))).collect();
+        self
+    }
+
+    pub fn rate_plan(&self, id: RatePlanId) -> Option<&RatePlan> {
+        self.rate_plans.get(&id)
     }
 
     /// The snapshot with these dialing plans.

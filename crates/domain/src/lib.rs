@@ -14,6 +14,7 @@ mod health;
 pub mod numbers;
 mod party;
 mod rates;
+pub mod rating;
 mod settings;
 
 pub use blocklist::{Block, BlockList, SecurityEvent};
@@ -28,4 +29,5 @@ pub use party::{
     Transport, checked_prefix,
 };
 pub use rates::{Money, Rate, RateTable};
+pub use rating::{RatePlan, RatePlanId};
 pub use settings::{Setting, Settings};

@@ -116,6 +116,9 @@ pub struct Customer {
     /// How carriers are chosen.
     #[serde(default)]
     pub routing: RoutingMode,
+    /// Sell rates for destinations the customer has no own rate for.
+    #[serde(default)]
+    pub rate_plan: Option<crate::rating::RatePlanId>,
 }
 
 /// How a customer's calls choose carriers (SPEC.md "Routing").

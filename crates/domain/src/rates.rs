@@ -100,6 +100,11 @@ impl RateTable {
         self.by_prefix.is_empty()
     }
 
+    /// Prefixes with at least one row.
+    pub fn prefixes(&self) -> usize {
+        self.by_prefix.len()
+    }
+
     /// The rate for `number` at `at_ms`: the longest prefix with a row in force. A longer
     /// prefix whose rows all start later does not hide a shorter one in force.
     pub fn lookup(&self, number: &str, at_ms: i64) -> Option<&Rate> {

@@ -33,6 +33,10 @@ fn cdr(run: u128, i: usize) -> Cdr {
         final_reason: "OK".into(),
         hangup: HangupSide::Caller,
         attempts: 1,
+        caller_e164: Some("34912000000".into()),
+        callee_e164: Some("442079460018".into()),
+        cost: Some(domain::Money(20_000)),
+        price: Some(domain::Money(25_000)),
     }
 }
 

@@ -37,7 +37,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use domain::{
     Block, BlockList, Carrier, CarrierId, Cdr, Customer, CustomerId, CustomerStatus, Directory,
-    HangupSide, Setting, Settings, Transport, checked_prefix,
+    HangupSide, Money, Setting, Settings, Transport, checked_prefix,
 };
 use ipnet::{IpNet, Ipv4Net};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -120,8 +120,9 @@ const CDR_ROWS_CAP: usize = 500;
 
 const CDR_COLUMNS: &str = "id, call_id, customer_id, carrier_id, carrier_addr, source_addr, caller, callee, \
      caller_out, callee_out, user_agent, invite_ms, progress_ms, answer_ms, end_ms, pdd_ms, \
-     billable_ms, billable_secs, final_code, final_reason, hangup, attempts";
-const CDR_COLUMN_COUNT: usize = 22;
+     billable_ms, billable_secs, final_code, final_reason, hangup, attempts, caller_e164, \
+     callee_e164, cost, price";
+const CDR_COLUMN_COUNT: usize = 26;
 
 /// The database: configuration (customers, carriers) and call records.
 #[derive(Debug, Clone)]
@@ -646,6 +647,7 @@ impl Store {
         let plans = routing::dial_plans_on(&mut tx).await?;
         let (carrier_rates, customer_rates) = routing::rates_on(&mut tx).await?;
         let health = routing::health_on(&mut tx).await?;
+        let rate_plans = routing::rate_plans_on(&mut tx).await?;
         tx.commit().await?;
         Ok(Directory::new(version, customers, carriers)
             .with_settings(settings)
@@ -653,7 +655,8 @@ impl Store {
             .with_whitelist(whitelist.into_iter().map(|(net, _)| net).collect())
             .with_dial_plans(plans)
             .with_rates(carrier_rates, customer_rates)
-            .with_health(health.into_iter().map(|(id, (h, _))| (id, h)).collect()))
+            .with_health(health.into_iter().map(|(id, (h, _))| (id, h)).collect())
+            .with_rate_plans(rate_plans))
     }
 
     /// Inserts call records in one transaction, skipping ids already stored (so a replay of
@@ -706,7 +709,11 @@ impl Store {
                     .bind(i32::from(c.final_code))
                     .bind(c.final_reason.as_str())
                     .bind(c.hangup.as_str())
-                    .bind(i64::from(c.attempts));
+                    .bind(i64::from(c.attempts))
+                    .bind(c.caller_e164.as_deref())
+                    .bind(c.callee_e164.as_deref())
+                    .bind(c.cost.map(|m| m.0))
+                    .bind(c.price.map(|m| m.0));
             }
             inserted += query.execute(&mut *tx).await?.rows_affected();
         }
@@ -858,7 +865,7 @@ async fn settings_on(conn: &mut AnyConnection) -> Result<Settings, StoreError> {
 async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Customer>, StoreError> {
     let rows =
         sqlx::query("SELECT id, name, active, max_channels, max_cps, status, status_reason, number_format, country_code, \
-             forced_cli, dial_plan_id, routing, daily_minutes, monthly_minutes FROM customers ORDER BY id")
+             forced_cli, dial_plan_id, routing, daily_minutes, monthly_minutes, rate_plan_id FROM customers ORDER BY id")
             .fetch_all(&mut *conn)
             .await?;
     let mut customers = Vec::with_capacity(rows.len());
@@ -880,6 +887,9 @@ async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Customer>, StoreEr
             ips: Vec::new(),
             max_channels: limit(row, "max_channels")?,
             max_cps: limit(row, "max_cps")?,
+            rate_plan: row
+                .try_get::<Option<i64>, _>("rate_plan_id")?
+                .map(domain::RatePlanId),
             daily_minutes: limit(row, "daily_minutes")?,
             monthly_minutes: limit(row, "monthly_minutes")?,
             status: {
@@ -1023,6 +1033,10 @@ fn cdr_from_row(row: &AnyRow) -> Result<Cdr, StoreError> {
         hangup: HangupSide::from_str(&hangup)
             .map_err(|e| StoreError::Corrupt(format!("cdr {id:?}: {e}")))?,
         attempts: int(row, "attempts")?,
+        caller_e164: row.try_get("caller_e164")?,
+        callee_e164: row.try_get("callee_e164")?,
+        cost: row.try_get::<Option<i64>, _>("cost")?.map(Money),
+        price: row.try_get::<Option<i64>, _>("price")?.map(Money),
         id,
     })
 }

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use domain::numbers::checked_country_code;
 use domain::{
     CarrierId, CustomerId, DialPlan, DialPlanId, DialRule, Health, InboundFormat, Money,
-    NumberProfile, OutboundFormat, Pattern, Rate, RateTable, RoutingMode,
+    NumberProfile, OutboundFormat, Pattern, Rate, RatePlan, RatePlanId, RateTable, RoutingMode,
 };
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -408,6 +408,78 @@ impl Store {
         Ok(rates.len())
     }
 
+    /// Adds a rate plan (`markup_ppm`: price = cost × (1 + ppm / 1,000,000) where the plan
+    /// has no rate); returns its id.
+    pub async fn add_rate_plan(
+        &self,
+        name: &str,
+        markup_ppm: u32,
+    ) -> Result<RatePlanId, StoreError> {
+        let name = checked_name(name, "rate plan")?;
+        if markup_ppm > 100_000_000 {
+            return Err(StoreError::Invalid("a markup is at most 10,000 %".into()));
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO rate_plans (name, markup_ppm) VALUES ($1, $2) RETURNING id",
+        )
+        .bind(name)
+        .bind(markup_ppm as i32)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| {
+            StoreError::unique_or(e, || format!("a rate plan named {name:?} already exists"))
+        })?;
+        Ok(RatePlanId(id))
+    }
+
+    /// Adds (or replaces) a rate plan's rates, all or none.
+    pub async fn import_rate_plan_rates(
+        &self,
+        id: RatePlanId,
+        rates: &[Rate],
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT id FROM rate_plans WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("no rate plan with id {}", id.0)))?;
+        insert_rates(&mut tx, PLAN_RATE, id.0, rates).await?;
+        tx.commit().await?;
+        Ok(rates.len())
+    }
+
+    /// Gives a customer a rate plan (`None`: none).
+    pub async fn set_customer_rate_plan(
+        &self,
+        id: CustomerId,
+        plan: Option<RatePlanId>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        self.customer_exists(&mut tx, id).await?;
+        if let Some(plan) = plan {
+            sqlx::query("SELECT id FROM rate_plans WHERE id = $1")
+                .bind(plan.0)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::Invalid(format!("no rate plan with id {}", plan.0)))?;
+        }
+        sqlx::query("UPDATE customers SET rate_plan_id = $1, updated_ms = $2 WHERE id = $3")
+            .bind(plan.map(|p| p.0))
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every rate plan with its rates.
+    pub async fn list_rate_plans(&self) -> Result<Vec<RatePlan>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        rate_plans_on(&mut conn).await
+    }
+
     /// A carrier's rates, by prefix then effective time.
     pub async fn list_carrier_rates(&self, id: CarrierId) -> Result<Vec<Rate>, StoreError> {
         let rows = sqlx::query(
@@ -454,6 +526,40 @@ const CUSTOMER_RATE: &str = "INSERT INTO customer_rates (customer_id, prefix, pe
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (customer_id, prefix, effective_ms) DO UPDATE SET \
      per_minute = excluded.per_minute, connection_fee = excluded.connection_fee, \
      increment_s = excluded.increment_s, minimum_s = excluded.minimum_s";
+
+const PLAN_RATE: &str = "INSERT INTO rate_plan_rates (plan_id, prefix, per_minute, connection_fee, increment_s, minimum_s, effective_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (plan_id, prefix, effective_ms) DO UPDATE SET \
+     per_minute = excluded.per_minute, connection_fee = excluded.connection_fee, \
+     increment_s = excluded.increment_s, minimum_s = excluded.minimum_s";
+
+pub(crate) async fn rate_plans_on(conn: &mut AnyConnection) -> Result<Vec<RatePlan>, StoreError> {
+    let rows = sqlx::query("SELECT id, name, markup_ppm FROM rate_plans ORDER BY id")
+        .fetch_all(&mut *conn)
+        .await?;
+    let rates = sqlx::query(
+        "SELECT plan_id, prefix, per_minute, connection_fee, increment_s, minimum_s, effective_ms FROM rate_plan_rates",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_plan: HashMap<i64, Vec<Rate>> = HashMap::new();
+    for row in &rates {
+        by_plan
+            .entry(row.try_get("plan_id")?)
+            .or_default()
+            .push(rate_from_row(row)?);
+    }
+    rows.iter()
+        .map(|row| {
+            let id: i64 = row.try_get("id")?;
+            Ok(RatePlan {
+                id: Some(RatePlanId(id)),
+                name: row.try_get("name")?,
+                markup_ppm: int(row, "markup_ppm")?,
+                rates: RateTable::new(by_plan.remove(&id).unwrap_or_default()),
+            })
+        })
+        .collect()
+}
 
 /// Writes `rates` of one owner with `sql` (one of the two upserts above), every row checked.
 async fn insert_rates(

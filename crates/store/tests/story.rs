@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use domain::{
     Carrier, CarrierId, Cdr, CustomerId, DialPlanId, HangupSide, Health, InboundFormat, Money,
-    NumberProfile, OutboundFormat, Pattern, Rate, RoutingMode, Transport,
+    NumberProfile, OutboundFormat, Pattern, Rate, RatePlanId, RoutingMode, Transport,
 };
 use ipnet::IpNet;
 use sqlx::migrate::MigrateDatabase;
@@ -157,6 +157,10 @@ fn cdrs(range: std::ops::Range<usize>) -> Vec<Cdr> {
                 },
                 hangup: [HangupSide::Caller, HangupSide::Callee, HangupSide::Switch][i % 3],
                 attempts: if i == 5 { u32::MAX } else { (i % 4) as u32 },
+                caller_e164: answered.then(|| "34912000000".to_string()),
+                callee_e164: answered.then(|| format!("4420{i:07}")),
+                cost: answered.then_some(Money(20_000 + i as i64)),
+                price: (i % 3 == 0).then_some(Money(i64::MAX)),
             }
         })
         .collect()
@@ -741,6 +745,36 @@ async fn routing_tables(store: &Store, acme: CustomerId, carrier: CarrierId) {
             .await
             .is_err()
     );
+
+    // Rate plans: a markup, rates, a customer's plan, all in the directory.
+    let retail = store.add_rate_plan("retail", 250_000).await.unwrap();
+    assert!(matches!(
+        store.add_rate_plan("retail", 0).await.unwrap_err(),
+        StoreError::Conflict(_)
+    ));
+    store
+        .import_rate_plan_rates(retail, &[rate("44", 30_000, 0)])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .import_rate_plan_rates(RatePlanId(999), &[rate("44", 1, 0)])
+            .await
+            .is_err()
+    );
+    store
+        .set_customer_rate_plan(acme, Some(retail))
+        .await
+        .unwrap();
+    let dir = store.load_directory().await.unwrap();
+    assert_eq!(dir.customer(acme).unwrap().rate_plan, Some(retail));
+    let plan = dir.rate_plan(retail).unwrap();
+    assert_eq!(plan.markup_ppm, 250_000);
+    assert_eq!(
+        plan.rates.lookup("4420", 0).unwrap().per_minute,
+        Money(30_000)
+    );
+    assert_eq!(store.list_rate_plans().await.unwrap().len(), 1);
 
     assert!(store.remove_dial_rule(rule).await.unwrap());
     assert!(!store.remove_dial_rule(rule).await.unwrap());

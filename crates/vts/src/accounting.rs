@@ -1,11 +1,12 @@
-//! Accounting: turns the engine's call events into CDRs and writes them to the store in
-//! batches. The SIP path only sends on an unbounded channel; it never waits for this task.
+//! Accounting: turns the engine's call events into CDRs, rates them, and writes them to the
+//! store in batches. The SIP path only sends on an unbounded channel; it never waits for this task.
 //! A failed write keeps the batch and retries; on shutdown every CDR is written before the
 //! task returns. (The on-disk write-ahead log comes with the accounting issue.)
 
 use std::time::Duration;
 
 use domain::{CallEvent, Cdr, CdrBuilder};
+use proxy::DirectorySource;
 use store::Store;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
@@ -14,6 +15,7 @@ use tracing::{error, info, warn};
 /// CDRs were written.
 pub(crate) async fn run(
     store: Store,
+    directory: DirectorySource,
     mut events: mpsc::UnboundedReceiver<CallEvent>,
     batch: usize,
     every: Duration,
@@ -27,7 +29,9 @@ pub(crate) async fn run(
         tokio::select! {
             event = events.recv() => match event {
                 Some(e) => {
-                    if let Some(cdr) = builder.apply(e) {
+                    if let Some(mut cdr) = builder.apply(e) {
+                        // Rated at the rates in force when the call started.
+                        domain::rating::rate_cdr(&mut cdr, &directory.load());
                         pending.push(cdr);
                         if pending.len() >= batch {
                             written += flush(&store, &mut pending).await;

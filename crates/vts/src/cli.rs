@@ -60,6 +60,9 @@ pub(crate) enum Command {
     /// Dialing plans: which destinations a customer may call.
     #[command(subcommand)]
     Plan(PlanCmd),
+    /// Rate plans: sell rates shared by customers, with a markup on cost where they have none.
+    #[command(subcommand)]
+    Rateplan(RatePlanCmd),
     /// Manage customers.
     #[command(subcommand)]
     Customer(CustomerCmd),
@@ -209,9 +212,45 @@ pub(crate) enum CustomerCmd {
         #[arg(value_name = "PLAN_ID|none")]
         plan: String,
     },
+    /// Give the customer a rate plan (`vts rateplan list`), or `none`.
+    Rateplan {
+        id: i64,
+        #[arg(value_name = "PLAN_ID|none")]
+        plan: String,
+    },
     /// Import the customer's own rates (sell prices; LCR never routes above them) from CSV:
     /// prefix, rate per minute, connection fee, increment s, minimum s, effective date.
     ImportRates { id: i64, file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RatePlanCmd {
+    /// Add a rate plan; prints its id.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// Price = cost plus this many percent where the plan has no rate (up to 4
+        /// decimals; default 0).
+        #[arg(long, default_value = "0", value_parser = parse_percent, value_name = "PERCENT")]
+        markup: u32,
+    },
+    /// Import the plan's rates from CSV (the carrier rate format).
+    ImportRates { id: i64, file: PathBuf },
+    /// Every plan, its markup and how many rates it has.
+    List,
+}
+
+/// A markup in percent (`25`, `12.5`) as parts per million.
+fn parse_percent(s: &str) -> Result<u32, String> {
+    let m = domain::Money::parse(s)
+        .map_err(|_| format!("{s:?}: a percentage (digits, up to 4 decimals)"))?;
+    if m.0 % 100 != 0 {
+        return Err(format!("{s:?}: at most 4 decimals"));
+    }
+    u32::try_from(m.0 / 100)
+        .ok()
+        .filter(|ppm| *ppm <= 100_000_000)
+        .ok_or_else(|| format!("{s:?}: at most 10000 %"))
 }
 
 #[derive(Debug, Subcommand)]

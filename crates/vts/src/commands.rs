@@ -304,6 +304,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             cmd @ (CustomerCmd::Numbers { .. }
             | CustomerCmd::Routing { .. }
             | CustomerCmd::Plan { .. }
+            | CustomerCmd::Rateplan { .. }
             | CustomerCmd::ImportRates { .. }),
         ) => routing::customer(&store, cmd).await,
         Command::Carrier(
@@ -317,6 +318,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             | CarrierCmd::Rates { .. }),
         ) => routing::carrier(&store, cmd).await,
         Command::Plan(cmd) => routing::plan(&store, cmd).await,
+        Command::Rateplan(cmd) => routing::rate_plan(&store, cmd).await,
         Command::Route {
             customer,
             number,
@@ -561,6 +563,12 @@ const CDR_COLUMNS: &[&str] = &[
     "final_reason",
     "hangup",
     "attempts",
+    "caller_e164",
+    "callee_e164",
+    "cost",
+    "price",
+    "profit",
+    "margin_pct",
 ];
 
 fn cdr_fields(c: &Cdr) -> Vec<String> {
@@ -589,7 +597,24 @@ fn cdr_fields(c: &Cdr) -> Vec<String> {
         c.final_reason.clone(),
         c.hangup.to_string(),
         c.attempts.to_string(),
+        o(&c.caller_e164),
+        o(&c.callee_e164),
+        c.cost.map(|m| m.to_string()).unwrap_or_default(),
+        c.price.map(|m| m.to_string()).unwrap_or_default(),
+        profit(c).map(|m| m.to_string()).unwrap_or_default(),
+        margin_pct(c).map(|m| format!("{m:.2}")).unwrap_or_default(),
     ]
+}
+
+/// Price minus cost, when both are known.
+fn profit(c: &Cdr) -> Option<domain::Money> {
+    Some(domain::Money(c.price?.0 - c.cost?.0))
+}
+
+/// Profit as a share of the price, in percent (for display only: money stays integer).
+fn margin_pct(c: &Cdr) -> Option<f64> {
+    let price = c.price?.0;
+    (price != 0).then(|| profit(c).map(|p| p.0 as f64 * 100.0 / price as f64))?
 }
 
 fn csv_field(s: &str) -> String {

@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use domain::{CarrierId, CustomerId, DialPlanId, Money, NumberProfile, Pattern, Rate};
+use domain::{CarrierId, CustomerId, DialPlanId, Money, NumberProfile, Pattern, Rate, RatePlanId};
 use store::{NumbersChange, Store};
 
-use crate::cli::{CarrierCmd, CustomerCmd, PlanCmd};
+use crate::cli::{CarrierCmd, CustomerCmd, PlanCmd, RatePlanCmd};
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
@@ -66,6 +66,22 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), Stri
                 None => println!("customer {id}: no dialing plan"),
             }
         }
+        CustomerCmd::Rateplan { id, plan } => {
+            let plan = match plan.trim() {
+                "none" => None,
+                p => Some(RatePlanId(p.parse().map_err(|_| {
+                    format!("{p:?}: a rate plan id (vts rateplan list) or `none`")
+                })?)),
+            };
+            store
+                .set_customer_rate_plan(CustomerId(id), plan)
+                .await
+                .map_err(err)?;
+            match plan {
+                Some(p) => println!("customer {id}: rate plan {}", p.0),
+                None => println!("customer {id}: no rate plan"),
+            }
+        }
         CustomerCmd::ImportRates { id, file } => {
             let rates = read_rates(&file)?;
             let n = store
@@ -75,6 +91,36 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), Stri
             println!("customer {id}: {n} rates imported");
         }
         _ => unreachable!("other customer commands are handled in commands.rs"),
+    }
+    Ok(())
+}
+
+pub(crate) async fn rate_plan(store: &Store, cmd: RatePlanCmd) -> Result<(), String> {
+    match cmd {
+        RatePlanCmd::Add { name, markup } => {
+            let id = store.add_rate_plan(&name, markup).await.map_err(err)?;
+            println!("{}", id.0);
+        }
+        RatePlanCmd::ImportRates { id, file } => {
+            let rates = read_rates(&file)?;
+            let n = store
+                .import_rate_plan_rates(RatePlanId(id), &rates)
+                .await
+                .map_err(err)?;
+            println!("rate plan {id}: {n} rates imported");
+        }
+        RatePlanCmd::List => {
+            for p in store.list_rate_plans().await.map_err(err)? {
+                println!(
+                    "rate plan {} {:?}: markup {}.{:04} %, {} prefixes",
+                    p.id.map_or(0, |i| i.0),
+                    p.name,
+                    p.markup_ppm / 10_000,
+                    p.markup_ppm % 10_000,
+                    p.rates.prefixes()
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -45,10 +45,12 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
     let control =
         control::bind(&control_path).map_err(|e| format!("{}: {e}", control_path.display()))?;
     tokio::spawn(control::serve(control, status, latency, source.clone()));
+    let source_for_rating = source.clone();
     let watcher = tokio::spawn(watcher::run(store.clone(), source));
     tokio::spawn(record_events(store.clone(), security_rx));
     let accounting = tokio::spawn(accounting::run(
         store,
+        source_for_rating,
         events_rx,
         settings.cdr_batch,
         settings.cdr_flush,

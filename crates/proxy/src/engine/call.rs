@@ -297,6 +297,11 @@ impl Engine {
         let admitted = self.admit(now, cref, &customer, &directory, &callee_raw, &caller_raw);
         let (numbers, leases, routes) = match admitted {
             Ok(a) => {
+                self.emit(CallEvent::Numbers {
+                    call: cref,
+                    caller: a.numbers.caller.clone(),
+                    callee: a.numbers.callee.clone(),
+                });
                 self.minutes.start(customer.id.0, cref.0, now_ms);
                 self.warn_limits(now, &customer);
                 (a.numbers, a.leases, Ok(a.routes))

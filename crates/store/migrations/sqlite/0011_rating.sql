@@ -1,0 +1,36 @@
+-- Rating (SPEC.md "Accounting and billing"): rate plans (sell rates shared by customers, a
+-- markup on cost where the plan has no rate), and each CDR's numbers in E.164, cost and price
+-- (integer millionths; NULL: not rated).
+CREATE TABLE rate_plans (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT    NOT NULL UNIQUE,
+    markup_ppm INTEGER NOT NULL DEFAULT 0 CHECK (markup_ppm BETWEEN 0 AND 100000000)
+);
+CREATE TABLE rate_plan_rates (
+    id             INTEGER PRIMARY KEY,
+    plan_id        INTEGER NOT NULL REFERENCES rate_plans (id) ON DELETE CASCADE,
+    prefix         TEXT    NOT NULL,
+    per_minute     INTEGER NOT NULL CHECK (per_minute >= 0),
+    connection_fee INTEGER NOT NULL DEFAULT 0 CHECK (connection_fee >= 0),
+    increment_s    INTEGER NOT NULL DEFAULT 1 CHECK (increment_s >= 1),
+    minimum_s      INTEGER NOT NULL DEFAULT 0 CHECK (minimum_s >= 0),
+    effective_ms   INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (plan_id, prefix, effective_ms)
+);
+ALTER TABLE customers ADD COLUMN rate_plan_id INTEGER NULL REFERENCES rate_plans (id) ON DELETE SET NULL;
+ALTER TABLE cdrs ADD COLUMN caller_e164 TEXT NULL;
+ALTER TABLE cdrs ADD COLUMN callee_e164 TEXT NULL;
+ALTER TABLE cdrs ADD COLUMN cost INTEGER NULL;
+ALTER TABLE cdrs ADD COLUMN price INTEGER NULL;
+CREATE TRIGGER rate_plans_insert_version AFTER INSERT ON rate_plans
+BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER rate_plans_update_version AFTER UPDATE ON rate_plans
+BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER rate_plans_delete_version AFTER DELETE ON rate_plans
+BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER rate_plan_rates_insert_version AFTER INSERT ON rate_plan_rates
+BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER rate_plan_rates_update_version AFTER UPDATE ON rate_plan_rates
+BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER rate_plan_rates_delete_version AFTER DELETE ON rate_plan_rates
+BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
