@@ -518,19 +518,28 @@ impl Store {
     }
 }
 
-const CARRIER_RATE: &str = "INSERT INTO carrier_rates (carrier_id, prefix, per_minute, connection_fee, increment_s, minimum_s, effective_ms) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (carrier_id, prefix, effective_ms) DO UPDATE SET \
-     per_minute = excluded.per_minute, connection_fee = excluded.connection_fee, \
-     increment_s = excluded.increment_s, minimum_s = excluded.minimum_s";
-const CUSTOMER_RATE: &str = "INSERT INTO customer_rates (customer_id, prefix, per_minute, connection_fee, increment_s, minimum_s, effective_ms) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (customer_id, prefix, effective_ms) DO UPDATE SET \
-     per_minute = excluded.per_minute, connection_fee = excluded.connection_fee, \
-     increment_s = excluded.increment_s, minimum_s = excluded.minimum_s";
+/// The upsert of one rate row into `$table`, owned by `$owner` (a column).
+macro_rules! rate_upsert {
+    ($table:literal, $owner:literal) => {
+        concat!(
+            "INSERT INTO ",
+            $table,
+            " (",
+            $owner,
+            ", prefix, per_minute, connection_fee, increment_s, minimum_s, effective_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (",
+            $owner,
+            ", prefix, effective_ms) DO UPDATE SET per_minute = excluded.per_minute, \
+             connection_fee = excluded.connection_fee, increment_s = excluded.increment_s, \
+             minimum_s = excluded.minimum_s"
+        )
+    };
+}
 
-const PLAN_RATE: &str = "INSERT INTO rate_plan_rates (plan_id, prefix, per_minute, connection_fee, increment_s, minimum_s, effective_ms) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (plan_id, prefix, effective_ms) DO UPDATE SET \
-     per_minute = excluded.per_minute, connection_fee = excluded.connection_fee, \
-     increment_s = excluded.increment_s, minimum_s = excluded.minimum_s";
+const CARRIER_RATE: &str = rate_upsert!("carrier_rates", "carrier_id");
+const CUSTOMER_RATE: &str = rate_upsert!("customer_rates", "customer_id");
+
+const PLAN_RATE: &str = rate_upsert!("rate_plan_rates", "plan_id");
 
 pub(crate) async fn rate_plans_on(conn: &mut AnyConnection) -> Result<Vec<RatePlan>, StoreError> {
     let rows = sqlx::query("SELECT id, name, markup_ppm FROM rate_plans ORDER BY id")

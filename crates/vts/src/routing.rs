@@ -11,6 +11,17 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// An id as typed, or `none`.
+fn id_or_none(text: &str, what: &str) -> Result<Option<i64>, String> {
+    match text.trim() {
+        "none" => Ok(None),
+        t => t
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{t:?}: {what} or `none`")),
+    }
+}
+
 /// `none` clears an optional value.
 fn optional(value: Option<String>) -> Option<Option<String>> {
     value.map(|v| {
@@ -51,12 +62,7 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), Stri
             println!("customer {id}: routing {mode}");
         }
         CustomerCmd::Plan { id, plan } => {
-            let plan = match plan.trim() {
-                "none" => None,
-                p => Some(DialPlanId(p.parse().map_err(|_| {
-                    format!("{p:?}: a dialing plan id (vts plan list) or `none`")
-                })?)),
-            };
+            let plan = id_or_none(&plan, "a dialing plan id (vts plan list)")?.map(DialPlanId);
             store
                 .set_customer_dial_plan(CustomerId(id), plan)
                 .await
@@ -67,12 +73,7 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), Stri
             }
         }
         CustomerCmd::Rateplan { id, plan } => {
-            let plan = match plan.trim() {
-                "none" => None,
-                p => Some(RatePlanId(p.parse().map_err(|_| {
-                    format!("{p:?}: a rate plan id (vts rateplan list) or `none`")
-                })?)),
-            };
+            let plan = id_or_none(&plan, "a rate plan id (vts rateplan list)")?.map(RatePlanId);
             store
                 .set_customer_rate_plan(CustomerId(id), plan)
                 .await
