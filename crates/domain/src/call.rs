@@ -12,7 +12,8 @@ use crate::party::{CarrierId, CustomerId};
 use crate::rates::Money;
 
 /// The proxy's number for a call, unique within one run of the switch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct CallRef(pub u64);
 
 /// Who ended the call.
@@ -57,7 +58,8 @@ impl FromStr for HangupSide {
 }
 
 /// A state change of a call. Each call emits `Started` first and `Ended` last.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum CallEvent {
     /// An INVITE from an identified customer opened a call.
     Started {
@@ -182,6 +184,58 @@ impl CdrBuilder {
     /// Calls started and not yet ended.
     pub fn open_calls(&self) -> usize {
         self.open.len()
+    }
+
+    /// Every call in progress as its CDR so far (with the last attempt's start), for a
+    /// checkpoint of the write-ahead log.
+    pub fn drafts(&self) -> Vec<(CallRef, Cdr, Option<i64>)> {
+        let mut out: Vec<_> = self
+            .open
+            .iter()
+            .map(|(call, d)| (*call, d.cdr.clone(), d.attempt_started_ms))
+            .collect();
+        out.sort_by_key(|(call, _, _)| *call);
+        out
+    }
+
+    /// Puts back a call in progress from a checkpoint.
+    pub fn restore(&mut self, call: CallRef, cdr: Cdr, attempt_started_ms: Option<i64>) {
+        self.open.insert(
+            call,
+            Draft {
+                cdr,
+                attempt_started_ms,
+            },
+        );
+    }
+
+    /// Ends every call in progress at `at_ms` (the last moment the switch is known to have
+    /// been alive), ended by the switch: the calls a crash left open.
+    pub fn close_all(&mut self, at_ms: i64, reason: &str) -> Vec<Cdr> {
+        let calls: Vec<CallRef> = self.open.keys().copied().collect();
+        let mut out = Vec::with_capacity(calls.len());
+        for call in calls {
+            let answered = self
+                .open
+                .get(&call)
+                .is_some_and(|d| d.cdr.answer_ms.is_some());
+            let (code, why) = if answered {
+                (200, reason.to_string())
+            } else {
+                (500, format!("Server Internal Error - {reason}"))
+            };
+            if let Some(cdr) = self.apply(CallEvent::Ended {
+                call,
+                at_ms,
+                code,
+                reason: why,
+                hangup: HangupSide::Switch,
+            }) {
+                out.push(cdr);
+            }
+        }
+        out.sort_by_key(|c| c.invite_ms);
+        out
     }
 
     /// Applies one event; returns the CDR when the call ends. Events of unknown calls (after

@@ -1,48 +1,88 @@
 //! Accounting: turns the engine's call events into CDRs, rates them, and writes them to the
-//! store in batches. The SIP path only sends on an unbounded channel; it never waits for this task.
-//! A failed write keeps the batch and retries; on shutdown every CDR is written before the
-//! task returns. (The on-disk write-ahead log comes with the accounting issue.)
+//! store in batches. The SIP path only sends on an unbounded channel; it never waits for
+//! this task. Every event goes to the write-ahead log (`wal.rs`) before it is applied and
+//! every committed batch is marked there, so a crash loses no CDR: the next start writes
+//! what was not committed and closes the calls that were open. A failed database write
+//! keeps the batch and retries; on shutdown every CDR is written before the task returns.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use domain::{CallEvent, Cdr, CdrBuilder};
+use domain::{CallEvent, Cdr};
 use proxy::DirectorySource;
 use store::Store;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+use crate::wal::{self, Wal};
+
+/// The reason on the CDRs of calls a crash left open.
+const CRASH_REASON: &str = "Closed on restart (switch stopped without ending it)";
+
 /// Runs until the event channel closes (the switch stopped), then flushes. Returns how many
-/// CDRs were written.
+/// CDRs were written. Starts by replaying the write-ahead log in `wal_dir`.
 pub(crate) async fn run(
     store: Store,
     directory: DirectorySource,
     mut events: mpsc::UnboundedReceiver<CallEvent>,
     batch: usize,
     every: Duration,
+    wal_dir: PathBuf,
 ) -> u64 {
-    let mut builder = CdrBuilder::new();
-    let mut pending: Vec<Cdr> = Vec::new();
+    let (mut wal, mut pending) = match recover(&wal_dir, &directory) {
+        Ok(r) => r,
+        Err(e) => {
+            // Without a log the switch still writes CDRs; say loudly that a crash now
+            // would lose the ones in flight.
+            error!(dir = %wal_dir.display(), error = %e, "write-ahead log unavailable: CDRs in flight are not crash-safe");
+            (None, Vec::new())
+        }
+    };
+    let mut builder = domain::CdrBuilder::new();
     let mut written = 0u64;
+    if !pending.is_empty() {
+        written += flush(&store, &mut pending, &mut wal).await;
+    }
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch_events: Vec<CallEvent> = Vec::with_capacity(1024);
     loop {
         tokio::select! {
-            event = events.recv() => match event {
-                Some(e) => {
+            n = events.recv_many(&mut batch_events, 1024) => {
+                if n == 0 {
+                    break;
+                }
+                if let Some(w) = wal.as_mut()
+                    && let Err(e) = w.events(&batch_events)
+                {
+                    error!(error = %e, "write-ahead log append failed: CDRs in flight are not crash-safe");
+                }
+                for e in batch_events.drain(..) {
                     if let Some(mut cdr) = builder.apply(e) {
                         // Rated at the rates in force when the call started.
                         domain::rating::rate_cdr(&mut cdr, &directory.load());
                         pending.push(cdr);
-                        if pending.len() >= batch {
-                            written += flush(&store, &mut pending).await;
-                        }
                     }
                 }
-                None => break,
-            },
+                if pending.len() >= batch {
+                    written += flush(&store, &mut pending, &mut wal).await;
+                }
+            }
             _ = tick.tick() => {
+                if let Some(w) = wal.as_mut()
+                    && let Err(e) = tokio::task::block_in_place(|| w.alive(now_ms()))
+                {
+                    error!(error = %e, "write-ahead log sync failed");
+                }
                 if !pending.is_empty() {
-                    written += flush(&store, &mut pending).await;
+                    written += flush(&store, &mut pending, &mut wal).await;
+                }
+                if wal.as_ref().is_some_and(Wal::full) {
+                    let dir = wal.as_ref().map(|w| w.dir().to_path_buf()).unwrap_or_default();
+                    match tokio::task::block_in_place(|| Wal::checkpoint(&dir, &builder, &pending)) {
+                        Ok(w) => wal = Some(w),
+                        Err(e) => error!(error = %e, "write-ahead log checkpoint failed; the segment keeps growing"),
+                    }
                 }
             }
         }
@@ -56,20 +96,68 @@ pub(crate) async fn run(
     let mut delay = Duration::from_millis(100);
     while !pending.is_empty() {
         let before = pending.len();
-        written += flush(&store, &mut pending).await;
+        written += flush(&store, &mut pending, &mut wal).await;
         if pending.len() == before {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
+    // A clean stop leaves a log with nothing owed.
+    if let Some(w) = &wal
+        && let Err(e) = Wal::checkpoint(w.dir(), &builder, &pending)
+    {
+        warn!(error = %e, "write-ahead log: final checkpoint failed (the next start replays it)");
+    }
     info!(written, "accounting stopped");
     written
 }
 
-/// Writes the pending CDRs; on success clears them and returns how many there were.
-async fn flush(store: &Store, pending: &mut Vec<Cdr>) -> u64 {
+/// Replays the log: CDRs not committed and calls left open (closed now, at the last moment
+/// the previous run was alive) become pending; then a fresh segment starts.
+fn recover(
+    dir: &std::path::Path,
+    directory: &DirectorySource,
+) -> std::io::Result<(Option<Wal>, Vec<Cdr>)> {
+    let mut r = Wal::recover(dir)?;
+    wal::report(&r);
+    let mut pending = std::mem::take(&mut r.pending);
+    let open = r.builder.open_calls();
+    if let Some(last) = r.last_ms {
+        pending.extend(r.builder.close_all(last, CRASH_REASON));
+    }
+    for cdr in &mut pending {
+        if cdr.cost.is_none() && cdr.price.is_none() {
+            domain::rating::rate_cdr(cdr, &directory.load());
+        }
+    }
+    if !pending.is_empty() || open > 0 {
+        warn!(
+            cdrs = pending.len(),
+            open_calls = open,
+            "write-ahead log: writing what the previous run had not (calls it left open are closed)"
+        );
+    }
+    let wal = Wal::checkpoint(dir, &domain::CdrBuilder::new(), &pending)?;
+    Ok((Some(wal), pending))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Writes the pending CDRs; on success marks them committed in the log, clears them and
+/// returns how many there were.
+async fn flush(store: &Store, pending: &mut Vec<Cdr>, wal: &mut Option<Wal>) -> u64 {
     match store.insert_cdrs(pending).await {
         Ok(_) => {
+            if let Some(w) = wal.as_mut()
+                && let Err(e) = w.committed(pending)
+            {
+                // Not fatal: a replay writes them again and the insert skips them.
+                warn!(error = %e, "write-ahead log: cannot mark CDRs committed");
+            }
             let n = pending.len() as u64;
             pending.clear();
             n

@@ -9,6 +9,7 @@ mod config;
 mod control;
 mod routing;
 mod serve;
+mod wal;
 mod watcher;
 
 use std::process::ExitCode;

@@ -54,6 +54,7 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
         events_rx,
         settings.cdr_batch,
         settings.cdr_flush,
+        settings.data_dir.join("wal"),
     ));
     for spec in &addrs {
         info!("listening on {spec}");

@@ -80,3 +80,111 @@ fn calls_are_rated_when_their_cdr_is_written() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at most 4 decimals"));
 }
+
+/// The Call-IDs a traced customer saw answered (a 200 to its INVITE), with the time it
+/// arrived (epoch ms, from sipp's UTC time stamps).
+fn answered_at(messages: &str) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for entry in messages
+        .split("----------------------------------------------- ")
+        .skip(1)
+    {
+        let mut lines = entry.lines();
+        let stamp = lines
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .replacen(' ', "T", 1);
+        let body: Vec<&str> = lines.collect();
+        let received = body.first().is_some_and(|l| l.contains("received"));
+        let ok = body.iter().any(|l| l.starts_with("SIP/2.0 200"));
+        let invite = body
+            .iter()
+            .any(|l| l.starts_with("CSeq:") && l.contains("INVITE"));
+        if !(received && ok && invite) {
+            continue;
+        }
+        let call_id = body
+            .iter()
+            .find_map(|l| l.strip_prefix("Call-ID:"))
+            .map(|c| c.trim().to_string())
+            .unwrap();
+        let at = stamp
+            .parse::<jiff::civil::DateTime>()
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .unwrap()
+            .timestamp()
+            .as_millisecond();
+        if !out.iter().any(|(c, _)| *c == call_id) {
+            out.push((call_id, at));
+        }
+    }
+    out
+}
+
+/// `kill -9` of `vts serve` in the middle of 200 calls at 50 a second, then a restart: every
+/// call the customer saw answered (before the kill, allowing 100 ms for the event to leave
+/// the engine) has exactly one CDR, with its answer time; the calls that were up are closed
+/// by the switch at the last moment it was known alive; no CDR is written twice.
+#[test]
+fn a_kill_9_loses_no_cdr_and_duplicates_none() {
+    let vts = Vts::new();
+    vts.add_customer("acme", "127.0.0.1");
+    let port = free_port();
+    vts.add_carrier("up", port, 1, "udp");
+    let switch = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
+    let carrier = Sipp::uas("uas_answer.xml", port, "u1", 200);
+    let customer = Sipp::uac_traced_background("uac_call.xml", at(switch), 200, 50, free_port());
+    // Wait until calls are up (an event, not a pause): at 50 a second, held 1 s, ~50 are.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status: Value =
+            serde_json::from_str(&vts.cli(&["status", "--format", "json"])).unwrap();
+        if status["calls"].as_u64().unwrap_or(0) >= 30 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed_ms = jiff::Timestamp::now().as_millisecond();
+    serve.kill9();
+    let messages = customer.kill_messages();
+    drop(carrier);
+    let answered = answered_at(&messages);
+    assert!(answered.len() >= 20, "{} answered", answered.len());
+
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
+    serve.stop();
+    let cdrs = vts.cdrs();
+    let mut ids: Vec<&str> = cdrs.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), cdrs.len(), "a CDR written twice");
+    let mut call_ids: Vec<&str> = cdrs
+        .iter()
+        .map(|c| c["call_id"].as_str().unwrap())
+        .collect();
+    call_ids.sort_unstable();
+    call_ids.dedup();
+    assert_eq!(call_ids.len(), cdrs.len(), "two CDRs for one call");
+    let mut closed = 0;
+    for (call_id, at) in answered.iter().filter(|(_, at)| *at + 100 < killed_ms) {
+        let cdr = cdrs
+            .iter()
+            .find(|c| c["call_id"] == call_id.as_str())
+            .unwrap_or_else(|| panic!("no CDR for {call_id}, answered at {at}"));
+        assert!(cdr["answer_ms"].is_i64(), "{cdr}");
+        if cdr["final_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Closed on restart")
+        {
+            closed += 1;
+            assert_eq!(cdr["hangup"], "switch");
+            assert!(cdr["end_ms"].as_i64().unwrap() <= killed_ms + 50, "{cdr}");
+        }
+    }
+    assert!(closed > 0, "some calls were up at the kill");
+}

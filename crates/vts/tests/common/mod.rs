@@ -195,6 +195,12 @@ impl Serve {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// SIGKILL: the process dies where it stands (no drain, no flush).
+    pub(crate) fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Waits (bounded) for the `n`th log line containing `needle`: the event to await.
     pub(crate) fn await_log(&self, needle: &str, n: usize, timeout: Duration) {
         let deadline = Instant::now() + timeout;
@@ -303,6 +309,48 @@ impl Sipp {
         .spawn()
         .unwrap();
         Sipp { child, dir }
+    }
+
+    /// A customer running in the background with every message logged (time stamps in
+    /// UTC): `calls` calls at `rate` a second to `target`.
+    pub(crate) fn uac_traced_background(
+        scenario_file: &str,
+        target: SocketAddr,
+        calls: u32,
+        rate: u32,
+        source_port: u16,
+    ) -> Sipp {
+        let dir = tempfile::tempdir().unwrap();
+        let (calls, rate, target) = (calls.to_string(), rate.to_string(), target.to_string());
+        let child = sipp_command(
+            scenario_file,
+            source_port,
+            "u1",
+            &[
+                "-s",
+                "34911234567",
+                "-m",
+                &calls,
+                "-r",
+                &rate,
+                "-trace_msg",
+                "-timeout",
+                "120",
+                &target,
+            ],
+            dir.path(),
+        )
+        .env("TZ", "UTC")
+        .spawn()
+        .unwrap();
+        Sipp { child, dir }
+    }
+
+    /// Stops the process and returns its message log.
+    pub(crate) fn kill_messages(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        logs(self.dir.path(), "messages.log")
     }
 
     /// Like [`Sipp::wait`], with the message log of a traced carrier.
