@@ -50,7 +50,12 @@ start_private_postgres() {
     log "PostgreSQL on 127.0.0.1:$PG_PORT: role vts (CREATEDB: each test run makes its own database), database vts"
     as_postgres "$PG_BIN/psql" -q -h "$PG_DIR" -p "$PG_PORT" -d postgres -v ON_ERROR_STOP=1 \
         -c "CREATE ROLE vts LOGIN CREATEDB PASSWORD 'vts'" \
-        -c "CREATE DATABASE vts OWNER vts"
+        -c "CREATE DATABASE vts OWNER vts" \
+        -c "CREATE DATABASE vts_outage OWNER vts"
     export VTS_TEST_POSTGRES_URL="postgres://vts:vts@127.0.0.1:$PG_PORT/vts"
+    # For the test that stops and starts this (throw-away) server under a running switch.
+    export VTS_TEST_POSTGRES_OUTAGE_URL="postgres://vts:vts@127.0.0.1:$PG_PORT/vts_outage"
+    export VTS_TEST_PG_STOP="runuser -u postgres -- $PG_BIN/pg_ctl -D $PG_DIR/data -m fast -w stop"
+    export VTS_TEST_PG_START="runuser -u postgres -- $PG_BIN/pg_ctl -D $PG_DIR/data -l $PG_DIR/server.log -w -t 60 -o '-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off' start"
     echo "VTS_TEST_POSTGRES_URL=$VTS_TEST_POSTGRES_URL"
 }

@@ -173,8 +173,11 @@ impl Store {
                     .await?
             }
             Backend::Postgres => {
+                // A server that went away makes a write fail within seconds (the caller
+                // retries; CDRs wait in the write-ahead log) rather than the default 30 s.
                 AnyPoolOptions::new()
                     .max_connections(POSTGRES_POOL_SIZE)
+                    .acquire_timeout(Duration::from_secs(5))
                     .connect(url)
                     .await?
             }

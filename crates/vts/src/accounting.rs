@@ -41,11 +41,12 @@ pub(crate) async fn run(
     let mut builder = domain::CdrBuilder::new();
     let mut written = 0u64;
     if !pending.is_empty() {
-        written += flush(&store, &mut pending, &mut wal).await;
+        written += flush(&store, &mut pending, &mut wal).await.unwrap_or(0);
     }
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch_events: Vec<CallEvent> = Vec::with_capacity(1024);
+    let mut retry = Retry::default();
     loop {
         tokio::select! {
             n = events.recv_many(&mut batch_events, 1024) => {
@@ -64,8 +65,8 @@ pub(crate) async fn run(
                         pending.push(cdr);
                     }
                 }
-                if pending.len() >= batch {
-                    written += flush(&store, &mut pending, &mut wal).await;
+                if pending.len() >= batch && retry.due() {
+                    written += retry.outcome(flush(&store, &mut pending, &mut wal).await);
                 }
             }
             _ = tick.tick() => {
@@ -74,9 +75,10 @@ pub(crate) async fn run(
                 {
                     error!(error = %e, "write-ahead log sync failed");
                 }
-                if !pending.is_empty() {
-                    written += flush(&store, &mut pending, &mut wal).await;
+                if !pending.is_empty() && retry.due() {
+                    written += retry.outcome(flush(&store, &mut pending, &mut wal).await);
                 }
+                retry.report(pending.len());
                 if wal.as_ref().is_some_and(Wal::full) {
                     let dir = wal.as_ref().map(|w| w.dir().to_path_buf()).unwrap_or_default();
                     match tokio::task::block_in_place(|| Wal::checkpoint(&dir, &builder, &pending)) {
@@ -96,7 +98,7 @@ pub(crate) async fn run(
     let mut delay = Duration::from_millis(100);
     while !pending.is_empty() {
         let before = pending.len();
-        written += flush(&store, &mut pending, &mut wal).await;
+        written += flush(&store, &mut pending, &mut wal).await.unwrap_or(0);
         if pending.len() == before {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
@@ -147,9 +149,62 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// While the database refuses writes: when to try again (100 ms, doubling to 5 s), and the
+/// queue alert.
+#[derive(Debug, Default)]
+struct Retry {
+    at: Option<tokio::time::Instant>,
+    delay: Duration,
+    last_report: Option<tokio::time::Instant>,
+}
+
+/// CDRs waiting for the database past which the log says so (every 10 s): every one of them
+/// is in the write-ahead log, so nothing is lost, but an operator must know.
+const QUEUE_ALERT: usize = 100_000;
+
+impl Retry {
+    fn due(&self) -> bool {
+        self.at.is_none_or(|t| tokio::time::Instant::now() >= t)
+    }
+
+    /// Counts a flush: `None` (failed) pushes the next try back.
+    fn outcome(&mut self, written: Option<u64>) -> u64 {
+        match written {
+            Some(n) => {
+                if self.at.take().is_some() {
+                    info!("CDR writes are going through again");
+                }
+                self.delay = Duration::ZERO;
+                n
+            }
+            None => {
+                self.delay =
+                    (self.delay * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+                self.at = Some(tokio::time::Instant::now() + self.delay);
+                0
+            }
+        }
+    }
+
+    fn report(&mut self, queued: usize) {
+        let now = tokio::time::Instant::now();
+        if queued >= QUEUE_ALERT
+            && self
+                .last_report
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
+        {
+            self.last_report = Some(now);
+            error!(
+                target: "vts::accounting",
+                "CDR_QUEUE queued={queued} alert_at={QUEUE_ALERT}: the database is not taking CDRs (all are in the write-ahead log)"
+            );
+        }
+    }
+}
+
 /// Writes the pending CDRs; on success marks them committed in the log, clears them and
 /// returns how many there were.
-async fn flush(store: &Store, pending: &mut Vec<Cdr>, wal: &mut Option<Wal>) -> u64 {
+async fn flush(store: &Store, pending: &mut Vec<Cdr>, wal: &mut Option<Wal>) -> Option<u64> {
     match store.insert_cdrs(pending).await {
         Ok(_) => {
             if let Some(w) = wal.as_mut()
@@ -160,11 +215,11 @@ async fn flush(store: &Store, pending: &mut Vec<Cdr>, wal: &mut Option<Wal>) -> 
             }
             let n = pending.len() as u64;
             pending.clear();
-            n
+            Some(n)
         }
         Err(e) => {
             error!(error = %e, queued = pending.len(), "CDR write failed; will retry");
-            0
+            None
         }
     }
 }

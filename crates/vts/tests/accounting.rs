@@ -188,3 +188,70 @@ fn a_kill_9_loses_no_cdr_and_duplicates_none() {
     }
     assert!(closed > 0, "some calls were up at the kill");
 }
+
+/// PostgreSQL stopped for 60 s under steady traffic (10 calls a second, each held 1 s), then
+/// started again: every call has exactly one CDR once the switch has caught up. Runs
+/// against the throw-away server `scripts/test` starts (it exports how to stop and start it);
+/// skipped without one.
+#[test]
+fn a_database_outage_of_60_s_loses_and_duplicates_no_cdr() {
+    let (Ok(url), Ok(stop), Ok(start)) = (
+        std::env::var("VTS_TEST_POSTGRES_OUTAGE_URL"),
+        std::env::var("VTS_TEST_PG_STOP"),
+        std::env::var("VTS_TEST_PG_START"),
+    ) else {
+        eprintln!("skipped: no throw-away PostgreSQL (scripts/test starts one)");
+        return;
+    };
+    let mut vts = Vts::new();
+    vts.db = Some(url);
+    vts.add_customer("acme", "127.0.0.1");
+    let port = free_port();
+    vts.add_carrier("up", port, 1, "udp");
+    let switch = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
+    let carrier = Sipp::uas("uas_answer.xml", port, "u1", 1000); // probes count as sipp calls
+    let calls = 900;
+    let customer = std::thread::spawn(move || {
+        common::uac_long("uac_call.xml", at(switch), calls, 10, free_port(), 240)
+    });
+    let sh = |cmd: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // Some CDRs written before the outage.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !serve.log_text().contains("listening") || vts.cdrs().len() < 20 {
+        assert!(std::time::Instant::now() < deadline, "{}", serve.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sh(&stop);
+    // The outage itself: 60 s of traffic with no database (the scenario, not a wait for an
+    // event).
+    std::thread::sleep(Duration::from_secs(60));
+    let failed_writes = serve.log_text().matches("CDR write failed").count();
+    sh(&start);
+    let (ok, err) = customer.join().unwrap();
+    assert!(ok, "calls went on through the outage: {err}");
+    drop(carrier);
+    serve.stop();
+    assert!(failed_writes > 0, "the outage was seen");
+    let cdrs = vts.cdrs();
+    assert_eq!(cdrs.len(), calls as usize, "one CDR per call");
+    let mut ids: Vec<&str> = cdrs
+        .iter()
+        .map(|c| c["call_id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), calls as usize, "no call twice");
+    assert!(cdrs.iter().all(|c| c["final_code"] == 200));
+}

@@ -502,6 +502,41 @@ pub(crate) fn uac_number(
     source_port: u16,
     number: &str,
 ) -> (bool, String) {
+    uac_full(
+        scenario_file,
+        target,
+        (transport, calls, rate, source_port),
+        number,
+        60,
+    )
+}
+
+/// [`uac`] for runs longer than a minute: sipp gives up after `timeout_s` in all.
+pub(crate) fn uac_long(
+    scenario_file: &str,
+    target: SocketAddr,
+    calls: u32,
+    rate: u32,
+    source_port: u16,
+    timeout_s: u32,
+) -> (bool, String) {
+    uac_full(
+        scenario_file,
+        target,
+        ("u1", calls, rate, source_port),
+        "34911234567",
+        timeout_s,
+    )
+}
+
+fn uac_full(
+    scenario_file: &str,
+    target: SocketAddr,
+    (transport, calls, rate, source_port): (&str, u32, u32, u16),
+    number: &str,
+    timeout_s: u32,
+) -> (bool, String) {
+    let timeout = timeout_s.to_string();
     let dir = tempfile::tempdir().unwrap();
     let calls_s = calls.to_string();
     let rate_s = rate.to_string();
@@ -518,7 +553,7 @@ pub(crate) fn uac_number(
             "-r",
             &rate_s,
             "-timeout",
-            "60",
+            &timeout,
             "-timeout_error",
             &target_s,
         ],
