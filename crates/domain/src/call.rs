@@ -75,6 +75,9 @@ pub enum CallEvent {
         caller: String,
         callee: String,
         user_agent: Option<String>,
+        /// Audio codecs of the customer's SDP offer, in its order.
+        #[serde(default)]
+        codecs: Vec<String>,
     },
     /// An INVITE left for a carrier (each failover is a new attempt).
     AttemptStarted {
@@ -96,7 +99,13 @@ pub enum CallEvent {
     /// The current attempt's first 18x.
     Progress { call: CallRef, at_ms: i64 },
     /// The initial INVITE's first 2xx: the call is answered.
-    Answered { call: CallRef, at_ms: i64 },
+    Answered {
+        call: CallRef,
+        at_ms: i64,
+        /// Audio codecs of the carrier's SDP answer.
+        #[serde(default)]
+        codecs: Vec<String>,
+    },
     /// The call ended: final failure, CANCEL, BYE from either side, or the switch.
     Ended {
         call: CallRef,
@@ -104,6 +113,10 @@ pub enum CallEvent {
         code: u16,
         reason: String,
         hangup: HangupSide,
+        /// The Q.850 cause of a Reason header on the BYE, CANCEL or final response that
+        /// ended the call.
+        #[serde(default)]
+        q850: Option<u16>,
     },
 }
 
@@ -151,6 +164,14 @@ pub struct Cdr {
     pub final_reason: String,
     pub hangup: HangupSide,
     pub attempts: u32,
+    /// The Q.850 cause of the Reason header that ended the call, if any.
+    #[serde(default)]
+    pub q850_cause: Option<u16>,
+    /// Audio codecs offered by the customer and answered by the carrier (comma-separated).
+    #[serde(default)]
+    pub codecs_offered: Option<String>,
+    #[serde(default)]
+    pub codecs_answered: Option<String>,
     /// The CLI and destination in E.164, as admission read them (`None`: refused before).
     #[serde(default)]
     pub caller_e164: Option<String>,
@@ -230,6 +251,7 @@ impl CdrBuilder {
                 code,
                 reason: why,
                 hangup: HangupSide::Switch,
+                q850: None,
             }) {
                 out.push(cdr);
             }
@@ -252,8 +274,12 @@ impl CdrBuilder {
                 caller,
                 callee,
                 user_agent,
+                codecs,
             } => {
                 let cdr = Cdr {
+                    q850_cause: None,
+                    codecs_offered: (!codecs.is_empty()).then(|| codecs.join(",")),
+                    codecs_answered: None,
                     id: cdr_id,
                     call_id,
                     customer_id: customer,
@@ -327,10 +353,15 @@ impl CdrBuilder {
                 }
                 None
             }
-            CallEvent::Answered { call, at_ms } => {
+            CallEvent::Answered {
+                call,
+                at_ms,
+                codecs,
+            } => {
                 let d = self.open.get_mut(&call)?;
                 if d.cdr.answer_ms.is_none() {
                     d.cdr.answer_ms = Some(at_ms);
+                    d.cdr.codecs_answered = (!codecs.is_empty()).then(|| codecs.join(","));
                 }
                 None
             }
@@ -340,8 +371,10 @@ impl CdrBuilder {
                 code,
                 reason,
                 hangup,
+                q850,
             } => {
                 let Draft { mut cdr, .. } = self.open.remove(&call)?;
+                cdr.q850_cause = q850;
                 cdr.end_ms = at_ms.max(cdr.invite_ms);
                 cdr.billable_ms = cdr.answer_ms.map_or(0, |a| (cdr.end_ms - a).max(0));
                 cdr.billable_secs = (cdr.billable_ms + 999) / 1000;
@@ -369,6 +402,7 @@ mod tests {
             caller: "100".into(),
             callee: "200".into(),
             user_agent: None,
+            codecs: vec!["PCMU".into(), "PCMA".into()],
         }
     }
 
@@ -404,10 +438,12 @@ mod tests {
         b.apply(CallEvent::Answered {
             call: CallRef(1),
             at_ms: 2_000,
+            codecs: vec!["PCMA".into()],
         });
         b.apply(CallEvent::Answered {
             call: CallRef(1),
             at_ms: 3_000,
+            codecs: vec!["PCMU".into()],
         });
         let cdr = b
             .apply(CallEvent::Ended {
@@ -416,9 +452,17 @@ mod tests {
                 code: 200,
                 reason: "OK".into(),
                 hangup: HangupSide::Callee,
+                q850: Some(16),
             })
             .unwrap();
         assert_eq!(cdr.attempts, 2);
+        assert_eq!(cdr.q850_cause, Some(16));
+        assert_eq!(cdr.codecs_offered.as_deref(), Some("PCMU,PCMA"));
+        assert_eq!(
+            cdr.codecs_answered.as_deref(),
+            Some("PCMA"),
+            "the first answer's codecs"
+        );
         assert_eq!(cdr.carrier_id, Some(CarrierId(2)));
         assert_eq!(cdr.progress_ms, Some(1_180));
         assert_eq!(cdr.pdd_ms, Some(80));
@@ -445,6 +489,7 @@ mod tests {
                 code: 486,
                 reason: "Busy Here".into(),
                 hangup: HangupSide::Callee,
+                q850: None,
             })
             .unwrap();
         assert_eq!(

@@ -37,6 +37,9 @@ fn cdr(run: u128, i: usize) -> Cdr {
         callee_e164: Some("442079460018".into()),
         cost: Some(domain::Money(20_000)),
         price: Some(domain::Money(25_000)),
+        q850_cause: Some(16),
+        codecs_offered: Some("PCMU,PCMA".into()),
+        codecs_answered: Some("PCMA".into()),
     }
 }
 

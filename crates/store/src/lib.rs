@@ -76,6 +76,20 @@ pub struct NewCustomer {
     pub max_cps: Option<u32>,
 }
 
+/// Which call records [`Store::find_cdrs`] returns (`None`: any).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CdrFilter {
+    pub customer: Option<CustomerId>,
+    pub carrier: Option<CarrierId>,
+    /// INVITE at or after (epoch ms).
+    pub since_ms: Option<i64>,
+    /// INVITE before (epoch ms).
+    pub until_ms: Option<i64>,
+    pub code: Option<u16>,
+    /// Talk time at least (ms).
+    pub min_billable_ms: Option<i64>,
+}
+
 /// What `vts customer limits` changes (`None`: left as it is; `Some(None)`: unlimited).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LimitsChange {
@@ -121,8 +135,8 @@ const CDR_ROWS_CAP: usize = 500;
 const CDR_COLUMNS: &str = "id, call_id, customer_id, carrier_id, carrier_addr, source_addr, caller, callee, \
      caller_out, callee_out, user_agent, invite_ms, progress_ms, answer_ms, end_ms, pdd_ms, \
      billable_ms, billable_secs, final_code, final_reason, hangup, attempts, caller_e164, \
-     callee_e164, cost, price";
-const CDR_COLUMN_COUNT: usize = 26;
+     callee_e164, cost, price, q850_cause, codecs_offered, codecs_answered";
+const CDR_COLUMN_COUNT: usize = 29;
 
 /// The database: configuration (customers, carriers) and call records.
 #[derive(Debug, Clone)]
@@ -716,7 +730,10 @@ impl Store {
                     .bind(c.caller_e164.as_deref())
                     .bind(c.callee_e164.as_deref())
                     .bind(c.cost.map(|m| m.0))
-                    .bind(c.price.map(|m| m.0));
+                    .bind(c.price.map(|m| m.0))
+                    .bind(c.q850_cause.map(i32::from))
+                    .bind(c.codecs_offered.as_deref())
+                    .bind(c.codecs_answered.as_deref());
             }
             inserted += query.execute(&mut *tx).await?.rows_affected();
         }
@@ -726,9 +743,24 @@ impl Store {
 
     /// The newest `limit` call records: latest INVITE first, then by id descending.
     pub async fn list_cdrs(&self, limit: u32) -> Result<Vec<Cdr>, StoreError> {
+        self.find_cdrs(&CdrFilter::default(), limit).await
+    }
+
+    /// The newest `limit` call records matching `filter` (every condition given must hold).
+    pub async fn find_cdrs(&self, filter: &CdrFilter, limit: u32) -> Result<Vec<Cdr>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {CDR_COLUMNS} FROM cdrs ORDER BY invite_ms DESC, id DESC LIMIT $1"
+            "SELECT {CDR_COLUMNS} FROM cdrs WHERE ($1 IS NULL OR customer_id = $1) \
+             AND ($2 IS NULL OR carrier_id = $2) AND ($3 IS NULL OR invite_ms >= $3) \
+             AND ($4 IS NULL OR invite_ms < $4) AND ($5 IS NULL OR final_code = $5) \
+             AND ($6 IS NULL OR billable_ms >= $6) \
+             ORDER BY invite_ms DESC, id DESC LIMIT $7"
         )))
+        .bind(filter.customer.map(|c| c.0))
+        .bind(filter.carrier.map(|c| c.0))
+        .bind(filter.since_ms)
+        .bind(filter.until_ms)
+        .bind(filter.code.map(i64::from))
+        .bind(filter.min_billable_ms)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
@@ -1040,6 +1072,11 @@ fn cdr_from_row(row: &AnyRow) -> Result<Cdr, StoreError> {
         callee_e164: row.try_get("callee_e164")?,
         cost: row.try_get::<Option<i64>, _>("cost")?.map(Money),
         price: row.try_get::<Option<i64>, _>("price")?.map(Money),
+        q850_cause: row
+            .try_get::<Option<i64>, _>("q850_cause")?
+            .and_then(|c| u16::try_from(c).ok()),
+        codecs_offered: row.try_get("codecs_offered")?,
+        codecs_answered: row.try_get("codecs_answered")?,
         id,
     })
 }

@@ -13,8 +13,8 @@ use ipnet::IpNet;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::{AnyConnection, Connection};
 use store::{
-    Backend, CarrierLimitsChange, LimitsChange, NewCarrier, NewCustomer, NumbersChange, Store,
-    StoreError,
+    Backend, CarrierLimitsChange, CdrFilter, LimitsChange, NewCarrier, NewCustomer, NumbersChange,
+    Store, StoreError,
 };
 
 #[tokio::test]
@@ -161,6 +161,9 @@ fn cdrs(range: std::ops::Range<usize>) -> Vec<Cdr> {
                 callee_e164: answered.then(|| format!("4420{i:07}")),
                 cost: answered.then_some(Money(20_000 + i as i64)),
                 price: (i % 3 == 0).then_some(Money(i64::MAX)),
+                q850_cause: (i % 4 == 0).then_some(17),
+                codecs_offered: Some("PCMU,PCMA,telephone-event".into()),
+                codecs_answered: answered.then(|| "PCMA".to_string()),
             }
         })
         .collect()
@@ -778,6 +781,71 @@ async fn routing_tables(store: &Store, acme: CustomerId, carrier: CarrierId) {
 
     assert!(store.remove_dial_rule(rule).await.unwrap());
     assert!(!store.remove_dial_rule(rule).await.unwrap());
+    // CDR filters: each condition alone agrees with filtering everything by hand.
+    let all = store.list_cdrs(u32::MAX).await.unwrap();
+    let check = |filter: CdrFilter, keep: &dyn Fn(&Cdr) -> bool| {
+        let expected: Vec<&str> = all
+            .iter()
+            .filter(|c| keep(c))
+            .map(|c| c.id.as_str())
+            .collect();
+        (
+            filter,
+            expected
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<String>>(),
+        )
+    };
+    let mid = all[all.len() / 2].invite_ms;
+    for (filter, expected) in [
+        check(
+            CdrFilter {
+                customer: Some(CustomerId(1)),
+                ..CdrFilter::default()
+            },
+            &|c| c.customer_id == CustomerId(1),
+        ),
+        check(
+            CdrFilter {
+                code: Some(486),
+                ..CdrFilter::default()
+            },
+            &|c| c.final_code == 486,
+        ),
+        check(
+            CdrFilter {
+                min_billable_ms: Some(60_000),
+                ..CdrFilter::default()
+            },
+            &|c| c.billable_ms >= 60_000,
+        ),
+        check(
+            CdrFilter {
+                since_ms: Some(mid),
+                until_ms: Some(mid + 10),
+                carrier: all[all.len() / 2].carrier_id,
+                ..CdrFilter::default()
+            },
+            &|c| {
+                let carrier = all[all.len() / 2].carrier_id;
+                c.invite_ms >= mid
+                    && c.invite_ms < mid + 10
+                    && (carrier.is_none() || c.carrier_id == carrier)
+            },
+        ),
+    ] {
+        let got: Vec<String> = store
+            .find_cdrs(&filter, u32::MAX)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert!(!expected.is_empty(), "{filter:?} selects something");
+        assert_eq!(got, expected, "{filter:?}");
+    }
+
     // Minutes used: billable time of the calls stored since a moment (the CDRs above).
     let used = store.billable_since(0).await.unwrap();
     assert!(!used.is_empty());

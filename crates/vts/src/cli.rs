@@ -439,10 +439,26 @@ pub(crate) enum CarrierCmd {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum CdrCmd {
-    /// Newest first.
+    /// Newest first; every filter given must hold.
     List {
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        #[arg(long)]
+        customer: Option<i64>,
+        #[arg(long)]
+        carrier: Option<i64>,
+        /// INVITE at or after: YYYY-MM-DD (UTC) or an RFC 3339 time.
+        #[arg(long, value_parser = parse_time, value_name = "TIME")]
+        since: Option<i64>,
+        /// INVITE before: YYYY-MM-DD (UTC) or an RFC 3339 time.
+        #[arg(long, value_parser = parse_time, value_name = "TIME")]
+        until: Option<i64>,
+        /// Final SIP code (e.g. 200, 486).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(100..700))]
+        code: Option<u16>,
+        /// Talk time of at least this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        min_duration: Option<u32>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -459,6 +475,22 @@ pub(crate) enum Format {
     Table,
     Csv,
     Json,
+}
+
+/// A moment as typed: `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time; epoch ms.
+pub(crate) fn parse_time(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    if text.len() == 10
+        && let Ok(date) = text.parse::<jiff::civil::Date>()
+    {
+        return date
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp().as_millisecond())
+            .map_err(|e| e.to_string());
+    }
+    text.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|_| format!("{text:?}: YYYY-MM-DD or an RFC 3339 time (2026-12-01T00:00:00Z)"))
 }
 
 fn parse_transport(s: &str) -> Result<domain::Transport, String> {

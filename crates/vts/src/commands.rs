@@ -342,8 +342,28 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             print!("{}", render_route(c, &sim));
             Ok(())
         }
-        Command::Cdr(CdrCmd::List { limit, format }) => {
-            let cdrs = store.list_cdrs(limit).await.map_err(|e| e.to_string())?;
+        Command::Cdr(CdrCmd::List {
+            limit,
+            customer,
+            carrier,
+            since,
+            until,
+            code,
+            min_duration,
+            format,
+        }) => {
+            let filter = store::CdrFilter {
+                customer: customer.map(CustomerId),
+                carrier: carrier.map(CarrierId),
+                since_ms: since,
+                until_ms: until,
+                code,
+                min_billable_ms: min_duration.map(|s| i64::from(s) * 1000),
+            };
+            let cdrs = store
+                .find_cdrs(&filter, limit)
+                .await
+                .map_err(|e| e.to_string())?;
             print!("{}", render_cdrs(&cdrs, format)?);
             Ok(())
         }
@@ -569,6 +589,9 @@ const CDR_COLUMNS: &[&str] = &[
     "price",
     "profit",
     "margin_pct",
+    "q850_cause",
+    "codecs_offered",
+    "codecs_answered",
 ];
 
 fn cdr_fields(c: &Cdr) -> Vec<String> {
@@ -603,6 +626,9 @@ fn cdr_fields(c: &Cdr) -> Vec<String> {
         c.price.map(|m| m.to_string()).unwrap_or_default(),
         profit(c).map(|m| m.to_string()).unwrap_or_default(),
         margin_pct(c).map(|m| format!("{m:.2}")).unwrap_or_default(),
+        c.q850_cause.map(|q| q.to_string()).unwrap_or_default(),
+        o(&c.codecs_offered),
+        o(&c.codecs_answered),
     ]
 }
 

@@ -420,17 +420,7 @@ fn parse_effective(text: &str) -> Result<i64, String> {
     if text.is_empty() {
         return Ok(0);
     }
-    if let Ok(date) = text.parse::<jiff::civil::Date>()
-        && text.len() == 10
-    {
-        return date
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .map(|z| z.timestamp().as_millisecond())
-            .map_err(err);
-    }
-    text.parse::<jiff::Timestamp>()
-        .map(|t| t.as_millisecond())
-        .map_err(|_| format!("{text:?}: YYYY-MM-DD or an RFC 3339 time (2026-12-01T00:00:00Z)"))
+    crate::cli::parse_time(text)
 }
 
 #[cfg(test)]

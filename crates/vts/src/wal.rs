@@ -250,6 +250,7 @@ mod tests {
             caller: "100".into(),
             callee: "200".into(),
             user_agent: None,
+            codecs: Vec::new(),
         }
     }
 
@@ -260,6 +261,7 @@ mod tests {
             code: 200,
             reason: "OK".into(),
             hangup: HangupSide::Caller,
+            q850: None,
         }
     }
 
@@ -274,6 +276,7 @@ mod tests {
             CallEvent::Answered {
                 call: CallRef(2),
                 at_ms: 2_000,
+                codecs: Vec::new(),
             },
             ended(1, 3_000),
             started(3, 3_100),

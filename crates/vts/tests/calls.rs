@@ -231,6 +231,9 @@ fn a_carrier_bye_reaches_the_customer_and_the_cdr_says_callee() {
     assert_eq!(cdr["hangup"], "callee");
     assert_eq!(int(&cdr, "final_code"), 200);
     assert!(int(&cdr, "billable_ms") >= 700, "{cdr:#}");
+    assert_eq!(cdr["q850_cause"], 16, "from the carrier's BYE");
+    assert_eq!(cdr["codecs_offered"], "PCMU,PCMA");
+    assert_eq!(cdr["codecs_answered"], "PCMU");
 }
 
 #[test]

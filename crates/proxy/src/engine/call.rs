@@ -291,6 +291,7 @@ impl Engine {
             caller,
             callee,
             user_agent: h.user_agent().map(lossy),
+            codecs: sdp::audio_codecs(invite.body()),
         });
         self.status.send_modify(|s| s.call_started(customer.id));
         let now_ms = self.clock.epoch_ms(now);
@@ -957,12 +958,13 @@ impl Engine {
             return;
         };
         let server = call.server;
-        let (code, reason) = match &failure {
+        let (code, reason, q850) = match &failure {
             Failure::Response(m) => (
                 m.status().unwrap_or(500),
                 lossy(m.reason_phrase().unwrap_or_default()),
+                m.headers().q850_cause(),
             ),
-            Failure::Local(code, reason) => (*code, (*reason).to_string()),
+            Failure::Local(code, reason) => (*code, (*reason).to_string(), None),
         };
         match failure {
             Failure::Response(m) => self.relay_response(now, server, &m),
@@ -974,16 +976,16 @@ impl Engine {
                 }
             }
         }
-        self.end_call(now, cref, code, reason, hangup);
+        self.end_call(now, cref, (code, reason, q850), hangup);
     }
 
-    /// Marks a call ended, sends its `Ended` event and frees its place in the status.
+    /// Marks a call ended (with its final code, reason and Q.850 cause), sends its `Ended`
+    /// event and frees its place in the status.
     pub(super) fn end_call(
         &mut self,
         now: Instant,
         cref: CallRef,
-        code: u16,
-        reason: String,
+        (code, reason, q850): (u16, String, Option<u16>),
         hangup: HangupSide,
     ) {
         let Some(call) = self.calls.get_mut(&cref) else {
@@ -1012,6 +1014,7 @@ impl Engine {
             code,
             reason,
             hangup,
+            q850,
         });
         let linger = self.txns.config().sixty_four_t1() + Duration::from_secs(1);
         self.schedule(now + linger, CallTimer::Forget { call: cref });

@@ -146,6 +146,7 @@ impl Engine {
         self.emit(CallEvent::Answered {
             call: cref,
             at_ms: self.clock.epoch_ms(now),
+            codecs: crate::sdp::audio_codecs(msg.body()),
         });
         self.minutes.answer(cref.0, self.clock.epoch_ms(now));
         self.dialogs.insert(dialog.call_id(), cref);
@@ -285,6 +286,7 @@ impl Engine {
             return;
         };
         let method = msg.method();
+        let q850 = msg.headers().q850_cause();
         let hop = hop.peer;
         match self.txns.send_request(now, out, hop, hop.reliable()) {
             Ok(id) => {
@@ -303,7 +305,7 @@ impl Engine {
             } else {
                 HangupSide::Callee
             };
-            self.end_call(now, cref, 200, "OK".to_string(), side);
+            self.end_call(now, cref, (200, "OK".to_string(), q850), side);
         }
     }
 
@@ -437,7 +439,12 @@ impl Engine {
             call = cref.0,
             reason, "switch ended the call with BYE to both sides"
         );
-        self.end_call(now, cref, 200, reason.to_string(), HangupSide::Switch);
+        self.end_call(
+            now,
+            cref,
+            (200, reason.to_string(), None),
+            HangupSide::Switch,
+        );
     }
 
     pub(super) fn max_duration(&mut self, now: Instant, cref: CallRef) {

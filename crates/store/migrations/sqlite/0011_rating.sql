@@ -1,6 +1,6 @@
 -- Rating (SPEC.md "Accounting and billing"): rate plans (sell rates shared by customers, a
 -- markup on cost where the plan has no rate), and each CDR's numbers in E.164, cost and price
--- (integer millionths; NULL: not rated).
+-- (integer millionths; NULL: not rated), Q.850 cause and codecs offered and answered.
 CREATE TABLE rate_plans (
     id         INTEGER PRIMARY KEY,
     name       TEXT    NOT NULL UNIQUE,
@@ -19,6 +19,9 @@ CREATE TABLE rate_plan_rates (
 );
 ALTER TABLE customers ADD COLUMN rate_plan_id INTEGER NULL REFERENCES rate_plans (id) ON DELETE SET NULL;
 ALTER TABLE cdrs ADD COLUMN caller_e164 TEXT NULL;
+ALTER TABLE cdrs ADD COLUMN q850_cause INTEGER NULL;
+ALTER TABLE cdrs ADD COLUMN codecs_offered TEXT NULL;
+ALTER TABLE cdrs ADD COLUMN codecs_answered TEXT NULL;
 ALTER TABLE cdrs ADD COLUMN callee_e164 TEXT NULL;
 ALTER TABLE cdrs ADD COLUMN cost INTEGER NULL;
 ALTER TABLE cdrs ADD COLUMN price INTEGER NULL;
