@@ -89,6 +89,9 @@ pub enum CallEvent {
         callee_out: String,
         at_ms: i64,
     },
+    /// The current attempt ended: its final response (or the switch's own code for a
+    /// timeout or transport error).
+    AttemptEnded { call: CallRef, code: u16 },
     /// Admission read the numbers: the destination and CLI in E.164 (what routing and
     /// rating use).
     Numbers {
@@ -126,11 +129,26 @@ impl CallEvent {
             CallEvent::Started { call, .. }
             | CallEvent::AttemptStarted { call, .. }
             | CallEvent::Numbers { call, .. }
+            | CallEvent::AttemptEnded { call, .. }
             | CallEvent::Progress { call, .. }
             | CallEvent::Answered { call, .. }
             | CallEvent::Ended { call, .. } => *call,
         }
     }
+}
+
+/// One INVITE sent to a carrier, as the CDR keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub carrier_id: CarrierId,
+    pub carrier_addr: String,
+    /// The INVITE sent.
+    pub started_ms: i64,
+    /// Its final response, or the switch's code for a timeout or transport error, or the
+    /// call's final code when the call ended during this attempt.
+    pub code: Option<u16>,
+    /// INVITE sent → first 18x of this attempt.
+    pub pdd_ms: Option<i64>,
 }
 
 /// One call record.
@@ -164,6 +182,9 @@ pub struct Cdr {
     pub final_reason: String,
     pub hangup: HangupSide,
     pub attempts: u32,
+    /// Every attempt, in order.
+    #[serde(default)]
+    pub attempt_log: Vec<AttemptRecord>,
     /// The Q.850 cause of the Reason header that ended the call, if any.
     #[serde(default)]
     pub q850_cause: Option<u16>,
@@ -277,6 +298,7 @@ impl CdrBuilder {
                 codecs,
             } => {
                 let cdr = Cdr {
+                    attempt_log: Vec::new(),
                     q850_cause: None,
                     codecs_offered: (!codecs.is_empty()).then(|| codecs.join(",")),
                     codecs_answered: None,
@@ -326,6 +348,13 @@ impl CdrBuilder {
             } => {
                 let d = self.open.get_mut(&call)?;
                 d.cdr.attempts += 1;
+                d.cdr.attempt_log.push(AttemptRecord {
+                    carrier_id: carrier,
+                    carrier_addr: carrier_addr.clone(),
+                    started_ms: at_ms,
+                    code: None,
+                    pdd_ms: None,
+                });
                 d.cdr.carrier_id = Some(carrier);
                 d.cdr.carrier_addr = Some(carrier_addr);
                 d.cdr.caller_out = Some(caller_out);
@@ -350,6 +379,16 @@ impl CdrBuilder {
                 if d.cdr.progress_ms.is_none() {
                     d.cdr.progress_ms = Some(at_ms);
                     d.cdr.pdd_ms = d.attempt_started_ms.map(|s| (at_ms - s).max(0));
+                    if let Some(a) = d.cdr.attempt_log.last_mut() {
+                        a.pdd_ms = d.cdr.pdd_ms;
+                    }
+                }
+                None
+            }
+            CallEvent::AttemptEnded { call, code } => {
+                let d = self.open.get_mut(&call)?;
+                if let Some(a) = d.cdr.attempt_log.last_mut().filter(|a| a.code.is_none()) {
+                    a.code = Some(code);
                 }
                 None
             }
@@ -375,6 +414,9 @@ impl CdrBuilder {
             } => {
                 let Draft { mut cdr, .. } = self.open.remove(&call)?;
                 cdr.q850_cause = q850;
+                if let Some(a) = cdr.attempt_log.last_mut().filter(|a| a.code.is_none()) {
+                    a.code = Some(code);
+                }
                 cdr.end_ms = at_ms.max(cdr.invite_ms);
                 cdr.billable_ms = cdr.answer_ms.map_or(0, |a| (cdr.end_ms - a).max(0));
                 cdr.billable_secs = (cdr.billable_ms + 999) / 1000;
@@ -426,6 +468,10 @@ mod tests {
             call: CallRef(1),
             at_ms: 1_050,
         });
+        b.apply(CallEvent::AttemptEnded {
+            call: CallRef(1),
+            code: 503,
+        });
         b.apply(attempt(1, 2, 1_100));
         b.apply(CallEvent::Progress {
             call: CallRef(1),
@@ -456,6 +502,15 @@ mod tests {
             })
             .unwrap();
         assert_eq!(cdr.attempts, 2);
+        let log: Vec<(i64, Option<u16>, Option<i64>)> = cdr
+            .attempt_log
+            .iter()
+            .map(|a| (a.carrier_id.0, a.code, a.pdd_ms))
+            .collect();
+        assert_eq!(
+            log,
+            vec![(1, Some(503), Some(48)), (2, Some(200), Some(80))]
+        );
         assert_eq!(cdr.q850_cause, Some(16));
         assert_eq!(cdr.codecs_offered.as_deref(), Some("PCMU,PCMA"));
         assert_eq!(

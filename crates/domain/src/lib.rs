@@ -18,7 +18,7 @@ pub mod rating;
 mod settings;
 
 pub use blocklist::{Block, BlockList, SecurityEvent};
-pub use call::{CallEvent, CallRef, Cdr, CdrBuilder, HangupSide};
+pub use call::{AttemptRecord, CallEvent, CallRef, Cdr, CdrBuilder, HangupSide};
 pub use dialplan::{DialPlan, DialPlanId, DialRule, PREMIUM_PREFIXES, Pattern, Verdict};
 pub use directory::Directory;
 pub use events::{LimitKind, SwitchEvent};

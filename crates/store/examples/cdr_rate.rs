@@ -38,6 +38,13 @@ fn cdr(run: u128, i: usize) -> Cdr {
         cost: Some(domain::Money(20_000)),
         price: Some(domain::Money(25_000)),
         q850_cause: Some(16),
+        attempt_log: vec![domain::AttemptRecord {
+            carrier_id: CarrierId(1),
+            carrier_addr: "198.51.100.1:5060".into(),
+            started_ms: 1,
+            code: Some(200),
+            pdd_ms: Some(120),
+        }],
         codecs_offered: Some("PCMU,PCMA".into()),
         codecs_answered: Some("PCMA".into()),
     }

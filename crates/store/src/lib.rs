@@ -135,8 +135,8 @@ const CDR_ROWS_CAP: usize = 500;
 const CDR_COLUMNS: &str = "id, call_id, customer_id, carrier_id, carrier_addr, source_addr, caller, callee, \
      caller_out, callee_out, user_agent, invite_ms, progress_ms, answer_ms, end_ms, pdd_ms, \
      billable_ms, billable_secs, final_code, final_reason, hangup, attempts, caller_e164, \
-     callee_e164, cost, price, q850_cause, codecs_offered, codecs_answered";
-const CDR_COLUMN_COUNT: usize = 29;
+     callee_e164, cost, price, q850_cause, codecs_offered, codecs_answered, attempt_log";
+const CDR_COLUMN_COUNT: usize = 30;
 
 /// The database: configuration (customers, carriers) and call records.
 #[derive(Debug, Clone)]
@@ -696,14 +696,19 @@ impl Store {
         };
         let rows = sql::rows_per_statement(max_binds, CDR_COLUMN_COUNT, CDR_ROWS_CAP);
         let mut inserted = 0;
+        let logs: Vec<String> = cdrs
+            .iter()
+            .map(|c| serde_json::to_string(&c.attempt_log))
+            .collect::<Result<_, _>>()
+            .map_err(|e| StoreError::Invalid(format!("attempt log: {e}")))?;
         let mut tx = self.pool.begin().await?;
-        for chunk in cdrs.chunks(rows) {
+        for (chunk, logs) in cdrs.chunks(rows).zip(logs.chunks(rows)) {
             let text = format!(
                 "INSERT INTO cdrs ({CDR_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING",
                 sql::values_placeholders(style, chunk.len(), CDR_COLUMN_COUNT)
             );
             let mut query = sqlx::query(AssertSqlSafe(text));
-            for c in chunk {
+            for (c, log) in chunk.iter().zip(logs) {
                 query = query
                     .bind(c.id.as_str())
                     .bind(c.call_id.as_str())
@@ -733,7 +738,8 @@ impl Store {
                     .bind(c.price.map(|m| m.0))
                     .bind(c.q850_cause.map(i32::from))
                     .bind(c.codecs_offered.as_deref())
-                    .bind(c.codecs_answered.as_deref());
+                    .bind(c.codecs_answered.as_deref())
+                    .bind(log.as_str());
             }
             inserted += query.execute(&mut *tx).await?.rows_affected();
         }
@@ -1077,6 +1083,11 @@ fn cdr_from_row(row: &AnyRow) -> Result<Cdr, StoreError> {
             .and_then(|c| u16::try_from(c).ok()),
         codecs_offered: row.try_get("codecs_offered")?,
         codecs_answered: row.try_get("codecs_answered")?,
+        attempt_log: {
+            let text: String = row.try_get("attempt_log")?;
+            serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("cdr {id:?}: attempt_log: {e}")))?
+        },
         id,
     })
 }

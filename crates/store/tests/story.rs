@@ -162,6 +162,15 @@ fn cdrs(range: std::ops::Range<usize>) -> Vec<Cdr> {
                 cost: answered.then_some(Money(20_000 + i as i64)),
                 price: (i % 3 == 0).then_some(Money(i64::MAX)),
                 q850_cause: (i % 4 == 0).then_some(17),
+                attempt_log: (0..(i % 3))
+                    .map(|n| domain::AttemptRecord {
+                        carrier_id: CarrierId(n as i64 + 1),
+                        carrier_addr: format!("198.51.100.{n}:5060"),
+                        started_ms: invite_ms + n as i64,
+                        code: (n != 1).then_some(503),
+                        pdd_ms: None,
+                    })
+                    .collect(),
                 codecs_offered: Some("PCMU,PCMA,telephone-event".into()),
                 codecs_answered: answered.then(|| "PCMA".to_string()),
             }

@@ -592,6 +592,7 @@ const CDR_COLUMNS: &[&str] = &[
     "q850_cause",
     "codecs_offered",
     "codecs_answered",
+    "attempt_log",
 ];
 
 fn cdr_fields(c: &Cdr) -> Vec<String> {
@@ -629,7 +630,21 @@ fn cdr_fields(c: &Cdr) -> Vec<String> {
         c.q850_cause.map(|q| q.to_string()).unwrap_or_default(),
         o(&c.codecs_offered),
         o(&c.codecs_answered),
+        attempt_log(c),
     ]
+}
+
+/// Attempts as `carrier@address code pdd_ms` joined by `; `.
+fn attempt_log(c: &Cdr) -> String {
+    c.attempt_log
+        .iter()
+        .map(|a| {
+            let code = a.code.map_or("-".to_string(), |c| c.to_string());
+            let pdd = a.pdd_ms.map_or("-".to_string(), |p| format!("{p}ms"));
+            format!("{}@{} {code} {pdd}", a.carrier_id, a.carrier_addr)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Price minus cost, when both are known.

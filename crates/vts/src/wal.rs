@@ -220,7 +220,7 @@ fn event_ms(e: &CallEvent) -> Option<i64> {
         | CallEvent::Progress { at_ms, .. }
         | CallEvent::Answered { at_ms, .. }
         | CallEvent::Ended { at_ms, .. } => Some(*at_ms),
-        CallEvent::Numbers { .. } => None,
+        CallEvent::Numbers { .. } | CallEvent::AttemptEnded { .. } => None,
     }
 }
 

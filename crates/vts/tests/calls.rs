@@ -160,6 +160,38 @@ fn a_503_fails_over_to_the_next_carrier() {
         format!("127.0.0.1:{}", c.carriers[1].1)
     );
     assert_eq!(int(&cdr, "final_code"), 200);
+    // Each attempt with its carrier, address and outcome.
+    let log: Vec<(i64, String, i64)> = cdr["attempt_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                int(a, "carrier_id"),
+                a["carrier_addr"].as_str().unwrap().to_string(),
+                int(a, "code"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        log,
+        vec![
+            (
+                c.carriers[0].0,
+                format!("127.0.0.1:{}", c.carriers[0].1),
+                503
+            ),
+            (
+                c.carriers[1].0,
+                format!("127.0.0.1:{}", c.carriers[1].1),
+                200
+            ),
+        ]
+    );
+    assert!(
+        cdr["attempt_log"][1]["pdd_ms"].is_i64(),
+        "the answering carrier rang"
+    );
 }
 
 #[test]

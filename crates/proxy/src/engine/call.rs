@@ -763,8 +763,18 @@ impl Engine {
                 }
                 self.relay_response(now, server, &msg);
             }
-            200..=299 => self.answered(now, cref, msg),
+            200..=299 => {
+                self.emit(CallEvent::AttemptEnded {
+                    call: cref,
+                    code: status,
+                });
+                self.answered(now, cref, msg);
+            }
             _ => {
+                self.emit(CallEvent::AttemptEnded {
+                    call: cref,
+                    code: status,
+                });
                 if fails_over(status) {
                     debug!(status, carrier = number, "failover");
                     if let Some(call) = self.calls.get_mut(&cref) {
@@ -818,6 +828,10 @@ impl Engine {
         info!(carrier = %attempt.carrier, "no response within the first-response timeout: failover");
         attempt.cancel = Cancel::Wanted;
         call.last_failure = Some(Box::new(Failure::Local(408, "Request Timeout")));
+        self.emit(CallEvent::AttemptEnded {
+            call: cref,
+            code: 408,
+        });
         self.next_attempt(now, cref);
     }
 
@@ -865,6 +879,10 @@ impl Engine {
             return;
         }
         call.last_failure = Some(Box::new(Failure::Local(status, reason)));
+        self.emit(CallEvent::AttemptEnded {
+            call: cref,
+            code: status,
+        });
         self.next_attempt(now, cref);
     }
 

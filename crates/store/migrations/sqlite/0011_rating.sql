@@ -22,6 +22,8 @@ ALTER TABLE cdrs ADD COLUMN caller_e164 TEXT NULL;
 ALTER TABLE cdrs ADD COLUMN q850_cause INTEGER NULL;
 ALTER TABLE cdrs ADD COLUMN codecs_offered TEXT NULL;
 ALTER TABLE cdrs ADD COLUMN codecs_answered TEXT NULL;
+-- Every attempt (carrier, address, start, code, PDD) as a JSON array.
+ALTER TABLE cdrs ADD COLUMN attempt_log TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE cdrs ADD COLUMN callee_e164 TEXT NULL;
 ALTER TABLE cdrs ADD COLUMN cost INTEGER NULL;
 ALTER TABLE cdrs ADD COLUMN price INTEGER NULL;
