@@ -178,6 +178,11 @@ impl Directory {
         self.customers.get(&id)
     }
 
+    /// Every customer, in no particular order.
+    pub fn customers(&self) -> impl Iterator<Item = &Customer> {
+        self.customers.values()
+    }
+
     /// Carriers in the order calls try them.
     pub fn routes(&self) -> &[Carrier] {
         &self.routes

@@ -25,8 +25,8 @@ pub use events::{LimitKind, SwitchEvent};
 pub use health::{Health, HealthTracker, probe_alive};
 pub use numbers::{InboundFormat, NumberProfile, OutboundFormat};
 pub use party::{
-    Carrier, CarrierId, Customer, CustomerId, CustomerStatus, PrefixVerdict, RoutingMode,
-    Transport, checked_prefix,
+    BillingMode, Carrier, CarrierId, Customer, CustomerId, CustomerStatus, PrefixVerdict,
+    RoutingMode, Transport, checked_prefix,
 };
 pub use rates::{Money, Rate, RateTable};
 pub use rating::{RatePlan, RatePlanId};

@@ -119,6 +119,67 @@ pub struct Customer {
     /// Sell rates for destinations the customer has no own rate for.
     #[serde(default)]
     pub rate_plan: Option<crate::rating::RatePlanId>,
+    /// Whether calls draw on a balance.
+    #[serde(default)]
+    pub billing: BillingMode,
+    /// Postpaid: how far below zero the balance may go.
+    #[serde(default)]
+    pub credit_limit: crate::rates::Money,
+}
+
+/// How a customer pays (SPEC.md "Accounting and billing").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BillingMode {
+    /// Calls are rated but never refused for money.
+    #[default]
+    Off,
+    /// Calls need a balance above zero.
+    Prepaid,
+    /// Calls need a balance above minus the credit limit.
+    Postpaid,
+}
+
+impl BillingMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BillingMode::Off => "off",
+            BillingMode::Prepaid => "prepaid",
+            BillingMode::Postpaid => "postpaid",
+        }
+    }
+}
+
+impl FromStr for BillingMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "off" => Ok(BillingMode::Off),
+            "prepaid" => Ok(BillingMode::Prepaid),
+            "postpaid" => Ok(BillingMode::Postpaid),
+            other => Err(format!(
+                "unknown billing {other:?} (off, prepaid or postpaid)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for BillingMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Customer {
+    /// Whether a balance of `balance` still lets this customer call.
+    pub fn may_spend(&self, balance: crate::rates::Money) -> bool {
+        match self.billing {
+            BillingMode::Off => true,
+            BillingMode::Prepaid => balance.0 > 0,
+            BillingMode::Postpaid => balance.0 > -self.credit_limit.0,
+        }
+    }
 }
 
 /// How a customer's calls choose carriers (SPEC.md "Routing").

@@ -27,6 +27,8 @@ pub struct Settings {
     pub probe_fail_threshold: u32,
     /// Answered probes in a row that bring a down carrier back. Default 2.
     pub probe_recover_threshold: u32,
+    /// The reply to a call with no balance left: 402 (Payment Required) or 403.
+    pub balance_refuse_code: u16,
 }
 
 impl Default for Settings {
@@ -41,6 +43,7 @@ impl Default for Settings {
             probe_interval_s: Setting::ProbeInterval.default_value(),
             probe_fail_threshold: Setting::ProbeFailThreshold.default_value(),
             probe_recover_threshold: Setting::ProbeRecoverThreshold.default_value(),
+            balance_refuse_code: Setting::BalanceRefuseCode.default_value() as u16,
         }
     }
 }
@@ -57,6 +60,7 @@ pub enum Setting {
     ProbeInterval,
     ProbeFailThreshold,
     ProbeRecoverThreshold,
+    BalanceRefuseCode,
 }
 
 impl Setting {
@@ -70,6 +74,7 @@ impl Setting {
         Setting::ProbeInterval,
         Setting::ProbeFailThreshold,
         Setting::ProbeRecoverThreshold,
+        Setting::BalanceRefuseCode,
     ];
 
     /// The value in force when the key is not stored.
@@ -82,6 +87,7 @@ impl Setting {
             Setting::AuthFailWindowSeconds => 600,
             Setting::ProbeInterval => 30,
             Setting::ProbeFailThreshold | Setting::ProbeRecoverThreshold => 2,
+            Setting::BalanceRefuseCode => 402,
         }
     }
 
@@ -96,6 +102,7 @@ impl Setting {
             Setting::ProbeInterval => "health.probe_interval_seconds",
             Setting::ProbeFailThreshold => "health.fail_threshold",
             Setting::ProbeRecoverThreshold => "health.recover_threshold",
+            Setting::BalanceRefuseCode => "billing.refuse_code",
         }
     }
 
@@ -120,6 +127,7 @@ impl Setting {
             Setting::ProbeRecoverThreshold => {
                 "answered probes in a row that bring a down carrier back (at least 1)"
             }
+            Setting::BalanceRefuseCode => "reply to a call with no balance left: 402 or 403",
         }
     }
 
@@ -155,6 +163,9 @@ impl Setting {
         {
             return Err(format!("{}: at least 1", self.key()));
         }
+        if self == Setting::BalanceRefuseCode && n != 402 && n != 403 {
+            return Err(format!("{}: 402 or 403", self.key()));
+        }
         if self == Setting::ProbeInterval && n > 3600 {
             return Err(format!("{}: at most 3600 seconds", self.key()));
         }
@@ -188,6 +199,7 @@ impl Settings {
             Setting::ProbeInterval => self.probe_interval_s = n,
             Setting::ProbeFailThreshold => self.probe_fail_threshold = n,
             Setting::ProbeRecoverThreshold => self.probe_recover_threshold = n,
+            Setting::BalanceRefuseCode => self.balance_refuse_code = n as u16,
         }
         Ok(())
     }

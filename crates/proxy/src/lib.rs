@@ -18,7 +18,7 @@ mod status;
 pub mod transport;
 
 pub use config::ProxyConfig;
-pub use directory::DirectorySource;
+pub use directory::{BalanceSource, DirectorySource};
 pub use engine::{Shared, Switch};
 pub use pipeline::{
     Candidate, Numbers, Reject, Simulation, Step, candidates, dial_plan, first_share, numbers,

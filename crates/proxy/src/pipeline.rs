@@ -53,6 +53,10 @@ pub enum Reject {
     DailyMinutes,
     /// The customer's monthly minutes are used up (calls in progress counted).
     MonthlyMinutes,
+    /// No balance (prepaid) or credit (postpaid) left, answered 402.
+    PaymentRequired,
+    /// The same, answered 403 (`billing.refuse_code`).
+    InsufficientBalance,
     /// The switch is shutting down.
     ShuttingDown,
 }
@@ -77,6 +81,8 @@ impl Reject {
             Reject::DestinationNotAllowed => (403, "Forbidden - Destination Not Allowed"),
             Reject::DailyMinutes => (486, "Busy Here - Daily Minutes Exhausted"),
             Reject::MonthlyMinutes => (486, "Busy Here - Monthly Minutes Exhausted"),
+            Reject::PaymentRequired => (402, "Payment Required"),
+            Reject::InsufficientBalance => (403, "Forbidden - Insufficient Balance"),
             Reject::ShuttingDown => (503, "Service Unavailable - Shutting Down"),
         }
     }
@@ -279,6 +285,22 @@ pub(crate) fn minutes(
         }
     }
     Ok(())
+}
+
+/// Stage "balance": a prepaid customer needs a balance above zero, a postpaid one above
+/// minus its credit limit (`billing.refuse_code` picks 402 or 403).
+pub(crate) fn balance(
+    customer: &Customer,
+    balance: Money,
+    settings: &Settings,
+) -> Result<(), Reject> {
+    if customer.may_spend(balance) {
+        Ok(())
+    } else if settings.balance_refuse_code == 403 {
+        Err(Reject::InsufficientBalance)
+    } else {
+        Err(Reject::PaymentRequired)
+    }
 }
 
 /// Limit warnings already given, per customer and limit, with the window they were given

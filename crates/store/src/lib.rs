@@ -23,11 +23,13 @@
 //! Migrations are embedded with `include_str!` rather than `sqlx::migrate!`: see
 //! `src/migrations.rs` for why.
 
+mod billing;
 mod error;
 mod migrations;
 mod routing;
 mod sql;
 
+pub use billing::{EntryKind, LedgerEntry};
 pub use routing::{CarrierLimitsChange, NumbersChange};
 
 use std::collections::HashMap;
@@ -319,10 +321,7 @@ impl Store {
         .bind(id.0)
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Invalid(format!("no customer with id {id}")));
-        }
-        Ok(())
+        touched(done.rows_affected(), "customer", id.0)
     }
 
     /// Changes a customer's limits: `Some(None)` makes one unlimited, `None` leaves it as it
@@ -702,6 +701,24 @@ impl Store {
             .collect::<Result<_, _>>()
             .map_err(|e| StoreError::Invalid(format!("attempt log: {e}")))?;
         let mut tx = self.pool.begin().await?;
+        // The CDRs this write adds (a replay's are already stored): only they are charged.
+        let mut stored: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for chunk in cdrs.chunks(rows.min(500)) {
+            let text = format!(
+                "SELECT id FROM cdrs WHERE id IN {}",
+                sql::values_placeholders(style, 1, chunk.len())
+            );
+            let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(text));
+            for c in chunk {
+                query = query.bind(c.id.as_str());
+            }
+            stored.extend(query.fetch_all(&mut *tx).await?);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let new: Vec<&Cdr> = cdrs
+            .iter()
+            .filter(|c| !stored.contains(&c.id) && seen.insert(c.id.as_str()))
+            .collect();
         for (chunk, logs) in cdrs.chunks(rows).zip(logs.chunks(rows)) {
             let text = format!(
                 "INSERT INTO cdrs ({CDR_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING",
@@ -743,6 +760,7 @@ impl Store {
             }
             inserted += query.execute(&mut *tx).await?.rows_affected();
         }
+        billing::charge(&mut tx, &new).await?;
         tx.commit().await?;
         Ok(inserted)
     }
@@ -906,7 +924,8 @@ async fn settings_on(conn: &mut AnyConnection) -> Result<Settings, StoreError> {
 async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Customer>, StoreError> {
     let rows =
         sqlx::query("SELECT id, name, active, max_channels, max_cps, status, status_reason, number_format, country_code, \
-             forced_cli, dial_plan_id, routing, daily_minutes, monthly_minutes, rate_plan_id FROM customers ORDER BY id")
+             forced_cli, dial_plan_id, routing, daily_minutes, monthly_minutes, rate_plan_id, billing, \
+             credit_limit FROM customers ORDER BY id")
             .fetch_all(&mut *conn)
             .await?;
     let mut customers = Vec::with_capacity(rows.len());
@@ -931,6 +950,12 @@ async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Customer>, StoreEr
             rate_plan: row
                 .try_get::<Option<i64>, _>("rate_plan_id")?
                 .map(domain::RatePlanId),
+            billing: {
+                let text: String = row.try_get("billing")?;
+                text.parse()
+                    .map_err(|e| StoreError::Corrupt(format!("customer {id}: {e}")))?
+            },
+            credit_limit: Money(row.try_get("credit_limit")?),
             daily_minutes: limit(row, "daily_minutes")?,
             monthly_minutes: limit(row, "monthly_minutes")?,
             status: {
@@ -977,6 +1002,14 @@ async fn update_columns(
                 .execute(&mut *conn)
                 .await?;
         }
+    }
+    Ok(())
+}
+
+/// `Invalid("no WHAT with id ID")` when an update touched no row.
+fn touched(rows: u64, what: &str, id: i64) -> Result<(), StoreError> {
+    if rows == 0 {
+        return Err(StoreError::Invalid(format!("no {what} with id {id}")));
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use domain::{
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::{Store, StoreError, checked_name, flag, int, now_ms};
+use crate::{Store, StoreError, checked_name, flag, int, now_ms, touched};
 
 /// What `vts customer numbers` changes (`None`: left as it is).
 #[derive(Debug, Clone, Default)]
@@ -96,10 +96,7 @@ impl Store {
             .bind(id.0)
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Invalid(format!("no carrier with id {id}")));
-        }
-        Ok(())
+        touched(done.rows_affected(), "carrier", id.0)
     }
 
     /// Removes destination prefixes from a carrier's allow (`allow = true`) or deny list;
@@ -231,10 +228,7 @@ impl Store {
             .bind(id.0)
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Invalid(format!("no customer with id {id}")));
-        }
-        Ok(())
+        touched(done.rows_affected(), "customer", id.0)
     }
 
     /// Gives a customer a dialing plan (`None`: no plan, every destination passes).
@@ -375,10 +369,7 @@ impl Store {
         .bind(id.0)
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Invalid(format!("no carrier with id {id}")));
-        }
-        Ok(())
+        touched(done.rows_affected(), "carrier", id.0)
     }
 
     /// Adds (or replaces, for the same prefix and effective time) a carrier's rates, all or

@@ -6,15 +6,16 @@ use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use domain::{
-    Carrier, CarrierId, Cdr, CustomerId, DialPlanId, HangupSide, Health, InboundFormat, Money,
-    NumberProfile, OutboundFormat, Pattern, Rate, RatePlanId, RoutingMode, Transport,
+    BillingMode, Carrier, CarrierId, Cdr, CustomerId, DialPlanId, HangupSide, Health,
+    InboundFormat, Money, NumberProfile, OutboundFormat, Pattern, Rate, RatePlanId, RoutingMode,
+    Transport,
 };
 use ipnet::IpNet;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::{AnyConnection, Connection};
 use store::{
-    Backend, CarrierLimitsChange, CdrFilter, LimitsChange, NewCarrier, NewCustomer, NumbersChange,
-    Store, StoreError,
+    Backend, CarrierLimitsChange, CdrFilter, EntryKind, LimitsChange, NewCarrier, NewCustomer,
+    NumbersChange, Store, StoreError,
 };
 
 #[tokio::test]
@@ -854,6 +855,81 @@ async fn routing_tables(store: &Store, acme: CustomerId, carrier: CarrierId) {
         assert!(!expected.is_empty(), "{filter:?} selects something");
         assert_eq!(got, expected, "{filter:?}");
     }
+
+    // Balances: credits, adjustments, and one charge per new priced CDR of a billed
+    // customer, never two (a replay of the same CDRs charges nothing).
+    store
+        .set_customer_billing(acme, BillingMode::Prepaid, Money(0))
+        .await
+        .unwrap();
+    let credit = store
+        .post(acme, EntryKind::Credit, Money(1_000_000), "prepayment")
+        .await
+        .unwrap();
+    assert_eq!(
+        (credit.balance_before, credit.balance_after),
+        (Money(0), Money(1_000_000))
+    );
+    assert!(
+        store
+            .post(acme, EntryKind::Credit, Money(-5), "")
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .post(acme, EntryKind::Charge, Money(-5), "")
+            .await
+            .is_err()
+    );
+    let adjusted = store
+        .post(
+            acme,
+            EntryKind::Adjustment,
+            Money(-250_000),
+            "goodwill reversed",
+        )
+        .await
+        .unwrap();
+    assert_eq!(adjusted.balance_after, Money(750_000));
+    let priced = |id: &str, price: i64| Cdr {
+        id: id.into(),
+        customer_id: acme,
+        price: Some(Money(price)),
+        ..all[0].clone()
+    };
+    let batch = vec![
+        priced("bill-1", 60_000),
+        priced("bill-2", 15_000),
+        priced("bill-3", 0),
+    ];
+    store.insert_cdrs(&batch).await.unwrap();
+    store.insert_cdrs(&batch).await.unwrap();
+    store.insert_cdrs(&batch[..1]).await.unwrap();
+    assert_eq!(store.balances().await.unwrap()[&acme], Money(675_000));
+    let ledger = store.ledger(acme, 10).await.unwrap();
+    let charges: Vec<(Option<&str>, i64, i64, i64)> = ledger
+        .iter()
+        .filter(|e| e.kind == "charge")
+        .map(|e| {
+            (
+                e.cdr_id.as_deref(),
+                e.amount.0,
+                e.balance_before.0,
+                e.balance_after.0,
+            )
+        })
+        .collect();
+    assert_eq!(
+        charges,
+        vec![
+            (Some("bill-2"), -15_000, 690_000, 675_000),
+            (Some("bill-1"), -60_000, 750_000, 690_000),
+        ],
+        "newest first, one per priced CDR"
+    );
+    let dir = store.load_directory().await.unwrap();
+    assert_eq!(dir.customer(acme).unwrap().billing, BillingMode::Prepaid);
 
     // Minutes used: billable time of the calls stored since a moment (the CDRs above).
     let used = store.billable_since(0).await.unwrap();

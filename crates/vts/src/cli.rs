@@ -212,6 +212,38 @@ pub(crate) enum CustomerCmd {
         #[arg(value_name = "PLAN_ID|none")]
         plan: String,
     },
+    /// How the customer pays: off (never refused for money), prepaid (needs a balance above
+    /// 0) or postpaid (may go down to minus the credit limit).
+    Billing {
+        id: i64,
+        #[arg(value_parser = parse_billing)]
+        mode: domain::BillingMode,
+        /// Postpaid: how far below zero the balance may go (e.g. 500.00).
+        #[arg(long, default_value = "0", value_parser = parse_money, value_name = "AMOUNT")]
+        credit_limit: domain::Money,
+    },
+    /// Add money to the customer's balance (a ledger credit).
+    Credit {
+        id: i64,
+        #[arg(value_parser = parse_money, value_name = "AMOUNT")]
+        amount: domain::Money,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Correct the customer's balance by a signed amount (e.g. -1.50), with a note.
+    Adjust {
+        id: i64,
+        #[arg(allow_hyphen_values = true, value_parser = parse_signed_money, value_name = "AMOUNT")]
+        amount: domain::Money,
+        #[arg(long, required = true)]
+        note: String,
+    },
+    /// The customer's balance and latest ledger rows.
+    Ledger {
+        id: i64,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
     /// Give the customer a rate plan (`vts rateplan list`), or `none`.
     Rateplan {
         id: i64,
@@ -238,6 +270,21 @@ pub(crate) enum RatePlanCmd {
     ImportRates { id: i64, file: PathBuf },
     /// Every plan, its markup and how many rates it has.
     List,
+}
+
+fn parse_billing(s: &str) -> Result<domain::BillingMode, String> {
+    s.parse()
+}
+
+fn parse_money(s: &str) -> Result<domain::Money, String> {
+    domain::Money::parse(s)
+}
+
+fn parse_signed_money(s: &str) -> Result<domain::Money, String> {
+    match s.trim().strip_prefix('-') {
+        Some(rest) => domain::Money::parse(rest).map(|m| domain::Money(-m.0)),
+        None => domain::Money::parse(s),
+    }
 }
 
 /// A markup in percent (`25`, `12.5`) as parts per million.

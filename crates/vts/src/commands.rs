@@ -305,6 +305,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             | CustomerCmd::Routing { .. }
             | CustomerCmd::Plan { .. }
             | CustomerCmd::Rateplan { .. }
+            | CustomerCmd::Billing { .. }
+            | CustomerCmd::Credit { .. }
+            | CustomerCmd::Adjust { .. }
+            | CustomerCmd::Ledger { .. }
             | CustomerCmd::ImportRates { .. }),
         ) => routing::customer(&store, cmd).await,
         Command::Carrier(

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use proxy::latency::{Latency, Summary};
-use proxy::{DirectorySource, StatusHandle};
+use proxy::{BalanceSource, DirectorySource, StatusHandle};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -24,6 +24,9 @@ pub(crate) struct StatusReport {
     /// Each active carrier's health from the OPTIONS probes: up, suspect or down.
     #[serde(default)]
     pub(crate) health: BTreeMap<i64, String>,
+    /// Balances admission uses, of billed customers (decimal).
+    #[serde(default)]
+    pub(crate) balances: BTreeMap<i64, String>,
     /// Arrival to forwarding of initial INVITEs, in microseconds.
     pub(crate) invite_latency: LatencyReport,
     /// Arrival to forwarding of responses, in microseconds.
@@ -65,15 +68,20 @@ pub(crate) async fn serve(
     listener: UnixListener,
     status: StatusHandle,
     latency: Latency,
-    directory: DirectorySource,
+    (directory, balances): (DirectorySource, BalanceSource),
 ) {
     loop {
         let Ok((conn, _)) = listener.accept().await else {
             continue;
         };
-        let (status, latency, directory) = (status.clone(), latency.clone(), directory.clone());
+        let (status, latency, directory, balances) = (
+            status.clone(),
+            latency.clone(),
+            directory.clone(),
+            balances.clone(),
+        );
         tokio::spawn(async move {
-            if let Err(e) = answer(conn, &status, &latency, &directory).await {
+            if let Err(e) = answer(conn, &status, &latency, (&directory, &balances)).await {
                 warn!(error = %e, "control socket");
             }
         });
@@ -84,7 +92,7 @@ async fn answer(
     mut conn: UnixStream,
     status: &StatusHandle,
     latency: &Latency,
-    directory: &DirectorySource,
+    (directory, balances): (&DirectorySource, &BalanceSource),
 ) -> std::io::Result<()> {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
@@ -106,6 +114,13 @@ async fn answer(
                 by_customer: s.by_customer.iter().map(|(k, v)| (k.0, *v)).collect(),
                 by_carrier: s.by_carrier.iter().map(|(k, v)| (k.0, *v)).collect(),
                 health: s.health.iter().map(|(k, v)| (k.0, v.to_string())).collect(),
+                balances: {
+                    let d = directory.load();
+                    d.customers()
+                        .filter(|c| c.billing != domain::BillingMode::Off)
+                        .map(|c| (c.id.0, balances.get(c.id).to_string()))
+                        .collect()
+                },
                 invite_latency: invite.into(),
                 reply_latency: reply.into(),
             };

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use domain::{CarrierId, CustomerId, DialPlanId, Money, NumberProfile, Pattern, Rate, RatePlanId};
-use store::{NumbersChange, Store};
+use store::{EntryKind, NumbersChange, Store};
 
 use crate::cli::{CarrierCmd, CustomerCmd, PlanCmd, RatePlanCmd};
 
@@ -70,6 +70,63 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), Stri
             match plan {
                 Some(p) => println!("customer {id}: dialing plan {}", p.0),
                 None => println!("customer {id}: no dialing plan"),
+            }
+        }
+        CustomerCmd::Billing {
+            id,
+            mode,
+            credit_limit,
+        } => {
+            store
+                .set_customer_billing(CustomerId(id), mode, credit_limit)
+                .await
+                .map_err(err)?;
+            println!("customer {id}: billing {mode}, credit limit {credit_limit}");
+        }
+        CustomerCmd::Credit { id, amount, note } => {
+            let e = store
+                .post(CustomerId(id), EntryKind::Credit, amount, &note)
+                .await
+                .map_err(err)?;
+            println!(
+                "customer {id}: balance {} -> {}",
+                e.balance_before, e.balance_after
+            );
+        }
+        CustomerCmd::Adjust { id, amount, note } => {
+            let e = store
+                .post(CustomerId(id), EntryKind::Adjustment, amount, &note)
+                .await
+                .map_err(err)?;
+            println!(
+                "customer {id}: balance {} -> {}",
+                e.balance_before, e.balance_after
+            );
+        }
+        CustomerCmd::Ledger { id, limit } => {
+            let balance = store
+                .balances()
+                .await
+                .map_err(err)?
+                .get(&CustomerId(id))
+                .copied()
+                .unwrap_or_default();
+            println!("customer {id}: balance {balance}");
+            println!(
+                "{:>8} {:<10} {:>14} {:>14} {:>14} {:<36} NOTE",
+                "ID", "KIND", "AMOUNT", "BEFORE", "AFTER", "CDR"
+            );
+            for e in store.ledger(CustomerId(id), limit).await.map_err(err)? {
+                println!(
+                    "{:>8} {:<10} {:>14} {:>14} {:>14} {:<36} {}",
+                    e.id,
+                    e.kind,
+                    e.amount.to_string(),
+                    e.balance_before.to_string(),
+                    e.balance_after.to_string(),
+                    e.cdr_id.as_deref().unwrap_or("-"),
+                    e.note
+                );
             }
         }
         CustomerCmd::Rateplan { id, plan } => {

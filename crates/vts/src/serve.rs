@@ -5,7 +5,10 @@
 use cluster::Period;
 use domain::{CallEvent, SecurityEvent, SwitchEvent};
 use proxy::latency::Latency;
-use proxy::{DirectorySource, Listener, ListenerSpec, ProxyConfig, Shared, StatusHandle, Switch};
+use proxy::{
+    BalanceSource, DirectorySource, Listener, ListenerSpec, ProxyConfig, Shared, StatusHandle,
+    Switch,
+};
 use store::Store;
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
@@ -16,7 +19,13 @@ use crate::{accounting, control, watcher};
 pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String> {
     let directory = store.load_directory().await.map_err(|e| e.to_string())?;
     let source = DirectorySource::new(directory);
-    let shared = shared_state(&store).await?;
+    let balances = BalanceSource::new(
+        store
+            .balances()
+            .await
+            .map_err(|e| format!("cannot read the balances: {e}"))?,
+    );
+    let shared = shared_state(&store, &balances).await?;
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (security_tx, security_rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = oneshot::channel();
@@ -44,9 +53,14 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
     let control_path = settings.control_socket();
     let control =
         control::bind(&control_path).map_err(|e| format!("{}: {e}", control_path.display()))?;
-    tokio::spawn(control::serve(control, status, latency, source.clone()));
+    tokio::spawn(control::serve(
+        control,
+        status,
+        latency,
+        (source.clone(), balances.clone()),
+    ));
     let source_for_rating = source.clone();
-    let watcher = tokio::spawn(watcher::run(store.clone(), source));
+    let watcher = tokio::spawn(watcher::run(store.clone(), source, balances));
     tokio::spawn(record_events(store.clone(), security_rx));
     let accounting = tokio::spawn(accounting::run(
         store,
@@ -81,11 +95,12 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
 
 /// The in-process shared state (one node), with the minute counters started from the
 /// stored calls of this day and month (UTC).
-async fn shared_state(store: &Store) -> Result<Shared, String> {
+async fn shared_state(store: &Store, balances: &BalanceSource) -> Result<Shared, String> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let mut shared = Shared::local();
+    shared.balances = balances.clone();
     for period in [Period::day_of(now_ms), Period::month_of(now_ms)] {
         let used = store
             .billable_since(period.start_ms())

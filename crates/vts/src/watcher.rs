@@ -1,21 +1,34 @@
 //! Keeps the engine's directory snapshot current: polls the store's configuration version
 //! (bumped by database triggers on every change, whoever writes) and swaps in a new snapshot
 //! when it moves. Changes reach the running switch within one poll interval plus one load.
+//! Balances (which every charge changes) are read on their own, once a second.
 
 use std::time::Duration;
 
-use proxy::DirectorySource;
+use proxy::{BalanceSource, DirectorySource};
 use store::Store;
 use tracing::{info, warn};
 
 pub(crate) const POLL: Duration = Duration::from_millis(250);
 
-pub(crate) async fn run(store: Store, directory: DirectorySource) {
+/// Balances are read every this many polls (one second): charges and credits reach
+/// admission within a second.
+const BALANCE_EVERY: u32 = 4;
+
+pub(crate) async fn run(store: Store, directory: DirectorySource, balances: BalanceSource) {
     let mut version = directory.load().version;
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut polls = 0u32;
     loop {
         tick.tick().await;
+        polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(BALANCE_EVERY) {
+            match store.balances().await {
+                Ok(b) => balances.store(b),
+                Err(e) => warn!(error = %e, "cannot read the balances; keeping the last ones"),
+            }
+        }
         match store.config_version().await {
             Ok(v) if v == version => {}
             Ok(_) => match store.load_directory().await {

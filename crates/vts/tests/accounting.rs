@@ -255,3 +255,88 @@ fn a_database_outage_of_60_s_loses_and_duplicates_no_cdr() {
     assert_eq!(ids.len(), calls as usize, "no call twice");
     assert!(cdrs.iter().all(|c| c["final_code"] == 200));
 }
+
+/// A prepaid customer: refused with 402 at no balance; a credit lets it call within a
+/// second; every answered call is charged its price once, with a ledger row; when the
+/// balance runs out the next call is refused again (403 when `billing.refuse_code` says so).
+#[test]
+fn prepaid_balances_are_checked_at_admission_and_charged_per_cdr() {
+    let vts = Vts::new();
+    let customer = vts.add_customer("prepaid", "127.0.0.1").to_string();
+    let port = free_port();
+    let carrier = vts.add_carrier("up", port, 1, "udp").to_string();
+    let cost = write(&vts, "cost.csv", "34,0.0200,0,60,60\n");
+    vts.cli(&["carrier", "import-rates", &carrier, &cost]);
+    let sell = write(&vts, "sell.csv", "34,0.0500,0.0100,60,60\n");
+    vts.cli(&["customer", "import-rates", &customer, &sell]);
+    vts.cli(&["customer", "billing", &customer, "prepaid"]);
+    let switch = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
+    let balance_is = |want: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let status: Value =
+                serde_json::from_str(&vts.cli(&["status", "--format", "json"])).unwrap();
+            if status["balances"][&customer] == want {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "want {want}: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let call = |scenario: &str| {
+        let (ok, err) = uac(scenario, at(switch), "u1", 1, 1, free_port());
+        assert!(ok, "{scenario}: {err}\n{}", serve.log_text());
+    };
+    balance_is("0.000000");
+    call("uac_expect_402.xml");
+    vts.cli(&["customer", "credit", &customer, "0.10", "--note", "top-up"]);
+    balance_is("0.100000");
+    let uas = Sipp::uas("uas_answer.xml", port, "u1", 2);
+    call("uac_call.xml");
+    balance_is("0.040000");
+    call("uac_call.xml");
+    assert!(uas.wait(WAIT).0);
+    balance_is("-0.020000");
+    call("uac_expect_402.xml");
+    vts.change(&["settings", "set", "billing.refuse_code", "403"]);
+    call("uac_expect_403.xml");
+    serve.stop();
+    let reasons: Vec<String> = vts
+        .cdrs()
+        .iter()
+        .filter(|c| c["final_code"] != 200)
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["final_code"],
+                c["final_reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(reasons.len(), 3);
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| *r == "402 Payment Required")
+            .count(),
+        2
+    );
+    assert!(reasons.contains(&"403 Forbidden - Insufficient Balance".to_string()));
+    let ledger = vts.cli(&["customer", "ledger", &customer]);
+    assert!(ledger.contains("balance -0.020000"), "{ledger}");
+    assert_eq!(
+        ledger.lines().filter(|l| l.contains(" charge ")).count(),
+        2,
+        "{ledger}"
+    );
+    assert!(
+        ledger
+            .lines()
+            .any(|l| l.contains(" credit ") && l.contains("top-up")),
+        "{ledger}"
+    );
+}

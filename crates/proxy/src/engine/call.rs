@@ -393,6 +393,7 @@ impl Engine {
         )
         .ok_or(Reject::ChannelLimit)?;
         pipeline::minutes(&*self.minutes, customer, now_ms)?;
+        pipeline::balance(customer, self.balances.get(customer.id), settings)?;
         let numbers = pipeline::numbers(customer, callee, caller)?;
         pipeline::dial_plan(directory, customer, &numbers.callee)?;
         let probes = &self.probes;

@@ -148,6 +148,7 @@ pub(crate) struct Engine {
     minutes: Box<dyn cluster::Minutes>,
     /// 80 % warnings already given.
     warnings: crate::pipeline::Warnings,
+    balances: crate::BalanceSource,
     /// Carrier health from OPTIONS probes.
     probes: probe::Probes,
 }
@@ -158,6 +159,8 @@ pub struct Shared {
     pub limiter: Box<dyn cluster::Limiter>,
     pub channels: Arc<dyn cluster::Channels>,
     pub minutes: Box<dyn cluster::Minutes>,
+    /// Balances, kept current by whoever owns the store.
+    pub balances: crate::BalanceSource,
 }
 
 impl Shared {
@@ -167,6 +170,7 @@ impl Shared {
             limiter: Box::new(cluster::LocalLimiter::new()),
             channels: Arc::new(cluster::LocalChannels::new()),
             minutes: Box::new(cluster::LocalMinutes::new()),
+            balances: crate::BalanceSource::default(),
         }
     }
 }
@@ -364,6 +368,7 @@ impl Engine {
             limiter: shared.limiter,
             channels: shared.channels,
             minutes: shared.minutes,
+            balances: shared.balances,
             warnings: crate::pipeline::Warnings::default(),
             probes: probe::Probes::starting(now()),
         }

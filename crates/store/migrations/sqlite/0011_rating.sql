@@ -17,6 +17,26 @@ CREATE TABLE rate_plan_rates (
     effective_ms   INTEGER NOT NULL DEFAULT 0,
     UNIQUE (plan_id, prefix, effective_ms)
 );
+-- Balances: how a customer pays (configuration), its balance (changed by every charge: no
+-- version bump, the switch polls it) and the ledger of every change of it.
+ALTER TABLE customers ADD COLUMN billing TEXT NOT NULL DEFAULT 'off' CHECK (billing IN ('off', 'prepaid', 'postpaid'));
+ALTER TABLE customers ADD COLUMN credit_limit INTEGER NOT NULL DEFAULT 0 CHECK (credit_limit >= 0);
+CREATE TABLE customer_balances (
+    customer_id INTEGER PRIMARY KEY REFERENCES customers (id) ON DELETE CASCADE,
+    balance     INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE ledger (
+    id             INTEGER PRIMARY KEY,
+    customer_id    INTEGER NOT NULL REFERENCES customers (id) ON DELETE CASCADE,
+    kind           TEXT    NOT NULL CHECK (kind IN ('credit', 'charge', 'refund', 'adjustment')),
+    amount         INTEGER NOT NULL,
+    balance_before INTEGER NOT NULL,
+    balance_after  INTEGER NOT NULL,
+    cdr_id         TEXT    NULL UNIQUE,
+    note           TEXT    NOT NULL DEFAULT '',
+    at_ms          INTEGER NOT NULL
+);
+CREATE INDEX ledger_customer ON ledger (customer_id, id);
 ALTER TABLE customers ADD COLUMN rate_plan_id INTEGER NULL REFERENCES rate_plans (id) ON DELETE SET NULL;
 ALTER TABLE cdrs ADD COLUMN caller_e164 TEXT NULL;
 ALTER TABLE cdrs ADD COLUMN q850_cause INTEGER NULL;

@@ -1,0 +1,246 @@
+//! Balances and their ledger: every change of a customer's balance (a credit, the charge of
+//! a CDR, a refund, an adjustment) is a ledger row with the balance before and after, in the
+//! same transaction as the change. A CDR is charged once: the ledger's `cdr_id` is unique
+//! and only CDRs new to the database are charged, so a replay never charges twice.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use domain::{BillingMode, Cdr, CustomerId, Money};
+use sqlx::{AnyConnection, Row};
+
+use crate::{Store, StoreError, now_ms, touched};
+
+/// What a ledger row records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Credit,
+    Charge,
+    Refund,
+    Adjustment,
+}
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Credit => "credit",
+            EntryKind::Charge => "charge",
+            EntryKind::Refund => "refund",
+            EntryKind::Adjustment => "adjustment",
+        }
+    }
+}
+
+/// One ledger row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub id: i64,
+    pub kind: String,
+    /// Signed: credits and refunds add, charges subtract.
+    pub amount: Money,
+    pub balance_before: Money,
+    pub balance_after: Money,
+    pub cdr_id: Option<String>,
+    pub note: String,
+    pub at_ms: i64,
+}
+
+impl Store {
+    /// Sets how a customer pays.
+    pub async fn set_customer_billing(
+        &self,
+        id: CustomerId,
+        mode: BillingMode,
+        credit_limit: Money,
+    ) -> Result<(), StoreError> {
+        if credit_limit.0 < 0 {
+            return Err(StoreError::Invalid("a credit limit is not negative".into()));
+        }
+        let done = sqlx::query(
+            "UPDATE customers SET billing = $1, credit_limit = $2, updated_ms = $3 WHERE id = $4",
+        )
+        .bind(mode.as_str())
+        .bind(credit_limit.0)
+        .bind(now_ms())
+        .bind(id.0)
+        .execute(&self.pool)
+        .await?;
+        touched(done.rows_affected(), "customer", id.0)
+    }
+
+    /// Changes a customer's balance by `amount` (credits and refunds positive, adjustments
+    /// either way) with its ledger row; returns the row.
+    pub async fn post(
+        &self,
+        id: CustomerId,
+        kind: EntryKind,
+        amount: Money,
+        note: &str,
+    ) -> Result<LedgerEntry, StoreError> {
+        match kind {
+            EntryKind::Credit | EntryKind::Refund if amount.0 <= 0 => {
+                return Err(StoreError::Invalid(format!(
+                    "a {} is a positive amount",
+                    kind.as_str()
+                )));
+            }
+            EntryKind::Charge => {
+                return Err(StoreError::Invalid(
+                    "charges come from CDRs, not by hand (use an adjustment)".into(),
+                ));
+            }
+            _ if amount.0 == 0 => {
+                return Err(StoreError::Invalid("an amount of 0 changes nothing".into()));
+            }
+            _ => {}
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT id FROM customers WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("no customer with id {id}")))?;
+        let after = change_balance(&mut tx, id, amount.0).await?;
+        let entry = LedgerEntry {
+            id: 0,
+            kind: kind.as_str().into(),
+            amount,
+            balance_before: Money(after - amount.0),
+            balance_after: Money(after),
+            cdr_id: None,
+            note: note.trim().to_string(),
+            at_ms: now_ms(),
+        };
+        let id = insert_entry(&mut tx, id, &entry).await?;
+        tx.commit().await?;
+        Ok(LedgerEntry { id, ..entry })
+    }
+
+    /// A customer's latest ledger rows, newest first.
+    pub async fn ledger(&self, id: CustomerId, limit: u32) -> Result<Vec<LedgerEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, amount, balance_before, balance_after, cdr_id, note, at_ms FROM ledger \
+             WHERE customer_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(id.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LedgerEntry {
+                    id: row.try_get("id")?,
+                    kind: row.try_get("kind")?,
+                    amount: Money(row.try_get("amount")?),
+                    balance_before: Money(row.try_get("balance_before")?),
+                    balance_after: Money(row.try_get("balance_after")?),
+                    cdr_id: row.try_get("cdr_id")?,
+                    note: row.try_get("note")?,
+                    at_ms: row.try_get("at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every balance (customers without a row have 0).
+    pub async fn balances(&self) -> Result<HashMap<CustomerId, Money>, StoreError> {
+        let rows = sqlx::query("SELECT customer_id, balance FROM customer_balances")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    CustomerId(row.try_get("customer_id")?),
+                    Money(row.try_get("balance")?),
+                ))
+            })
+            .collect()
+    }
+}
+
+async fn change_balance(
+    conn: &mut AnyConnection,
+    id: CustomerId,
+    delta: i64,
+) -> Result<i64, StoreError> {
+    sqlx::query(
+        "INSERT INTO customer_balances (customer_id, balance) VALUES ($1, 0) \
+         ON CONFLICT (customer_id) DO NOTHING",
+    )
+    .bind(id.0)
+    .execute(&mut *conn)
+    .await?;
+    Ok(sqlx::query_scalar(
+        "UPDATE customer_balances SET balance = balance + $1 WHERE customer_id = $2 RETURNING balance",
+    )
+    .bind(delta)
+    .bind(id.0)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+async fn insert_entry(
+    conn: &mut AnyConnection,
+    customer: CustomerId,
+    e: &LedgerEntry,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO ledger (customer_id, kind, amount, balance_before, balance_after, cdr_id, note, at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(customer.0)
+    .bind(e.kind.as_str())
+    .bind(e.amount.0)
+    .bind(e.balance_before.0)
+    .bind(e.balance_after.0)
+    .bind(e.cdr_id.as_deref())
+    .bind(e.note.as_str())
+    .bind(e.at_ms)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Charges the priced CDRs of billed customers (`new`: CDRs not in the database before this
+/// transaction), one balance change per customer and a ledger row per CDR.
+pub(crate) async fn charge(conn: &mut AnyConnection, new: &[&Cdr]) -> Result<(), StoreError> {
+    let mut by_customer: HashMap<CustomerId, Vec<&Cdr>> = HashMap::new();
+    for c in new.iter().filter(|c| c.price.is_some_and(|p| p.0 > 0)) {
+        by_customer.entry(c.customer_id).or_default().push(c);
+    }
+    let mut customers: Vec<CustomerId> = by_customer.keys().copied().collect();
+    customers.sort();
+    for customer in customers {
+        let billing: Option<String> =
+            sqlx::query_scalar("SELECT billing FROM customers WHERE id = $1")
+                .bind(customer.0)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let billed = billing
+            .as_deref()
+            .and_then(|b| BillingMode::from_str(b).ok())
+            .is_some_and(|b| b != BillingMode::Off);
+        if !billed {
+            continue;
+        }
+        let cdrs = &by_customer[&customer];
+        let total: i64 = cdrs.iter().map(|c| c.price.map_or(0, |p| p.0)).sum();
+        let after = change_balance(conn, customer, -total).await?;
+        let mut balance = after + total;
+        for c in cdrs {
+            let price = c.price.map_or(0, |p| p.0);
+            let entry = LedgerEntry {
+                id: 0,
+                kind: EntryKind::Charge.as_str().into(),
+                amount: Money(-price),
+                balance_before: Money(balance),
+                balance_after: Money(balance - price),
+                cdr_id: Some(c.id.clone()),
+                note: String::new(),
+                at_ms: c.end_ms,
+            };
+            balance -= price;
+            insert_entry(conn, customer, &entry).await?;
+        }
+    }
+    Ok(())
+}
