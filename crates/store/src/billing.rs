@@ -46,21 +46,26 @@ pub struct LedgerEntry {
 }
 
 impl Store {
-    /// Sets how a customer pays.
+    /// Sets how a customer pays; `suspend_at_zero`: a charge that leaves nothing to spend
+    /// suspends the customer (reason `balance exhausted`; a credit that gives it something
+    /// to spend again lifts that suspension, never an operator's).
     pub async fn set_customer_billing(
         &self,
         id: CustomerId,
         mode: BillingMode,
         credit_limit: Money,
+        suspend_at_zero: bool,
     ) -> Result<(), StoreError> {
         if credit_limit.0 < 0 {
             return Err(StoreError::Invalid("a credit limit is not negative".into()));
         }
         let done = sqlx::query(
-            "UPDATE customers SET billing = $1, credit_limit = $2, updated_ms = $3 WHERE id = $4",
+            "UPDATE customers SET billing = $1, credit_limit = $2, suspend_at_zero = $3, updated_ms = $4 \
+             WHERE id = $5",
         )
         .bind(mode.as_str())
         .bind(credit_limit.0)
+        .bind(i32::from(suspend_at_zero))
         .bind(now_ms())
         .bind(id.0)
         .execute(&self.pool)
@@ -101,6 +106,21 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::Invalid(format!("no customer with id {id}")))?;
         let after = change_balance(&mut tx, id, amount.0).await?;
+        if amount.0 > 0 {
+            // Money to spend again lifts a suspension the balance caused (not an operator's).
+            sqlx::query(
+                "UPDATE customers SET status = 'active', status_reason = NULL, updated_ms = $1 \
+                 WHERE id = $2 AND status = 'suspended' AND status_reason = $3 \
+                 AND ((billing = 'prepaid' AND $4 > 0) OR (billing = 'postpaid' AND $5 > -credit_limit))",
+            )
+            .bind(now_ms())
+            .bind(id.0)
+            .bind(EXHAUSTED)
+            .bind(after)
+            .bind(after)
+            .execute(&mut *tx)
+            .await?;
+        }
         let entry = LedgerEntry {
             id: 0,
             kind: kind.as_str().into(),
@@ -210,18 +230,20 @@ pub(crate) async fn charge(conn: &mut AnyConnection, new: &[&Cdr]) -> Result<(),
     let mut customers: Vec<CustomerId> = by_customer.keys().copied().collect();
     customers.sort();
     for customer in customers {
-        let billing: Option<String> =
-            sqlx::query_scalar("SELECT billing FROM customers WHERE id = $1")
-                .bind(customer.0)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let billed = billing
-            .as_deref()
-            .and_then(|b| BillingMode::from_str(b).ok())
-            .is_some_and(|b| b != BillingMode::Off);
-        if !billed {
+        let row = sqlx::query(
+            "SELECT billing, credit_limit, suspend_at_zero FROM customers WHERE id = $1",
+        )
+        .bind(customer.0)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = row else { continue };
+        let billing: String = row.try_get("billing")?;
+        let mode = BillingMode::from_str(&billing).map_err(StoreError::Corrupt)?;
+        if mode == BillingMode::Off {
             continue;
         }
+        let credit_limit: i64 = row.try_get("credit_limit")?;
+        let suspend_at_zero = crate::flag(&row, "suspend_at_zero")?;
         let cdrs = &by_customer[&customer];
         let total: i64 = cdrs.iter().map(|c| c.price.map_or(0, |p| p.0)).sum();
         let after = change_balance(conn, customer, -total).await?;
@@ -241,6 +263,25 @@ pub(crate) async fn charge(conn: &mut AnyConnection, new: &[&Cdr]) -> Result<(),
             balance -= price;
             insert_entry(conn, customer, &entry).await?;
         }
+        let exhausted = match mode {
+            BillingMode::Prepaid => after <= 0,
+            BillingMode::Postpaid => after <= -credit_limit,
+            BillingMode::Off => false,
+        };
+        if exhausted && suspend_at_zero {
+            sqlx::query(
+                "UPDATE customers SET status = 'suspended', status_reason = $1, updated_ms = $2 \
+                 WHERE id = $3 AND status = 'active'",
+            )
+            .bind(EXHAUSTED)
+            .bind(now_ms())
+            .bind(customer.0)
+            .execute(&mut *conn)
+            .await?;
+        }
     }
     Ok(())
 }
+
+/// The status reason of a suspension the balance caused.
+const EXHAUSTED: &str = "balance exhausted";

@@ -6,9 +6,9 @@ use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use domain::{
-    BillingMode, Carrier, CarrierId, Cdr, CustomerId, DialPlanId, HangupSide, Health,
-    InboundFormat, Money, NumberProfile, OutboundFormat, Pattern, Rate, RatePlanId, RoutingMode,
-    Transport,
+    BillingMode, Carrier, CarrierId, Cdr, CustomerId, CustomerStatus, DialPlanId, HangupSide,
+    Health, InboundFormat, Money, NumberProfile, OutboundFormat, Pattern, Rate, RatePlanId,
+    RoutingMode, Transport,
 };
 use ipnet::IpNet;
 use sqlx::migrate::MigrateDatabase;
@@ -859,7 +859,7 @@ async fn routing_tables(store: &Store, acme: CustomerId, carrier: CarrierId) {
     // Balances: credits, adjustments, and one charge per new priced CDR of a billed
     // customer, never two (a replay of the same CDRs charges nothing).
     store
-        .set_customer_billing(acme, BillingMode::Prepaid, Money(0))
+        .set_customer_billing(acme, BillingMode::Prepaid, Money(0), true)
         .await
         .unwrap();
     let credit = store
@@ -930,6 +930,45 @@ async fn routing_tables(store: &Store, acme: CustomerId, carrier: CarrierId) {
     );
     let dir = store.load_directory().await.unwrap();
     assert_eq!(dir.customer(acme).unwrap().billing, BillingMode::Prepaid);
+    assert_eq!(dir.customer(acme).unwrap().status, CustomerStatus::Active);
+    // A charge that leaves nothing suspends (suspend_at_zero); a credit lifts it.
+    store
+        .insert_cdrs(&[priced("bill-4", 675_000)])
+        .await
+        .unwrap();
+    let status = |dir: &domain::Directory| {
+        let c = dir.customer(acme).unwrap();
+        (c.status, c.status_reason.clone())
+    };
+    assert_eq!(
+        status(&store.load_directory().await.unwrap()),
+        (CustomerStatus::Suspended, Some("balance exhausted".into()))
+    );
+    store
+        .post(acme, EntryKind::Credit, Money(1), "")
+        .await
+        .unwrap();
+    assert_eq!(
+        status(&store.load_directory().await.unwrap()),
+        (CustomerStatus::Active, None)
+    );
+    // An operator's suspension is not lifted by a credit.
+    store
+        .set_customer_status(acme, CustomerStatus::Suspended, Some("unpaid invoice"))
+        .await
+        .unwrap();
+    store
+        .post(acme, EntryKind::Credit, Money(1), "")
+        .await
+        .unwrap();
+    assert_eq!(
+        status(&store.load_directory().await.unwrap()).0,
+        CustomerStatus::Suspended
+    );
+    store
+        .set_customer_status(acme, CustomerStatus::Active, None)
+        .await
+        .unwrap();
 
     // Minutes used: billable time of the calls stored since a moment (the CDRs above).
     let used = store.billable_since(0).await.unwrap();

@@ -221,6 +221,9 @@ pub(crate) enum CustomerCmd {
         /// Postpaid: how far below zero the balance may go (e.g. 500.00).
         #[arg(long, default_value = "0", value_parser = parse_money, value_name = "AMOUNT")]
         credit_limit: domain::Money,
+        /// Suspend the customer when a charge leaves nothing to spend (a credit lifts it).
+        #[arg(long)]
+        suspend_at_zero: bool,
     },
     /// Add money to the customer's balance (a ledger credit).
     Credit {

@@ -76,12 +76,18 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), Stri
             id,
             mode,
             credit_limit,
+            suspend_at_zero,
         } => {
             store
-                .set_customer_billing(CustomerId(id), mode, credit_limit)
+                .set_customer_billing(CustomerId(id), mode, credit_limit, suspend_at_zero)
                 .await
                 .map_err(err)?;
-            println!("customer {id}: billing {mode}, credit limit {credit_limit}");
+            let suspend = if suspend_at_zero {
+                ", suspended when nothing is left"
+            } else {
+                ""
+            };
+            println!("customer {id}: billing {mode}, credit limit {credit_limit}{suspend}");
         }
         CustomerCmd::Credit { id, amount, note } => {
             let e = store

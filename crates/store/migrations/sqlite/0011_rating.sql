@@ -20,6 +20,8 @@ CREATE TABLE rate_plan_rates (
 -- Balances: how a customer pays (configuration), its balance (changed by every charge: no
 -- version bump, the switch polls it) and the ledger of every change of it.
 ALTER TABLE customers ADD COLUMN billing TEXT NOT NULL DEFAULT 'off' CHECK (billing IN ('off', 'prepaid', 'postpaid'));
+-- Suspend the customer (reason 'balance exhausted') when a charge leaves nothing to spend.
+ALTER TABLE customers ADD COLUMN suspend_at_zero INTEGER NOT NULL DEFAULT 0 CHECK (suspend_at_zero IN (0, 1));
 ALTER TABLE customers ADD COLUMN credit_limit INTEGER NOT NULL DEFAULT 0 CHECK (credit_limit >= 0);
 CREATE TABLE customer_balances (
     customer_id INTEGER PRIMARY KEY REFERENCES customers (id) ON DELETE CASCADE,
