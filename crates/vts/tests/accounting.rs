@@ -340,3 +340,39 @@ fn prepaid_balances_are_checked_at_admission_and_charged_per_cdr() {
         "{ledger}"
     );
 }
+
+/// A call that negotiated a session interval (Session-Expires: 3) and is never refreshed
+/// is reaped after the interval and its grace (4 s): BYE to both sides, and a CDR that says
+/// the switch ended it and why.
+#[test]
+fn a_call_whose_session_is_never_refreshed_is_reaped() {
+    let vts = Vts::new();
+    vts.add_customer("acme", "127.0.0.1");
+    let port = free_port();
+    vts.add_carrier("up", port, 1, "udp");
+    let switch = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
+    let carrier = Sipp::uas("uas_answer.xml", port, "u1", 1);
+    let (ok, err) = uac(
+        "uac_session_expires.xml",
+        at(switch),
+        "u1",
+        1,
+        1,
+        free_port(),
+    );
+    assert!(
+        ok,
+        "the customer got the switch's BYE: {err}\n{}",
+        serve.log_text()
+    );
+    let (ok, err) = carrier.wait(WAIT);
+    assert!(ok, "the carrier got the switch's BYE: {err}");
+    serve.stop();
+    let cdrs = vts.cdrs();
+    let cdr = &cdrs[0];
+    assert_eq!(cdr["hangup"], "switch");
+    assert_eq!(cdr["final_reason"], "Reaper - Session Expired");
+    let billable = cdr["billable_ms"].as_i64().unwrap();
+    assert!((3_900..6_000).contains(&billable), "{billable} ms");
+}

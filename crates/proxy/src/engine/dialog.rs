@@ -2,7 +2,7 @@
 //! both sides come through it), relaying those requests, the end of the call on BYE, and the
 //! switch's own hang-ups (max duration, shutdown, an unwanted 2xx) with BYE.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use domain::{CallEvent, CallRef, HangupSide};
@@ -42,6 +42,17 @@ pub(super) struct Dialog {
     route_to_caller: Vec<Bytes>,
     caller_cseq: u32,
     callee_cseq: u32,
+    /// RFC 4028 session interval, when the call negotiated one, and the last refresh (a
+    /// re-INVITE or UPDATE in either direction): past the interval and a grace without a
+    /// refresh, the reaper ends the call.
+    session_expires: Option<Duration>,
+    refreshed: Instant,
+}
+
+/// Grace after a session interval before the reaper acts: a third of it, at most 32 s
+/// (RFC 4028 §10's margin for the refresher).
+fn reap_after(interval: Duration) -> Duration {
+    interval + (interval / 3).min(Duration::from_secs(32))
 }
 
 impl Dialog {
@@ -140,7 +151,10 @@ impl Engine {
             route_to_caller: to_caller,
             caller_cseq: h.cseq().map_or(1, |c| c.seq),
             callee_cseq: 0,
+            session_expires: session_interval(&msg).or_else(|| session_interval(invite)),
+            refreshed: now,
         };
+        let reap_at = dialog.session_expires.map(|se| now + reap_after(se));
         let server = call.server;
         self.relay_response(now, server, &msg);
         self.emit(CallEvent::Answered {
@@ -162,6 +176,28 @@ impl Engine {
             now + self.cfg.max_call_duration,
             CallTimer::MaxDuration { call: cref },
         );
+        if let Some(at) = reap_at {
+            self.schedule(at, CallTimer::SessionExpiry { call: cref });
+        }
+    }
+
+    /// The session timer fired: a call with no refresh within its interval and grace has
+    /// lost its legs (or its endpoints stopped refreshing): BYE to both sides. Otherwise
+    /// the timer waits for the latest refresh's deadline.
+    pub(super) fn session_expiry(&mut self, now: Instant, cref: CallRef) {
+        let Some(call) = self.calls.get(&cref) else {
+            return;
+        };
+        let Phase::Confirmed(d) = &call.phase else {
+            return;
+        };
+        let Some(se) = d.session_expires else { return };
+        let deadline = d.refreshed + reap_after(se);
+        if now < deadline {
+            self.schedule(deadline, CallTimer::SessionExpiry { call: cref });
+            return;
+        }
+        self.hang_up(now, cref, "Reaper - Session Expired");
     }
 
     /// The route sets from the switch towards the callee and towards the caller, from the
@@ -276,6 +312,12 @@ impl Engine {
             return;
         };
         let seq = msg.headers().cseq().map_or(0, |c| c.seq);
+        if matches!(msg.method(), Some(Method::Invite | Method::Update)) {
+            d.refreshed = now;
+            if let Some(se) = session_interval(&msg) {
+                d.session_expires = Some(se);
+            }
+        }
         if from_caller {
             d.caller_cseq = d.caller_cseq.max(seq);
         } else {
@@ -524,4 +566,14 @@ impl Engine {
             self.track(id, ClientRole::Local);
         }
     }
+}
+
+/// The session interval a message's Session-Expires asks for (RFC 4028), if any.
+fn session_interval(msg: &Message) -> Option<Duration> {
+    msg.headers()
+        .session_expires()
+        .ok()
+        .flatten()
+        .filter(|se| se.seconds > 0)
+        .map(|se| Duration::from_secs(se.seconds.into()))
 }

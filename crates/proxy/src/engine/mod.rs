@@ -68,6 +68,8 @@ enum CallTimer {
     MaxDuration { call: CallRef },
     /// Forget an ended call (late responses to its attempts have been handled).
     Forget { call: CallRef },
+    /// A confirmed call's session interval (and grace) passed: reap it unless refreshed.
+    SessionExpiry { call: CallRef },
     /// Probe `seq` of a carrier got no final response in time: a failure.
     ProbeTimeout {
         carrier: domain::CarrierId,
@@ -448,6 +450,7 @@ impl Engine {
                 CallTimer::Ringing { call, number } => self.ring_timeout(now, call, number),
                 CallTimer::MaxDuration { call } => self.max_duration(now, call),
                 CallTimer::Forget { call } => self.forget(call),
+                CallTimer::SessionExpiry { call } => self.session_expiry(now, call),
                 CallTimer::ProbeTimeout { carrier, seq } => {
                     self.probe_result(now, carrier, seq, false)
                 }
