@@ -233,6 +233,14 @@ pub(crate) enum CustomerCmd {
         #[arg(long, default_value = "")]
         note: String,
     },
+    /// Give money back to the customer (a ledger refund), with a note.
+    Refund {
+        id: i64,
+        #[arg(value_parser = parse_money, value_name = "AMOUNT")]
+        amount: domain::Money,
+        #[arg(long, required = true)]
+        note: String,
+    },
     /// Correct the customer's balance by a signed amount (e.g. -1.50), with a note.
     Adjust {
         id: i64,

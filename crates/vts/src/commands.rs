@@ -308,6 +308,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             | CustomerCmd::Billing { .. }
             | CustomerCmd::Credit { .. }
             | CustomerCmd::Adjust { .. }
+            | CustomerCmd::Refund { .. }
             | CustomerCmd::Ledger { .. }
             | CustomerCmd::ImportRates { .. }),
         ) => routing::customer(&store, cmd).await,

@@ -99,6 +99,16 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), Stri
                 e.balance_before, e.balance_after
             );
         }
+        CustomerCmd::Refund { id, amount, note } => {
+            let e = store
+                .post(CustomerId(id), EntryKind::Refund, amount, &note)
+                .await
+                .map_err(err)?;
+            println!(
+                "customer {id}: balance {} -> {}",
+                e.balance_before, e.balance_after
+            );
+        }
         CustomerCmd::Adjust { id, amount, note } => {
             let e = store
                 .post(CustomerId(id), EntryKind::Adjustment, amount, &note)

@@ -326,8 +326,44 @@ fn prepaid_balances_are_checked_at_admission_and_charged_per_cdr() {
         2
     );
     assert!(reasons.contains(&"403 Forbidden - Insufficient Balance".to_string()));
+    vts.cli(&[
+        "customer", "refund", &customer, "0.01", "--note", "bad call",
+    ]);
+    vts.cli(&[
+        "customer", "adjust", &customer, "-0.005", "--note", "rounding",
+    ]);
     let ledger = vts.cli(&["customer", "ledger", &customer]);
-    assert!(ledger.contains("balance -0.020000"), "{ledger}");
+    assert!(ledger.contains("balance -0.015000"), "{ledger}");
+    assert!(
+        ledger
+            .lines()
+            .any(|l| l.contains(" refund ") && l.contains("bad call"))
+    );
+    assert!(
+        ledger
+            .lines()
+            .any(|l| l.contains(" adjustment ") && l.contains("-0.005000"))
+    );
+    for (args, error) in [
+        (
+            vec!["customer", "credit", &customer, "-1"],
+            "unexpected argument '-1'",
+        ),
+        (
+            vec!["customer", "credit", &customer, "0"],
+            "positive amount",
+        ),
+        (vec!["customer", "adjust", &customer, "1"], "--note"),
+        (
+            vec!["customer", "credit", "999", "1"],
+            "no customer with id 999",
+        ),
+    ] {
+        let out = vts.command().args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(error), "{args:?}: {err}");
+    }
     assert_eq!(
         ledger.lines().filter(|l| l.contains(" charge ")).count(),
         2,
