@@ -25,7 +25,7 @@ pub(crate) async fn run(
     store: Store,
     directory: DirectorySource,
     mut events: mpsc::UnboundedReceiver<CallEvent>,
-    batch: usize,
+    (batch, memory_queue): (usize, usize),
     every: Duration,
     wal_dir: PathBuf,
 ) -> u64 {
@@ -47,6 +47,9 @@ pub(crate) async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch_events: Vec<CallEvent> = Vec::with_capacity(1024);
     let mut retry = Retry::default();
+    // More CDRs waited than memory holds: they were dropped from memory and wait in the log
+    // only; no checkpoint may run until they are written (it would drop them).
+    let mut spilled = false;
     loop {
         tokio::select! {
             n = events.recv_many(&mut batch_events, 1024) => {
@@ -65,7 +68,18 @@ pub(crate) async fn run(
                         pending.push(cdr);
                     }
                 }
-                if pending.len() >= batch && retry.due() {
+                if pending.len() > memory_queue && wal.is_some() {
+                    if !spilled {
+                        warn!(
+                            target: "vts::accounting",
+                            "CDR_SPILL queued={} memory_queue={memory_queue}: CDRs now wait in the write-ahead log only",
+                            pending.len()
+                        );
+                    }
+                    pending.clear();
+                    spilled = true;
+                }
+                if !spilled && pending.len() >= batch && retry.due() {
                     written += retry.outcome(flush(&store, &mut pending, &mut wal).await);
                 }
             }
@@ -75,11 +89,23 @@ pub(crate) async fn run(
                 {
                     error!(error = %e, "write-ahead log sync failed");
                 }
-                if !pending.is_empty() && retry.due() {
+                if spilled && retry.due() {
+                    match drain_log(&store, &directory, &mut wal, batch).await {
+                        Some(n) => {
+                            written += retry.outcome(Some(n));
+                            pending.clear();
+                            spilled = false;
+                            info!(cdrs = n, "CDRs waiting in the write-ahead log are written");
+                        }
+                        None => {
+                            retry.outcome(None);
+                        }
+                    }
+                } else if !pending.is_empty() && retry.due() {
                     written += retry.outcome(flush(&store, &mut pending, &mut wal).await);
                 }
-                retry.report(pending.len());
-                if wal.as_ref().is_some_and(Wal::full) {
+                retry.report(if spilled { memory_queue.max(QUEUE_ALERT) } else { pending.len() });
+                if !spilled && wal.as_ref().is_some_and(Wal::full) {
                     let dir = wal.as_ref().map(|w| w.dir().to_path_buf()).unwrap_or_default();
                     match tokio::task::block_in_place(|| Wal::checkpoint(&dir, &builder, &pending)) {
                         Ok(w) => wal = Some(w),
@@ -95,6 +121,23 @@ pub(crate) async fn run(
             "calls without an end event at shutdown"
         );
     }
+    if spilled {
+        match drain_log(&store, &directory, &mut wal, batch).await {
+            Some(n) => {
+                written += n;
+                pending.clear();
+                spilled = false;
+            }
+            None => {
+                // Everything is in the log: the next start writes it.
+                warn!(
+                    "the database is not taking CDRs: they stay in the write-ahead log for the next start"
+                );
+                info!(written, "accounting stopped");
+                return written;
+            }
+        }
+    }
     let mut delay = Duration::from_millis(100);
     while !pending.is_empty() {
         let before = pending.len();
@@ -105,13 +148,41 @@ pub(crate) async fn run(
         }
     }
     // A clean stop leaves a log with nothing owed.
-    if let Some(w) = &wal
+    if let Some(w) = wal.as_ref().filter(|_| !spilled)
         && let Err(e) = Wal::checkpoint(w.dir(), &builder, &pending)
     {
         warn!(error = %e, "write-ahead log: final checkpoint failed (the next start replays it)");
     }
     info!(written, "accounting stopped");
     written
+}
+
+/// Writes every CDR the log holds that is not marked committed (after a spill), in
+/// batches, each marked once committed. `None` when the database refused a batch (the
+/// committed ones stay marked; the next try starts after them).
+async fn drain_log(
+    store: &Store,
+    directory: &DirectorySource,
+    wal: &mut Option<Wal>,
+    batch: usize,
+) -> Option<u64> {
+    let dir = wal.as_ref()?.dir().to_path_buf();
+    let mut owed = match tokio::task::block_in_place(|| Wal::recover(&dir)) {
+        Ok(r) => r.pending,
+        Err(e) => {
+            error!(error = %e, "cannot read the write-ahead log back");
+            return None;
+        }
+    };
+    for cdr in &mut owed {
+        domain::rating::rate_cdr(cdr, &directory.load());
+    }
+    let mut written = 0;
+    for chunk in owed.chunks(batch.max(1)) {
+        let mut part = chunk.to_vec();
+        written += flush(store, &mut part, wal).await?;
+    }
+    Some(written)
 }
 
 /// Replays the log: CDRs not committed and calls left open (closed now, at the last moment

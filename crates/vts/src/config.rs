@@ -61,6 +61,7 @@ impl Default for SipSection {
 struct CdrSection {
     batch_size: usize,
     flush_interval_ms: u64,
+    memory_queue: usize,
 }
 
 impl Default for CdrSection {
@@ -68,6 +69,7 @@ impl Default for CdrSection {
         CdrSection {
             batch_size: 500,
             flush_interval_ms: 200,
+            memory_queue: 100_000,
         }
     }
 }
@@ -81,6 +83,9 @@ pub(crate) struct Settings {
     pub(crate) proxy: ProxyConfig,
     pub(crate) cdr_batch: usize,
     pub(crate) cdr_flush: Duration,
+    /// CDRs kept in memory while the database refuses writes; past it they wait in the
+    /// write-ahead log only.
+    pub(crate) cdr_memory_queue: usize,
 }
 
 fn env_override<T: std::str::FromStr>(field: &mut T, var: &str) -> Result<(), String>
@@ -125,6 +130,7 @@ impl Settings {
         env_override(&mut sip.user_agent, "VTS_SIP_USER_AGENT")?;
         env_override(&mut cdr.batch_size, "VTS_CDR_BATCH_SIZE")?;
         env_override(&mut cdr.flush_interval_ms, "VTS_CDR_FLUSH_INTERVAL_MS")?;
+        env_override(&mut cdr.memory_queue, "VTS_CDR_MEMORY_QUEUE")?;
 
         // --data-dir and --db (and their VTS_DATA_DIR / VTS_DB) come through clap, which
         // already lets the flag win over the environment.
@@ -158,6 +164,12 @@ impl Settings {
         if cdr.batch_size == 0 {
             return Err("cdr.batch_size must be at least 1".into());
         }
+        if cdr.memory_queue < cdr.batch_size {
+            return Err(format!(
+                "cdr.memory_queue ({}) must be at least cdr.batch_size ({})",
+                cdr.memory_queue, cdr.batch_size
+            ));
+        }
         let mut proxy = ProxyConfig {
             first_response_timeout: Duration::from_millis(sip.first_response_timeout_ms),
             ring_timeout: Duration::from_millis(sip.ring_timeout_ms),
@@ -178,6 +190,7 @@ impl Settings {
             proxy,
             cdr_batch: cdr.batch_size,
             cdr_flush: Duration::from_millis(cdr.flush_interval_ms),
+            cdr_memory_queue: cdr.memory_queue,
         })
     }
 

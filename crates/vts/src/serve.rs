@@ -66,7 +66,7 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
         store,
         source_for_rating,
         events_rx,
-        settings.cdr_batch,
+        (settings.cdr_batch, settings.cdr_memory_queue),
         settings.cdr_flush,
         settings.data_dir.join("wal"),
     ));
