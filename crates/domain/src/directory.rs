@@ -87,7 +87,7 @@ impl Directory {
 
     /// The snapshot with these rate plans.
     pub fn with_rate_plans(mut self, plans: Vec<RatePlan>) -> Self {
-        self.rate_plans = plans.into_iter().filter_map(|p| Some((p.id?, p))).collect();
+        self.rate_plans = plans.into_iter().map(|p| (p.id, p)).collect();
         self
     }
 

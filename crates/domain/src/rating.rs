@@ -14,9 +14,9 @@ use crate::rates::{Money, Rate, RateTable};
 pub struct RatePlanId(pub i64);
 
 /// Sell rates shared by customers, with a markup for destinations it has no rate for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RatePlan {
-    pub id: Option<RatePlanId>,
+    pub id: RatePlanId,
     pub name: String,
     /// Price = cost × (1 + markup_ppm / 1,000,000) where the plan has no rate.
     pub markup_ppm: u32,

@@ -20,9 +20,6 @@ pub mod transport;
 pub use config::ProxyConfig;
 pub use directory::{BalanceSource, DirectorySource};
 pub use engine::{Shared, Switch};
-pub use pipeline::{
-    Candidate, Numbers, Reject, Simulation, Step, candidates, dial_plan, first_share, numbers,
-    simulate,
-};
+pub use pipeline::{Reject, Simulation, Step, first_share, simulate};
 pub use status::{Status, StatusHandle};
 pub use transport::{Listener, ListenerSpec};

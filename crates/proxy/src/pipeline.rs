@@ -324,7 +324,7 @@ impl Warnings {
 
 /// The dialled number and CLI as the customer's number format reads them (E.164 digits).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Numbers {
+pub(crate) struct Numbers {
     pub callee: String,
     /// The forced CLI, else the caller normalised, else the caller as received (a CLI that
     /// is not a number, e.g. `anonymous`, is not a reason to refuse a call).
@@ -333,7 +333,7 @@ pub struct Numbers {
 
 /// Stage "numbers" (before any stage that reads the destination): 484 Address Incomplete
 /// when the dialled number cannot be read.
-pub fn numbers(customer: &Customer, callee: &str, caller: &str) -> Result<Numbers, Reject> {
+pub(crate) fn numbers(customer: &Customer, callee: &str, caller: &str) -> Result<Numbers, Reject> {
     let cc = customer.country_code.as_deref();
     let callee = domain::numbers::normalize(callee, customer.number_format, cc)
         .map_err(|_| Reject::InvalidNumber)?;
@@ -346,7 +346,11 @@ pub fn numbers(customer: &Customer, callee: &str, caller: &str) -> Result<Number
 }
 
 /// Stage "dialing plan": the customer's plan's verdict (no plan: every destination).
-pub fn dial_plan(directory: &Directory, customer: &Customer, number: &str) -> Result<(), Reject> {
+pub(crate) fn dial_plan(
+    directory: &Directory,
+    customer: &Customer,
+    number: &str,
+) -> Result<(), Reject> {
     let verdict = customer
         .dial_plan
         .and_then(|id| directory.dial_plan(id))
@@ -359,7 +363,7 @@ pub fn dial_plan(directory: &Directory, customer: &Customer, number: &str) -> Re
 
 /// A carrier as routing sees it for one call: kept (with its cost under LCR) or why not.
 #[derive(Debug, Clone)]
-pub struct Candidate {
+pub(crate) struct Candidate {
     pub carrier: Carrier,
     pub cost: Option<Money>,
     pub skipped: Option<String>,
@@ -369,7 +373,7 @@ pub struct Candidate {
 /// order the customer's routing mode gives (before weighted sharing), each kept or skipped
 /// with its reason: down carriers, and under LCR carriers with no rate for the number or a
 /// rate above the customer's own.
-pub fn candidates(
+pub(crate) fn candidates(
     directory: &Directory,
     customer: &Customer,
     number: &str,

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use domain::{BillingMode, Cdr, CustomerId, Money};
 use sqlx::{AnyConnection, Row};
 
-use crate::{Store, StoreError, now_ms, touched};
+use crate::{Store, StoreError, Table, exists, now_ms, touched};
 
 /// What a ledger row records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,11 +100,7 @@ impl Store {
             _ => {}
         }
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT id FROM customers WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::Invalid(format!("no customer with id {id}")))?;
+        exists(&mut tx, Table::Customer, id.0).await?;
         let after = change_balance(&mut tx, id, amount.0).await?;
         if amount.0 > 0 {
             // Money to spend again lifts a suspension the balance caused (not an operator's).

@@ -345,13 +345,7 @@ impl Store {
             }
         }
         let mut tx = self.pool.begin().await?;
-        let exists = sqlx::query("SELECT id FROM customers WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(StoreError::Invalid(format!("no customer with id {id}")));
-        }
+        exists(&mut tx, Table::Customer, id.0).await?;
         const SET: [&str; 4] = [
             "UPDATE customers SET max_channels = $1, updated_ms = $2 WHERE id = $3",
             "UPDATE customers SET max_cps = $1, updated_ms = $2 WHERE id = $3",
@@ -537,13 +531,7 @@ impl Store {
             .map(|p| checked_prefix(p).map_err(StoreError::Invalid))
             .collect::<Result<_, _>>()?;
         let mut tx = self.pool.begin().await?;
-        let exists = sqlx::query("SELECT id FROM carriers WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(StoreError::Invalid(format!("no carrier with id {id}")));
-        }
+        exists(&mut tx, Table::Carrier, id.0).await?;
         for p in &checked {
             sqlx::query(
                 "INSERT INTO carrier_prefixes (carrier_id, kind, prefix) VALUES ($1, $2, $3) \
@@ -1004,6 +992,31 @@ async fn update_columns(
         }
     }
     Ok(())
+}
+
+/// A table whose rows other rows refer to by id.
+#[derive(Debug, Clone, Copy)]
+enum Table {
+    Customer,
+    Carrier,
+    DialPlan,
+    RatePlan,
+}
+
+/// `Invalid("no … with id ID")` unless the row exists.
+async fn exists(conn: &mut AnyConnection, table: Table, id: i64) -> Result<(), StoreError> {
+    let (sql, what) = match table {
+        Table::Customer => ("SELECT id FROM customers WHERE id = $1", "customer"),
+        Table::Carrier => ("SELECT id FROM carriers WHERE id = $1", "carrier"),
+        Table::DialPlan => ("SELECT id FROM dial_plans WHERE id = $1", "dialing plan"),
+        Table::RatePlan => ("SELECT id FROM rate_plans WHERE id = $1", "rate plan"),
+    };
+    sqlx::query(sql)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| StoreError::Invalid(format!("no {what} with id {id}")))
 }
 
 /// `Invalid("no WHAT with id ID")` when an update touched no row.

@@ -12,7 +12,7 @@ use domain::{
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::{Store, StoreError, checked_name, flag, int, now_ms, touched};
+use crate::{Store, StoreError, Table, checked_name, exists, flag, int, now_ms, touched};
 
 /// What `vts customer numbers` changes (`None`: left as it is).
 #[derive(Debug, Clone, Default)]
@@ -70,7 +70,7 @@ impl Store {
             ));
         }
         let mut tx = self.pool.begin().await?;
-        self.carrier_exists(&mut tx, id).await?;
+        exists(&mut tx, Table::Carrier, id.0).await?;
         const SET: [&str; 4] = [
             "UPDATE carriers SET max_channels = $1, updated_ms = $2 WHERE id = $3",
             "UPDATE carriers SET max_cps = $1, updated_ms = $2 WHERE id = $3",
@@ -112,7 +112,7 @@ impl Store {
             .map(|p| domain::checked_prefix(p).map_err(StoreError::Invalid))
             .collect::<Result<_, _>>()?;
         let mut tx = self.pool.begin().await?;
-        self.carrier_exists(&mut tx, id).await?;
+        exists(&mut tx, Table::Carrier, id.0).await?;
         let mut removed = 0;
         for p in &checked {
             removed += sqlx::query(
@@ -127,32 +127,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(removed)
-    }
-
-    async fn customer_exists(
-        &self,
-        conn: &mut AnyConnection,
-        id: CustomerId,
-    ) -> Result<(), StoreError> {
-        sqlx::query("SELECT id FROM customers WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(conn)
-            .await?
-            .map(|_| ())
-            .ok_or_else(|| StoreError::Invalid(format!("no customer with id {id}")))
-    }
-
-    async fn carrier_exists(
-        &self,
-        conn: &mut AnyConnection,
-        id: CarrierId,
-    ) -> Result<(), StoreError> {
-        sqlx::query("SELECT id FROM carriers WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(conn)
-            .await?
-            .map(|_| ())
-            .ok_or_else(|| StoreError::Invalid(format!("no carrier with id {id}")))
     }
 
     /// Changes how a customer's numbers are read. A national or auto format needs a country
@@ -238,9 +212,9 @@ impl Store {
         plan: Option<DialPlanId>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        self.customer_exists(&mut tx, id).await?;
+        exists(&mut tx, Table::Customer, id.0).await?;
         if let Some(plan) = plan {
-            self.plan_exists(&mut tx, plan).await?;
+            exists(&mut tx, Table::DialPlan, plan.0).await?;
         }
         sqlx::query("UPDATE customers SET dial_plan_id = $1, updated_ms = $2 WHERE id = $3")
             .bind(plan.map(|p| p.0))
@@ -250,19 +224,6 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn plan_exists(
-        &self,
-        conn: &mut AnyConnection,
-        id: DialPlanId,
-    ) -> Result<(), StoreError> {
-        sqlx::query("SELECT id FROM dial_plans WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(conn)
-            .await?
-            .map(|_| ())
-            .ok_or_else(|| StoreError::Invalid(format!("no dialing plan with id {}", id.0)))
     }
 
     pub async fn add_dial_plan(
@@ -293,7 +254,7 @@ impl Store {
         allow: bool,
     ) -> Result<i64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        self.plan_exists(&mut tx, plan).await?;
+        exists(&mut tx, Table::DialPlan, plan.0).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO dial_plan_rules (plan_id, priority, pattern, allow) VALUES ($1, $2, $3, $4) RETURNING id",
         )
@@ -380,7 +341,7 @@ impl Store {
         rates: &[Rate],
     ) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await?;
-        self.carrier_exists(&mut tx, id).await?;
+        exists(&mut tx, Table::Carrier, id.0).await?;
         insert_rates(&mut tx, CARRIER_RATE, id.0, rates).await?;
         tx.commit().await?;
         Ok(rates.len())
@@ -393,7 +354,7 @@ impl Store {
         rates: &[Rate],
     ) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await?;
-        self.customer_exists(&mut tx, id).await?;
+        exists(&mut tx, Table::Customer, id.0).await?;
         insert_rates(&mut tx, CUSTOMER_RATE, id.0, rates).await?;
         tx.commit().await?;
         Ok(rates.len())
@@ -430,11 +391,7 @@ impl Store {
         rates: &[Rate],
     ) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT id FROM rate_plans WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::Invalid(format!("no rate plan with id {}", id.0)))?;
+        exists(&mut tx, Table::RatePlan, id.0).await?;
         insert_rates(&mut tx, PLAN_RATE, id.0, rates).await?;
         tx.commit().await?;
         Ok(rates.len())
@@ -447,13 +404,9 @@ impl Store {
         plan: Option<RatePlanId>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        self.customer_exists(&mut tx, id).await?;
+        exists(&mut tx, Table::Customer, id.0).await?;
         if let Some(plan) = plan {
-            sqlx::query("SELECT id FROM rate_plans WHERE id = $1")
-                .bind(plan.0)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| StoreError::Invalid(format!("no rate plan with id {}", plan.0)))?;
+            exists(&mut tx, Table::RatePlan, plan.0).await?;
         }
         sqlx::query("UPDATE customers SET rate_plan_id = $1, updated_ms = $2 WHERE id = $3")
             .bind(plan.map(|p| p.0))
@@ -552,7 +505,7 @@ pub(crate) async fn rate_plans_on(conn: &mut AnyConnection) -> Result<Vec<RatePl
         .map(|row| {
             let id: i64 = row.try_get("id")?;
             Ok(RatePlan {
-                id: Some(RatePlanId(id)),
+                id: RatePlanId(id),
                 name: row.try_get("name")?,
                 markup_ppm: int(row, "markup_ppm")?,
                 rates: RateTable::new(by_plan.remove(&id).unwrap_or_default()),

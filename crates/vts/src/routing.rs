@@ -187,7 +187,7 @@ pub(crate) async fn rate_plan(store: &Store, cmd: RatePlanCmd) -> Result<(), Str
             for p in store.list_rate_plans().await.map_err(err)? {
                 println!(
                     "rate plan {} {:?}: markup {}.{:04} %, {} prefixes",
-                    p.id.map_or(0, |i| i.0),
+                    p.id.0,
                     p.name,
                     p.markup_ppm / 10_000,
                     p.markup_ppm % 10_000,

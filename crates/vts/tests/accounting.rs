@@ -138,16 +138,7 @@ fn a_kill_9_loses_no_cdr_and_duplicates_none() {
     let carrier = Sipp::uas("uas_answer.xml", port, "u1", 200);
     let customer = Sipp::uac_traced_background("uac_call.xml", at(switch), 200, 50, free_port());
     // Wait until calls are up (an event, not a pause): at 50 a second, held 1 s, ~50 are.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let status: Value =
-            serde_json::from_str(&vts.cli(&["status", "--format", "json"])).unwrap();
-        if status["calls"].as_u64().unwrap_or(0) >= 30 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{status}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    vts.await_status("30 calls up", |s| s["calls"].as_u64().unwrap_or(0) >= 30);
     let killed_ms = jiff::Timestamp::now().as_millisecond();
     serve.kill9();
     let messages = customer.kill_messages();
@@ -282,19 +273,9 @@ fn prepaid_balances_are_checked_at_admission_and_charged_per_cdr() {
     let switch = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
     let balance_is = |want: &str| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let status: Value =
-                serde_json::from_str(&vts.cli(&["status", "--format", "json"])).unwrap();
-            if status["balances"][&customer] == want {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "want {want}: {status}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        vts.await_status(&format!("balance {want}"), |s| {
+            s["balances"][&customer] == want
+        });
     };
     let call = |scenario: &str| {
         let (ok, err) = uac(scenario, at(switch), "u1", 1, 1, free_port());

@@ -365,10 +365,7 @@ fn a_carrier_that_stops_answering_options_goes_down_and_comes_back() {
     let carrier_b = Sipp::uas("uas_answer.xml", pb, "u1", 1000);
     let alive = Sipp::uas("uas_answer.xml", pa, "u1", 1000);
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
-    let status = |vts: &Vts| -> Value {
-        serde_json::from_str(&vts.cli(&["status", "--format", "json"])).unwrap()
-    };
-    let health = |vts: &Vts, id: &str| status(vts)["health"][id].as_str().map(String::from);
+    let health = |vts: &Vts, id: &str| vts.status()["health"][id].as_str().map(String::from);
     let change =
         |from: &str, to: &str| format!("HEALTH carrier={a} name=\"a\" from={from} to={to}");
     assert_eq!(health(&vts, &a).as_deref(), Some("up"));
@@ -455,7 +452,7 @@ fn a_channel_limit_of_10_holds_under_100_simultaneous_invites() {
         free_port(),
     );
     assert!(ok, "{err}\n{}", serve.log_text());
-    let status: Value = serde_json::from_str(&vts.cli(&["status", "--format", "json"])).unwrap();
+    let status = vts.status();
     assert_eq!(status["calls"], 0, "every call ended: {status}");
     // The channels are back: one more call goes through.
     let (ok, err) = uac("uac_call.xml", at(switch), "u1", 1, 1, free_port());

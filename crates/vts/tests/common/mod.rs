@@ -137,11 +137,28 @@ impl Vts {
         }
     }
 
+    /// The running switch's status (`vts status --format json`).
+    pub(crate) fn status(&self) -> Value {
+        serde_json::from_str(&self.cli(&["status", "--format", "json"])).unwrap()
+    }
+
+    /// Waits (bounded) until the running switch's status satisfies `ready`: the event to
+    /// await instead of sleeping.
+    pub(crate) fn await_status(&self, what: &str, ready: impl Fn(&Value) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.status();
+            if ready(&status) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never {what}: {status}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The configuration version the running switch is using.
     pub(crate) fn config_version(&self) -> i64 {
-        let status: Value =
-            serde_json::from_str(&self.cli(&["status", "--format", "json"])).unwrap();
-        status["config_version"].as_i64().unwrap()
+        self.status()["config_version"].as_i64().unwrap()
     }
 
     /// Runs a CLI change and waits (bounded) until the running switch uses it: the event
@@ -432,29 +449,16 @@ pub(crate) fn uac_traced(
     target: SocketAddr,
     source_port: u16,
 ) -> (bool, String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let target_s = target.to_string();
-    let out: Output = sipp_command(
+    run_uac(
         scenario_file,
-        source_port,
-        "u1",
-        &[
-            "-s",
-            "34911234567",
-            "-m",
-            "1",
-            "-trace_msg",
-            "-timeout",
-            "30",
-            "-timeout_error",
-            &target_s,
-        ],
-        dir.path(),
+        target,
+        UacRun {
+            source_port,
+            trace: true,
+            timeout_s: 30,
+            ..UacRun::default()
+        },
     )
-    .output()
-    .unwrap();
-    let messages = logs(dir.path(), "messages.log");
-    (out.status.success(), errors(dir.path()), messages)
 }
 
 /// [`uac`] from another loopback address (`127.0.0.2`...), as a second customer.
@@ -466,30 +470,18 @@ pub(crate) fn uac_from(
     rate: u32,
     source_port: u16,
 ) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let (calls, rate, target) = (calls.to_string(), rate.to_string(), target.to_string());
-    let out: Output = sipp_command_at(
-        ip,
+    let (ok, err, _) = run_uac(
         scenario_file,
-        source_port,
-        "u1",
-        &[
-            "-s",
-            "34911234567",
-            "-m",
-            &calls,
-            "-r",
-            &rate,
-            "-timeout",
-            "60",
-            "-timeout_error",
-            &target,
-        ],
-        dir.path(),
-    )
-    .output()
-    .unwrap();
-    (out.status.success(), errors(dir.path()))
+        target,
+        UacRun {
+            ip,
+            calls,
+            rate,
+            source_port,
+            ..UacRun::default()
+        },
+    );
+    (ok, err)
 }
 
 /// [`uac`] dialling `number`.
@@ -502,13 +494,19 @@ pub(crate) fn uac_number(
     source_port: u16,
     number: &str,
 ) -> (bool, String) {
-    uac_full(
+    let (ok, err, _) = run_uac(
         scenario_file,
         target,
-        (transport, calls, rate, source_port),
-        number,
-        60,
-    )
+        UacRun {
+            transport,
+            calls,
+            rate,
+            source_port,
+            number,
+            ..UacRun::default()
+        },
+    );
+    (ok, err)
 }
 
 /// [`uac`] for runs longer than a minute: sipp gives up after `timeout_s` in all.
@@ -520,46 +518,75 @@ pub(crate) fn uac_long(
     source_port: u16,
     timeout_s: u32,
 ) -> (bool, String) {
-    uac_full(
+    let (ok, err, _) = run_uac(
         scenario_file,
         target,
-        ("u1", calls, rate, source_port),
-        "34911234567",
-        timeout_s,
-    )
+        UacRun {
+            calls,
+            rate,
+            source_port,
+            timeout_s,
+            ..UacRun::default()
+        },
+    );
+    (ok, err)
 }
 
-fn uac_full(
-    scenario_file: &str,
-    target: SocketAddr,
-    (transport, calls, rate, source_port): (&str, u32, u32, u16),
-    number: &str,
+/// How a customer sipp runs.
+struct UacRun<'a> {
+    ip: &'a str,
+    transport: &'a str,
+    calls: u32,
+    rate: u32,
+    source_port: u16,
+    number: &'a str,
+    /// sipp gives up after this long in all.
     timeout_s: u32,
-) -> (bool, String) {
-    let timeout = timeout_s.to_string();
+    /// Log every message (returned).
+    trace: bool,
+}
+
+impl Default for UacRun<'_> {
+    fn default() -> Self {
+        UacRun {
+            ip: "127.0.0.1",
+            transport: "u1",
+            calls: 1,
+            rate: 1,
+            source_port: 0,
+            number: "34911234567",
+            timeout_s: 60,
+            trace: false,
+        }
+    }
+}
+
+/// Runs a customer to its end: sipp's verdict, its error log, its message log (when traced).
+fn run_uac(scenario_file: &str, target: SocketAddr, run: UacRun<'_>) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
-    let calls_s = calls.to_string();
-    let rate_s = rate.to_string();
-    let target_s = target.to_string();
-    let out: Output = sipp_command(
+    let (calls, rate) = (run.calls.to_string(), run.rate.to_string());
+    let (timeout, target) = (run.timeout_s.to_string(), target.to_string());
+    let mut args = vec![
+        "-s", run.number, "-m", &calls, "-r", &rate, "-timeout", &timeout,
+    ];
+    if run.trace {
+        args.push("-trace_msg");
+    }
+    args.extend(["-timeout_error", &target]);
+    let out: Output = sipp_command_at(
+        run.ip,
         scenario_file,
-        source_port,
-        transport,
-        &[
-            "-s",
-            number,
-            "-m",
-            &calls_s,
-            "-r",
-            &rate_s,
-            "-timeout",
-            &timeout,
-            "-timeout_error",
-            &target_s,
-        ],
+        run.source_port,
+        run.transport,
+        &args,
         dir.path(),
     )
     .output()
     .unwrap();
-    (out.status.success(), errors(dir.path()))
+    let messages = if run.trace {
+        logs(dir.path(), "messages.log")
+    } else {
+        String::new()
+    };
+    (out.status.success(), errors(dir.path()), messages)
 }
