@@ -253,8 +253,10 @@ impl Store {
         pattern: &Pattern,
         allow: bool,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        exists(&mut tx, Table::DialPlan, plan.0).await?;
+        // No transaction: a failed insert must not leave a write lock waiting for the
+        // rollback of a dropped transaction (SQLite).
+        let mut conn = self.pool.acquire().await?;
+        exists(&mut conn, Table::DialPlan, plan.0).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO dial_plan_rules (plan_id, priority, pattern, allow) VALUES ($1, $2, $3, $4) RETURNING id",
         )
@@ -262,12 +264,11 @@ impl Store {
         .bind(priority)
         .bind(pattern.as_str())
         .bind(i32::from(allow))
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await
         .map_err(|e| {
             StoreError::unique_or(e, || format!("plan {} already has a rule for {}", plan.0, pattern.as_str()))
         })?;
-        tx.commit().await?;
         Ok(id)
     }
 
@@ -340,6 +341,7 @@ impl Store {
         id: CarrierId,
         rates: &[Rate],
     ) -> Result<usize, StoreError> {
+        check_rates(rates)?;
         let mut tx = self.pool.begin().await?;
         exists(&mut tx, Table::Carrier, id.0).await?;
         insert_rates(&mut tx, CARRIER_RATE, id.0, rates).await?;
@@ -353,6 +355,7 @@ impl Store {
         id: CustomerId,
         rates: &[Rate],
     ) -> Result<usize, StoreError> {
+        check_rates(rates)?;
         let mut tx = self.pool.begin().await?;
         exists(&mut tx, Table::Customer, id.0).await?;
         insert_rates(&mut tx, CUSTOMER_RATE, id.0, rates).await?;
@@ -390,6 +393,7 @@ impl Store {
         id: RatePlanId,
         rates: &[Rate],
     ) -> Result<usize, StoreError> {
+        check_rates(rates)?;
         let mut tx = self.pool.begin().await?;
         exists(&mut tx, Table::RatePlan, id.0).await?;
         insert_rates(&mut tx, PLAN_RATE, id.0, rates).await?;
@@ -514,7 +518,13 @@ pub(crate) async fn rate_plans_on(conn: &mut AnyConnection) -> Result<Vec<RatePl
         .collect()
 }
 
-/// Writes `rates` of one owner with `sql` (one of the two upserts above), every row checked.
+/// Checks every row before a transaction opens: a bad row refuses the whole file, and no
+/// write is left for a dropped transaction to roll back.
+fn check_rates(rates: &[Rate]) -> Result<(), StoreError> {
+    rates.iter().try_for_each(check_rate)
+}
+
+/// Writes `rates` (checked) of one owner with `sql` (one of the upserts above).
 async fn insert_rates(
     conn: &mut AnyConnection,
     sql: &'static str,
@@ -522,7 +532,6 @@ async fn insert_rates(
     rates: &[Rate],
 ) -> Result<(), StoreError> {
     for r in rates {
-        check_rate(r)?;
         sqlx::query(sql)
             .bind(owner)
             .bind(r.prefix.as_str())
