@@ -47,6 +47,7 @@ pub(crate) async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch_events: Vec<CallEvent> = Vec::with_capacity(1024);
     let mut retry = Retry::default();
+    let mut syncing: Option<tokio::task::JoinHandle<()>> = None;
     // More CDRs waited than memory holds: they were dropped from memory and wait in the log
     // only; no checkpoint may run until they are written (it would drop them).
     let mut spilled = false;
@@ -84,10 +85,19 @@ pub(crate) async fn run(
                 }
             }
             _ = tick.tick() => {
-                if let Some(w) = wal.as_mut()
-                    && let Err(e) = tokio::task::block_in_place(|| w.alive(now_ms()))
-                {
-                    error!(error = %e, "write-ahead log sync failed");
+                if let Some(w) = wal.as_mut() {
+                    match w.alive(now_ms()) {
+                        // One sync at a time; a slow disk skips ticks instead of queueing.
+                        Ok(file) if syncing.as_ref().is_none_or(|s| s.is_finished()) => {
+                            syncing = Some(tokio::task::spawn_blocking(move || {
+                                if let Err(e) = file.sync_data() {
+                                    error!(error = %e, "write-ahead log sync failed");
+                                }
+                            }));
+                        }
+                        Ok(_) => {}
+                        Err(e) => error!(error = %e, "write-ahead log append failed"),
+                    }
                 }
                 if spilled && retry.due() {
                     match drain_log(&store, &directory, &mut wal, batch).await {

@@ -10,8 +10,9 @@
 //!   deletes the older ones.
 //!
 //! One JSON object a line. Appends go to the page cache at once (a killed process loses
-//! nothing); the file is synced every accounting tick (200 ms) and at checkpoints. A torn
-//! last line is ignored on replay.
+//! nothing); the file is synced every accounting tick (200 ms, on a blocking thread, so that
+//! appends never wait for the disk) and at checkpoints. A torn last line is ignored on
+//! replay.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -192,10 +193,13 @@ impl Wal {
         self.file.flush()
     }
 
-    /// Records that the switch is alive now, and syncs the segment.
-    pub(crate) fn alive(&mut self, at_ms: i64) -> io::Result<()> {
+    /// Records that the switch is alive now and hands the segment to the kernel; returns a
+    /// handle on the file for the caller to sync off the accounting task (an fsync can take
+    /// long on a busy disk, and appends must not wait for it).
+    pub(crate) fn alive(&mut self, at_ms: i64) -> io::Result<File> {
         self.write(&Record::Alive { at_ms })?;
-        self.sync()
+        self.file.flush()?;
+        self.file.get_ref().try_clone()
     }
 
     fn sync(&mut self) -> io::Result<()> {
