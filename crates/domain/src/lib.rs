@@ -16,6 +16,7 @@ mod party;
 mod rates;
 pub mod rating;
 mod settings;
+pub mod spend;
 
 pub use blocklist::{Block, BlockList, SecurityEvent};
 pub use call::{AttemptRecord, CallEvent, CallRef, Cdr, CdrBuilder, HangupSide};
@@ -31,3 +32,4 @@ pub use party::{
 pub use rates::{Money, Rate, RateTable};
 pub use rating::{RatePlan, RatePlanId};
 pub use settings::{Setting, Settings};
+pub use spend::{LiveCall, Spending};

@@ -172,13 +172,23 @@ impl fmt::Display for BillingMode {
 }
 
 impl Customer {
-    /// Whether a balance of `balance` still lets this customer call.
-    pub fn may_spend(&self, balance: crate::rates::Money) -> bool {
+    /// What this customer may still spend with a balance of `balance`: all of it when
+    /// prepaid, the balance plus the credit limit when postpaid; `None` when billing is off
+    /// (no limit).
+    pub fn spendable(&self, balance: crate::rates::Money) -> Option<crate::rates::Money> {
         match self.billing {
-            BillingMode::Off => true,
-            BillingMode::Prepaid => balance.0 > 0,
-            BillingMode::Postpaid => balance.0 > -self.credit_limit.0,
+            BillingMode::Off => None,
+            BillingMode::Prepaid => Some(balance),
+            BillingMode::Postpaid => Some(crate::rates::Money(
+                balance.0.saturating_add(self.credit_limit.0),
+            )),
         }
+    }
+
+    /// Whether a balance of `balance` still lets this customer call: something left to
+    /// spend.
+    pub fn may_spend(&self, balance: crate::rates::Money) -> bool {
+        self.spendable(balance).is_none_or(|left| left.0 > 0)
     }
 }
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::call::Cdr;
 use crate::directory::Directory;
+use crate::party::{CarrierId, CustomerId};
 use crate::rates::{Money, Rate, RateTable};
 
 /// A rate plan's id in the store.
@@ -57,6 +58,56 @@ pub fn marked_up(cost: Money, ppm: u32) -> Money {
     Money(i64::try_from(v).unwrap_or(i64::MAX))
 }
 
+/// How a call's price grows with its talk time: the customer's rate (its own or its rate
+/// plan's), or the plan's markup on the carrier's cost.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tariff {
+    Rate(Rate),
+    Markup { cost: Rate, ppm: u32 },
+}
+
+impl Tariff {
+    /// The price of a call with `billable_ms` of talk (nothing when unanswered).
+    pub fn price(&self, answered: bool, billable_ms: i64) -> Money {
+        match self {
+            Tariff::Rate(r) => charge(r, answered, billable_ms),
+            Tariff::Markup { cost, ppm } => marked_up(charge(cost, answered, billable_ms), *ppm),
+        }
+    }
+}
+
+/// The price rule of a call to `number` (E.164) started at `at_ms`, carried by `carrier`:
+/// the customer's own rate, else its rate plan's rate, else the plan's markup on the
+/// carrier's rate; `None` when the call has no price.
+pub fn tariff(
+    directory: &Directory,
+    customer: CustomerId,
+    carrier: Option<CarrierId>,
+    number: &str,
+    at_ms: i64,
+) -> Option<Tariff> {
+    if let Some(r) = directory
+        .customer_rates(customer)
+        .and_then(|t| t.lookup(number, at_ms))
+    {
+        return Some(Tariff::Rate(r.clone()));
+    }
+    let plan = directory
+        .customer(customer)
+        .and_then(|c| c.rate_plan)
+        .and_then(|id| directory.rate_plan(id))?;
+    if let Some(r) = plan.rates.lookup(number, at_ms) {
+        return Some(Tariff::Rate(r.clone()));
+    }
+    let cost = carrier
+        .and_then(|c| directory.carrier_rates(c))
+        .and_then(|t| t.lookup(number, at_ms))?;
+    Some(Tariff::Markup {
+        cost: cost.clone(),
+        ppm: plan.markup_ppm,
+    })
+}
+
 /// Fills the CDR's cost and price from the directory's rates in force at the call's start
 /// (the E.164 destination; a call refused before its number was read is not rated).
 pub fn rate_cdr(cdr: &mut Cdr, directory: &Directory) {
@@ -65,28 +116,13 @@ pub fn rate_cdr(cdr: &mut Cdr, directory: &Directory) {
     };
     let answered = cdr.answer_ms.is_some();
     let at = cdr.invite_ms;
-    let cost = cdr
+    cdr.cost = cdr
         .carrier_id
         .and_then(|c| directory.carrier_rates(c))
         .and_then(|t| t.lookup(number, at))
         .map(|r| charge(r, answered, cdr.billable_ms));
-    let customer = directory.customer(cdr.customer_id);
-    let own = directory
-        .customer_rates(cdr.customer_id)
-        .and_then(|t| t.lookup(number, at));
-    let plan = customer
-        .and_then(|c| c.rate_plan)
-        .and_then(|id| directory.rate_plan(id));
-    let price = match (own, plan) {
-        (Some(r), _) => Some(charge(r, answered, cdr.billable_ms)),
-        (None, Some(plan)) => match plan.rates.lookup(number, at) {
-            Some(r) => Some(charge(r, answered, cdr.billable_ms)),
-            None => cost.map(|c| marked_up(c, plan.markup_ppm)),
-        },
-        (None, None) => None,
-    };
-    cdr.cost = cost;
-    cdr.price = price;
+    cdr.price = tariff(directory, cdr.customer_id, cdr.carrier_id, number, at)
+        .map(|t| t.price(answered, cdr.billable_ms));
 }
 
 #[cfg(test)]

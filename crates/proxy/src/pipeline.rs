@@ -296,10 +296,33 @@ pub(crate) fn balance(
 ) -> Result<(), Reject> {
     if customer.may_spend(balance) {
         Ok(())
-    } else if settings.balance_refuse_code == 403 {
-        Err(Reject::InsufficientBalance)
     } else {
-        Err(Reject::PaymentRequired)
+        Err(no_money(settings))
+    }
+}
+
+/// Stage "balance", once the number is read: what is left must pay the call's first
+/// increment (its minimum and connection fee) at the customer's price for the number, or
+/// the call would be cut as soon as it is answered. (A price that is a rate plan's markup
+/// on the carrier's cost is known only per carrier; it is checked when the call is up.)
+pub(crate) fn first_increment(
+    customer: &Customer,
+    balance: Money,
+    first: Option<Money>,
+    settings: &Settings,
+) -> Result<(), Reject> {
+    match (customer.spendable(balance), first) {
+        (Some(left), Some(first)) if left < first => Err(no_money(settings)),
+        _ => Ok(()),
+    }
+}
+
+/// The refusal for want of money (`billing.refuse_code` picks 402 or 403).
+fn no_money(settings: &Settings) -> Reject {
+    if settings.balance_refuse_code == 403 {
+        Reject::InsufficientBalance
+    } else {
+        Reject::PaymentRequired
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use domain::{CallEvent, Cdr};
-use proxy::DirectorySource;
+use proxy::{BalanceSource, DirectorySource};
 use store::Store;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
@@ -19,10 +19,82 @@ use crate::wal::{self, Wal};
 /// The reason on the CDRs of calls a crash left open.
 const CRASH_REASON: &str = "Closed on restart (switch stopped without ending it)";
 
+/// Where CDRs go: the store, and the balances whose held charges a commit releases.
+#[derive(Clone)]
+pub(crate) struct Sink {
+    pub(crate) store: Store,
+    pub(crate) balances: BalanceSource,
+}
+
+/// A database write running beside the event loop, so that appends to the log never wait
+/// for the database.
+enum Job {
+    /// A batch of CDRs held in memory.
+    Flush(Vec<Cdr>),
+    /// Every CDR of the log not marked committed (after a spill).
+    Drain,
+}
+
+/// What a write did: the CDRs committed (to mark in the log), those not written (a failed
+/// flush's batch, to keep), and whether everything went through.
+struct Done {
+    job_was_drain: bool,
+    committed: Vec<Cdr>,
+    unwritten: Vec<Cdr>,
+    ok: bool,
+}
+
+impl Job {
+    fn spawn(
+        self,
+        sink: &Sink,
+        directory: &DirectorySource,
+        wal_dir: Option<PathBuf>,
+        batch: usize,
+    ) -> tokio::task::JoinHandle<Done> {
+        let (sink, directory) = (sink.clone(), directory.clone());
+        tokio::spawn(async move {
+            match self {
+                Job::Flush(cdrs) => {
+                    let ok = write(&sink, &cdrs).await;
+                    let (committed, unwritten) = if ok {
+                        (cdrs, Vec::new())
+                    } else {
+                        (Vec::new(), cdrs)
+                    };
+                    Done {
+                        job_was_drain: false,
+                        committed,
+                        unwritten,
+                        ok,
+                    }
+                }
+                Job::Drain => {
+                    let (committed, ok) = match wal_dir {
+                        Some(dir) => drain_log(&sink, &directory, dir, batch).await,
+                        None => (Vec::new(), false),
+                    };
+                    Done {
+                        job_was_drain: true,
+                        committed,
+                        unwritten: Vec::new(),
+                        ok,
+                    }
+                }
+            }
+        })
+    }
+}
+
 /// Runs until the event channel closes (the switch stopped), then flushes. Returns how many
 /// CDRs were written. Starts by replaying the write-ahead log in `wal_dir`.
+///
+/// One loop owns the log and the CDR builder: it appends every event before applying it,
+/// syncs the log each tick, and starts database writes as tasks of their own (one at a
+/// time), marking what they committed when they finish. A slow or absent database never
+/// holds up the log.
 pub(crate) async fn run(
-    store: Store,
+    sink: Sink,
     directory: DirectorySource,
     mut events: mpsc::UnboundedReceiver<CallEvent>,
     (batch, memory_queue): (usize, usize),
@@ -40,18 +112,36 @@ pub(crate) async fn run(
     };
     let mut builder = domain::CdrBuilder::new();
     let mut written = 0u64;
-    if !pending.is_empty() {
-        written += flush(&store, &mut pending, &mut wal).await.unwrap_or(0);
-    }
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch_events: Vec<CallEvent> = Vec::with_capacity(1024);
     let mut retry = Retry::default();
     let mut syncing: Option<tokio::task::JoinHandle<()>> = None;
+    let mut job: Option<tokio::task::JoinHandle<Done>> = None;
+    // CDRs in the running flush (they count against the memory queue too).
+    let mut in_job = 0usize;
     // More CDRs waited than memory holds: they were dropped from memory and wait in the log
     // only; no checkpoint may run until they are written (it would drop them).
     let mut spilled = false;
+    // A spill happened while a drain was reading the log: it may have missed those CDRs.
+    let mut spilled_again = false;
+    let wal_path = wal.as_ref().map(|w| w.dir().to_path_buf());
+    // A part batch waits for the next tick (CDRs replayed at start go at once).
+    let mut flush_due = true;
     loop {
+        // Start a write when none is running and one is due.
+        if job.is_none() && retry.due() {
+            if spilled {
+                // (Every append is handed to the kernel at once: the reader sees it.)
+                spilled_again = false;
+                job = Some(Job::Drain.spawn(&sink, &directory, wal_path.clone(), batch));
+            } else if !pending.is_empty() && (pending.len() >= batch || flush_due) {
+                flush_due = false;
+                let cdrs: Vec<Cdr> = std::mem::take(&mut pending);
+                in_job = cdrs.len();
+                job = Some(Job::Flush(cdrs).spawn(&sink, &directory, None, batch));
+            }
+        }
         tokio::select! {
             n = events.recv_many(&mut batch_events, 1024) => {
                 if n == 0 {
@@ -69,22 +159,33 @@ pub(crate) async fn run(
                         pending.push(cdr);
                     }
                 }
-                if pending.len() > memory_queue && wal.is_some() {
+                if pending.len() + in_job > memory_queue && wal.is_some() {
                     if !spilled {
                         warn!(
                             target: "vts::accounting",
                             "CDR_SPILL queued={} memory_queue={memory_queue}: CDRs now wait in the write-ahead log only",
-                            pending.len()
+                            pending.len() + in_job
                         );
                     }
                     pending.clear();
                     spilled = true;
-                }
-                if !spilled && pending.len() >= batch && retry.due() {
-                    written += retry.outcome(flush(&store, &mut pending, &mut wal).await);
+                    spilled_again = true;
                 }
             }
+            done = async { job.as_mut().expect("guarded").await }, if job.is_some() => {
+                job = None;
+                in_job = 0;
+                let Ok(done) = done else {
+                    error!("a CDR write task failed; its CDRs are in the write-ahead log");
+                    retry.outcome(None);
+                    continue;
+                };
+                let ok = done.ok;
+                written += settle(done, &sink, &mut wal, &mut pending, &mut spilled, spilled_again);
+                written += retry.outcome(ok.then_some(0));
+            }
             _ = tick.tick() => {
+                flush_due = true;
                 if let Some(w) = wal.as_mut() {
                     match w.alive(now_ms()) {
                         // One sync at a time; a slow disk skips ticks instead of queueing.
@@ -99,23 +200,8 @@ pub(crate) async fn run(
                         Err(e) => error!(error = %e, "write-ahead log append failed"),
                     }
                 }
-                if spilled && retry.due() {
-                    match drain_log(&store, &directory, &mut wal, batch).await {
-                        Some(n) => {
-                            written += retry.outcome(Some(n));
-                            pending.clear();
-                            spilled = false;
-                            info!(cdrs = n, "CDRs waiting in the write-ahead log are written");
-                        }
-                        None => {
-                            retry.outcome(None);
-                        }
-                    }
-                } else if !pending.is_empty() && retry.due() {
-                    written += retry.outcome(flush(&store, &mut pending, &mut wal).await);
-                }
-                retry.report(if spilled { memory_queue.max(QUEUE_ALERT) } else { pending.len() });
-                if !spilled && wal.as_ref().is_some_and(Wal::full) {
+                retry.report(if spilled { memory_queue.max(QUEUE_ALERT) } else { pending.len() + in_job });
+                if !spilled && job.is_none() && wal.as_ref().is_some_and(Wal::full) {
                     let dir = wal.as_ref().map(|w| w.dir().to_path_buf()).unwrap_or_default();
                     match tokio::task::block_in_place(|| Wal::checkpoint(&dir, &builder, &pending)) {
                         Ok(w) => wal = Some(w),
@@ -131,28 +217,43 @@ pub(crate) async fn run(
             "calls without an end event at shutdown"
         );
     }
+    // The write in progress finishes first.
+    if let Some(j) = job.take()
+        && let Ok(done) = j.await
+    {
+        written += settle(
+            done,
+            &sink,
+            &mut wal,
+            &mut pending,
+            &mut spilled,
+            spilled_again,
+        );
+    }
     if spilled {
-        match drain_log(&store, &directory, &mut wal, batch).await {
-            Some(n) => {
-                written += n;
-                pending.clear();
-                spilled = false;
-            }
-            None => {
-                // Everything is in the log: the next start writes it.
-                warn!(
-                    "the database is not taking CDRs: they stay in the write-ahead log for the next start"
-                );
-                info!(written, "accounting stopped");
-                return written;
-            }
+        let (committed, ok) = match wal_path.clone() {
+            Some(dir) => drain_log(&sink, &directory, dir, batch).await,
+            None => (Vec::new(), false),
+        };
+        written += mark_committed(&sink, &mut wal, &committed);
+        if !ok {
+            // Everything is in the log: the next start writes it.
+            warn!(
+                "the database is not taking CDRs: they stay in the write-ahead log for the next start"
+            );
+            info!(written, "accounting stopped");
+            return written;
         }
+        pending.clear();
+        spilled = false;
     }
     let mut delay = Duration::from_millis(100);
     while !pending.is_empty() {
-        let before = pending.len();
-        written += flush(&store, &mut pending, &mut wal).await.unwrap_or(0);
-        if pending.len() == before {
+        let cdrs = pending.clone();
+        if write(&sink, &cdrs).await {
+            written += mark_committed(&sink, &mut wal, &cdrs);
+            pending.clear();
+        } else {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
@@ -167,32 +268,81 @@ pub(crate) async fn run(
     written
 }
 
-/// Writes every CDR the log holds that is not marked committed (after a spill), in
-/// batches, each marked once committed. `None` when the database refused a batch (the
-/// committed ones stay marked; the next try starts after them).
-async fn drain_log(
-    store: &Store,
-    directory: &DirectorySource,
+/// Takes in what a finished write did: marks its CDRs committed; a drain's CDRs leave the
+/// memory queue (and a complete drain ends the spill unless another spill happened while
+/// it read the log); a failed flush's batch goes back to the front of the queue unless the
+/// queue has spilled meanwhile (then they are in the log only). Returns how many it wrote.
+fn settle(
+    done: Done,
+    sink: &Sink,
     wal: &mut Option<Wal>,
-    batch: usize,
-) -> Option<u64> {
-    let dir = wal.as_ref()?.dir().to_path_buf();
-    let mut owed = match tokio::task::block_in_place(|| Wal::recover(&dir)) {
-        Ok(r) => r.pending,
-        Err(e) => {
-            error!(error = %e, "cannot read the write-ahead log back");
-            return None;
+    pending: &mut Vec<Cdr>,
+    spilled: &mut bool,
+    spilled_again: bool,
+) -> u64 {
+    let written = mark_committed(sink, wal, &done.committed);
+    if done.job_was_drain {
+        let ids: std::collections::HashSet<&str> =
+            done.committed.iter().map(|c| c.id.as_str()).collect();
+        pending.retain(|c| !ids.contains(c.id.as_str()));
+        if done.ok {
+            *spilled = spilled_again;
+            info!(
+                cdrs = written,
+                "CDRs waiting in the write-ahead log are written"
+            );
         }
-    };
-    for cdr in &mut owed {
-        domain::rating::rate_cdr(cdr, &directory.load());
+    } else if !done.ok && !*spilled {
+        let mut back = done.unwritten;
+        back.append(pending);
+        *pending = back;
     }
-    let mut written = 0;
+    written
+}
+
+/// Marks CDRs committed in the log and releases their held charges; returns how many.
+fn mark_committed(sink: &Sink, wal: &mut Option<Wal>, cdrs: &[Cdr]) -> u64 {
+    if cdrs.is_empty() {
+        return 0;
+    }
+    if let Some(w) = wal.as_mut()
+        && let Err(e) = w.committed(cdrs)
+    {
+        // Not fatal: a replay writes them again and the insert skips them.
+        warn!(error = %e, "write-ahead log: cannot mark CDRs committed");
+    }
+    sink.balances.committed(cdrs.iter().map(|c| c.id.as_str()));
+    cdrs.len() as u64
+}
+
+/// Writes every CDR the log holds that is not marked committed (after a spill), in
+/// batches. Returns the CDRs committed (the caller marks them) and whether all were.
+async fn drain_log(
+    sink: &Sink,
+    directory: &DirectorySource,
+    dir: PathBuf,
+    batch: usize,
+) -> (Vec<Cdr>, bool) {
+    let owed = match tokio::task::spawn_blocking(move || Wal::recover(&dir)).await {
+        Ok(Ok(r)) => r.pending,
+        Ok(Err(e)) => {
+            error!(error = %e, "cannot read the write-ahead log back");
+            return (Vec::new(), false);
+        }
+        Err(_) => return (Vec::new(), false),
+    };
+    let mut committed = Vec::with_capacity(owed.len());
     for chunk in owed.chunks(batch.max(1)) {
         let mut part = chunk.to_vec();
-        written += flush(store, &mut part, wal).await?;
+        for cdr in &mut part {
+            domain::rating::rate_cdr(cdr, &directory.load());
+        }
+        if !write(sink, &part).await {
+            return (committed, false);
+        }
+        committed.extend(part);
     }
-    Some(written)
+    (committed, true)
 }
 
 /// Replays the log: CDRs not committed and calls left open (closed now, at the last moment
@@ -283,24 +433,13 @@ impl Retry {
     }
 }
 
-/// Writes the pending CDRs; on success marks them committed in the log, clears them and
-/// returns how many there were.
-async fn flush(store: &Store, pending: &mut Vec<Cdr>, wal: &mut Option<Wal>) -> Option<u64> {
-    match store.insert_cdrs(pending).await {
-        Ok(_) => {
-            if let Some(w) = wal.as_mut()
-                && let Err(e) = w.committed(pending)
-            {
-                // Not fatal: a replay writes them again and the insert skips them.
-                warn!(error = %e, "write-ahead log: cannot mark CDRs committed");
-            }
-            let n = pending.len() as u64;
-            pending.clear();
-            Some(n)
-        }
+/// Writes CDRs to the store; whether the database took them.
+async fn write(sink: &Sink, cdrs: &[Cdr]) -> bool {
+    match sink.store.insert_cdrs(cdrs).await {
+        Ok(_) => true,
         Err(e) => {
-            error!(error = %e, queued = pending.len(), "CDR write failed; will retry");
-            None
+            error!(error = %e, queued = cdrs.len(), "CDR write failed; will retry");
+            false
         }
     }
 }

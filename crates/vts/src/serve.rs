@@ -17,6 +17,8 @@ use crate::config::Settings;
 use crate::{accounting, control, watcher};
 
 pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String> {
+    // First: a stop at any moment from here drains and flushes.
+    let stop = shutdown_signal()?;
     let directory = store.load_directory().await.map_err(|e| e.to_string())?;
     let source = DirectorySource::new(directory);
     let balances = BalanceSource::new(
@@ -60,10 +62,13 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
         (source.clone(), balances.clone()),
     ));
     let source_for_rating = source.clone();
-    let watcher = tokio::spawn(watcher::run(store.clone(), source, balances));
+    let watcher = tokio::spawn(watcher::run(store.clone(), source, balances.clone()));
     tokio::spawn(record_events(store.clone(), security_rx));
     let accounting = tokio::spawn(accounting::run(
-        store,
+        accounting::Sink {
+            store,
+            balances: balances.clone(),
+        },
         source_for_rating,
         events_rx,
         (settings.cdr_batch, settings.cdr_memory_queue),
@@ -82,7 +87,7 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
             .collect::<Vec<_>>()
             .join(" ")
     );
-    shutdown_signal().await;
+    stop.await;
     let _ = stop_tx.send(());
     // The engine drains its calls; its end drops the event sender, which ends accounting.
     let _ = tokio::task::spawn_blocking(move || sip.join()).await;
@@ -223,17 +228,19 @@ async fn record_events(store: Store, mut events: mpsc::UnboundedReceiver<SwitchE
 }
 
 /// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// Installs the SIGINT and SIGTERM handlers now and returns the future that completes on
+/// either. Installed before the ready line: a stop that follows it at once must drain and
+/// flush, not meet the default action (an immediate exit).
+fn shutdown_signal() -> Result<impl Future<Output = ()>, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
+    })
 }

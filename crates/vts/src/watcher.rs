@@ -24,8 +24,10 @@ pub(crate) async fn run(store: Store, directory: DirectorySource, balances: Bala
         tick.tick().await;
         polls = polls.wrapping_add(1);
         if polls.is_multiple_of(BALANCE_EVERY) {
+            // The commit count first: the read includes every CDR committed before it.
+            let commits = balances.commits();
             match store.balances().await {
-                Ok(b) => balances.store(b),
+                Ok(b) => balances.refresh(b, commits),
                 Err(e) => warn!(error = %e, "cannot read the balances; keeping the last ones"),
             }
         }

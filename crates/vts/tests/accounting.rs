@@ -140,14 +140,18 @@ fn a_kill_9_loses_no_cdr_and_duplicates_none() {
     // Wait until calls are up (an event, not a pause): at 50 a second, held 1 s, ~50 are.
     vts.await_status("30 calls up", |s| s["calls"].as_u64().unwrap_or(0) >= 30);
     let killed_ms = jiff::Timestamp::now().as_millisecond();
+    let log = serve.log.clone();
     serve.kill9();
+    let first_run = std::fs::read_to_string(&log).unwrap_or_default();
     let messages = customer.kill_messages();
     drop(carrier);
     let answered = answered_at(&messages);
     assert!(answered.len() >= 20, "{} answered", answered.len());
 
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
+    let log = serve.log.clone();
     serve.stop();
+    let second_run = std::fs::read_to_string(&log).unwrap_or_default();
     let cdrs = vts.cdrs();
     let mut ids: Vec<&str> = cdrs.iter().map(|c| c["id"].as_str().unwrap()).collect();
     ids.sort_unstable();
@@ -165,7 +169,12 @@ fn a_kill_9_loses_no_cdr_and_duplicates_none() {
         let cdr = cdrs
             .iter()
             .find(|c| c["call_id"] == call_id.as_str())
-            .unwrap_or_else(|| panic!("no CDR for {call_id}, answered at {at}"));
+            .unwrap_or_else(|| {
+                panic!(
+                    "no CDR for {call_id}, answered at {at}, killed at {killed_ms}, {} CDRs\nfirst run:\n{first_run}\nsecond run:\n{second_run}",
+                    cdrs.len()
+                )
+            });
         assert!(cdr["answer_ms"].is_i64(), "{cdr}");
         if cdr["final_reason"]
             .as_str()
@@ -257,8 +266,9 @@ fn a_database_outage_of_60_s_loses_and_duplicates_no_cdr() {
 }
 
 /// A prepaid customer: refused with 402 at no balance; a credit lets it call within a
-/// second; every answered call is charged its price once, with a ledger row; when the
-/// balance runs out the next call is refused again (403 when `billing.refuse_code` says so).
+/// second; every answered call is charged its price once, with a ledger row; when what is
+/// left cannot pay a call's first minute and fee, the next call is refused again (403 when
+/// `billing.refuse_code` says so).
 #[test]
 fn prepaid_balances_are_checked_at_admission_and_charged_per_cdr() {
     let vts = Vts::new();
@@ -285,12 +295,11 @@ fn prepaid_balances_are_checked_at_admission_and_charged_per_cdr() {
     call("uac_expect_402.xml");
     vts.cli(&["customer", "credit", &customer, "0.10", "--note", "top-up"]);
     balance_is("0.100000");
-    let uas = Sipp::uas("uas_answer.xml", port, "u1", 2);
-    call("uac_call.xml");
-    balance_is("0.040000");
+    let uas = Sipp::uas("uas_answer.xml", port, "u1", 1);
     call("uac_call.xml");
     assert!(uas.wait(WAIT).0);
-    balance_is("-0.020000");
+    balance_is("0.040000");
+    // 0.04 left cannot pay the first minute and the fee (0.06): refused, not cut at once.
     call("uac_expect_402.xml");
     vts.change(&["settings", "set", "billing.refuse_code", "403"]);
     call("uac_expect_403.xml");
@@ -323,7 +332,7 @@ fn prepaid_balances_are_checked_at_admission_and_charged_per_cdr() {
         "customer", "adjust", &customer, "-0.005", "--note", "rounding",
     ]);
     let ledger = vts.cli(&["customer", "ledger", &customer]);
-    assert!(ledger.contains("balance -0.015000"), "{ledger}");
+    assert!(ledger.contains("balance 0.045000"), "{ledger}");
     assert!(
         ledger
             .lines()
@@ -356,7 +365,7 @@ fn prepaid_balances_are_checked_at_admission_and_charged_per_cdr() {
     }
     assert_eq!(
         ledger.lines().filter(|l| l.contains(" charge ")).count(),
-        2,
+        1,
         "{ledger}"
     );
     assert!(
@@ -401,4 +410,131 @@ fn a_call_whose_session_is_never_refreshed_is_reaped() {
     assert_eq!(cdr["final_reason"], "Reaper - Session Expired");
     let billable = cdr["billable_ms"].as_i64().unwrap();
     assert!((3_900..6_000).contains(&billable), "{billable} ms");
+}
+
+/// The last millisecond at which calls answered at `answers` (epoch ms), each at 0.01 a
+/// second billed per second, cost no more than `left_millionths` together.
+fn last_paid_ms(answers: &[i64], left_millionths: i64) -> i64 {
+    let cost = |t: i64| -> i64 {
+        answers
+            .iter()
+            .map(|a| ((t - a).max(0) + 999) / 1000 * 10_000)
+            .sum()
+    };
+    let mut t = *answers.iter().max().unwrap();
+    while cost(t + 1) <= left_millionths {
+        t += 1;
+    }
+    t
+}
+
+/// A prepaid customer with 10.00 at 0.01 a second (per-second billing) and 50 calls up at
+/// once: the calls share the balance and all end with BYE to both sides within a second of
+/// the moment the money runs out (about 20 s), and the balance never goes below zero.
+fn fifty_calls_share_a_balance_and_are_cut_when_it_runs_out(vts: Vts) {
+    let customer = vts.add_customer("prepaid", "127.0.0.1").to_string();
+    let port = free_port();
+    let carrier = vts.add_carrier("up", port, 1, "udp").to_string();
+    let cost = write(&vts, "cost.csv", "34,0.1000,0,1,1\n");
+    vts.cli(&["carrier", "import-rates", &carrier, &cost]);
+    let sell = write(&vts, "sell.csv", "34,0.6000,0,1,1\n");
+    vts.cli(&["customer", "import-rates", &customer, &sell]);
+    vts.cli(&["customer", "billing", &customer, "prepaid"]);
+    vts.cli(&["customer", "credit", &customer, "10"]);
+    let switch = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
+    let uas = Sipp::uas("uas_answer.xml", port, "u1", 50);
+    let (ok, err) = common::uac_long("uac_until_bye.xml", at(switch), 50, 25, free_port(), 90);
+    assert!(
+        ok,
+        "every customer leg got the switch's BYE: {err}\n{}",
+        serve.log_text()
+    );
+    let (ok, err) = uas.wait(WAIT);
+    assert!(ok, "every carrier leg got the switch's BYE: {err}");
+    assert!(serve.log_text().contains("BALANCE_CUT customer="));
+    serve.stop();
+    let cdrs = vts.cdrs();
+    assert_eq!(cdrs.len(), 50);
+    let answers: Vec<i64> = cdrs
+        .iter()
+        .map(|c| c["answer_ms"].as_i64().unwrap())
+        .collect();
+    let exact = last_paid_ms(&answers, 10_000_000);
+    let mut worst = 0;
+    for c in &cdrs {
+        assert_eq!(c["hangup"], "switch", "{c}");
+        assert_eq!(c["final_reason"], "Balance Exhausted", "{c}");
+        let off = c["end_ms"].as_i64().unwrap() - exact;
+        worst = worst.max(off.abs());
+    }
+    eprintln!("cut-off: the worst call ended {worst} ms from the exact moment");
+    assert!(worst <= 1_000, "{worst} ms from the exact moment");
+    let span = answers.iter().max().unwrap() - answers.iter().min().unwrap();
+    let talk = exact - answers.iter().max().unwrap();
+    assert!(
+        span > 1_000 && talk > 15_000,
+        "staggered calls sharing: {span} {talk}"
+    );
+    // Charged within the balance, and no more than a second of the 50 calls left unused.
+    let ledger = vts.cli(&["customer", "ledger", &customer, "--limit", "100"]);
+    let balance = ledger
+        .split("balance ")
+        .nth(1)
+        .and_then(|b| b.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{ledger}"))
+        .to_string();
+    let left: f64 = balance.parse().unwrap();
+    assert!((0.0..0.5).contains(&left), "left {balance}\n{ledger}");
+    assert_eq!(
+        ledger.lines().filter(|l| l.contains(" charge ")).count(),
+        50
+    );
+}
+
+#[test]
+fn balance_cut_off_on_sqlite() {
+    fifty_calls_share_a_balance_and_are_cut_when_it_runs_out(Vts::new());
+}
+
+#[test]
+fn balance_cut_off_on_postgres() {
+    let Ok(url) = std::env::var("VTS_TEST_POSTGRES_BALANCE_URL") else {
+        eprintln!("skipped: no throw-away PostgreSQL (scripts/test starts one)");
+        return;
+    };
+    let mut vts = Vts::new();
+    vts.db = Some(url);
+    fifty_calls_share_a_balance_and_are_cut_when_it_runs_out(vts);
+}
+
+/// A credit during a call moves its end: 0.05 at 0.01 a second pays 5 s; 0.10 more,
+/// credited while the call is up, makes it 15 s.
+#[test]
+fn a_credit_during_a_call_extends_it() {
+    let vts = Vts::new();
+    let customer = vts.add_customer("prepaid", "127.0.0.1").to_string();
+    let port = free_port();
+    vts.add_carrier("up", port, 1, "udp");
+    let sell = write(&vts, "sell.csv", "34,0.6000,0,1,1\n");
+    vts.cli(&["customer", "import-rates", &customer, &sell]);
+    vts.cli(&["customer", "billing", &customer, "prepaid"]);
+    vts.cli(&["customer", "credit", &customer, "0.05"]);
+    let switch = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
+    let uas = Sipp::uas("uas_answer.xml", port, "u1", 1);
+    let uac = Sipp::uac_traced_background("uac_until_bye.xml", at(switch), 1, 1, free_port());
+    vts.await_status("the call is up", |s| s["calls"] == 1);
+    vts.cli(&["customer", "credit", &customer, "0.10"]);
+    let (ok, _, err) = uac.wait_messages(WAIT);
+    assert!(ok, "{err}\n{}", serve.log_text());
+    assert!(uas.wait(WAIT).0);
+    serve.stop();
+    let cdrs = vts.cdrs();
+    let billable = cdrs[0]["billable_ms"].as_i64().unwrap();
+    assert_eq!(cdrs[0]["final_reason"], "Balance Exhausted");
+    assert!(
+        (14_000..=15_000).contains(&billable),
+        "15 s paid, {billable} ms talked"
+    );
 }

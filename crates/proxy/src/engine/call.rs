@@ -80,6 +80,10 @@ pub(super) struct Call {
     /// The INVITE as received; dropped once the call is answered or ended.
     pub(super) invite: Option<Message>,
     pub(super) customer: CustomerId,
+    /// The CDR's id (a charge held for the balance is keyed by it).
+    pub(super) cdr_id: String,
+    /// When the INVITE arrived (epoch ms): rates in force then apply.
+    pub(super) started_ms: i64,
     /// The To tag of responses the switch writes itself for this call.
     pub(super) to_tag: String,
     routes: Vec<Carrier>,
@@ -93,7 +97,7 @@ pub(super) struct Call {
     /// INVITEs sent to carriers (the attempt cap counts these, not skipped carriers).
     sent: u32,
     /// The dialled number in E.164 (normalised), for carriers' prefix rules and profiles.
-    destination: String,
+    pub(super) destination: String,
     /// The CLI in E.164 (normalised or forced), or as received when it is not a number.
     caller: String,
     /// The switch's and the customer's channels, held until the call ends.
@@ -281,10 +285,12 @@ impl Engine {
             .and_then(|u| u.user().map(|u| lossy(&unescape(u))))
             .unwrap_or_default();
         let (callee_raw, caller_raw) = (callee.clone(), caller.clone());
+        let cdr_id = uuid::Uuid::now_v7().to_string();
+        let started_ms = self.clock.epoch_ms(now);
         self.emit(CallEvent::Started {
             call: cref,
-            cdr_id: uuid::Uuid::now_v7().to_string(),
-            at_ms: self.clock.epoch_ms(now),
+            cdr_id: cdr_id.clone(),
+            at_ms: started_ms,
             call_id: lossy(h.call_id().unwrap_or_default()),
             customer: customer.id,
             source: peer.addr.to_string(),
@@ -330,6 +336,8 @@ impl Engine {
                 source: peer,
                 invite: Some(invite),
                 customer: customer.id,
+                cdr_id,
+                started_ms,
                 to_tag: wire::tag(),
                 routes: routes.clone().unwrap_or_default(),
                 next_route: 0,
@@ -393,8 +401,18 @@ impl Engine {
         )
         .ok_or(Reject::ChannelLimit)?;
         pipeline::minutes(&*self.minutes, customer, now_ms)?;
-        pipeline::balance(customer, self.balances.get(customer.id), settings)?;
+        let balance = self.balance_now(customer.id, now_ms);
+        pipeline::balance(customer, balance, settings)?;
         let numbers = pipeline::numbers(customer, callee, caller)?;
+        let first = match customer.spendable(balance) {
+            Some(_) => {
+                domain::rating::tariff(directory, customer.id, None, &numbers.callee, now_ms)
+                    .filter(|t| matches!(t, domain::rating::Tariff::Rate(_)))
+                    .map(|t| t.price(true, 0))
+            }
+            None => None,
+        };
+        pipeline::first_increment(customer, balance, first, settings)?;
         pipeline::dial_plan(directory, customer, &numbers.callee)?;
         let probes = &self.probes;
         let health = |c: &Carrier| probes.state(c.id, directory);
@@ -1021,8 +1039,11 @@ impl Engine {
         // Every channel goes back, whatever ended the call.
         call.leases.clear();
         call.carrier_lease = None;
-        self.minutes.end(cref.0, self.clock.epoch_ms(now));
         let (customer, carrier) = (call.customer, call.carrier());
+        let end_ms = self.clock.epoch_ms(now);
+        self.minutes.end(cref.0, end_ms);
+        // Before the end event: accounting's commit of the CDR must find the charge.
+        self.charge_ended(now, customer, cref, end_ms);
         self.status.send_modify(|s| {
             s.call_ended(customer);
             s.carrier_changed(carrier, None);

@@ -179,6 +179,7 @@ impl Engine {
         if let Some(at) = reap_at {
             self.schedule(at, CallTimer::SessionExpiry { call: cref });
         }
+        self.charge_answered(now, cref);
     }
 
     /// The session timer fired: a call with no refresh within its interval and grace has

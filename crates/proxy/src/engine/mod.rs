@@ -9,6 +9,7 @@
 
 mod call;
 mod dialog;
+mod money;
 mod probe;
 mod wire;
 
@@ -70,6 +71,9 @@ enum CallTimer {
     Forget { call: CallRef },
     /// A confirmed call's session interval (and grace) passed: reap it unless refreshed.
     SessionExpiry { call: CallRef },
+    /// A customer's calls in progress have spent what it has left: end them (unless the
+    /// moment moved since; see `Engine::cuts`).
+    BalanceCut { customer: domain::CustomerId },
     /// Probe `seq` of a carrier got no final response in time: a failure.
     ProbeTimeout {
         carrier: domain::CarrierId,
@@ -95,6 +99,11 @@ impl Clock {
 
     fn epoch_ms(&self, now: Instant) -> i64 {
         self.base_ms + now.saturating_duration_since(self.base).as_millis() as i64
+    }
+
+    /// The instant of epoch millisecond `ms` (not before the clock's start).
+    fn instant(&self, ms: i64) -> Instant {
+        self.base + Duration::from_millis(u64::try_from(ms - self.base_ms).unwrap_or(0))
     }
 }
 
@@ -151,6 +160,14 @@ pub(crate) struct Engine {
     /// 80 % warnings already given.
     warnings: crate::pipeline::Warnings,
     balances: crate::BalanceSource,
+    /// What billed customers' answered calls have cost so far.
+    spending: domain::Spending,
+    /// When each customer's calls are to be cut for want of money (the one `BalanceCut`
+    /// timer that counts; earlier ones for the customer are stale).
+    cuts: HashMap<domain::CustomerId, Instant>,
+    /// While calls are being charged: when to look at the balances again (a credit moves
+    /// the cut later, a charge earlier).
+    balance_check: Option<Instant>,
     /// Carrier health from OPTIONS probes.
     probes: probe::Probes,
 }
@@ -371,6 +388,9 @@ impl Engine {
             channels: shared.channels,
             minutes: shared.minutes,
             balances: shared.balances,
+            spending: domain::Spending::default(),
+            cuts: HashMap::new(),
+            balance_check: None,
             warnings: crate::pipeline::Warnings::default(),
             probes: probe::Probes::starting(now()),
         }
@@ -407,11 +427,15 @@ impl Engine {
 
     fn poll_timeout(&mut self) -> Option<Instant> {
         let own = self.timers.peek().map(|Reverse((t, _))| *t);
-        let own = [self.pending_check, self.probes.next_check]
-            .into_iter()
-            .flatten()
-            .chain(own)
-            .min();
+        let own = [
+            self.pending_check,
+            self.probes.next_check,
+            self.balance_check,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(own)
+        .min();
         match (own, self.txns.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -434,13 +458,16 @@ impl Engine {
                 self.run_probes(now);
             }
         }
+        if self.balance_check.is_some_and(|t| t <= now) {
+            self.check_balances(now);
+        }
         self.txns.handle_timeout(now);
         self.process_events(now);
         while let Some(Reverse((at, _))) = self.timers.peek() {
             if *at > now {
                 break;
             }
-            let Some(Reverse((_, timer))) = self.timers.pop() else {
+            let Some(Reverse((at, timer))) = self.timers.pop() else {
                 break;
             };
             match timer {
@@ -451,6 +478,7 @@ impl Engine {
                 CallTimer::MaxDuration { call } => self.max_duration(now, call),
                 CallTimer::Forget { call } => self.forget(call),
                 CallTimer::SessionExpiry { call } => self.session_expiry(now, call),
+                CallTimer::BalanceCut { customer } => self.balance_cut(now, at, customer),
                 CallTimer::ProbeTimeout { carrier, seq } => {
                     self.probe_result(now, carrier, seq, false)
                 }

@@ -1,0 +1,139 @@
+//! Money while calls are up: each answered call of a billed customer is charged as it runs
+//! (`domain::Spending`), the customer's calls are cut together with BYE when they have
+//! spent what is left, and admission sees the same running balance. What is left is the
+//! polled balance less the charges of ended calls not in it yet (`BalanceSource`), plus the
+//! credit limit when postpaid.
+
+use std::time::{Duration, Instant};
+
+use domain::{CallRef, CustomerId, LiveCall, Money};
+
+use super::call::Phase;
+use super::{CallTimer, Engine};
+
+/// How often the balances are looked at again while calls are being charged (they are
+/// polled from the store once a second).
+const BALANCE_CHECK: Duration = Duration::from_secs(1);
+
+/// Calls are cut this long before the last paid millisecond, so that the BYE leaves inside
+/// the paid time and the CDR never bills an increment the balance cannot pay.
+const CUT_MARGIN: Duration = Duration::from_millis(200);
+
+/// The reason on the CDRs of calls cut for want of money.
+pub(super) const BALANCE_REASON: &str = "Balance Exhausted";
+
+impl Engine {
+    /// The customer's balance as admission sees it: polled, less ended calls' charges not
+    /// in it yet, less what its calls in progress have cost so far.
+    pub(super) fn balance_now(&self, customer: CustomerId, now_ms: i64) -> Money {
+        let held = self.balances.get(customer);
+        Money(
+            held.0
+                .saturating_sub(self.spending.accrued(customer, now_ms).0),
+        )
+    }
+
+    /// A billed customer's call was answered: it costs from now on at its tariff.
+    pub(super) fn charge_answered(&mut self, now: Instant, cref: CallRef) {
+        let directory = self.directory.load();
+        let Some(call) = self.calls.get(&cref) else {
+            return;
+        };
+        let billed = directory
+            .customer(call.customer)
+            .is_some_and(|c| c.spendable(Money(0)).is_some());
+        if !billed || !matches!(call.phase, Phase::Confirmed(_)) {
+            return;
+        }
+        let Some(tariff) = domain::rating::tariff(
+            &directory,
+            call.customer,
+            call.carrier(),
+            &call.destination,
+            call.started_ms,
+        ) else {
+            return;
+        };
+        let customer = call.customer;
+        let live = LiveCall {
+            cdr_id: call.cdr_id.clone(),
+            answered_ms: self.clock.epoch_ms(now),
+            tariff,
+        };
+        self.spending.answered(customer, cref, live);
+        if self.balance_check.is_none() {
+            self.balance_check = Some(now + BALANCE_CHECK);
+        }
+        self.review_balance(now, customer);
+    }
+
+    /// A call ended: what it cost is held against the balance until the store has it.
+    pub(super) fn charge_ended(
+        &mut self,
+        now: Instant,
+        customer: CustomerId,
+        cref: CallRef,
+        end_ms: i64,
+    ) {
+        if let Some((cdr_id, amount)) = self.spending.ended(customer, cref, end_ms) {
+            self.balances.charge_pending(cdr_id, customer, amount);
+            // The customer's other calls share what is left among fewer now.
+            self.review_balance(now, customer);
+        }
+    }
+
+    /// Computes when the customer's calls have spent what is left and schedules the cut.
+    fn review_balance(&mut self, now: Instant, customer: CustomerId) {
+        let directory = self.directory.load();
+        let now_ms = self.clock.epoch_ms(now);
+        let left = directory
+            .customer(customer)
+            .and_then(|c| c.spendable(self.balances.get(customer)));
+        let until_ms = now_ms + self.cfg.max_call_duration.as_millis() as i64;
+        let last_paid =
+            left.and_then(|left| self.spending.exhausted_at(customer, left, now_ms, until_ms));
+        let Some(last_paid) = last_paid else {
+            // Billing off now, or money for longer than any call may last.
+            self.cuts.remove(&customer);
+            return;
+        };
+        // From the clock's base, so that the same moment is the same instant every time.
+        let at = self
+            .clock
+            .instant(last_paid)
+            .checked_sub(CUT_MARGIN)
+            .unwrap_or(now)
+            .max(now);
+        if self.cuts.get(&customer) != Some(&at) {
+            self.cuts.insert(customer, at);
+            self.schedule(at, CallTimer::BalanceCut { customer });
+        }
+    }
+
+    /// A `BalanceCut` timer set for `at`: ends the customer's charged calls, unless the
+    /// moment has moved since (a credit, an ended call).
+    pub(super) fn balance_cut(&mut self, now: Instant, at: Instant, customer: CustomerId) {
+        if self.cuts.get(&customer) != Some(&at) {
+            return;
+        }
+        self.cuts.remove(&customer);
+        let calls = self.spending.calls(customer);
+        tracing::info!(
+            target: "vts::billing",
+            "BALANCE_CUT customer={} calls={}",
+            customer.0,
+            calls.len()
+        );
+        for cref in calls {
+            self.hang_up(now, cref, BALANCE_REASON);
+        }
+    }
+
+    /// The periodic look at the balances while calls are being charged.
+    pub(super) fn check_balances(&mut self, now: Instant) {
+        for customer in self.spending.customers() {
+            self.review_balance(now, customer);
+        }
+        self.balance_check = (!self.spending.is_empty()).then(|| now + BALANCE_CHECK);
+    }
+}
