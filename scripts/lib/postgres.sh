@@ -52,12 +52,15 @@ start_private_postgres() {
         -c "CREATE ROLE vts LOGIN CREATEDB PASSWORD 'vts'" \
         -c "CREATE DATABASE vts OWNER vts" \
         -c "CREATE DATABASE vts_outage OWNER vts" \
-        -c "CREATE DATABASE vts_balance OWNER vts"
+        -c "CREATE DATABASE vts_balance OWNER vts" \
+        -c "CREATE DATABASE vts_log OWNER vts"
     export VTS_TEST_POSTGRES_URL="postgres://vts:vts@127.0.0.1:$PG_PORT/vts"
     # For the test that stops and starts this (throw-away) server under a running switch.
     export VTS_TEST_POSTGRES_OUTAGE_URL="postgres://vts:vts@127.0.0.1:$PG_PORT/vts_outage"
     # For the balance cut-off test's switch on PostgreSQL.
     export VTS_TEST_POSTGRES_BALANCE_URL="postgres://vts:vts@127.0.0.1:$PG_PORT/vts_balance"
+    # For the test that fills the write-ahead log during an outage.
+    export VTS_TEST_POSTGRES_LOG_URL="postgres://vts:vts@127.0.0.1:$PG_PORT/vts_log"
     export VTS_TEST_PG_STOP="runuser -u postgres -- $PG_BIN/pg_ctl -D $PG_DIR/data -m fast -w stop"
     export VTS_TEST_PG_START="runuser -u postgres -- $PG_BIN/pg_ctl -D $PG_DIR/data -l $PG_DIR/server.log -w -t 60 -o '-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off' start"
     echo "VTS_TEST_POSTGRES_URL=$VTS_TEST_POSTGRES_URL"

@@ -5,8 +5,9 @@
 //! call already admitted (each at least a minute) and stops at the cap, instead of all
 //! passing on the minutes of calls that have ended; a long call counts minute by minute as
 //! it runs. Calls already up when the cap is reached run on (the overshoot is bounded by
-//! what they run past their reserved minute). A call counts in the day and month it started
-//! (UTC).
+//! what they run past their reserved minute). A call counts in the day and month it started,
+//! of the customer's own zone (the caller passes its local clock). An ended call counts its
+//! billable time rounded up to whole seconds, as usage does (docs/CDR.md "Usage").
 
 use std::collections::HashMap;
 
@@ -16,9 +17,9 @@ pub const RESERVED_MS: i64 = 60_000;
 /// A counting period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Period {
-    /// Days since 1970-01-01 (UTC).
+    /// Days since 1970-01-01 (of a local clock: `day_of` a customer's local ms).
     Day(i64),
-    /// Months since 1970-01 (UTC).
+    /// Months since 1970-01 (of a local clock).
     Month(i64),
 }
 
@@ -72,8 +73,9 @@ fn days_from_civil(y: i64, m: u32) -> i64 {
 pub trait Minutes: Send {
     /// Counts ended calls' time from before the switch started (the store's CDRs).
     fn seed(&mut self, customer: i64, period: Period, ms: i64);
-    /// A call of `customer` admitted at `at_ms`: it reserves a minute.
-    fn start(&mut self, customer: i64, call: u64, at_ms: i64);
+    /// A call of `customer` admitted when the customer's local clock read `local_ms` (epoch
+    /// ms plus its zone's offset: it picks the day and month): it reserves a minute.
+    fn start(&mut self, customer: i64, call: u64, local_ms: i64);
     /// The call was answered at `at_ms`: from then on it counts as it runs.
     fn answer(&mut self, call: u64, at_ms: i64);
     /// The call ended at `at_ms`; its talk time (from the answer) replaces its reservation.
@@ -115,11 +117,11 @@ impl Minutes for LocalMinutes {
         *self.ended.entry((customer, period)).or_insert(0) += ms;
     }
 
-    fn start(&mut self, customer: i64, call: u64, at_ms: i64) {
+    fn start(&mut self, customer: i64, call: u64, local_ms: i64) {
         let live = Live {
             customer,
-            day: Period::day_of(at_ms),
-            month: Period::month_of(at_ms),
+            day: Period::day_of(local_ms),
+            month: Period::month_of(local_ms),
             answered_ms: None,
         };
         for p in [live.day, live.month] {
@@ -148,7 +150,10 @@ impl Minutes for LocalMinutes {
         let Some(live) = self.live.remove(&call) else {
             return;
         };
-        let billable_ms = live.answered_ms.map_or(0, |a| at_ms - a);
+        // Whole seconds, rounded up: the rule of usage and of the CDR's billable seconds.
+        let billable_ms = live
+            .answered_ms
+            .map_or(0, |a| ((at_ms - a).max(0) + 999) / 1000 * 1000);
         for p in [live.day, live.month] {
             let r = self.running(live.customer, p);
             r.0 -= 1;
@@ -217,10 +222,15 @@ mod tests {
         m.end(11, t0 + 50_000);
         m.end(10, t0 + 46_000);
         assert_eq!(m.used(1, day, t0 + 99_000), 120_000 + 45_000);
+        // An ended call counts whole seconds, rounded up.
+        m.start(1, 12, t0);
+        m.answer(12, t0);
+        m.end(12, t0 + 1_200);
+        assert_eq!(m.used(1, day, t0 + 99_000), 120_000 + 45_000 + 2_000);
         assert_eq!(m.used(2, day, t0), 0);
         assert_eq!(
             m.used(1, Period::month_of(t0), t0 + 99_000),
-            45_000,
+            45_000 + 2_000,
             "seeded the day only"
         );
     }

@@ -17,6 +17,7 @@ mod rates;
 pub mod rating;
 mod settings;
 pub mod spend;
+mod zone;
 
 pub use blocklist::{Block, BlockList, SecurityEvent};
 pub use call::{AttemptRecord, CallEvent, CallRef, Cdr, CdrBuilder, HangupSide};
@@ -33,3 +34,4 @@ pub use rates::{Money, Rate, RateTable};
 pub use rating::{RatePlan, RatePlanId};
 pub use settings::{Setting, Settings};
 pub use spend::{LiveCall, Spending};
+pub use zone::Zone;

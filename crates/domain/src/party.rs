@@ -95,10 +95,12 @@ pub struct Customer {
     pub max_channels: Option<u32>,
     /// New calls per second allowed; `None` is unlimited.
     pub max_cps: Option<u32>,
-    /// Minutes a day (UTC), calls in progress counted; `None` is unlimited.
+    /// Minutes a day (the customer's local day), calls in progress counted; `None` is
+    /// unlimited.
     #[serde(default)]
     pub daily_minutes: Option<u32>,
-    /// Minutes a month (UTC), calls in progress counted; `None` is unlimited.
+    /// Minutes a month (the customer's local month), calls in progress counted; `None` is
+    /// unlimited.
     #[serde(default)]
     pub monthly_minutes: Option<u32>,
     /// How the customer sends numbers.
@@ -125,6 +127,9 @@ pub struct Customer {
     /// Postpaid: how far below zero the balance may go.
     #[serde(default)]
     pub credit_limit: crate::rates::Money,
+    /// Where the customer's days and months begin (usage counters, minute caps).
+    #[serde(default)]
+    pub timezone: crate::zone::Zone,
 }
 
 /// How a customer pays (SPEC.md "Accounting and billing").
@@ -183,6 +188,12 @@ impl Customer {
                 balance.0.saturating_add(self.credit_limit.0),
             )),
         }
+    }
+
+    /// The customer's local clock at `epoch_ms` (epoch ms shifted by its zone's offset then):
+    /// its days and months are those of this clock.
+    pub fn local_ms(&self, epoch_ms: i64) -> i64 {
+        epoch_ms + self.timezone.offset_ms(epoch_ms)
     }
 
     /// Whether a balance of `balance` still lets this customer call: something left to

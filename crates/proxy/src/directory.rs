@@ -3,6 +3,7 @@
 //! block and never see a half-built one.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -25,6 +26,22 @@ impl DirectorySource {
     /// Replaces the snapshot.
     pub fn store(&self, directory: Directory) {
         self.0.store(Arc::new(directory));
+    }
+}
+
+/// Whether accounting can record more calls: closed while its write-ahead log is at its
+/// bound (the database away long enough to fill it), so that new calls are refused
+/// (`503 Service Unavailable - CDR Log Full`) rather than carried without a durable record.
+#[derive(Debug, Clone, Default)]
+pub struct AccountingGate(Arc<AtomicBool>);
+
+impl AccountingGate {
+    pub fn set_full(&self, full: bool) {
+        self.0.store(full, Ordering::Relaxed);
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
     }
 }
 

@@ -18,7 +18,7 @@ mod status;
 pub mod transport;
 
 pub use config::ProxyConfig;
-pub use directory::{BalanceSource, DirectorySource};
+pub use directory::{AccountingGate, BalanceSource, DirectorySource};
 pub use engine::{Shared, Switch};
 pub use pipeline::{Reject, Simulation, Step, first_share, simulate};
 pub use status::{Status, StatusHandle};

@@ -59,6 +59,9 @@ pub enum Reject {
     InsufficientBalance,
     /// The switch is shutting down.
     ShuttingDown,
+    /// The write-ahead log of CDRs reached its bound while the database is away: a call
+    /// now could not be recorded durably.
+    CdrLogFull,
 }
 
 impl Reject {
@@ -84,6 +87,7 @@ impl Reject {
             Reject::PaymentRequired => (402, "Payment Required"),
             Reject::InsufficientBalance => (403, "Forbidden - Insufficient Balance"),
             Reject::ShuttingDown => (503, "Service Unavailable - Shutting Down"),
+            Reject::CdrLogFull => (503, "Service Unavailable - CDR Log Full"),
         }
     }
 }
@@ -269,12 +273,12 @@ pub(crate) fn minutes(
     for (cap, period, reject) in [
         (
             customer.daily_minutes,
-            Period::day_of(now_ms),
+            Period::day_of(customer.local_ms(now_ms)),
             Reject::DailyMinutes,
         ),
         (
             customer.monthly_minutes,
-            Period::month_of(now_ms),
+            Period::month_of(customer.local_ms(now_ms)),
             Reject::MonthlyMinutes,
         ),
     ] {

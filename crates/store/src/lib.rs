@@ -28,9 +28,11 @@ mod error;
 mod migrations;
 mod routing;
 mod sql;
+mod usage;
 
 pub use billing::{EntryKind, LedgerEntry};
 pub use routing::{CarrierLimitsChange, NumbersChange};
+pub use usage::{CarrierUsage, CustomerUsage};
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -356,27 +358,6 @@ impl Store {
         update_columns(&mut tx, &SET, &values, id.0).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Billable milliseconds of each customer's stored calls that started at or after
-    /// `since_ms` (minute counters start from them when the switch starts).
-    pub async fn billable_since(
-        &self,
-        since_ms: i64,
-    ) -> Result<HashMap<CustomerId, i64>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT customer_id, CAST(SUM(billable_ms) AS BIGINT) AS ms FROM cdrs WHERE invite_ms >= $1 \
-             GROUP BY customer_id",
-        )
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let ms: Option<i64> = row.try_get("ms")?;
-                Ok((CustomerId(row.try_get("customer_id")?), ms.unwrap_or(0)))
-            })
-            .collect()
     }
 
     /// Sets a global setting (a known key, a checked value). The running switch sees it at
@@ -749,6 +730,7 @@ impl Store {
             inserted += query.execute(&mut *tx).await?.rows_affected();
         }
         billing::charge(&mut tx, &new).await?;
+        usage::count(&mut tx, &new).await?;
         tx.commit().await?;
         Ok(inserted)
     }
@@ -777,6 +759,41 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(cdr_from_row).collect()
+    }
+
+    /// CDRs stored per minute of their INVITE (epoch ms / 60,000) in `[from_ms, until_ms)`.
+    pub async fn cdrs_per_minute(
+        &self,
+        from_ms: i64,
+        until_ms: i64,
+    ) -> Result<std::collections::BTreeMap<i64, i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT invite_ms / 60000 AS minute, COUNT(*) AS n FROM cdrs \
+             WHERE invite_ms >= $1 AND invite_ms < $2 GROUP BY invite_ms / 60000",
+        )
+        .bind(from_ms)
+        .bind(until_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("minute")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    /// Which of these CDR ids are stored.
+    pub async fn stored_cdr_ids(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut found = std::collections::HashSet::new();
+        for id in ids {
+            let hit: Option<String> = sqlx::query_scalar("SELECT id FROM cdrs WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+            found.extend(hit);
+        }
+        Ok(found)
     }
 
     pub async fn count_cdrs(&self) -> Result<i64, StoreError> {
@@ -913,7 +930,7 @@ async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Customer>, StoreEr
     let rows =
         sqlx::query("SELECT id, name, active, max_channels, max_cps, status, status_reason, number_format, country_code, \
              forced_cli, dial_plan_id, routing, daily_minutes, monthly_minutes, rate_plan_id, billing, \
-             credit_limit FROM customers ORDER BY id")
+             credit_limit, timezone FROM customers ORDER BY id")
             .fetch_all(&mut *conn)
             .await?;
     let mut customers = Vec::with_capacity(rows.len());
@@ -944,6 +961,13 @@ async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Customer>, StoreEr
                     .map_err(|e| StoreError::Corrupt(format!("customer {id}: {e}")))?
             },
             credit_limit: Money(row.try_get("credit_limit")?),
+            timezone: {
+                let name: String = row.try_get("timezone")?;
+                // A zone the system's database lacks (tzdata removed?) must not stop the
+                // switch: the customer's days fall back to UTC, and `vts customer show`
+                // still shows the stored name.
+                domain::Zone::parse(&name).unwrap_or_default()
+            },
             daily_minutes: limit(row, "daily_minutes")?,
             monthly_minutes: limit(row, "monthly_minutes")?,
             status: {

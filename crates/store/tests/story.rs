@@ -970,10 +970,100 @@ async fn routing_tables(store: &Store, acme: CustomerId, carrier: CarrierId) {
         .await
         .unwrap();
 
-    // Minutes used: billable time of the calls stored since a moment (the CDRs above).
-    let used = store.billable_since(0).await.unwrap();
-    assert!(!used.is_empty());
-    assert!(store.billable_since(i64::MAX).await.unwrap().is_empty());
+    usage(store).await;
+}
+
+/// The usage counters of the story's CDRs, kept as they were stored (each once, though
+/// some batches were stored twice), against the same numbers computed here; a rebuild gives
+/// the same; a customer's zone moves its calls to its own days.
+async fn usage(store: &Store) {
+    // Every CDR the story stored, whatever the batches that carried it.
+    let batch = store.list_cdrs(u32::MAX).await.unwrap();
+    let day = "2026-05-28"; // every one of them (20:26 to 20:37 UTC)
+    assert!(
+        batch
+            .iter()
+            .all(|c| domain::Zone::utc().date(c.invite_ms) == day)
+    );
+    let mut want: std::collections::BTreeMap<i64, (i64, i64, i64, i64)> = Default::default();
+    let mut carriers: std::collections::BTreeMap<i64, (i64, i64, i64)> = Default::default();
+    for c in &batch {
+        let w = want.entry(c.customer_id.0).or_default();
+        w.0 += 1;
+        if c.answer_ms.is_some() {
+            w.1 += 1;
+            w.2 += c.billable_secs;
+        }
+        w.3 = w.3.saturating_add(c.price.map_or(0, |p| p.0));
+        for a in &c.attempt_log {
+            let k = carriers.entry(a.carrier_id.0).or_default();
+            k.0 += 1;
+            if a.code.is_some_and(|code| code >= 400 && code != 487) {
+                k.2 += 1;
+            }
+        }
+    }
+    let check = |got: Vec<store::CustomerUsage>, period: &str| {
+        let got: Vec<(i64, (i64, i64, i64, i64))> = got
+            .iter()
+            .map(|u| {
+                assert_eq!(u.period, period);
+                (u.customer_id.0, (u.calls, u.answered, u.seconds, u.price.0))
+            })
+            .collect();
+        assert_eq!(
+            got,
+            want.clone().into_iter().collect::<Vec<_>>(),
+            "{period}"
+        );
+    };
+    check(store.customer_usage(day).await.unwrap(), day);
+    check(store.customer_usage("2026-05").await.unwrap(), "2026-05");
+    assert!(store.customer_usage("2026-05-29").await.unwrap().is_empty());
+    let got: Vec<(i64, (i64, i64, i64))> = store
+        .carrier_usage(day)
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| (u.carrier_id.0, (u.attempts, u.answered, u.failures)))
+        .collect();
+    assert_eq!(got, carriers.into_iter().collect::<Vec<_>>());
+    assert_eq!(store.rebuild_usage().await.unwrap(), batch.len() as u64);
+    check(store.customer_usage(day).await.unwrap(), day);
+    for bad in ["2026-5-28", "May", "2026-02-30"] {
+        let err = store.customer_usage(bad).await.unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{bad}: {err:?}");
+    }
+    let err = store
+        .set_customer_timezone(CustomerId(2), "Mars/Olympus")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    if domain::Zone::parse("Asia/Tokyo").is_err() {
+        return; // no time zone database here: the UTC counters above are all we can check
+    }
+    // Tokyo is UTC+9: customer 2's calls (20:26 UTC) were on the 29th there.
+    store
+        .set_customer_timezone(CustomerId(2), "Asia/Tokyo")
+        .await
+        .unwrap();
+    let dir = store.load_directory().await.unwrap();
+    assert_eq!(
+        dir.customer(CustomerId(2)).unwrap().timezone.name(),
+        "Asia/Tokyo"
+    );
+    store.rebuild_usage().await.unwrap();
+    let ids = |u: Vec<store::CustomerUsage>| u.iter().map(|u| u.customer_id.0).collect::<Vec<_>>();
+    assert_eq!(ids(store.customer_usage(day).await.unwrap()), vec![1]);
+    assert_eq!(
+        ids(store.customer_usage("2026-05-29").await.unwrap()),
+        vec![2]
+    );
+    store
+        .set_customer_timezone(CustomerId(2), "UTC")
+        .await
+        .unwrap();
+    store.rebuild_usage().await.unwrap();
 }
 
 #[tokio::test]

@@ -9,11 +9,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use domain::{CallEvent, Cdr};
-use proxy::{BalanceSource, DirectorySource};
+use proxy::{AccountingGate, BalanceSource, DirectorySource};
 use store::Store;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+use crate::seen::Seen;
 use crate::wal::{self, Wal};
 
 /// The reason on the CDRs of calls a crash left open.
@@ -24,6 +25,8 @@ const CRASH_REASON: &str = "Closed on restart (switch stopped without ending it)
 pub(crate) struct Sink {
     pub(crate) store: Store,
     pub(crate) balances: BalanceSource,
+    /// Closed while the log is at its bound.
+    pub(crate) gate: AccountingGate,
 }
 
 /// A database write running beside the event loop, so that appends to the log never wait
@@ -93,15 +96,25 @@ impl Job {
 /// syncs the log each tick, and starts database writes as tasks of their own (one at a
 /// time), marking what they committed when they finish. A slow or absent database never
 /// holds up the log.
+/// How much accounting holds: CDRs per database write, CDRs in memory while the database
+/// is away, and the write-ahead log's bound on disk.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) batch: usize,
+    pub(crate) memory_queue: usize,
+    pub(crate) log_max_bytes: u64,
+}
+
 pub(crate) async fn run(
     sink: Sink,
     directory: DirectorySource,
     mut events: mpsc::UnboundedReceiver<CallEvent>,
-    (batch, memory_queue): (usize, usize),
+    limits: Limits,
     every: Duration,
     wal_dir: PathBuf,
 ) -> u64 {
-    let (mut wal, mut pending) = match recover(&wal_dir, &directory) {
+    let mut seen = Seen::new(wal_dir.with_file_name("seen"));
+    let (mut wal, mut pending) = match recover(&wal_dir, &directory, &mut seen) {
         Ok(r) => r,
         Err(e) => {
             // Without a log the switch still writes CDRs; say loudly that a crash now
@@ -110,6 +123,13 @@ pub(crate) async fn run(
             (None, Vec::new())
         }
     };
+    let Limits {
+        batch,
+        memory_queue,
+        log_max_bytes,
+    } = limits;
+    // A checkpoint trims the log at 64 MiB, or at half the bound when that is smaller.
+    let checkpoint_at = wal::SEGMENT_BYTES.min(log_max_bytes / 2);
     let mut builder = domain::CdrBuilder::new();
     let mut written = 0u64;
     let mut tick = tokio::time::interval(every);
@@ -128,6 +148,7 @@ pub(crate) async fn run(
     let wal_path = wal.as_ref().map(|w| w.dir().to_path_buf());
     // A part batch waits for the next tick (CDRs replayed at start go at once).
     let mut flush_due = true;
+    let mut ticks = 0u32;
     loop {
         // Start a write when none is running and one is due.
         if job.is_none() && retry.due() {
@@ -153,6 +174,9 @@ pub(crate) async fn run(
                     error!(error = %e, "write-ahead log append failed: CDRs in flight are not crash-safe");
                 }
                 for e in batch_events.drain(..) {
+                    if let CallEvent::Started { at_ms, .. } = &e {
+                        seen.add(*at_ms);
+                    }
                     if let Some(mut cdr) = builder.apply(e) {
                         // Rated at the rates in force when the call started.
                         domain::rating::rate_cdr(&mut cdr, &directory.load());
@@ -186,6 +210,10 @@ pub(crate) async fn run(
             }
             _ = tick.tick() => {
                 flush_due = true;
+                ticks = ticks.wrapping_add(1);
+                if ticks.is_multiple_of(SEEN_EVERY) {
+                    flush_seen(&mut seen, &mut wal);
+                }
                 if let Some(w) = wal.as_mut() {
                     match w.alive(now_ms()) {
                         // One sync at a time; a slow disk skips ticks instead of queueing.
@@ -201,13 +229,18 @@ pub(crate) async fn run(
                     }
                 }
                 retry.report(if spilled { memory_queue.max(QUEUE_ALERT) } else { pending.len() + in_job });
-                if !spilled && job.is_none() && wal.as_ref().is_some_and(Wal::full) {
+                if !spilled
+                    && job.is_none()
+                    && wal.as_ref().is_some_and(|w| w.bytes() >= checkpoint_at)
+                    && flush_seen(&mut seen, &mut wal)
+                {
                     let dir = wal.as_ref().map(|w| w.dir().to_path_buf()).unwrap_or_default();
                     match tokio::task::block_in_place(|| Wal::checkpoint(&dir, &builder, &pending)) {
                         Ok(w) => wal = Some(w),
                         Err(e) => error!(error = %e, "write-ahead log checkpoint failed; the segment keeps growing"),
                     }
                 }
+                gate(&sink, wal.as_ref(), log_max_bytes);
             }
         }
     }
@@ -259,7 +292,9 @@ pub(crate) async fn run(
         }
     }
     // A clean stop leaves a log with nothing owed.
-    if let Some(w) = wal.as_ref().filter(|_| !spilled)
+    // (Counts not written keep the log: its events are still to be counted.)
+    let counted = flush_seen(&mut seen, &mut wal);
+    if let Some(w) = wal.as_ref().filter(|_| !spilled && counted)
         && let Err(e) = Wal::checkpoint(w.dir(), &builder, &pending)
     {
         warn!(error = %e, "write-ahead log: final checkpoint failed (the next start replays it)");
@@ -298,6 +333,55 @@ fn settle(
         *pending = back;
     }
     written
+}
+
+/// Closes the gate for new calls while the log is at its bound, opens it when a
+/// checkpoint has trimmed it (the waiting CDRs written).
+fn gate(sink: &Sink, wal: Option<&Wal>, max: u64) {
+    let Some(w) = wal else { return };
+    let full = w.bytes() >= max;
+    if full == sink.gate.is_full() {
+        return;
+    }
+    sink.gate.set_full(full);
+    if full {
+        error!(
+            target: "vts::accounting",
+            "CDR_LOG_FULL bytes={} max={max}: new calls are refused (503) until the database takes the waiting CDRs",
+            w.bytes()
+        );
+    } else {
+        warn!(
+            target: "vts::accounting",
+            "CDR_LOG_OK bytes={} max={max}: the write-ahead log is below its bound; calls are taken again",
+            w.bytes()
+        );
+    }
+}
+
+/// Calls-seen counts reach their files every this many ticks (a second).
+const SEEN_EVERY: u32 = 5;
+
+/// Writes the calls-seen counts and marks the log; whether every call so far is counted.
+fn flush_seen(seen: &mut Seen, wal: &mut Option<Wal>) -> bool {
+    if seen.is_empty() {
+        return true;
+    }
+    match tokio::task::block_in_place(|| seen.flush()) {
+        Ok(()) => {
+            if let Some(w) = wal.as_mut()
+                && let Err(e) = w.seen_flushed()
+            {
+                // Without the mark a crash counts these calls twice at the next start.
+                error!(error = %e, "write-ahead log: cannot mark the calls-seen counts written");
+            }
+            true
+        }
+        Err(e) => {
+            error!(error = %e, "calls-seen counts not written (vts cdr reconcile will miss them); will retry");
+            false
+        }
+    }
 }
 
 /// Marks CDRs committed in the log and releases their held charges; returns how many.
@@ -350,9 +434,16 @@ async fn drain_log(
 fn recover(
     dir: &std::path::Path,
     directory: &DirectorySource,
+    seen: &mut Seen,
 ) -> std::io::Result<(Option<Wal>, Vec<Cdr>)> {
     let mut r = Wal::recover(dir)?;
     wal::report(&r);
+    // Calls the previous run appended but had not counted yet (the checkpoint below drops
+    // their events).
+    for at in r.unseen.drain(..) {
+        seen.add(at);
+    }
+    seen.flush()?;
     let mut pending = std::mem::take(&mut r.pending);
     let open = r.builder.open_calls();
     if let Some(last) = r.last_ms {

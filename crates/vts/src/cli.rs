@@ -72,6 +72,9 @@ pub(crate) enum Command {
     /// Call records.
     #[command(subcommand)]
     Cdr(CdrCmd),
+    /// Usage counters: customers per local day or month, carriers per UTC day or month.
+    #[command(subcommand)]
+    Usage(UsageCmd),
     /// Global settings (limits).
     #[command(subcommand)]
     Settings(SettingsCmd),
@@ -249,6 +252,9 @@ pub(crate) enum CustomerCmd {
         #[arg(long, required = true)]
         note: String,
     },
+    /// The zone of the customer's days and months (usage, minute caps): an IANA name such
+    /// as Europe/Madrid, or UTC (the default).
+    Timezone { id: i64, zone: String },
     /// The customer's balance and latest ledger rows.
     Ledger {
         id: i64,
@@ -520,6 +526,37 @@ pub(crate) enum CdrCmd {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Calls the switch saw against CDRs stored, per hour and minute of a UTC day; fails
+    /// when a call seen has no CDR stored or waiting in the write-ahead log.
+    Reconcile {
+        /// YYYY-MM-DD (UTC); today when not given.
+        #[arg(long)]
+        day: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UsageCmd {
+    /// Each customer's calls, answered calls, billed minutes and price in a day or month of
+    /// its own zone.
+    Customers {
+        /// A day (YYYY-MM-DD) or a month (YYYY-MM); today's UTC date when not given.
+        #[arg(long)]
+        period: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Each carrier's attempts, answered, failures, billed minutes and cost in a UTC day or
+    /// month.
+    Carriers {
+        /// A day (YYYY-MM-DD) or a month (YYYY-MM); today (UTC) when not given.
+        #[arg(long)]
+        period: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Count every stored CDR again (after an upgrade, or a change of a customer's zone).
+    Rebuild,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

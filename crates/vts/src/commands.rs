@@ -306,6 +306,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             | CustomerCmd::Plan { .. }
             | CustomerCmd::Rateplan { .. }
             | CustomerCmd::Billing { .. }
+            | CustomerCmd::Timezone { .. }
             | CustomerCmd::Credit { .. }
             | CustomerCmd::Adjust { .. }
             | CustomerCmd::Refund { .. }
@@ -346,6 +347,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             );
             print!("{}", render_route(c, &sim));
             Ok(())
+        }
+        Command::Usage(cmd) => crate::usage::run(&store, cmd).await,
+        Command::Cdr(CdrCmd::Reconcile { day }) => {
+            crate::reconcile::run(&store, &settings, day).await
         }
         Command::Cdr(CdrCmd::List {
             limit,
@@ -663,7 +668,7 @@ fn margin_pct(c: &Cdr) -> Option<f64> {
     (price != 0).then(|| profit(c).map(|p| p.0 as f64 * 100.0 / price as f64))?
 }
 
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

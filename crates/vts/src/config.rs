@@ -62,6 +62,7 @@ struct CdrSection {
     batch_size: usize,
     flush_interval_ms: u64,
     memory_queue: usize,
+    log_max_mb: u64,
 }
 
 impl Default for CdrSection {
@@ -70,6 +71,7 @@ impl Default for CdrSection {
             batch_size: 500,
             flush_interval_ms: 200,
             memory_queue: 100_000,
+            log_max_mb: 1024,
         }
     }
 }
@@ -86,6 +88,9 @@ pub(crate) struct Settings {
     /// CDRs kept in memory while the database refuses writes; past it they wait in the
     /// write-ahead log only.
     pub(crate) cdr_memory_queue: usize,
+    /// The write-ahead log's bound on disk: past it (the database away that long) new
+    /// calls are refused until the waiting CDRs are written.
+    pub(crate) cdr_log_max_bytes: u64,
 }
 
 fn env_override<T: std::str::FromStr>(field: &mut T, var: &str) -> Result<(), String>
@@ -131,6 +136,7 @@ impl Settings {
         env_override(&mut cdr.batch_size, "VTS_CDR_BATCH_SIZE")?;
         env_override(&mut cdr.flush_interval_ms, "VTS_CDR_FLUSH_INTERVAL_MS")?;
         env_override(&mut cdr.memory_queue, "VTS_CDR_MEMORY_QUEUE")?;
+        env_override(&mut cdr.log_max_mb, "VTS_CDR_LOG_MAX_MB")?;
 
         // --data-dir and --db (and their VTS_DATA_DIR / VTS_DB) come through clap, which
         // already lets the flag win over the environment.
@@ -164,6 +170,9 @@ impl Settings {
         if cdr.batch_size == 0 {
             return Err("cdr.batch_size must be at least 1".into());
         }
+        if cdr.log_max_mb == 0 {
+            return Err("cdr.log_max_mb must be at least 1 (MiB)".into());
+        }
         if cdr.memory_queue < cdr.batch_size {
             return Err(format!(
                 "cdr.memory_queue ({}) must be at least cdr.batch_size ({})",
@@ -191,6 +200,7 @@ impl Settings {
             cdr_batch: cdr.batch_size,
             cdr_flush: Duration::from_millis(cdr.flush_interval_ms),
             cdr_memory_queue: cdr.memory_queue,
+            cdr_log_max_bytes: cdr.log_max_mb.saturating_mul(1024 * 1024),
         })
     }
 

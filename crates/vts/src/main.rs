@@ -7,8 +7,11 @@ mod cli;
 mod commands;
 mod config;
 mod control;
+mod reconcile;
 mod routing;
+mod seen;
 mod serve;
+mod usage;
 mod wal;
 mod watcher;
 

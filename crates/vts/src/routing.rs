@@ -119,6 +119,13 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), Stri
                 e.balance_before, e.balance_after
             );
         }
+        CustomerCmd::Timezone { id, zone } => {
+            store
+                .set_customer_timezone(CustomerId(id), &zone)
+                .await
+                .map_err(err)?;
+            println!("customer {id}: days and months of {}", zone.trim());
+        }
         CustomerCmd::Ledger { id, limit } => {
             let balance = store
                 .balances()

@@ -28,6 +28,7 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
             .map_err(|e| format!("cannot read the balances: {e}"))?,
     );
     let shared = shared_state(&store, &balances).await?;
+    let gate = shared.accounting.clone();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (security_tx, security_rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = oneshot::channel();
@@ -68,10 +69,15 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
         accounting::Sink {
             store,
             balances: balances.clone(),
+            gate,
         },
         source_for_rating,
         events_rx,
-        (settings.cdr_batch, settings.cdr_memory_queue),
+        accounting::Limits {
+            batch: settings.cdr_batch,
+            memory_queue: settings.cdr_memory_queue,
+            log_max_bytes: settings.cdr_log_max_bytes,
+        },
         settings.cdr_flush,
         settings.data_dir.join("wal"),
     ));
@@ -99,21 +105,39 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
 }
 
 /// The in-process shared state (one node), with the minute counters started from the
-/// stored calls of this day and month (UTC).
+/// usage counters of each customer's local day and month.
 async fn shared_state(store: &Store, balances: &BalanceSource) -> Result<Shared, String> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let mut shared = Shared::local();
     shared.balances = balances.clone();
-    for period in [Period::day_of(now_ms), Period::month_of(now_ms)] {
-        let used = store
-            .billable_since(period.start_ms())
-            .await
-            .map_err(|e| format!("cannot read the minutes used: {e}"))?;
-        for (customer, ms) in used {
-            shared.minutes.seed(customer.0, period, ms);
+    // Every zone's current month starts after the first of the UTC month two days ago.
+    let from = domain::Zone::utc().date(now_ms - 2 * 86_400_000);
+    let from = format!("{}-01", &from[..7]);
+    let used = store
+        .usage_seconds_since(&from)
+        .await
+        .map_err(|e| format!("cannot read the minutes used: {e}"))?;
+    let directory = store.load_directory().await.map_err(|e| e.to_string())?;
+    for customer in directory.customers() {
+        let today = customer.timezone.date(now_ms);
+        let local = customer.local_ms(now_ms);
+        let (mut day, mut month) = (0, 0);
+        for (_, d, seconds) in used.iter().filter(|(c, _, _)| *c == customer.id) {
+            if *d == today {
+                day += seconds;
+            }
+            if d.get(..7) == today.get(..7) {
+                month += seconds;
+            }
         }
+        shared
+            .minutes
+            .seed(customer.id.0, Period::day_of(local), day * 1000);
+        shared
+            .minutes
+            .seed(customer.id.0, Period::month_of(local), month * 1000);
     }
     Ok(shared)
 }

@@ -43,6 +43,8 @@ enum Record {
     },
     /// A CDR not yet committed at a checkpoint.
     Pending { cdr: Box<Cdr> },
+    /// Every call started before this line is counted in the calls-seen files (`seen.rs`).
+    SeenFlushed,
 }
 
 /// What a replay found.
@@ -56,6 +58,9 @@ pub(crate) struct Recovered {
     pub(crate) last_ms: Option<i64>,
     /// Lines that could not be read (a torn last line is normal after a crash).
     pub(crate) bad_lines: usize,
+    /// INVITE times of the calls started after the last `SeenFlushed` mark: not yet in the
+    /// calls-seen files.
+    pub(crate) unseen: Vec<i64>,
 }
 
 pub(crate) struct Wal {
@@ -101,6 +106,9 @@ impl Wal {
                 };
                 match record {
                     Record::Event { e } => {
+                        if let CallEvent::Started { at_ms, .. } = &e {
+                            r.unseen.push(*at_ms);
+                        }
                         if let Some(at) = event_ms(&e) {
                             r.last_ms = Some(r.last_ms.map_or(at, |l| l.max(at)));
                         }
@@ -126,6 +134,7 @@ impl Wal {
                         order += 1;
                         pending.insert(cdr.id.clone(), (order, *cdr));
                     }
+                    Record::SeenFlushed => r.unseen.clear(),
                 }
             }
         }
@@ -186,6 +195,12 @@ impl Wal {
         self.file.flush()
     }
 
+    /// Marks that every call started so far is in the calls-seen files.
+    pub(crate) fn seen_flushed(&mut self) -> io::Result<()> {
+        self.write(&Record::SeenFlushed)?;
+        self.file.flush()
+    }
+
     /// Marks CDRs committed by the database.
     pub(crate) fn committed(&mut self, cdrs: &[Cdr]) -> io::Result<()> {
         let ids = cdrs.iter().map(|c| c.id.clone()).collect();
@@ -207,9 +222,9 @@ impl Wal {
         self.file.get_ref().sync_data()
     }
 
-    /// Whether the segment should be checkpointed into a fresh one.
-    pub(crate) fn full(&self) -> bool {
-        self.bytes >= SEGMENT_BYTES
+    /// Bytes in the segment (what the log holds on disk since its last checkpoint).
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     pub(crate) fn dir(&self) -> &Path {

@@ -9,6 +9,75 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// The throw-away PostgreSQL server: tests that use it take this, because two of them stop
+/// and start it under a running switch (the others would see an outage they did not make).
+static PG_SERVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn pg_server() -> std::sync::MutexGuard<'static, ()> {
+    PG_SERVER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A switch on the throw-away PostgreSQL (database `url_var`) that a test may stop and
+/// start, with a small memory queue (100: most of an outage's CDRs wait in the write-ahead
+/// log only) and batches of 50.
+struct Outage {
+    vts: Vts,
+    stop: String,
+    start: String,
+    _server: std::sync::MutexGuard<'static, ()>,
+}
+
+fn outage(url_var: &str) -> Option<Outage> {
+    let (Ok(url), Ok(stop), Ok(start)) = (
+        std::env::var(url_var),
+        std::env::var("VTS_TEST_PG_STOP"),
+        std::env::var("VTS_TEST_PG_START"),
+    ) else {
+        eprintln!("skipped: no throw-away PostgreSQL (scripts/test starts one)");
+        return None;
+    };
+    let _server = pg_server();
+    let mut vts = Vts::new();
+    vts.db = Some(url);
+    vts.env.push(("VTS_CDR_BATCH_SIZE".into(), "50".into()));
+    vts.env.push(("VTS_CDR_MEMORY_QUEUE".into(), "100".into()));
+    Some(Outage {
+        vts,
+        stop,
+        start,
+        _server,
+    })
+}
+
+/// Customer `acme` at 127.0.0.1, one carrier answering up to `calls` calls (OPTIONS probes
+/// count as sipp calls), and the switch running.
+fn acme_and_one_carrier(vts: &Vts, calls: u32) -> (common::Serve, u16, Sipp) {
+    vts.add_customer("acme", "127.0.0.1");
+    let port = free_port();
+    vts.add_carrier("up", port, 1, "udp");
+    let switch = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
+    (
+        serve,
+        switch,
+        Sipp::uas("uas_answer.xml", port, "u1", calls),
+    )
+}
+
+/// Runs a shell command (the test's PostgreSQL stop and start); panics when it fails.
+fn sh(cmd: &str) {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn write(vts: &Vts, name: &str, text: &str) -> String {
     let path = vts.dir.path().join(name);
     std::fs::write(&path, text).unwrap();
@@ -187,6 +256,13 @@ fn a_kill_9_loses_no_cdr_and_duplicates_none() {
         }
     }
     assert!(closed > 0, "some calls were up at the kill");
+    // Every call counted as seen (those counted only after the restart included) has its
+    // CDR, and none is counted twice.
+    let report = vts.cli(&["cdr", "reconcile"]);
+    assert!(
+        report.contains(&format!("calls seen {n}, CDRs stored {n},", n = cdrs.len())),
+        "{report}"
+    );
 }
 
 /// PostgreSQL stopped for 60 s under steady traffic (10 calls a second, each held 1 s), then
@@ -196,41 +272,20 @@ fn a_kill_9_loses_no_cdr_and_duplicates_none() {
 /// skipped without one.
 #[test]
 fn a_database_outage_of_60_s_loses_and_duplicates_no_cdr() {
-    let (Ok(url), Ok(stop), Ok(start)) = (
-        std::env::var("VTS_TEST_POSTGRES_OUTAGE_URL"),
-        std::env::var("VTS_TEST_PG_STOP"),
-        std::env::var("VTS_TEST_PG_START"),
-    ) else {
-        eprintln!("skipped: no throw-away PostgreSQL (scripts/test starts one)");
+    let Some(Outage {
+        vts,
+        stop,
+        start,
+        _server,
+    }) = outage("VTS_TEST_POSTGRES_OUTAGE_URL")
+    else {
         return;
     };
-    let mut vts = Vts::new();
-    vts.db = Some(url);
-    // A small memory queue: most of the outage's CDRs wait in the write-ahead log only.
-    vts.env.push(("VTS_CDR_BATCH_SIZE".into(), "50".into()));
-    vts.env.push(("VTS_CDR_MEMORY_QUEUE".into(), "100".into()));
-    vts.add_customer("acme", "127.0.0.1");
-    let port = free_port();
-    vts.add_carrier("up", port, 1, "udp");
-    let switch = free_port();
-    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
-    let carrier = Sipp::uas("uas_answer.xml", port, "u1", 1000); // probes count as sipp calls
+    let (serve, switch, carrier) = acme_and_one_carrier(&vts, 1_000);
     let calls = 900;
     let customer = std::thread::spawn(move || {
         common::uac_long("uac_call.xml", at(switch), calls, 10, free_port(), 240)
     });
-    let sh = |cmd: &str| {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{cmd}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     // Some CDRs written before the outage.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !serve.log_text().contains("listening") || vts.cdrs().len() < 20 {
@@ -503,6 +558,7 @@ fn balance_cut_off_on_postgres() {
         eprintln!("skipped: no throw-away PostgreSQL (scripts/test starts one)");
         return;
     };
+    let _server = pg_server();
     let mut vts = Vts::new();
     vts.db = Some(url);
     fifty_calls_share_a_balance_and_are_cut_when_it_runs_out(vts);
@@ -536,5 +592,187 @@ fn a_credit_during_a_call_extends_it() {
     assert!(
         (14_000..=15_000).contains(&billable),
         "15 s paid, {billable} ms talked"
+    );
+}
+
+/// Usage counters through real calls: two calls that fail over from a carrier answering
+/// 503 to one that answers count for the customer on its own local day (a zone of UTC+14)
+/// and for each carrier on the UTC day (attempts, failures, answered, billed seconds); a
+/// rebuild counts the same; bad input is refused.
+#[test]
+fn usage_counters_follow_calls_customer_days_and_carrier_attempts() {
+    let vts = Vts::new();
+    let customer = vts.add_customer("far", "127.0.0.1").to_string();
+    let zone = "Pacific/Kiritimati";
+    vts.cli(&["customer", "timezone", &customer, zone]);
+    let (busy_port, good_port) = (free_port(), free_port());
+    let busy = vts.add_carrier("busy", busy_port, 2, "udp").to_string();
+    let good = vts.add_carrier("good", good_port, 1, "udp").to_string();
+    // A backup of the database from before the calls (restored at the end).
+    let db_files = |to: &std::path::Path| {
+        std::fs::create_dir_all(to).unwrap();
+        for f in ["vts.db", "vts.db-wal", "vts.db-shm"] {
+            let _ = std::fs::remove_file(to.join(f));
+        }
+    };
+    let backup = vts.dir.path().join("backup");
+    db_files(&backup);
+    for f in ["vts.db", "vts.db-wal", "vts.db-shm"] {
+        let _ = std::fs::copy(vts.dir.path().join(f), backup.join(f));
+    }
+    let switch = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
+    let refusing = Sipp::uas("uas_503.xml", busy_port, "u1", 2);
+    let answering = Sipp::uas("uas_answer.xml", good_port, "u1", 2);
+    let (ok, err) = uac("uac_call.xml", at(switch), "u1", 2, 1, free_port());
+    assert!(ok, "{err}\n{}", serve.log_text());
+    let (refused, err_a) = refusing.wait(Duration::from_secs(5));
+    let (answered, err_b) = answering.wait(WAIT);
+    serve.stop();
+    let cdrs = vts.cdrs();
+    assert!(refused && answered, "{err_a}\n{err_b}\n{cdrs:?}");
+    assert_eq!(cdrs.len(), 2);
+    let seconds: i64 = cdrs
+        .iter()
+        .map(|c| c["billable_secs"].as_i64().unwrap())
+        .sum();
+    let invite = jiff::Timestamp::from_millisecond(cdrs[0]["invite_ms"].as_i64().unwrap()).unwrap();
+    let utc_day = invite.to_zoned(jiff::tz::TimeZone::UTC).date().to_string();
+    let local_day = invite
+        .to_zoned(jiff::tz::TimeZone::get(zone).unwrap())
+        .date()
+        .to_string();
+    let usage = |what: &str, period: &str| -> Vec<Value> {
+        let out = vts.cli(&["usage", what, "--period", period, "--format", "json"]);
+        serde_json::from_str(&out).unwrap()
+    };
+    let check = || {
+        let mine = usage("customers", &local_day);
+        assert_eq!(mine.len(), 1, "{mine:?}");
+        assert_eq!(mine[0]["customer"].as_i64(), customer.parse().ok());
+        assert_eq!(mine[0]["zone"], zone);
+        assert_eq!(mine[0]["calls"], 2);
+        assert_eq!(mine[0]["answered"], 2);
+        assert_eq!(mine[0]["seconds"], seconds);
+        if local_day != utc_day {
+            assert!(
+                usage("customers", &utc_day).is_empty(),
+                "counted on its own day only"
+            );
+        }
+        let month = &local_day[..7];
+        assert_eq!(usage("customers", month)[0]["calls"], 2);
+        let carriers = usage("carriers", &utc_day);
+        let of = |id: &str| {
+            carriers
+                .iter()
+                .find(|c| c["carrier"].as_i64() == id.parse().ok())
+                .unwrap_or_else(|| panic!("{id}: {carriers:?}"))
+                .clone()
+        };
+        let b = of(&busy);
+        assert_eq!(
+            (&b["attempts"], &b["failures"], &b["answered"]),
+            (&2.into(), &2.into(), &0.into())
+        );
+        let g = of(&good);
+        assert_eq!(
+            (&g["attempts"], &g["failures"], &g["answered"]),
+            (&2.into(), &0.into(), &2.into())
+        );
+        assert_eq!(g["seconds"], seconds);
+    };
+    check();
+    assert!(vts.cli(&["usage", "rebuild"]).contains("from 2 CDRs"));
+    check();
+    // Reconcile: the two calls seen have their CDRs.
+    let report = vts.cli(&["cdr", "reconcile", "--day", &utc_day]);
+    assert!(
+        report.contains("calls seen 2, CDRs stored 2") && report.contains("reconciled"),
+        "{report}"
+    );
+    // The database restored from the backup taken before the calls: both CDRs are gone,
+    // and reconcile says so and fails.
+    db_files(vts.dir.path());
+    for f in ["vts.db", "vts.db-wal", "vts.db-shm"] {
+        let _ = std::fs::copy(backup.join(f), vts.dir.path().join(f));
+    }
+    let out = vts
+        .command()
+        .args(["cdr", "reconcile", "--day", &utc_day])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("calls seen 2, CDRs stored 0"), "{stdout}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("2 calls seen without a CDR"),
+        "{stdout}"
+    );
+    for (args, error) in [
+        (
+            vec!["usage", "customers", "--period", "2026-13"],
+            "bad period",
+        ),
+        (vec!["cdr", "reconcile", "--day", "26/11/2026"], "bad date"),
+        (
+            vec!["customer", "timezone", &customer, "Mars/Olympus"],
+            "unknown time zone",
+        ),
+    ] {
+        let out = vts.command().args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(error), "{args:?}: {err}");
+    }
+}
+
+/// The write-ahead log's bound (1 MiB here) reached while PostgreSQL is stopped under 40
+/// calls a second: new calls are refused with `503 Service Unavailable - CDR Log Full`
+/// instead of being carried without a record; when the database is back the waiting CDRs
+/// are written, the log is trimmed and calls are taken again. Every call seen has its CDR.
+#[test]
+fn a_full_cdr_log_refuses_new_calls_until_the_database_returns() {
+    let Some(Outage {
+        mut vts,
+        stop,
+        start,
+        _server,
+    }) = outage("VTS_TEST_POSTGRES_LOG_URL")
+    else {
+        return;
+    };
+    vts.env.push(("VTS_CDR_LOG_MAX_MB".into(), "1".into()));
+    let (serve, switch, carrier) = acme_and_one_carrier(&vts, 100_000);
+    sh(&stop);
+    // Calls until the log is full (about 2 KB of log a call: some 500 calls).
+    let customer = Sipp::uac_traced_background("uac_call.xml", at(switch), 3_000, 40, free_port());
+    serve.await_log("CDR_LOG_FULL", 1, Duration::from_secs(90));
+    let (ok, err, messages) = common::uac_traced("uac_expect_503.xml", at(switch), free_port());
+    assert!(ok, "{err}");
+    assert!(
+        messages.contains("SIP/2.0 503 Service Unavailable - CDR Log Full"),
+        "{messages}"
+    );
+    drop(customer.kill_messages());
+    sh(&start);
+    serve.await_log("CDR_LOG_OK", 1, Duration::from_secs(60));
+    let (ok, err) = uac("uac_call.xml", at(switch), "u1", 1, 1, free_port());
+    assert!(ok, "calls are taken again: {err}\n{}", serve.log_text());
+    drop(carrier);
+    serve.stop();
+    let cdrs = vts.cdrs();
+    let mut ids: Vec<&str> = cdrs
+        .iter()
+        .map(|c| c["call_id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), cdrs.len(), "no call twice");
+    assert!(cdrs.len() > 300, "{} CDRs", cdrs.len());
+    let report = vts.cli(&["cdr", "reconcile"]);
+    assert!(
+        report.contains(&format!("calls seen {n}, CDRs stored {n},", n = cdrs.len())),
+        "{report}"
     );
 }

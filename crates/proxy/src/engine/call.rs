@@ -223,6 +223,11 @@ impl Engine {
             self.reply(now, server, &invite, status, reason, &[]);
             return;
         }
+        if self.accounting.is_full() {
+            let (status, reason) = Reject::CdrLogFull.reply();
+            self.reply(now, server, &invite, status, reason, &[]);
+            return;
+        }
         let directory = self.directory.load();
         let settings = &directory.settings;
         if let Err(reject) = pipeline::flood(&mut *self.limiter, &directory, peer.addr.ip(), now) {
@@ -309,7 +314,8 @@ impl Engine {
                     caller: a.numbers.caller.clone(),
                     callee: a.numbers.callee.clone(),
                 });
-                self.minutes.start(customer.id.0, cref.0, now_ms);
+                self.minutes
+                    .start(customer.id.0, cref.0, customer.local_ms(now_ms));
                 self.warn_limits(now, &customer);
                 (a.numbers, a.leases, Ok(a.routes))
             }
@@ -459,12 +465,12 @@ impl Engine {
             (
                 LimitKind::DailyMinutes,
                 customer.daily_minutes,
-                Period::day_of(now_ms),
+                Period::day_of(customer.local_ms(now_ms)),
             ),
             (
                 LimitKind::MonthlyMinutes,
                 customer.monthly_minutes,
-                Period::month_of(now_ms),
+                Period::month_of(customer.local_ms(now_ms)),
             ),
         ] {
             let Some(cap) = cap else { continue };

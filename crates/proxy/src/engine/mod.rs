@@ -160,6 +160,8 @@ pub(crate) struct Engine {
     /// 80 % warnings already given.
     warnings: crate::pipeline::Warnings,
     balances: crate::BalanceSource,
+    /// Closed while accounting cannot record more calls.
+    accounting: crate::AccountingGate,
     /// What billed customers' answered calls have cost so far.
     spending: domain::Spending,
     /// When each customer's calls are to be cut for want of money (the one `BalanceCut`
@@ -168,6 +170,9 @@ pub(crate) struct Engine {
     /// While calls are being charged: when to look at the balances again (a credit moves
     /// the cut later, a charge earlier).
     balance_check: Option<Instant>,
+    /// Customers whose cut moment is to be computed again at `review_at`.
+    to_review: HashSet<domain::CustomerId>,
+    review_at: Option<Instant>,
     /// Carrier health from OPTIONS probes.
     probes: probe::Probes,
 }
@@ -180,6 +185,8 @@ pub struct Shared {
     pub minutes: Box<dyn cluster::Minutes>,
     /// Balances, kept current by whoever owns the store.
     pub balances: crate::BalanceSource,
+    /// Closed by accounting when it cannot record more calls.
+    pub accounting: crate::AccountingGate,
 }
 
 impl Shared {
@@ -190,6 +197,7 @@ impl Shared {
             channels: Arc::new(cluster::LocalChannels::new()),
             minutes: Box::new(cluster::LocalMinutes::new()),
             balances: crate::BalanceSource::default(),
+            accounting: crate::AccountingGate::default(),
         }
     }
 }
@@ -388,9 +396,12 @@ impl Engine {
             channels: shared.channels,
             minutes: shared.minutes,
             balances: shared.balances,
+            accounting: shared.accounting,
             spending: domain::Spending::default(),
             cuts: HashMap::new(),
             balance_check: None,
+            to_review: HashSet::new(),
+            review_at: None,
             warnings: crate::pipeline::Warnings::default(),
             probes: probe::Probes::starting(now()),
         }
@@ -431,6 +442,7 @@ impl Engine {
             self.pending_check,
             self.probes.next_check,
             self.balance_check,
+            self.review_at,
         ]
         .into_iter()
         .flatten()
@@ -457,6 +469,9 @@ impl Engine {
             } else {
                 self.run_probes(now);
             }
+        }
+        if self.review_at.is_some_and(|t| t <= now) {
+            self.review_balances(now);
         }
         if self.balance_check.is_some_and(|t| t <= now) {
             self.check_balances(now);

@@ -19,6 +19,12 @@ const BALANCE_CHECK: Duration = Duration::from_secs(1);
 /// the paid time and the CDR never bills an increment the balance cannot pay.
 const CUT_MARGIN: Duration = Duration::from_millis(200);
 
+/// An answered or ended call changes when its customer's money runs out; the moment is
+/// computed again this long after (once for all the changes in between: a customer with
+/// thousands of calls answering hundreds a second is not searched hundreds of times).
+/// Well inside `CUT_MARGIN`, so a cut moved earlier still lands in the paid time.
+const REVIEW_DELAY: Duration = Duration::from_millis(100);
+
 /// The reason on the CDRs of calls cut for want of money.
 pub(super) const BALANCE_REASON: &str = "Balance Exhausted";
 
@@ -64,7 +70,23 @@ impl Engine {
         if self.balance_check.is_none() {
             self.balance_check = Some(now + BALANCE_CHECK);
         }
-        self.review_balance(now, customer);
+        self.review_soon(now, customer);
+    }
+
+    /// The customer's cut moment is to be computed again shortly.
+    fn review_soon(&mut self, now: Instant, customer: CustomerId) {
+        self.to_review.insert(customer);
+        if self.review_at.is_none() {
+            self.review_at = Some(now + REVIEW_DELAY);
+        }
+    }
+
+    /// The delayed reviews are due.
+    pub(super) fn review_balances(&mut self, now: Instant) {
+        self.review_at = None;
+        for customer in std::mem::take(&mut self.to_review) {
+            self.review_balance(now, customer);
+        }
     }
 
     /// A call ended: what it cost is held against the balance until the store has it.
@@ -78,7 +100,7 @@ impl Engine {
         if let Some((cdr_id, amount)) = self.spending.ended(customer, cref, end_ms) {
             self.balances.charge_pending(cdr_id, customer, amount);
             // The customer's other calls share what is left among fewer now.
-            self.review_balance(now, customer);
+            self.review_soon(now, customer);
         }
     }
 
