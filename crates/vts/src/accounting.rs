@@ -231,7 +231,7 @@ pub(crate) async fn run(
                 retry.report(if spilled { memory_queue.max(QUEUE_ALERT) } else { pending.len() + in_job });
                 if !spilled
                     && job.is_none()
-                    && wal.as_ref().is_some_and(|w| w.bytes() >= checkpoint_at)
+                    && wal.as_ref().is_some_and(|w| w.due(checkpoint_at, !pending.is_empty()))
                     && flush_seen(&mut seen, &mut wal)
                 {
                     let dir = wal.as_ref().map(|w| w.dir().to_path_buf()).unwrap_or_default();
@@ -443,7 +443,10 @@ fn recover(
     for at in r.unseen.drain(..) {
         seen.add(at);
     }
-    seen.flush()?;
+    if let Err(e) = seen.flush() {
+        // The counts stay in memory for the next tick; the log itself must go on.
+        error!(error = %e, "calls-seen counts not written; will retry");
+    }
     let mut pending = std::mem::take(&mut r.pending);
     let open = r.builder.open_calls();
     if let Some(last) = r.last_ms {

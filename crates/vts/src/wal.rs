@@ -67,6 +67,8 @@ pub(crate) struct Wal {
     dir: PathBuf,
     file: io::BufWriter<File>,
     bytes: u64,
+    /// Bytes the segment started with (its checkpoint's calls in progress and CDRs owed).
+    base: u64,
 }
 
 fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
@@ -156,6 +158,7 @@ impl Wal {
             dir: dir.to_path_buf(),
             file: io::BufWriter::with_capacity(256 * 1024, file),
             bytes: 0,
+            base: 0,
         };
         for (call, cdr, attempt_ms) in builder.drafts() {
             wal.write(&Record::Open {
@@ -170,6 +173,7 @@ impl Wal {
             })?;
         }
         wal.sync()?;
+        wal.base = wal.bytes;
         for (s, path) in old {
             if s < seq {
                 std::fs::remove_file(path)?;
@@ -227,6 +231,14 @@ impl Wal {
         self.bytes
     }
 
+    /// Whether a checkpoint is worth it: the segment has passed `at` and, when CDRs are
+    /// still owed to the database (`owed`: they go into the fresh segment), at least doubled
+    /// since its own checkpoint — else a checkpoint of many CDRs waiting for an absent
+    /// database would rewrite them every tick.
+    pub(crate) fn due(&self, at: u64, owed: bool) -> bool {
+        self.bytes >= at && (!owed || self.bytes >= self.base.saturating_mul(2))
+    }
+
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
@@ -282,6 +294,41 @@ mod tests {
             hangup: HangupSide::Caller,
             q850: None,
         }
+    }
+
+    #[test]
+    fn calls_seen_after_the_last_mark_are_returned_and_checkpoints_pay_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::checkpoint(dir.path(), &CdrBuilder::new(), &[]).unwrap();
+        wal.events(&[started(1, 1_000), started(2, 1_100)]).unwrap();
+        wal.seen_flushed().unwrap();
+        wal.events(&[started(3, 1_200), ended(1, 1_300)]).unwrap();
+        drop(wal);
+        let r = Wal::recover(dir.path()).unwrap();
+        assert_eq!(r.unseen, [1_200], "counted before the mark: 1 and 2");
+
+        // A segment that started with CDRs owed is checkpointed only once it has doubled.
+        let mut b = CdrBuilder::new();
+        let owed: Vec<Cdr> = (10..20)
+            .flat_map(|n| [started(n, 5_000), ended(n, 6_000)])
+            .filter_map(|e| b.apply(e))
+            .collect();
+        let mut wal = Wal::checkpoint(dir.path(), &CdrBuilder::new(), &owed).unwrap();
+        let base = wal.bytes();
+        assert!(base > 0);
+        assert!(!wal.due(1, true), "no smaller yet");
+        assert!(
+            wal.due(1, false),
+            "nothing owed: the fresh segment is empty"
+        );
+        while wal.bytes() < 2 * base {
+            wal.alive(7_000).unwrap();
+        }
+        assert!(wal.due(1, true));
+        assert!(
+            !wal.due(u64::MAX, false),
+            "below the size that asks for one"
+        );
     }
 
     #[test]
