@@ -407,7 +407,11 @@ impl Engine {
         )
         .ok_or(Reject::ChannelLimit)?;
         pipeline::minutes(&*self.minutes, customer, now_ms)?;
-        let balance = self.balance_now(customer.id, now_ms);
+        // (Billing off: no balance to read.)
+        let balance = match customer.billing {
+            domain::BillingMode::Off => domain::Money(0),
+            _ => self.balance_now(customer.id, now_ms),
+        };
         pipeline::balance(customer, balance, settings)?;
         let numbers = pipeline::numbers(customer, callee, caller)?;
         let first = match customer.spendable(balance) {
