@@ -218,6 +218,20 @@ pub struct CdrBuilder {
     open: HashMap<CallRef, Draft>,
 }
 
+impl Cdr {
+    /// Ring time: the first 18x → the answer, or → the end of a call never answered;
+    /// `None` without an 18x.
+    pub fn ring_ms(&self) -> Option<i64> {
+        self.progress_ms
+            .map(|p| (self.answer_ms.unwrap_or(self.end_ms) - p).max(0))
+    }
+
+    /// Total duration: the INVITE received → the end.
+    pub fn total_ms(&self) -> i64 {
+        (self.end_ms - self.invite_ms).max(0)
+    }
+}
+
 impl CdrBuilder {
     pub fn new() -> Self {
         Self::default()
@@ -557,6 +571,25 @@ mod tests {
             (0, 0, None, None)
         );
         assert_eq!(cdr.final_code, 486);
+        assert_eq!((cdr.ring_ms(), cdr.total_ms()), (None, 490), "no 18x: no ring time");
+        // Ringing from 100 ms until the carrier gave up at 400 ms: 300 ms of ring time.
+        b.apply(started(8, 0));
+        b.apply(attempt(8, 1, 1));
+        b.apply(CallEvent::Progress {
+            call: CallRef(8),
+            at_ms: 100,
+        });
+        let rang = b
+            .apply(CallEvent::Ended {
+                call: CallRef(8),
+                at_ms: 400,
+                code: 480,
+                reason: "Temporarily Unavailable".into(),
+                hangup: HangupSide::Callee,
+                q850: None,
+            })
+            .unwrap();
+        assert_eq!((rang.ring_ms(), rang.total_ms()), (Some(300), 400));
         assert!(
             b.apply(CallEvent::Progress {
                 call: CallRef(7),

@@ -589,6 +589,8 @@ const CDR_COLUMNS: &[&str] = &[
     "pdd_ms",
     "billable_ms",
     "billable_secs",
+    "ring_ms",
+    "total_ms",
     "final_code",
     "final_reason",
     "hangup",
@@ -627,6 +629,8 @@ fn cdr_fields(c: &Cdr) -> Vec<String> {
         n(c.pdd_ms),
         c.billable_ms.to_string(),
         c.billable_secs.to_string(),
+        n(c.ring_ms()),
+        c.total_ms().to_string(),
         c.final_code.to_string(),
         c.final_reason.clone(),
         c.hangup.to_string(),
@@ -659,7 +663,7 @@ fn attempt_log(c: &Cdr) -> String {
 
 /// Price minus cost, when both are known.
 fn profit(c: &Cdr) -> Option<domain::Money> {
-    Some(domain::Money(c.price?.0 - c.cost?.0))
+    Some(domain::Money(c.price?.0.saturating_sub(c.cost?.0)))
 }
 
 /// Profit as a share of the price, in percent (for display only: money stays integer).
@@ -679,7 +683,18 @@ pub(crate) fn csv_field(s: &str) -> String {
 fn render_cdrs(cdrs: &[Cdr], format: Format) -> Result<String, String> {
     Ok(match format {
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(cdrs).map_err(|e| e.to_string())?;
+            // Every stored field, and the derived ones the CSV has too.
+            let mut list = Vec::with_capacity(cdrs.len());
+            for c in cdrs {
+                let mut v = serde_json::to_value(c).map_err(|e| e.to_string())?;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("ring_ms".into(), c.ring_ms().into());
+                    o.insert("total_ms".into(), c.total_ms().into());
+                    o.insert("profit".into(), profit(c).map(|m| m.0).into());
+                }
+                list.push(v);
+            }
+            let mut s = serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?;
             s.push('\n');
             s
         }

@@ -124,6 +124,14 @@ fn calls_are_rated_when_their_cdr_is_written() {
     assert_eq!(a["callee_e164"], "34911234567");
     assert_eq!(a["cost"], 20_000, "0.02 a minute, one minute");
     assert_eq!(a["price"], 60_000, "0.05 a minute + 0.01 connection");
+    assert_eq!(a["profit"], 40_000);
+    let ms = |f: &str| a[f].as_i64().unwrap_or_else(|| panic!("{f}: {a}"));
+    assert_eq!(ms("total_ms"), ms("end_ms") - ms("invite_ms"));
+    assert_eq!(ms("ring_ms"), ms("answer_ms") - ms("progress_ms"));
+    assert!(
+        (50..1_000).contains(&ms("pdd_ms")) && ms("ring_ms") < 1_000,
+        "the carrier sends 180 after 60 ms and answers at once: {a}"
+    );
     let b = of(&planned);
     assert_eq!(b["cost"], 20_000);
     assert_eq!(b["price"], 25_000, "no plan rate for 34: cost + 25 %");
