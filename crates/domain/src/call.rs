@@ -571,7 +571,11 @@ mod tests {
             (0, 0, None, None)
         );
         assert_eq!(cdr.final_code, 486);
-        assert_eq!((cdr.ring_ms(), cdr.total_ms()), (None, 490), "no 18x: no ring time");
+        assert_eq!(
+            (cdr.ring_ms(), cdr.total_ms()),
+            (None, 490),
+            "no 18x: no ring time"
+        );
         // Ringing from 100 ms until the carrier gave up at 400 ms: 300 ms of ring time.
         b.apply(started(8, 0));
         b.apply(attempt(8, 1, 1));
