@@ -87,8 +87,11 @@ impl BalanceSource {
     /// A customer's balance (0 without a ledger row yet) less its calls' charges not in it
     /// yet.
     pub fn get(&self, id: CustomerId) -> Money {
+        // Both under the lock `refresh` swaps them under: never an old balance with the
+        // holds of a newer one.
+        let u = self.unposted();
         let polled = self.0.polled.load().get(&id).copied().unwrap_or_default();
-        let owed = self.unposted().per_customer.get(&id).copied().unwrap_or(0);
+        let owed = u.per_customer.get(&id).copied().unwrap_or(0);
         Money(polled.0.saturating_sub(owed))
     }
 
@@ -97,10 +100,12 @@ impl BalanceSource {
     /// event is sent, so the commit always finds it.
     pub fn charge_pending(&self, cdr_id: String, customer: CustomerId, amount: Money) {
         let mut u = self.unposted();
-        *u.per_customer.entry(customer).or_default() += amount.0;
+        let total = u.per_customer.entry(customer).or_default();
+        *total = total.saturating_add(amount.0);
         if let Some((c, a, _)) = u.charges.insert(cdr_id, (customer, amount, None)) {
             // The same CDR twice (it cannot happen): count it once.
-            *u.per_customer.entry(c).or_default() -= a.0;
+            let total = u.per_customer.entry(c).or_default();
+            *total = total.saturating_sub(a.0);
         }
     }
 
@@ -110,7 +115,10 @@ impl BalanceSource {
         u.commits += 1;
         let n = u.commits;
         for id in cdr_ids {
-            if let Some(entry) = u.charges.get_mut(id) {
+            // The first commit counts (a later mark of the same CDR would only delay it).
+            if let Some(entry) = u.charges.get_mut(id)
+                && entry.2.is_none()
+            {
                 entry.2 = Some(n);
             }
         }
@@ -135,7 +143,7 @@ impl BalanceSource {
             let posted = committed.is_some_and(|n| n <= commits_before);
             if posted {
                 let total = per_customer.entry(*customer).or_default();
-                *total -= amount.0;
+                *total = total.saturating_sub(amount.0);
                 if *total == 0 {
                     per_customer.remove(customer);
                 }

@@ -256,9 +256,18 @@ impl Store {
 
     /// Counts every stored CDR again (after an upgrade that added the counters, or a change
     /// of a customer's zone): the counters are emptied and rebuilt in one transaction.
-    /// Returns how many CDRs were counted.
+    /// CDR writes wait (or fail and are retried by the switch) until it commits, so that no
+    /// CDR is counted twice or missed. Returns how many CDRs were counted.
     pub async fn rebuild_usage(&self) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // Per-backend SQL: PostgreSQL's READ COMMITTED would let CDRs committed during the
+        // rebuild in (and their own counter upserts). SQLite's write lock, taken by the
+        // first DELETE, already keeps every other writer out.
+        if self.backend == crate::Backend::Postgres {
+            sqlx::query("LOCK TABLE cdrs IN SHARE MODE")
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("DELETE FROM usage_customer_daily")
             .execute(&mut *tx)
             .await?;

@@ -200,12 +200,15 @@ pub(crate) async fn run(
                 job = None;
                 in_job = 0;
                 let Ok(done) = done else {
-                    error!("a CDR write task failed; its CDRs are in the write-ahead log");
+                    // Its CDRs are in the log only now: drain them from there (no
+                    // checkpoint may drop them meanwhile).
+                    error!("a CDR write task failed; its CDRs will be read back from the write-ahead log");
+                    spilled = true;
                     retry.outcome(None);
                     continue;
                 };
                 let ok = done.ok;
-                written += settle(done, &sink, &mut wal, &mut pending, &mut spilled, spilled_again);
+                written += settle(done, &mut wal, &mut pending, &mut spilled, spilled_again);
                 written += retry.outcome(ok.then_some(0));
             }
             _ = tick.tick() => {
@@ -231,11 +234,13 @@ pub(crate) async fn run(
                 retry.report(if spilled { memory_queue.max(QUEUE_ALERT) } else { pending.len() + in_job });
                 if !spilled
                     && job.is_none()
-                    && wal.as_ref().is_some_and(|w| w.due(checkpoint_at, !pending.is_empty()))
-                    && flush_seen(&mut seen, &mut wal)
+                    && wal
+                        .as_ref()
+                        .is_some_and(|w| w.due(checkpoint_at, builder.open_calls() + pending.len()))
                 {
                     let dir = wal.as_ref().map(|w| w.dir().to_path_buf()).unwrap_or_default();
-                    match tokio::task::block_in_place(|| Wal::checkpoint(&dir, &builder, &pending)) {
+                    let owed = (&builder, pending.as_slice(), seen.pending());
+                    match tokio::task::block_in_place(|| Wal::checkpoint(&dir, owed)) {
                         Ok(w) => wal = Some(w),
                         Err(e) => error!(error = %e, "write-ahead log checkpoint failed; the segment keeps growing"),
                     }
@@ -251,24 +256,20 @@ pub(crate) async fn run(
         );
     }
     // The write in progress finishes first.
-    if let Some(j) = job.take()
-        && let Ok(done) = j.await
-    {
-        written += settle(
-            done,
-            &sink,
-            &mut wal,
-            &mut pending,
-            &mut spilled,
-            spilled_again,
-        );
+    if let Some(j) = job.take() {
+        match j.await {
+            Ok(done) => {
+                written += settle(done, &mut wal, &mut pending, &mut spilled, spilled_again)
+            }
+            Err(_) => spilled = true,
+        }
     }
     if spilled {
         let (committed, ok) = match wal_path.clone() {
             Some(dir) => drain_log(&sink, &directory, dir, batch).await,
             None => (Vec::new(), false),
         };
-        written += mark_committed(&sink, &mut wal, &committed);
+        written += mark_committed(&mut wal, &committed);
         if !ok {
             // Everything is in the log: the next start writes it.
             warn!(
@@ -284,7 +285,7 @@ pub(crate) async fn run(
     while !pending.is_empty() {
         let cdrs = pending.clone();
         if write(&sink, &cdrs).await {
-            written += mark_committed(&sink, &mut wal, &cdrs);
+            written += mark_committed(&mut wal, &cdrs);
             pending.clear();
         } else {
             tokio::time::sleep(delay).await;
@@ -292,10 +293,10 @@ pub(crate) async fn run(
         }
     }
     // A clean stop leaves a log with nothing owed.
-    // (Counts not written keep the log: its events are still to be counted.)
-    let counted = flush_seen(&mut seen, &mut wal);
-    if let Some(w) = wal.as_ref().filter(|_| !spilled && counted)
-        && let Err(e) = Wal::checkpoint(w.dir(), &builder, &pending)
+    // (Counts not written go into the fresh segment, to be written at the next start.)
+    flush_seen(&mut seen, &mut wal);
+    if let Some(w) = wal.as_ref().filter(|_| !spilled)
+        && let Err(e) = Wal::checkpoint(w.dir(), (&builder, &pending, seen.pending()))
     {
         warn!(error = %e, "write-ahead log: final checkpoint failed (the next start replays it)");
     }
@@ -309,13 +310,12 @@ pub(crate) async fn run(
 /// queue has spilled meanwhile (then they are in the log only). Returns how many it wrote.
 fn settle(
     done: Done,
-    sink: &Sink,
     wal: &mut Option<Wal>,
     pending: &mut Vec<Cdr>,
     spilled: &mut bool,
     spilled_again: bool,
 ) -> u64 {
-    let written = mark_committed(sink, wal, &done.committed);
+    let written = mark_committed(wal, &done.committed);
     if done.job_was_drain {
         let ids: std::collections::HashSet<&str> =
             done.committed.iter().map(|c| c.id.as_str()).collect();
@@ -384,8 +384,8 @@ fn flush_seen(seen: &mut Seen, wal: &mut Option<Wal>) -> bool {
     }
 }
 
-/// Marks CDRs committed in the log and releases their held charges; returns how many.
-fn mark_committed(sink: &Sink, wal: &mut Option<Wal>, cdrs: &[Cdr]) -> u64 {
+/// Marks CDRs committed in the log; returns how many.
+fn mark_committed(wal: &mut Option<Wal>, cdrs: &[Cdr]) -> u64 {
     if cdrs.is_empty() {
         return 0;
     }
@@ -395,7 +395,6 @@ fn mark_committed(sink: &Sink, wal: &mut Option<Wal>, cdrs: &[Cdr]) -> u64 {
         // Not fatal: a replay writes them again and the insert skips them.
         warn!(error = %e, "write-ahead log: cannot mark CDRs committed");
     }
-    sink.balances.committed(cdrs.iter().map(|c| c.id.as_str()));
     cdrs.len() as u64
 }
 
@@ -440,8 +439,8 @@ fn recover(
     wal::report(&r);
     // Calls the previous run appended but had not counted yet (the checkpoint below drops
     // their events).
-    for at in r.unseen.drain(..) {
-        seen.add(at);
+    for (&minute, &n) in &r.unseen {
+        seen.add_minute(minute, n);
     }
     if let Err(e) = seen.flush() {
         // The counts stay in memory for the next tick; the log itself must go on.
@@ -464,7 +463,8 @@ fn recover(
             "write-ahead log: writing what the previous run had not (calls it left open are closed)"
         );
     }
-    let wal = Wal::checkpoint(dir, &domain::CdrBuilder::new(), &pending)?;
+    // Counts still not written (the flush failed) go into the fresh segment.
+    let wal = Wal::checkpoint(dir, (&domain::CdrBuilder::new(), &pending, seen.pending()))?;
     Ok((Some(wal), pending))
 }
 
@@ -527,10 +527,15 @@ impl Retry {
     }
 }
 
-/// Writes CDRs to the store; whether the database took them.
+/// Writes CDRs to the store; whether the database took them. Their held charges are
+/// released at once (a drain of a long outage commits chunk after chunk for minutes, and
+/// the balances polled meanwhile already include each chunk's charges).
 async fn write(sink: &Sink, cdrs: &[Cdr]) -> bool {
     match sink.store.insert_cdrs(cdrs).await {
-        Ok(_) => true,
+        Ok(_) => {
+            sink.balances.committed(cdrs.iter().map(|c| c.id.as_str()));
+            true
+        }
         Err(e) => {
             error!(error = %e, queued = cdrs.len(), "CDR write failed; will retry");
             false

@@ -22,18 +22,15 @@ pub(crate) async fn run(
     let day = day.unwrap_or_else(|| Zone::utc().date(now_ms));
     let from = Zone::utc().start_of(&day)?;
     let until = from + 86_400_000;
+    // The counts first: every call in them is in the log by then (or committed and trimmed).
     let seen = seen::read_day(&settings.data_dir.join("seen"), &day)
         .map_err(|e| format!("cannot read the calls seen: {e}"))?;
-    let stored = store
-        .cdrs_per_minute(from, until)
-        .await
-        .map_err(|e| e.to_string())?;
-    // What the log still holds for the day.
+    // Then what the log still holds for the day, then the database: in that order, a CDR
+    // committed meanwhile is counted twice (reported, harmless), never missed.
     let wal_dir = settings.data_dir.join("wal");
     let (mut waiting, mut open) = (0i64, 0i64);
     if wal_dir.is_dir() {
-        let r = wal::Wal::recover(&wal_dir)
-            .map_err(|e| format!("cannot read the write-ahead log: {e}"))?;
+        let r = read_log(&wal_dir)?;
         let in_day = |ms: i64| (from..until).contains(&ms);
         let ids: Vec<String> = r
             .pending
@@ -53,6 +50,10 @@ pub(crate) async fn run(
             .filter(|(_, cdr, _)| in_day(cdr.invite_ms))
             .count() as i64;
     }
+    let stored = store
+        .cdrs_per_minute(from, until)
+        .await
+        .map_err(|e| e.to_string())?;
     let seen_total: i64 = seen.values().map(|&n| n as i64).sum();
     let stored_total: i64 = stored.values().sum();
     println!(
@@ -96,4 +97,17 @@ pub(crate) async fn run(
     }
     println!("reconciled: every call seen has its CDR (stored or waiting in the log)");
     Ok(())
+}
+
+/// Reads a live log: a checkpoint of the running switch may delete a segment between the
+/// listing and the opening; then the read starts again (a few times).
+fn read_log(dir: &std::path::Path) -> Result<wal::Recovered, String> {
+    let mut tries = 0;
+    loop {
+        match wal::Wal::recover(dir) {
+            Ok(r) => return Ok(r),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 5 => tries += 1,
+            Err(e) => return Err(format!("cannot read the write-ahead log: {e}")),
+        }
+    }
 }

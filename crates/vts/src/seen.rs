@@ -16,6 +16,11 @@ use domain::Zone;
 
 const MINUTE_MS: i64 = 60_000;
 
+/// The minute (epoch ms / 60,000) of `at_ms`.
+pub(crate) fn minute_of(at_ms: i64) -> i64 {
+    at_ms.div_euclid(MINUTE_MS)
+}
+
 /// Counts not yet in their files.
 #[derive(Debug)]
 pub(crate) struct Seen {
@@ -34,7 +39,17 @@ impl Seen {
 
     /// A call whose INVITE arrived at `at_ms`.
     pub(crate) fn add(&mut self, at_ms: i64) {
-        *self.pending.entry(at_ms.div_euclid(MINUTE_MS)).or_default() += 1;
+        self.add_minute(minute_of(at_ms), 1);
+    }
+
+    /// `n` calls whose INVITE arrived in `minute` (epoch ms / 60,000).
+    pub(crate) fn add_minute(&mut self, minute: i64, n: u64) {
+        *self.pending.entry(minute).or_default() += n;
+    }
+
+    /// Counts not in their files yet (a checkpoint keeps them in the log).
+    pub(crate) fn pending(&self) -> &BTreeMap<i64, u64> {
+        &self.pending
     }
 
     pub(crate) fn is_empty(&self) -> bool {

@@ -45,6 +45,8 @@ enum Record {
     Pending { cdr: Box<Cdr> },
     /// Every call started before this line is counted in the calls-seen files (`seen.rs`).
     SeenFlushed,
+    /// Calls counted but not yet in the calls-seen files at a checkpoint, by minute.
+    Unseen { minutes: Vec<(i64, u64)> },
 }
 
 /// What a replay found.
@@ -58,17 +60,19 @@ pub(crate) struct Recovered {
     pub(crate) last_ms: Option<i64>,
     /// Lines that could not be read (a torn last line is normal after a crash).
     pub(crate) bad_lines: usize,
-    /// INVITE times of the calls started after the last `SeenFlushed` mark: not yet in the
-    /// calls-seen files.
-    pub(crate) unseen: Vec<i64>,
+    /// Calls started after the last `SeenFlushed` mark, by minute of their INVITE: not yet
+    /// in the calls-seen files.
+    pub(crate) unseen: std::collections::BTreeMap<i64, u64>,
 }
 
 pub(crate) struct Wal {
     dir: PathBuf,
     file: io::BufWriter<File>,
     bytes: u64,
-    /// Bytes the segment started with (its checkpoint's calls in progress and CDRs owed).
+    /// Bytes and records the segment started with (its checkpoint's calls in progress and
+    /// CDRs owed): what a record costs in a checkpoint.
     base: u64,
+    base_records: u64,
 }
 
 fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
@@ -109,7 +113,7 @@ impl Wal {
                 match record {
                     Record::Event { e } => {
                         if let CallEvent::Started { at_ms, .. } = &e {
-                            r.unseen.push(*at_ms);
+                            *r.unseen.entry(crate::seen::minute_of(*at_ms)).or_default() += 1;
                         }
                         if let Some(at) = event_ms(&e) {
                             r.last_ms = Some(r.last_ms.map_or(at, |l| l.max(at)));
@@ -137,6 +141,11 @@ impl Wal {
                         pending.insert(cdr.id.clone(), (order, *cdr));
                     }
                     Record::SeenFlushed => r.unseen.clear(),
+                    Record::Unseen { minutes } => {
+                        for (m, n) in minutes {
+                            *r.unseen.entry(m).or_default() += n;
+                        }
+                    }
                 }
             }
         }
@@ -146,9 +155,13 @@ impl Wal {
         Ok(r)
     }
 
-    /// Starts a fresh segment holding `builder`'s calls in progress and the `pending` CDRs,
-    /// synced, then deletes every older segment.
-    pub(crate) fn checkpoint(dir: &Path, builder: &CdrBuilder, pending: &[Cdr]) -> io::Result<Wal> {
+    /// Starts a fresh segment holding what is still owed — `builder`'s calls in progress,
+    /// the `pending` CDRs, the calls-seen counts not yet in their files — synced, then
+    /// deletes every older segment.
+    pub(crate) fn checkpoint(
+        dir: &Path,
+        (builder, pending, unseen): (&CdrBuilder, &[Cdr], &std::collections::BTreeMap<i64, u64>),
+    ) -> io::Result<Wal> {
         std::fs::create_dir_all(dir)?;
         let old = segments(dir)?;
         let seq = old.last().map_or(1, |(s, _)| s + 1);
@@ -159,6 +172,7 @@ impl Wal {
             file: io::BufWriter::with_capacity(256 * 1024, file),
             bytes: 0,
             base: 0,
+            base_records: 0,
         };
         for (call, cdr, attempt_ms) in builder.drafts() {
             wal.write(&Record::Open {
@@ -172,8 +186,14 @@ impl Wal {
                 cdr: Box::new(cdr.clone()),
             })?;
         }
+        if !unseen.is_empty() {
+            wal.write(&Record::Unseen {
+                minutes: unseen.iter().map(|(&m, &n)| (m, n)).collect(),
+            })?;
+        }
         wal.sync()?;
         wal.base = wal.bytes;
+        wal.base_records = (builder.open_calls() + pending.len()) as u64;
         for (s, path) in old {
             if s < seq {
                 std::fs::remove_file(path)?;
@@ -231,12 +251,14 @@ impl Wal {
         self.bytes
     }
 
-    /// Whether a checkpoint is worth it: the segment has passed `at` and, when CDRs are
-    /// still owed to the database (`owed`: they go into the fresh segment), at least doubled
-    /// since its own checkpoint — else a checkpoint of many CDRs waiting for an absent
-    /// database would rewrite them every tick.
-    pub(crate) fn due(&self, at: u64, owed: bool) -> bool {
-        self.bytes >= at && (!owed || self.bytes >= self.base.saturating_mul(2))
+    /// Whether a checkpoint is worth it: the segment has passed `at` and is at least twice
+    /// what a fresh one holding `records` (calls in progress and CDRs owed) would be —
+    /// else a checkpoint of many calls in progress, or of many CDRs waiting for an absent
+    /// database, would rewrite them every tick.
+    pub(crate) fn due(&self, at: u64, records: usize) -> bool {
+        let per_record = self.base.checked_div(self.base_records).unwrap_or(1024);
+        let fresh = per_record.saturating_mul(records as u64);
+        self.bytes >= at && self.bytes >= fresh.saturating_mul(2)
     }
 
     pub(crate) fn dir(&self) -> &Path {
@@ -298,43 +320,56 @@ mod tests {
 
     #[test]
     fn calls_seen_after_the_last_mark_are_returned_and_checkpoints_pay_off() {
+        let none = std::collections::BTreeMap::new();
         let dir = tempfile::tempdir().unwrap();
-        let mut wal = Wal::checkpoint(dir.path(), &CdrBuilder::new(), &[]).unwrap();
+        let mut wal = Wal::checkpoint(dir.path(), (&CdrBuilder::new(), &[], &none)).unwrap();
         wal.events(&[started(1, 1_000), started(2, 1_100)]).unwrap();
         wal.seen_flushed().unwrap();
-        wal.events(&[started(3, 1_200), ended(1, 1_300)]).unwrap();
+        wal.events(&[started(3, 61_200), ended(1, 61_300)]).unwrap();
         drop(wal);
         let r = Wal::recover(dir.path()).unwrap();
-        assert_eq!(r.unseen, [1_200], "counted before the mark: 1 and 2");
+        let unseen: Vec<(i64, u64)> = r.unseen.into_iter().collect();
+        assert_eq!(unseen, [(1, 1)], "1 and 2 were counted before the mark");
+        // Counts not yet written survive a checkpoint, and add up with later calls.
+        let counts = std::collections::BTreeMap::from([(1, 1), (7, 4)]);
+        let mut wal = Wal::checkpoint(dir.path(), (&CdrBuilder::new(), &[], &counts)).unwrap();
+        wal.events(&[started(4, 7 * 60_000)]).unwrap();
+        drop(wal);
+        let unseen: Vec<(i64, u64)> = Wal::recover(dir.path())
+            .unwrap()
+            .unseen
+            .into_iter()
+            .collect();
+        assert_eq!(unseen, [(1, 1), (7, 5)]);
 
-        // A segment that started with CDRs owed is checkpointed only once it has doubled.
+        // A segment that started with 10 CDRs owed is checkpointed once it is twice what a
+        // fresh one with the records owed now would be.
         let mut b = CdrBuilder::new();
         let owed: Vec<Cdr> = (10..20)
             .flat_map(|n| [started(n, 5_000), ended(n, 6_000)])
             .filter_map(|e| b.apply(e))
             .collect();
-        let mut wal = Wal::checkpoint(dir.path(), &CdrBuilder::new(), &owed).unwrap();
+        let mut wal = Wal::checkpoint(dir.path(), (&CdrBuilder::new(), &owed, &none)).unwrap();
         let base = wal.bytes();
         assert!(base > 0);
-        assert!(!wal.due(1, true), "no smaller yet");
+        assert!(!wal.due(1, 10), "no smaller yet");
         assert!(
-            wal.due(1, false),
-            "nothing owed: the fresh segment is empty"
+            wal.due(1, 0),
+            "nothing owed: a fresh segment would be empty"
         );
         while wal.bytes() < 2 * base {
             wal.alive(7_000).unwrap();
         }
-        assert!(wal.due(1, true));
-        assert!(
-            !wal.due(u64::MAX, false),
-            "below the size that asks for one"
-        );
+        assert!(wal.due(1, 10));
+        assert!(!wal.due(1, 20), "20 records owed: not yet");
+        assert!(!wal.due(u64::MAX, 0), "below the size that asks for one");
     }
 
     #[test]
     fn replay_returns_uncommitted_cdrs_and_open_calls() {
         let dir = tempfile::tempdir().unwrap();
-        let mut wal = Wal::checkpoint(dir.path(), &CdrBuilder::new(), &[]).unwrap();
+        let mut wal =
+            Wal::checkpoint(dir.path(), (&CdrBuilder::new(), &[], &Default::default())).unwrap();
         let mut b = CdrBuilder::new();
         let events = vec![
             started(1, 1_000),
@@ -379,7 +414,7 @@ mod tests {
         // A checkpoint keeps what is still owed and drops the old segments.
         let mut b = CdrBuilder::new();
         b.apply(started(7, 10_000));
-        let wal = Wal::checkpoint(dir.path(), &b, &r.pending).unwrap();
+        let wal = Wal::checkpoint(dir.path(), (&b, &r.pending, &Default::default())).unwrap();
         assert_eq!(segments(dir.path()).unwrap().len(), 1);
         drop(wal);
         let mut again = Wal::recover(dir.path()).unwrap();
