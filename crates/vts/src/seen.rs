@@ -5,8 +5,8 @@
 //!
 //! A count reaches its file at most a second after the event (then the log gets a
 //! `seen_flushed` mark); after a crash, the `Started` events after the last mark are counted
-//! at the next start, so each call is counted once. A checkpoint flushes first (the fresh
-//! segment holds no events to count again).
+//! at the next start, so each call is counted once. A checkpoint writes the counts not yet
+//! in their files into the fresh segment (it holds no events to count again).
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
