@@ -153,7 +153,8 @@ impl BalanceSource {
     }
 
     /// Charges held (calls ended whose charge the polled balances may not include yet).
-    pub fn unposted_charges(&self) -> usize {
+    #[cfg(test)]
+    fn unposted_charges(&self) -> usize {
         self.unposted().charges.len()
     }
 }

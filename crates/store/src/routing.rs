@@ -211,19 +211,8 @@ impl Store {
         id: CustomerId,
         plan: Option<DialPlanId>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        exists(&mut tx, Table::Customer, id.0).await?;
-        if let Some(plan) = plan {
-            exists(&mut tx, Table::DialPlan, plan.0).await?;
-        }
-        sqlx::query("UPDATE customers SET dial_plan_id = $1, updated_ms = $2 WHERE id = $3")
-            .bind(plan.map(|p| p.0))
-            .bind(now_ms())
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        self.set_customer_plan(id, Plan::Dial, plan.map(|p| p.0))
+            .await
     }
 
     pub async fn add_dial_plan(
@@ -407,13 +396,35 @@ impl Store {
         id: CustomerId,
         plan: Option<RatePlanId>,
     ) -> Result<(), StoreError> {
+        self.set_customer_plan(id, Plan::Rate, plan.map(|p| p.0))
+            .await
+    }
+
+    /// Sets a customer's dialing plan or rate plan, the customer and the plan checked to
+    /// exist.
+    async fn set_customer_plan(
+        &self,
+        id: CustomerId,
+        which: Plan,
+        plan: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let (table, sql) = match which {
+            Plan::Dial => (
+                Table::DialPlan,
+                "UPDATE customers SET dial_plan_id = $1, updated_ms = $2 WHERE id = $3",
+            ),
+            Plan::Rate => (
+                Table::RatePlan,
+                "UPDATE customers SET rate_plan_id = $1, updated_ms = $2 WHERE id = $3",
+            ),
+        };
         let mut tx = self.pool.begin().await?;
         exists(&mut tx, Table::Customer, id.0).await?;
         if let Some(plan) = plan {
-            exists(&mut tx, Table::RatePlan, plan.0).await?;
+            exists(&mut tx, table, plan).await?;
         }
-        sqlx::query("UPDATE customers SET rate_plan_id = $1, updated_ms = $2 WHERE id = $3")
-            .bind(plan.map(|p| p.0))
+        sqlx::query(sql)
+            .bind(plan)
             .bind(now_ms())
             .bind(id.0)
             .execute(&mut *tx)
@@ -744,4 +755,11 @@ pub(crate) fn carrier_profile(
             .map(str::to_string)
             .collect(),
     ))
+}
+
+/// Which of a customer's plans [`Store::set_customer_plan`] sets.
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    Dial,
+    Rate,
 }

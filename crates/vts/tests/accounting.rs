@@ -207,12 +207,7 @@ fn answered_at(messages: &str) -> Vec<(String, i64)> {
 #[test]
 fn a_kill_9_loses_no_cdr_and_duplicates_none() {
     let vts = Vts::new();
-    vts.add_customer("acme", "127.0.0.1");
-    let port = free_port();
-    vts.add_carrier("up", port, 1, "udp");
-    let switch = free_port();
-    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
-    let carrier = Sipp::uas("uas_answer.xml", port, "u1", 200);
+    let (serve, switch, carrier) = acme_and_one_carrier(&vts, 200);
     let customer = Sipp::uac_traced_background("uac_call.xml", at(switch), 200, 50, free_port());
     // Wait until calls are up (an event, not a pause): at 50 a second, held 1 s, ~50 are.
     vts.await_status("30 calls up", |s| s["calls"].as_u64().unwrap_or(0) >= 30);
@@ -445,12 +440,7 @@ fn prepaid_balances_are_checked_at_admission_and_charged_per_cdr() {
 #[test]
 fn a_call_whose_session_is_never_refreshed_is_reaped() {
     let vts = Vts::new();
-    vts.add_customer("acme", "127.0.0.1");
-    let port = free_port();
-    vts.add_carrier("up", port, 1, "udp");
-    let switch = free_port();
-    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
-    let carrier = Sipp::uas("uas_answer.xml", port, "u1", 1);
+    let (serve, switch, carrier) = acme_and_one_carrier(&vts, 1);
     let (ok, err) = uac(
         "uac_session_expires.xml",
         at(switch),
