@@ -29,8 +29,72 @@ impl LimitKind {
     }
 }
 
+/// A bound the switch holds against floods, slow clients and mistakes (docs/SECURITY.md):
+/// reaching one refuses, drops or closes instead of growing memory, connections or tasks.
+/// Each has a setting, a counter (`vts status`) and a [`SwitchEvent::CapReached`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cap {
+    /// Transactions in the table (`sip.max_transactions`): new requests get a stateless
+    /// 503 (INVITE) or are dropped.
+    Transactions,
+    /// Calls being set up, not yet answered (`sip.max_calls_in_setup`): new INVITEs get a
+    /// stateless 503.
+    CallsInSetup,
+    /// TCP connections in all (`sip.tcp_max_connections`): new ones are closed at accept.
+    TcpConnections,
+    /// TCP connections from one address (`sip.tcp_max_connections_per_address`).
+    TcpConnectionsPerAddress,
+    /// Bytes waiting to be written on one TCP connection (`sip.tcp_send_queue_bytes`): the
+    /// connection is closed.
+    TcpSendQueue,
+    /// A TCP connection that sent no complete message head in time
+    /// (`sip.tcp_header_timeout_ms`), or nothing at all for `sip.tcp_idle_timeout_secs`:
+    /// closed.
+    TcpTimeout,
+    /// Outbound TCP connects in progress at once (`sip.tcp_max_connecting`); also counts
+    /// connects that took longer than `sip.tcp_connect_timeout_ms`.
+    OutboundConnects,
+    /// Accept failed for want of file descriptors (or another resource): accepting pauses
+    /// and backs off instead of spinning.
+    AcceptBackoff,
+    /// Background send tasks for UDP datagrams the socket buffer could not take at once
+    /// (`sip.max_send_tasks`): past it, datagrams are dropped.
+    SendTasks,
+}
+
+impl Cap {
+    pub const ALL: [Cap; 9] = [
+        Cap::Transactions,
+        Cap::CallsInSetup,
+        Cap::TcpConnections,
+        Cap::TcpConnectionsPerAddress,
+        Cap::TcpSendQueue,
+        Cap::TcpTimeout,
+        Cap::OutboundConnects,
+        Cap::AcceptBackoff,
+        Cap::SendTasks,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cap::Transactions => "transactions",
+            Cap::CallsInSetup => "calls_in_setup",
+            Cap::TcpConnections => "tcp_connections",
+            Cap::TcpConnectionsPerAddress => "tcp_connections_per_address",
+            Cap::TcpSendQueue => "tcp_send_queue",
+            Cap::TcpTimeout => "tcp_timeout",
+            Cap::OutboundConnects => "outbound_connects",
+            Cap::AcceptBackoff => "accept_backoff",
+            Cap::SendTasks => "send_tasks",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SwitchEvent {
+    /// A bound of the switch was reached (at most one event per cap every few seconds;
+    /// `hits` counts the times since the previous event).
+    CapReached { cap: Cap, limit: u64, hits: u64 },
     /// The switch blocked an address (flood, auth failures).
     Security(SecurityEvent),
     /// A new call was refused by admission or routing.

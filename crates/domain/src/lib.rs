@@ -23,7 +23,7 @@ pub use blocklist::{Block, BlockList, SecurityEvent};
 pub use call::{AttemptRecord, CallEvent, CallRef, Cdr, CdrBuilder, HangupSide};
 pub use dialplan::{DialPlan, DialPlanId, DialRule, PREMIUM_PREFIXES, Pattern, Verdict};
 pub use directory::Directory;
-pub use events::{LimitKind, SwitchEvent};
+pub use events::{Cap, LimitKind, SwitchEvent};
 pub use health::{Health, HealthTracker, probe_alive};
 pub use numbers::{InboundFormat, NumberProfile, OutboundFormat};
 pub use party::{

@@ -24,6 +24,59 @@ pub struct ProxyConfig {
     pub sanity: SanityConfig,
     /// Sent in the Server and User-Agent headers of messages the switch writes.
     pub user_agent: String,
+    /// Bounds on state and resources (docs/SECURITY.md).
+    pub limits: Limits,
+}
+
+/// Bounds on what strangers and broken peers can make the switch hold. Each one reached is
+/// a [`domain::Cap`]: counted, reported by an event, and refused or dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Transactions in the table (`sip.max_transactions`, default 200,000).
+    pub max_transactions: usize,
+    /// Calls being set up (not yet answered) at once (`sip.max_calls_in_setup`, default
+    /// 20,000).
+    pub max_calls_in_setup: usize,
+    /// TCP connections in all, accepted and opened (`sip.tcp_max_connections`, default
+    /// 4,096; also held under the process's file descriptor limit).
+    pub tcp_max_connections: usize,
+    /// TCP connections from one remote address (`sip.tcp_max_connections_per_address`,
+    /// default 64).
+    pub tcp_max_connections_per_address: usize,
+    /// Bytes queued for writing on one TCP connection before it is closed
+    /// (`sip.tcp_send_queue_bytes`, default 1 MiB).
+    pub tcp_send_queue_bytes: usize,
+    /// A TCP connection must deliver a complete message head this soon after it opens or
+    /// after its previous message began (`sip.tcp_header_timeout_ms`, default 10 s).
+    pub tcp_header_timeout: Duration,
+    /// A TCP connection with no traffic either way for this long is closed
+    /// (`sip.tcp_idle_timeout_secs`, default 600 s).
+    pub tcp_idle_timeout: Duration,
+    /// An outbound TCP connect that takes longer fails (`sip.tcp_connect_timeout_ms`,
+    /// default 3 s).
+    pub tcp_connect_timeout: Duration,
+    /// Outbound TCP connects in progress at once (`sip.tcp_max_connecting`, default 128).
+    pub tcp_max_connecting: usize,
+    /// Background tasks sending UDP datagrams the socket buffer could not take at once
+    /// (`sip.max_send_tasks`, default 1,024).
+    pub max_send_tasks: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_transactions: 200_000,
+            max_calls_in_setup: 20_000,
+            tcp_max_connections: 4_096,
+            tcp_max_connections_per_address: 64,
+            tcp_send_queue_bytes: 1024 * 1024,
+            tcp_header_timeout: Duration::from_secs(10),
+            tcp_idle_timeout: Duration::from_secs(600),
+            tcp_connect_timeout: Duration::from_secs(3),
+            tcp_max_connecting: 128,
+            max_send_tasks: 1_024,
+        }
+    }
 }
 
 impl Default for ProxyConfig {
@@ -37,6 +90,7 @@ impl Default for ProxyConfig {
             timers: sip_transaction::Config::default(),
             sanity: SanityConfig::default(),
             user_agent: "vts".to_string(),
+            limits: Limits::default(),
         }
     }
 }

@@ -11,15 +11,17 @@
 mod config;
 mod directory;
 mod engine;
+pub mod guard;
 pub mod latency;
 mod pipeline;
 pub mod sdp;
 mod status;
 pub mod transport;
 
-pub use config::ProxyConfig;
+pub use config::{Limits, ProxyConfig};
 pub use directory::{AccountingGate, BalanceSource, DirectorySource};
 pub use engine::{Shared, Switch};
+pub use guard::{Counter, Gauge, GuardReport, Guards};
 pub use pipeline::{Reject, Simulation, Step, first_share, simulate};
 pub use status::{Status, StatusHandle};
 pub use transport::{Listener, ListenerSpec};

@@ -12,12 +12,14 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, Bytes, BytesMut};
-use domain::Transport;
+use domain::{Cap, Transport};
 use sip_message::framing::{self, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
+
+use crate::guard::Gauge;
 
 /// A listen address from the command line or configuration: `udp:ADDR:PORT` or
 /// `tcp:ADDR:PORT` (IPv6 as `udp:[::1]:5060`).
@@ -130,6 +132,8 @@ pub(crate) struct Transports {
     tcp: TcpQueues,
     to_engine: mpsc::Sender<Inbound>,
     max_message_size: usize,
+    limits: crate::Limits,
+    pub(crate) guards: crate::Guards,
 }
 
 impl Transports {
@@ -138,6 +142,8 @@ impl Transports {
         listeners: Vec<Listener>,
         to_engine: mpsc::Sender<Inbound>,
         max_message_size: usize,
+        limits: crate::Limits,
+        guards: crate::Guards,
     ) -> io::Result<(Transports, Vec<ListenerSpec>)> {
         let tcp: TcpQueues = Arc::default();
         let mut udp = Vec::new();
@@ -166,6 +172,8 @@ impl Transports {
                 tcp,
                 to_engine,
                 max_message_size,
+                limits,
+                guards,
             },
             bound,
         ))
@@ -192,11 +200,20 @@ impl Transports {
         match socket.try_send_to(&data, to) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let socket = socket.clone();
+                // The socket buffer is full: a task waits for room, up to a bound (past it
+                // the datagram is dropped, as the kernel would; SIP retransmits).
+                let max = self.limits.max_send_tasks;
+                if self.guards.gauge(Gauge::SendTasks) >= max as u64 {
+                    self.guards.reached(Cap::SendTasks, max as u64);
+                    return;
+                }
+                self.guards.add(Gauge::SendTasks, 1);
+                let (socket, guards) = (socket.clone(), self.guards.clone());
                 tokio::spawn(async move {
                     if let Err(e) = socket.send_to(&data, to).await {
                         debug!(%to, error = %e, "UDP send failed");
                     }
+                    guards.add(Gauge::SendTasks, -1);
                 });
             }
             Err(e) => debug!(%to, error = %e, "UDP send failed"),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use proxy::latency::{Latency, Summary};
-use proxy::{BalanceSource, DirectorySource, StatusHandle};
+use proxy::{BalanceSource, DirectorySource, GuardReport, Guards, StatusHandle};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -27,10 +27,43 @@ pub(crate) struct StatusReport {
     /// Balances admission uses, of billed customers (decimal).
     #[serde(default)]
     pub(crate) balances: BTreeMap<i64, String>,
+    /// The switch's protective bounds (docs/SECURITY.md): times each cap was reached,
+    /// what was dropped or refused, and how much of each bounded resource is in use.
+    #[serde(default)]
+    pub(crate) guards: GuardsReport,
     /// Arrival to forwarding of initial INVITEs, in microseconds.
     pub(crate) invite_latency: LatencyReport,
     /// Arrival to forwarding of responses, in microseconds.
     pub(crate) reply_latency: LatencyReport,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct GuardsReport {
+    pub(crate) caps_reached: BTreeMap<String, u64>,
+    pub(crate) counters: BTreeMap<String, u64>,
+    pub(crate) in_use: BTreeMap<String, u64>,
+}
+
+impl From<GuardReport> for GuardsReport {
+    fn from(r: GuardReport) -> Self {
+        GuardsReport {
+            caps_reached: r
+                .caps
+                .into_iter()
+                .map(|(c, n)| (c.as_str().to_string(), n))
+                .collect(),
+            counters: r
+                .counters
+                .into_iter()
+                .map(|(c, n)| (c.as_str().to_string(), n))
+                .collect(),
+            in_use: r
+                .gauges
+                .into_iter()
+                .map(|(g, n)| (g.as_str().to_string(), n))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -69,19 +102,22 @@ pub(crate) async fn serve(
     status: StatusHandle,
     latency: Latency,
     (directory, balances): (DirectorySource, BalanceSource),
+    guards: Guards,
 ) {
     loop {
         let Ok((conn, _)) = listener.accept().await else {
             continue;
         };
-        let (status, latency, directory, balances) = (
+        let (status, latency, directory, balances, guards) = (
             status.clone(),
             latency.clone(),
             directory.clone(),
             balances.clone(),
+            guards.clone(),
         );
         tokio::spawn(async move {
-            if let Err(e) = answer(conn, &status, &latency, (&directory, &balances)).await {
+            let sources = (&directory, &balances, &guards);
+            if let Err(e) = answer(conn, &status, &latency, sources).await {
                 warn!(error = %e, "control socket");
             }
         });
@@ -92,7 +128,7 @@ async fn answer(
     mut conn: UnixStream,
     status: &StatusHandle,
     latency: &Latency,
-    (directory, balances): (&DirectorySource, &BalanceSource),
+    (directory, balances, guards): (&DirectorySource, &BalanceSource, &Guards),
 ) -> std::io::Result<()> {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
@@ -121,6 +157,7 @@ async fn answer(
                         .map(|c| (c.id.0, balances.get(c.id).to_string()))
                         .collect()
                 },
+                guards: guards.report().into(),
                 invite_latency: invite.into(),
                 reply_latency: reply.into(),
             };

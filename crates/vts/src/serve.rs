@@ -6,8 +6,8 @@ use cluster::Period;
 use domain::{CallEvent, SecurityEvent, SwitchEvent};
 use proxy::latency::Latency;
 use proxy::{
-    BalanceSource, DirectorySource, Listener, ListenerSpec, ProxyConfig, Shared, StatusHandle,
-    Switch,
+    BalanceSource, DirectorySource, Guards, Listener, ListenerSpec, ProxyConfig, Shared,
+    StatusHandle, Switch,
 };
 use store::Store;
 use tokio::sync::{mpsc, oneshot};
@@ -50,7 +50,7 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
             })
             .map_err(|e| format!("cannot start the SIP thread: {e}"))?
     };
-    let (addrs, status, latency) = ready_rx
+    let (addrs, status, latency, guards) = ready_rx
         .await
         .map_err(|_| "the SIP thread stopped".to_string())??;
     let control_path = settings.control_socket();
@@ -61,6 +61,7 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
         status,
         latency,
         (source.clone(), balances.clone()),
+        guards,
     ));
     let source_for_rating = source.clone();
     let watcher = tokio::spawn(watcher::run(store.clone(), source, balances.clone()));
@@ -142,7 +143,7 @@ async fn shared_state(store: &Store, balances: &BalanceSource) -> Result<Shared,
     Ok(shared)
 }
 
-type Ready = Result<(Vec<ListenerSpec>, StatusHandle, Latency), String>;
+type Ready = Result<(Vec<ListenerSpec>, StatusHandle, Latency, Guards), String>;
 
 fn sip_thread(
     cfg: ProxyConfig,
@@ -188,6 +189,7 @@ fn sip_thread(
             switch.local_addrs().to_vec(),
             switch.status(),
             switch.latency(),
+            switch.guards(),
         )));
         switch
             .run(async {
@@ -214,7 +216,9 @@ async fn record_events(store: Store, mut events: mpsc::UnboundedReceiver<SwitchE
                 }
                 continue;
             }
-            SwitchEvent::Refused { .. } | SwitchEvent::LimitWarning { .. } => continue,
+            SwitchEvent::Refused { .. }
+            | SwitchEvent::LimitWarning { .. }
+            | SwitchEvent::CapReached { .. } => continue,
         };
         match event {
             SecurityEvent::FloodDetected {

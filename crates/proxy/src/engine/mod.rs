@@ -175,6 +175,8 @@ pub(crate) struct Engine {
     review_at: Option<Instant>,
     /// Carrier health from OPTIONS probes.
     probes: probe::Probes,
+    /// Caps reached, drops and resources in use (shared with the transports).
+    guards: crate::Guards,
 }
 
 /// The state the switch shares with other nodes (`cluster`): which implementation of each
@@ -222,7 +224,14 @@ impl Switch {
         shared: Shared,
     ) -> io::Result<Switch> {
         let (tx, inbound) = mpsc::channel(16 * 1024);
-        let (transports, bound) = Transports::start(listeners, tx, cfg.sanity.max_message_size)?;
+        let guards = crate::Guards::new(notices.clone());
+        let (transports, bound) = Transports::start(
+            listeners,
+            tx,
+            cfg.sanity.max_message_size,
+            cfg.limits.clone(),
+            guards,
+        )?;
         let (status_tx, status) = status::channel();
         let engine = Engine::new(
             cfg,
@@ -250,6 +259,11 @@ impl Switch {
     /// Calls in progress, updated as they change.
     pub fn status(&self) -> StatusHandle {
         self.status.clone()
+    }
+
+    /// The protective bounds' counters (caps reached, drops, resources in use).
+    pub fn guards(&self) -> crate::Guards {
+        self.engine.guards.clone()
     }
 
     /// Time spent inside the switch by INVITEs and responses.
@@ -404,6 +418,7 @@ impl Engine {
             review_at: None,
             warnings: crate::pipeline::Warnings::default(),
             probes: probe::Probes::starting(now()),
+            guards: transports.guards.clone(),
         }
     }
 
