@@ -23,6 +23,8 @@ pub struct Directory {
     exact: HashMap<IpAddr, CustomerId>,
     /// Other networks, longest prefix first.
     networks: Vec<(IpNet, CustomerId)>,
+    /// Addresses of carriers (their in-dialog requests and responses come from there).
+    carrier_ips: std::collections::HashSet<IpAddr>,
     /// Active carriers, higher priority first, then higher weight, then lower id.
     routes: Vec<Carrier>,
     /// Global settings in force.
@@ -61,6 +63,17 @@ impl Directory {
             by_id.insert(c.id, c);
         }
         networks.sort_by_key(|n| std::cmp::Reverse(n.0.prefix_len()));
+        let carrier_ips = carriers
+            .iter()
+            .filter_map(|c| {
+                c.host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<IpAddr>()
+                    .ok()
+            })
+            .map(canonical)
+            .collect();
         let mut routes: Vec<Carrier> = carriers.into_iter().filter(|c| c.active).collect();
         routes.sort_by(|a, b| {
             b.priority
@@ -73,6 +86,7 @@ impl Directory {
             customers: by_id,
             exact,
             networks,
+            carrier_ips,
             routes,
             settings: Settings::default(),
             blocklist: BlockList::default(),
@@ -133,10 +147,7 @@ impl Directory {
     /// The customer a source address belongs to: an exact address first, then the longest
     /// matching network. IPv4-mapped IPv6 sources are looked up as IPv4.
     pub fn identify(&self, ip: IpAddr) -> Option<&Customer> {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = canonical(ip);
         let id = self.exact.get(&ip).copied().or_else(|| {
             self.networks
                 .iter()
@@ -144,6 +155,13 @@ impl Directory {
                 .map(|(_, id)| *id)
         })?;
         self.customers.get(&id)
+    }
+
+    /// Whether `ip` is a configured customer's or carrier's address: such a source is
+    /// never blocked automatically (customers are held by their own limits) and a block
+    /// of it never drops its in-dialog requests unread.
+    pub fn is_known(&self, ip: IpAddr) -> bool {
+        self.identify(ip).is_some() || self.carrier_ips.contains(&canonical(ip))
     }
 
     /// The snapshot with these settings.
@@ -186,6 +204,14 @@ impl Directory {
     /// Carriers in the order calls try them.
     pub fn routes(&self) -> &[Carrier] {
         &self.routes
+    }
+}
+
+/// IPv4-mapped IPv6 addresses as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
     }
 }
 

@@ -26,6 +26,9 @@ pub struct ProxyConfig {
     pub user_agent: String,
     /// Bounds on state and resources (docs/SECURITY.md).
     pub limits: Limits,
+    /// Keys the MAC in the branches the switch issues (a per-install secret; `vts serve`
+    /// keeps it in `DATA_DIR/branch.key`).
+    pub branch_key: BranchKey,
 }
 
 /// Bounds on what strangers and broken peers can make the switch hold. Each one reached is
@@ -91,6 +94,36 @@ impl Default for ProxyConfig {
             sanity: SanityConfig::default(),
             user_agent: "vts".to_string(),
             limits: Limits::default(),
+            branch_key: BranchKey::random(),
         }
+    }
+}
+
+/// The per-install secret that keys the MAC in every branch the switch issues.
+#[derive(Clone)]
+pub struct BranchKey([u8; 32]);
+
+impl BranchKey {
+    pub fn new(secret: [u8; 32]) -> BranchKey {
+        BranchKey(secret)
+    }
+
+    /// The secret itself (to be kept where it was made; never logged).
+    pub fn secret(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// A fresh random key (tests, and a switch started without a data directory).
+    pub fn random() -> BranchKey {
+        use rand::Rng as _;
+        let mut k = [0u8; 32];
+        rand::rng().fill_bytes(&mut k);
+        BranchKey(k)
+    }
+}
+
+impl std::fmt::Debug for BranchKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BranchKey(<redacted>)")
     }
 }

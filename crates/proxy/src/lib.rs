@@ -18,7 +18,7 @@ pub mod sdp;
 mod status;
 pub mod transport;
 
-pub use config::{Limits, ProxyConfig};
+pub use config::{BranchKey, Limits, ProxyConfig};
 pub use directory::{AccountingGate, BalanceSource, DirectorySource};
 pub use engine::{Shared, Switch};
 pub use guard::{Counter, Gauge, GuardReport, Guards};

@@ -105,8 +105,26 @@ pub(crate) fn flood(
         return Ok(());
     }
     match directory.settings.flood_threshold {
-        Some(rate) if !limiter.take(Scope::Source(source), rate, now) => Err(Reject::RateLimited),
+        Some(rate) if !limiter.take(Scope::Source(aggregate(source)), rate, now) => {
+            Err(Reject::RateLimited)
+        }
         _ => Ok(()),
+    }
+}
+
+/// The address a source counts as for floods, failures and automatic blocks: an IPv6
+/// source as its /64 (one host holds a whole /64 and can send from any address of it), an
+/// IPv4-mapped one as IPv4.
+pub(crate) fn aggregate(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
     }
 }
 
@@ -139,6 +157,7 @@ impl FailureCounter {
         threshold: u32,
         window: Duration,
     ) -> bool {
+        let source = aggregate(source);
         let live = |t: &Instant| now.saturating_duration_since(*t) < window;
         if self.by_source.len() >= self.sweep_at {
             self.by_source
@@ -182,6 +201,7 @@ impl PendingBlocks {
 
     /// Holds a block of `ip` (`kind`: `flood` or `auth_fail`); `false` when one was held.
     pub(crate) fn add(&mut self, ip: IpAddr, kind: &'static str, now_ms: i64) -> bool {
+        let ip = aggregate(ip);
         self.until.retain(|_, (end, _)| *end > now_ms);
         self.until
             .insert(ip, (now_ms + Self::GRACE_MS, kind))
@@ -213,7 +233,7 @@ impl PendingBlocks {
     ) -> Option<&'static str> {
         self.sweep(directory, now_ms);
         self.until
-            .get(&ip)
+            .get(&aggregate(ip))
             .filter(|(end, _)| *end > now_ms)
             .map(|(_, kind)| *kind)
     }

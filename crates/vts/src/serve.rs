@@ -36,12 +36,10 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
     // The SIP engine and its sockets get a thread and a single-threaded runtime of their own:
     // no work stealing, no cross-thread wake-ups on the call path, and the database work of
     // this runtime never shares a thread with it.
+    let mut proxy_cfg = settings.proxy.clone();
+    proxy_cfg.branch_key = branch_key(&settings.data_dir)?;
     let sip = {
-        let (cfg, listen, source) = (
-            settings.proxy.clone(),
-            settings.listen.clone(),
-            source.clone(),
-        );
+        let (cfg, listen, source) = (proxy_cfg, settings.listen.clone(), source.clone());
         std::thread::Builder::new()
             .name("vts-sip".into())
             .spawn(move || {
@@ -103,6 +101,43 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
     let _ = std::fs::remove_file(&control_path);
     info!(cdrs = written, "stopped");
     Ok(())
+}
+
+/// The per-install secret keying the MAC in the switch's branches (`DATA_DIR/branch.key`,
+/// 32 random bytes, mode 0600), made on the first start.
+fn branch_key(data_dir: &std::path::Path) -> Result<proxy::BranchKey, String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = data_dir.join("branch.key");
+    let read = |bytes: Vec<u8>| {
+        <[u8; 32]>::try_from(bytes.as_slice())
+            .map(proxy::BranchKey::new)
+            .map_err(|_| {
+                format!(
+                    "{}: not a 32-byte key (remove it to make a new one)",
+                    path.display()
+                )
+            })
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => return read(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    }
+    let key = proxy::BranchKey::random();
+    let tmp = data_dir.join("branch.key.tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    f.write_all(key.secret())
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(key)
 }
 
 /// The in-process shared state (one node), with the minute counters started from the
@@ -227,7 +262,7 @@ async fn record_events(store: Store, mut events: mpsc::UnboundedReceiver<SwitchE
                 blocked_until_ms,
             } => {
                 let reason = format!("flood: more than {threshold} INVITEs a second");
-                let net = ipnet::IpNet::from(source);
+                let net = auto_block_network(source);
                 if let Err(e) = store
                     .add_auto_block(net, "flood", &reason, blocked_until_ms)
                     .await
@@ -243,7 +278,7 @@ async fn record_events(store: Store, mut events: mpsc::UnboundedReceiver<SwitchE
             } => {
                 let reason =
                     format!("auth_fail: more than {threshold} refused INVITEs in {window_s} s");
-                let net = ipnet::IpNet::from(source);
+                let net = auto_block_network(source);
                 if let Err(e) = store
                     .add_auto_block(net, "auth_fail", &reason, blocked_until_ms)
                     .await
@@ -271,4 +306,15 @@ fn shutdown_signal() -> Result<impl Future<Output = ()>, String> {
             _ = int.recv() => {}
         }
     })
+}
+
+/// The network an automatic block covers: the address, or an IPv6 source's /64 (the engine
+/// counts IPv6 sources per /64).
+fn auto_block_network(source: std::net::IpAddr) -> ipnet::IpNet {
+    match source {
+        std::net::IpAddr::V6(_) => ipnet::IpNet::new(source, 64)
+            .map(|n| n.trunc())
+            .unwrap_or_else(|_| ipnet::IpNet::from(source)),
+        v4 => ipnet::IpNet::from(v4),
+    }
 }

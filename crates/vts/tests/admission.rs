@@ -629,41 +629,6 @@ fn refusals_before_a_call_exists_have_their_exact_status_lines() {
     );
 }
 
-/// One address floods (60 INVITEs at 30 a second against a threshold of 10) while another
-/// customer, from another address, calls at its normal rate: the flooder is blocked, every
-/// call of the other customer goes through.
-#[test]
-fn a_flood_from_one_address_leaves_another_customer_untouched() {
-    let vts = Vts::new();
-    vts.add_customer("flooder", "127.0.0.1");
-    let calm = vts.add_customer("calm", "127.0.0.2");
-    let port = free_port();
-    vts.add_carrier("up", port, 1, "udp");
-    vts.cli(&["settings", "set", "security.flood_threshold", "10"]);
-    let switch = free_port();
-    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
-    let carrier = Sipp::uas("uas_answer.xml", port, "u1", 1000);
-    let flood =
-        std::thread::spawn(move || uac("uac_flood.xml", at(switch), "u1", 60, 30, free_port()));
-    let (ok, err) = common::uac_from("127.0.0.2", "uac_call.xml", at(switch), 20, 5, free_port());
-    assert!(ok, "the calm customer: {err}\n{}", serve.log_text());
-    let (ok, err) = flood.join().unwrap();
-    assert!(ok, "the flooder: {err}");
-    drop(carrier);
-    let log = serve.log_text();
-    serve.stop();
-    assert!(log.contains("FLOOD source=127.0.0.1 "), "{log}");
-    assert!(!log.contains("FLOOD source=127.0.0.2"), "{log}");
-    let cdrs = vts.cdrs();
-    let calm_cdrs: Vec<&Value> = cdrs
-        .iter()
-        .filter(|c| int(c, "customer_id") == calm)
-        .collect();
-    assert_eq!(calm_cdrs.len(), 20);
-    assert!(calm_cdrs.iter().all(|c| int(c, "final_code") == 200));
-    assert!(vts.cli(&["block", "list"]).contains("127.0.0.1/32"));
-}
-
 /// The carrier commands an operator changes routing with, seen through `vts route`: limits
 /// and timers, removing prefix-list entries, disabling and enabling; bad values refused.
 #[test]

@@ -68,8 +68,9 @@ pub(super) enum Phase {
     Setup,
     /// Answered: the dialog the switch is in.
     Confirmed(Box<Dialog>),
-    /// Ended (CDR event sent); kept a while so late responses to attempts are handled.
-    Ended,
+    /// Ended (CDR event sent); kept a while so late responses to attempts are handled,
+    /// with the dialog of an answered call (late ACKs and 2xx are still relayed).
+    Ended(Option<Box<Dialog>>),
 }
 
 #[derive(Debug)]
@@ -109,7 +110,7 @@ pub(super) struct Call {
 
 impl Call {
     pub(super) fn is_ended(&self) -> bool {
-        matches!(self.phase, Phase::Ended)
+        matches!(self.phase, Phase::Ended(_))
     }
 
     pub(super) fn carrier(&self) -> Option<CarrierId> {
@@ -182,7 +183,8 @@ impl Engine {
         let Some(threshold) = settings.auth_fail_threshold else {
             return;
         };
-        if directory.whitelisted(ip) {
+        // A carrier's address sending an INVITE is refused, never blocked.
+        if directory.whitelisted(ip) || directory.is_known(ip) {
             return;
         }
         let window = Duration::from_secs(settings.auth_fail_window_s.into());
@@ -203,7 +205,7 @@ impl Engine {
         let _ = self
             .notices
             .send(SwitchEvent::Security(SecurityEvent::AuthFailures {
-                source: ip,
+                source: pipeline::aggregate(ip),
                 threshold,
                 window_s: settings.auth_fail_window_s,
                 blocked_until_ms: until,
@@ -229,31 +231,6 @@ impl Engine {
             return;
         }
         let directory = self.directory.load();
-        let settings = &directory.settings;
-        if let Err(reject) = pipeline::flood(&mut *self.limiter, &directory, peer.addr.ip(), now) {
-            let (status, reason) = reject.reply();
-            self.reply(now, server, &invite, status, reason, &[]);
-            let now_ms = self.clock.epoch_ms(now);
-            let until = now_ms + i64::from(settings.block_s) * 1000;
-            if self.pending_blocks.add(peer.addr.ip(), "flood", now_ms) {
-                self.pending_check = Some(now + super::PENDING_BLOCK_CHECK);
-                let threshold = settings.flood_threshold.unwrap_or_default();
-                warn!(
-                    target: "vts::security",
-                    "FLOOD source={} threshold={threshold}/s blocked_seconds={}",
-                    peer.addr.ip(),
-                    settings.block_s
-                );
-                let _ = self
-                    .notices
-                    .send(SwitchEvent::Security(SecurityEvent::FloodDetected {
-                        source: peer.addr.ip(),
-                        threshold,
-                        blocked_until_ms: until,
-                    }));
-            }
-            return;
-        }
         let customer = match pipeline::identify(&directory, peer.addr.ip()) {
             Ok(c) => c.clone(),
             Err(reject) => {
@@ -360,6 +337,7 @@ impl Engine {
             },
         );
         self.by_server.insert(server, cref);
+        self.in_setup += 1;
         match routes {
             Ok(_) => self.next_attempt(now, cref),
             Err(reject) => {
@@ -569,6 +547,15 @@ impl Engine {
                 call.last_failure = Some(Box::new(Failure::Local(503, "Service Unavailable")));
                 continue;
             };
+            if self.is_us_addr(&peer) {
+                // A carrier configured at the switch's own address would loop every call.
+                warn!(carrier = %carrier.name, addr = %peer.addr, "carrier is the switch itself: skipped");
+                self.guards.count(crate::guard::Counter::LoopDetected);
+                if let Some(call) = self.calls.get_mut(&cref) {
+                    call.last_failure = Some(Box::new(Failure::Local(482, "Loop Detected")));
+                }
+                continue;
+            }
             let via_host = self.advertised(peer.transport).to_string();
             let built = {
                 let call = &self.calls[&cref];
@@ -679,23 +666,20 @@ impl Engine {
         let h = invite.headers();
         let mut e = invite.edit();
         let transport = wire::via_transport(peer.transport);
-        e.prepend_via(
-            format!(
-                "SIP/2.0/{transport} {via_host};branch={};rport",
-                wire::branch()
-            )
-            .as_bytes(),
-        )?;
+        let branch = self.branches.new_branch(h.call_id().unwrap_or_default());
+        e.prepend_via(format!("SIP/2.0/{transport} {via_host};branch={branch};rport").as_bytes())?;
         let source_ip = source.addr.ip().to_string();
         e.set_via_received(Some(source_ip.as_bytes()), source.addr.port())?;
         let rr = wire::record_route(via_host, peer.transport);
         e.prepend_record_route(rr.as_bytes())?;
-        if let Some(Ok(first)) = h.routes().next()
-            && let Ok(uri) = first.uri()
-            && let Some(sip) = uri.as_sip()
-            && self.is_us(sip.host_raw, sip.port)
-        {
-            e.remove_first_route()?;
+        // The path to the carrier is the switch's alone: our own Route and any the customer
+        // wrote after it go (the next hop is the carrier's configured address).
+        e.remove_header(sip_message::HeaderName::Route)?;
+        // The carrier sends its in-dialog requests to the switch whatever it does with
+        // Record-Route: billing never depends on the far end honouring it.
+        if h.get(sip_message::HeaderName::Contact).is_some() {
+            e.remove_header(sip_message::HeaderName::Contact)?;
+            e.add_header("Contact", self.our_contact(peer.transport).as_bytes())?;
         }
         e.decrement_max_forwards()?;
         let destination = carrier.numbers.destination(&call.destination);
@@ -769,9 +753,30 @@ impl Engine {
             return;
         }
         if confirmed {
-            // A retransmitted or forked 2xx of the answered INVITE: relayed end to end.
+            // A retransmitted 2xx of the answered INVITE is relayed end to end; a 2xx of
+            // another dialog (a fork) is not wanted: ACK and BYE.
             if (200..300).contains(&status) {
-                self.relay_response(now, server, &msg);
+                let same = match (&call.phase, msg.headers().to().ok().and_then(|t| t.tag())) {
+                    (Phase::Confirmed(d), Some(tag)) => {
+                        d.key()
+                            == super::dialog::DialogKey::new(
+                                &d.call_id(),
+                                msg.headers()
+                                    .from()
+                                    .ok()
+                                    .and_then(|f| f.tag())
+                                    .unwrap_or_default(),
+                                tag,
+                            )
+                    }
+                    _ => false,
+                };
+                if same {
+                    let source = call.source;
+                    self.relay_response(now, server, &msg, Some(source));
+                } else {
+                    self.unwanted_response(now, cref, number, &msg);
+                }
             }
             return;
         }
@@ -790,7 +795,8 @@ impl Engine {
                         at_ms: self.clock.epoch_ms(now),
                     });
                 }
-                self.relay_response(now, server, &msg);
+                let source = self.calls.get(&cref).map(|c| c.source);
+                self.relay_response(now, server, &msg, source);
             }
             200..=299 => {
                 self.emit(CallEvent::AttemptEnded {
@@ -1014,7 +1020,7 @@ impl Engine {
             Failure::Local(code, reason) => (*code, (*reason).to_string(), None),
         };
         match failure {
-            Failure::Response(m) => self.relay_response(now, server, &m),
+            Failure::Response(m) => self.relay_response(now, server, &m, None),
             Failure::Local(code, reason) => {
                 if let Some(invite) = call.invite.as_ref() {
                     let tag = call.to_tag.as_bytes();
@@ -1026,8 +1032,9 @@ impl Engine {
         self.end_call(now, cref, (code, reason, q850), hangup);
     }
 
-    /// Marks a call ended (with its final code, reason and Q.850 cause), sends its `Ended`
-    /// event and frees its place in the status.
+    /// Marks a call ended at `now` (the CDR's end: for a hang-up, when it began), with its
+    /// final code, reason and Q.850 cause; sends its `Ended` event and frees its place in
+    /// the status and its channels.
     pub(super) fn end_call(
         &mut self,
         now: Instant,
@@ -1041,10 +1048,12 @@ impl Engine {
         if call.is_ended() {
             return;
         }
-        if let Phase::Confirmed(d) = &call.phase {
-            self.dialogs.remove(&d.call_id());
+        let phase = std::mem::replace(&mut call.phase, Phase::Ended(None));
+        match phase {
+            Phase::Confirmed(d) => call.phase = Phase::Ended(Some(d)),
+            Phase::Setup => self.in_setup = self.in_setup.saturating_sub(1),
+            Phase::Ended(_) => {}
         }
-        call.phase = Phase::Ended;
         call.shed();
         // Every channel goes back, whatever ended the call.
         call.leases.clear();
@@ -1073,6 +1082,9 @@ impl Engine {
     pub(super) fn forget(&mut self, cref: CallRef) {
         if let Some(call) = self.calls.remove(&cref) {
             self.by_server.remove(&call.server);
+            if let Phase::Ended(Some(d)) = &call.phase {
+                self.dialogs.remove(&d.key());
+            }
             for a in call
                 .attempt
                 .as_deref()
@@ -1080,6 +1092,10 @@ impl Engine {
                 .chain(call.abandoned.iter())
             {
                 self.by_client.remove(&a.client);
+                // Timer C: an attempt still in Proceeding this long after its call ended
+                // (a carrier that never answered the CANCEL) is dropped.
+                self.txns
+                    .terminate(sip_transaction::TxnId::Client(a.client));
             }
         }
     }

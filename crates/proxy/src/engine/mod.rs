@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use domain::{CallEvent, CallRef, SwitchEvent, Transport};
+use domain::{CallEvent, CallRef, Cap, Directory, SwitchEvent, Transport};
 use sip_message::sanity::{self, Reject as Sanity};
 use sip_message::{Message, Method, build, parse_datagram, parse_stream_message};
 use sip_transaction::{
@@ -33,6 +33,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::ProxyConfig;
 use crate::directory::DirectorySource;
+use crate::guard::{Counter, Gauge};
 use crate::latency::{Kind, Latency};
 use crate::status::{self, Status, StatusHandle};
 use crate::transport::{Inbound, Listener, ListenerSpec, Peer, Transports};
@@ -47,8 +48,20 @@ const ALLOW: &[u8] = b"INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK";
 enum ClientRole {
     /// Attempt `number` of a call's INVITE to a carrier.
     Attempt { call: CallRef, number: u32 },
-    /// An in-dialog request relayed for a server transaction.
-    Relay { server: ServerTxnId },
+    /// An in-dialog request of `call` relayed for a server transaction, sent by side
+    /// `from`; `bye` when it is a BYE (its final response settles the far side).
+    Relay {
+        server: ServerTxnId,
+        call: CallRef,
+        from: dialog::Side,
+        bye: bool,
+    },
+    /// Try `try_n` of the switch's own BYE of `call` to side `to`.
+    Bye {
+        call: CallRef,
+        to: dialog::Side,
+        try_n: u32,
+    },
     /// A request the switch sends itself (CANCEL, BYE): its responses are not relayed.
     Local,
     /// OPTIONS probe `seq` of a carrier.
@@ -79,6 +92,16 @@ enum CallTimer {
         carrier: domain::CarrierId,
         seq: u64,
     },
+    /// 64×T1 after the 2xx: end the call unless the caller's ACK came.
+    AckWait { call: CallRef },
+    /// Send try `try_n` of the switch's BYE of `call` to side `to`.
+    ByeRetry {
+        call: CallRef,
+        to: dialog::Side,
+        try_n: u32,
+    },
+    /// Timer C of a relayed re-INVITE.
+    TimerC { client: ClientTxnId },
 }
 
 /// Epoch milliseconds from a monotonic clock: wall time read once at start, then
@@ -107,6 +130,13 @@ impl Clock {
     }
 }
 
+/// A blocked source gets at most one reply (403) this often; the rest is dropped unread.
+const BLOCKED_REPLY_INTERVAL: Duration = Duration::from_secs(10);
+
+/// After the drain deadline, the switch's BYEs get this long to be confirmed (Timer F is
+/// 32 s) before the calls are closed without it.
+const SHUTDOWN_BYE_GRACE: Duration = Duration::from_secs(34);
+
 /// How often pending automatic blocks are checked against the directory.
 const PENDING_BLOCK_CHECK: Duration = Duration::from_millis(200);
 
@@ -129,15 +159,22 @@ pub(crate) struct Engine {
     status: watch::Sender<Status>,
     /// Our addresses as written in Via and Record-Route, per transport.
     advertised: HashMap<Transport, String>,
-    /// Every bound address, to recognise our own Route headers.
+    /// Every bound address, to recognise our own address.
     local: Vec<ListenerSpec>,
+    /// The addresses in `advertised` (what a listener on 0.0.0.0 answers to).
+    advertised_ips: Vec<IpAddr>,
     calls: HashMap<CallRef, Call>,
     by_server: HashMap<ServerTxnId, CallRef>,
     by_client: HashMap<ClientTxnId, ClientRole>,
     /// Relayed and own requests still waiting for a final response (shutdown waits for them).
     awaiting_final: HashSet<ClientTxnId>,
-    /// Confirmed dialogs by Call-ID.
-    dialogs: HashMap<Bytes, CallRef>,
+    /// Dialogs of answered calls by Call-ID and tags (kept until the call is forgotten,
+    /// so that late ACKs and 2xx retransmissions of a call just ended are still relayed).
+    dialogs: HashMap<dialog::DialogKey, CallRef>,
+    /// Keyed MACs in the branches the switch issues.
+    branches: wire::Branches,
+    /// Past the drain deadline of a shutdown: BYEs are not retried.
+    draining_past_deadline: bool,
     /// Requests relayed in a dialog, by their server transaction (to answer a failure).
     relayed: HashMap<ServerTxnId, Message>,
     timers: BinaryHeap<Reverse<(Instant, CallTimer)>>,
@@ -175,6 +212,10 @@ pub(crate) struct Engine {
     review_at: Option<Instant>,
     /// Carrier health from OPTIONS probes.
     probes: probe::Probes,
+    /// Calls being set up (not answered, not ended), for `sip.max_calls_in_setup`.
+    in_setup: usize,
+    /// When each blocked source last got a reply.
+    blocked_replies: HashMap<IpAddr, Instant>,
     /// Caps reached, drops and resources in use (shared with the transports).
     guards: crate::Guards,
 }
@@ -279,7 +320,10 @@ impl Switch {
         let mut drain_deadline: Option<Instant> = None;
         loop {
             let wake = self.engine.poll_timeout();
-            let sleep_until = match (wake, drain_deadline) {
+            // Past the drain deadline, the next shutdown step is the end of the BYE grace.
+            let drain_wake =
+                drain_deadline.map(|d| if now() < d { d } else { d + SHUTDOWN_BYE_GRACE });
+            let sleep_until = match (wake, drain_wake) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -307,11 +351,21 @@ impl Switch {
             let now = now();
             if let Some(deadline) = drain_deadline {
                 if now >= deadline && self.engine.calls_in_progress() > 0 {
-                    warn!(
-                        calls = self.engine.calls_in_progress(),
-                        "drain period over: ending calls with BYE"
-                    );
+                    if !self.engine.draining_past_deadline {
+                        warn!(
+                            calls = self.engine.calls_in_progress(),
+                            "drain period over: ending calls with BYE"
+                        );
+                        self.engine.draining_past_deadline = true;
+                    }
                     self.engine.hang_up_all(now);
+                    if now >= deadline + SHUTDOWN_BYE_GRACE {
+                        warn!(
+                            calls = self.engine.calls_in_progress(),
+                            "hang-ups not confirmed in time: calls closed"
+                        );
+                        self.engine.force_end_all(now);
+                    }
                 }
                 if self.engine.calls_in_progress() == 0 && self.engine.requests_done(deadline, now)
                 {
@@ -379,8 +433,18 @@ impl Engine {
                 .or_insert_with(|| addr.to_string());
         }
         let txns = Transactions::new(cfg.timers);
+        let branches = wire::Branches::new(&cfg.branch_key);
+        let mut advertised_ips: Vec<IpAddr> = Vec::new();
+        for a in advertised.values() {
+            if let Ok(addr) = a.parse::<std::net::SocketAddr>()
+                && !advertised_ips.contains(&addr.ip())
+            {
+                advertised_ips.push(addr.ip());
+            }
+        }
         Engine {
             cfg,
+            advertised_ips,
             txns,
             directory,
             events,
@@ -398,6 +462,8 @@ impl Engine {
             awaiting_final: HashSet::new(),
             dialogs: HashMap::new(),
             relayed: HashMap::new(),
+            branches,
+            draining_past_deadline: false,
             timers: BinaryHeap::new(),
             next_call: 0,
             draining: false,
@@ -418,6 +484,8 @@ impl Engine {
             review_at: None,
             warnings: crate::pipeline::Warnings::default(),
             probes: probe::Probes::starting(now()),
+            in_setup: 0,
+            blocked_replies: HashMap::new(),
             guards: transports.guards.clone(),
         }
     }
@@ -429,7 +497,7 @@ impl Engine {
     /// After a shutdown, relayed requests (a last BYE) and the switch's own BYEs get until a
     /// short grace period past the drain deadline to be answered.
     fn requests_done(&self, deadline: Instant, now: Instant) -> bool {
-        self.awaiting_final.is_empty() || now >= deadline + Duration::from_secs(4)
+        self.awaiting_final.is_empty() || now >= deadline + SHUTDOWN_BYE_GRACE
     }
 
     /// Records what a new client transaction is for.
@@ -512,6 +580,9 @@ impl Engine {
                 CallTimer::ProbeTimeout { carrier, seq } => {
                     self.probe_result(now, carrier, seq, false)
                 }
+                CallTimer::AckWait { call } => self.ack_wait(now, call),
+                CallTimer::ByeRetry { call, to, try_n } => self.bye_retry(now, call, to, try_n),
+                CallTimer::TimerC { client } => self.timer_c(now, client),
             }
             self.process_events(now);
         }
@@ -552,6 +623,17 @@ impl Engine {
     }
 
     fn handle_message(&mut self, now: Instant, data: Bytes, peer: Peer) {
+        let directory = self.directory.load();
+        let now_ms = self.clock.epoch_ms(now);
+        // A blocked stranger's datagrams are dropped before parsing (customers and carriers
+        // go on: a block never cuts a call already up; see `handle_request`).
+        if self.is_blocked(&directory, peer.addr.ip(), now_ms)
+            && !directory.is_known(peer.addr.ip())
+            && !self.blocked_reply_due(peer.addr.ip(), now)
+        {
+            self.guards.count(Counter::BlockedDropped);
+            return;
+        }
         let parsed = if peer.reliable() {
             parse_stream_message(data)
         } else {
@@ -574,8 +656,73 @@ impl Engine {
         if msg.is_request() {
             self.handle_request(now, msg, peer);
         } else {
-            self.handle_response(now, msg);
+            self.handle_response(now, msg, peer);
         }
+    }
+
+    /// Whether `ip` is blocked (the allocation-free check of every datagram).
+    fn is_blocked(&mut self, directory: &Directory, ip: IpAddr, now_ms: i64) -> bool {
+        directory.blocklist.blocking(ip, now_ms).is_some()
+            || (!self.pending_blocks.is_empty()
+                && self
+                    .pending_blocks
+                    .blocking(directory, ip, now_ms)
+                    .is_some())
+    }
+
+    /// The block covering `ip`, if any: the store's list or a block the engine holds
+    /// until the store's entry arrives.
+    fn blocked(&mut self, directory: &Directory, ip: IpAddr, now_ms: i64) -> Option<String> {
+        if let Some(b) = directory.blocklist.blocking(ip, now_ms) {
+            return Some(b.reason.clone());
+        }
+        self.pending_blocks
+            .blocking(directory, ip, now_ms)
+            .map(str::to_string)
+    }
+
+    /// Whether a blocked source may get a reply now: at most one per source per
+    /// [`BLOCKED_REPLY_INTERVAL`] (a flood is dropped, not answered).
+    fn blocked_reply_due(&mut self, ip: IpAddr, now: Instant) -> bool {
+        if self.blocked_replies.len() >= 4096 {
+            self.blocked_replies
+                .retain(|_, at| now.saturating_duration_since(*at) < BLOCKED_REPLY_INTERVAL);
+            if self.blocked_replies.len() >= 4096 {
+                return false;
+            }
+        }
+        match self.blocked_replies.get(&ip) {
+            Some(at) if now.saturating_duration_since(*at) < BLOCKED_REPLY_INTERVAL => false,
+            _ => {
+                self.blocked_replies.insert(ip, now);
+                true
+            }
+        }
+    }
+
+    /// A response the switch writes without a transaction (nothing is kept, nothing is
+    /// retransmitted: one reply per request, never more).
+    fn stateless(
+        &mut self,
+        msg: &Message,
+        peer: Peer,
+        status: u16,
+        reason: &str,
+        extra: &[(&str, &[u8])],
+    ) {
+        self.guards.count(Counter::StatelessReplies);
+        let server: (&str, &[u8]) = ("Server", self.cfg.user_agent.as_bytes());
+        let mut headers: Vec<(&str, &[u8])> = extra.to_vec();
+        headers.push(server);
+        let tag = wire::tag();
+        let reply = build::response(
+            msg.headers(),
+            status,
+            reason,
+            Some(tag.as_bytes()),
+            &headers,
+        );
+        self.out.push((reply_peer(msg.headers(), peer), reply));
     }
 
     fn handle_request(&mut self, now: Instant, msg: Message, peer: Peer) {
@@ -603,46 +750,95 @@ impl Engine {
             }
             return;
         }
+        let method = msg.method();
         let to_peer = reply_peer(msg.headers(), peer);
-        // Stage "block list", for every request: a stateless 403 (an ACK is dropped).
         let directory = self.directory.load();
         let now_ms = self.clock.epoch_ms(now);
-        let block = match directory.blocklist.blocking(peer.addr.ip(), now_ms) {
-            Some(b) => Some(b.reason.as_str()),
-            None => self
-                .pending_blocks
-                .blocking(&directory, peer.addr.ip(), now_ms),
-        };
-        // Requests of a dialog the switch already carries pass: a BYE from a source blocked
+        let ip = peer.addr.ip();
+        // Stage "block list", for every request: a stateless 403 (an ACK is dropped).
+        // Requests of a dialog the switch carries pass: a BYE from a source blocked
         // mid-call must still end the call at the carrier (a block stops new traffic; it
         // never keeps a billed call up).
-        let carried = block.is_some()
-            && msg
-                .headers()
-                .call_id()
-                .is_ok_and(|id| self.dialogs.contains_key(id));
-        if let Some(reason) = block.filter(|_| !carried) {
+        if let Some(reason) = self.blocked(&directory, ip, now_ms)
+            && self.dialog_of(&msg, peer).is_none()
+        {
+            self.guards.count(Counter::BlockedDropped);
             debug!(
                 target: "vts::security",
-                "BLOCKED source={} method={} reason={:?}",
-                peer.addr.ip(),
+                "BLOCKED source={ip} method={} reason={reason:?}",
                 String::from_utf8_lossy(msg.method_bytes().unwrap_or_default()),
-                reason
             );
-            if msg.method() == Some(Method::Ack) {
+            if method == Some(Method::Ack) {
                 // An ACK for a refusal the switch sent (say the 503 that started a flood
                 // block) ends that transaction's retransmissions; any other ACK is dropped.
                 let _ = self
                     .txns
                     .receive_request(now, &msg, to_peer, peer.reliable());
             } else {
+                // A stranger gets here only when a reply is due (`handle_message`).
+                self.guards.count(Counter::BlockedReplies);
                 let (status, reason) = crate::pipeline::Reject::Blacklisted.reply();
-                let tag = wire::tag();
-                let reply =
-                    build::response(msg.headers(), status, reason, Some(tag.as_bytes()), &[]);
-                self.out.push((to_peer, reply));
+                self.stateless(&msg, peer, status, reason, &[]);
             }
             return;
+        }
+        // A request that already passed through the switch (one of our branches in a
+        // Via): a loop (a carrier at the switch's own address, or a chain of proxies).
+        if self.is_loop(&msg) {
+            self.guards.count(Counter::LoopDetected);
+            warn!(target: "vts::security", "LOOP source={ip}: a request carries the switch's own Via");
+            if method != Some(Method::Ack) {
+                self.stateless(&msg, peer, 482, "Loop Detected", &[]);
+            }
+            return;
+        }
+        // Strangers (neither a customer's nor a carrier's address) pass a rate bucket for
+        // every method before anything is kept for them; customers are held by their own
+        // CPS limit, and nothing a customer or carrier sends blocks it automatically.
+        if !directory.is_known(ip)
+            && let Err(reject) = crate::pipeline::flood(&mut *self.limiter, &directory, ip, now)
+        {
+            if method != Some(Method::Ack) {
+                let (status, reason) = reject.reply();
+                self.stateless(&msg, peer, status, reason, &[]);
+            }
+            self.block_flood(now, ip, &directory);
+            return;
+        }
+        // What the switch answers without a transaction: nothing is kept for a request
+        // that opens nothing, and no response to it is ever retransmitted.
+        if method != Some(Method::Ack) && !self.is_retransmission(&msg) {
+            let in_dialog = msg.headers().to().ok().and_then(|t| t.tag()).is_some();
+            match method {
+                Some(Method::Cancel) => {
+                    if !self.cancel_matches(&msg, peer) {
+                        self.stateless(&msg, peer, 481, "Call/Transaction Does Not Exist", &[]);
+                        return;
+                    }
+                }
+                _ if in_dialog => {
+                    if self.dialog_of(&msg, peer).is_none() {
+                        self.guards.count(Counter::InDialogRefused);
+                        self.stateless(&msg, peer, 481, "Call/Transaction Does Not Exist", &[]);
+                        return;
+                    }
+                }
+                Some(Method::Invite) => {
+                    if let Some((status, reason)) = self.over_capacity() {
+                        self.stateless(&msg, peer, status, reason, &[]);
+                        return;
+                    }
+                }
+                Some(Method::Options) => {
+                    let accept: (&str, &[u8]) = ("Accept", b"application/sdp");
+                    self.stateless(&msg, peer, 200, "OK", &[("Allow", ALLOW), accept]);
+                    return;
+                }
+                _ => {
+                    self.stateless(&msg, peer, 405, "Method Not Allowed", &[("Allow", ALLOW)]);
+                    return;
+                }
+            }
         }
         let outcome = match self
             .txns
@@ -660,26 +856,89 @@ impl Engine {
             RequestOutcome::Cancel { invite, cancel } => {
                 self.handle_cancel(now, invite, cancel, &msg)
             }
-            RequestOutcome::New(id) => {
-                let in_dialog = msg.headers().to().ok().and_then(|t| t.tag()).is_some();
-                match msg.method() {
-                    _ if in_dialog => self.relay_in_dialog(now, id, msg, peer),
-                    Some(Method::Invite) => self.new_call(now, id, msg, peer),
-                    Some(Method::Options) => {
-                        let accept: (&str, &[u8]) = ("Accept", b"application/sdp");
-                        self.reply(now, id, &msg, 200, "OK", &[("Allow", ALLOW), accept]);
-                    }
-                    _ => self.reply(
-                        now,
-                        id,
-                        &msg,
-                        405,
-                        "Method Not Allowed",
-                        &[("Allow", ALLOW)],
-                    ),
+            RequestOutcome::New(id) => match self.dialog_of(&msg, peer) {
+                Some(dialog) if msg.headers().to().ok().and_then(|t| t.tag()).is_some() => {
+                    self.relay_in_dialog(now, id, msg, peer, dialog)
                 }
-            }
+                _ if method == Some(Method::Invite) => self.new_call(now, id, msg, peer),
+                _ => self.reply(now, id, &msg, 481, "Call/Transaction Does Not Exist", &[]),
+            },
         }
+    }
+
+    /// Whether a request is a retransmission of one a server transaction holds.
+    fn is_retransmission(&self, msg: &Message) -> bool {
+        sip_transaction::ServerKey::from_request(msg)
+            .is_ok_and(|k| self.txns.find_server(&k).is_some())
+    }
+
+    /// Whether a CANCEL matches an INVITE the switch is handling, from that INVITE's source.
+    fn cancel_matches(&self, msg: &Message, peer: Peer) -> bool {
+        let Ok(key) = sip_transaction::ServerKey::from_request(msg) else {
+            return false;
+        };
+        let Some(invite) = self.txns.find_server(&key.invite_key_for_cancel()) else {
+            return false;
+        };
+        match self.by_server.get(&invite).and_then(|c| self.calls.get(c)) {
+            Some(call) => call.source.addr.ip() == peer.addr.ip(),
+            // An INVITE refused before a call was made: its transaction answers.
+            None => true,
+        }
+    }
+
+    /// Whether any Via of a request carries a branch the switch issued.
+    fn is_loop(&self, msg: &Message) -> bool {
+        let h = msg.headers();
+        let call_id = h.call_id().unwrap_or_default();
+        h.vias().filter_map(Result::ok).any(|v| {
+            v.branch().is_some_and(|b| {
+                b.starts_with(wire::BRANCH_PREFIX) && self.branches.is_ours(b, call_id)
+            })
+        })
+    }
+
+    /// The transaction table or the calls being set up are at their bound: a new INVITE
+    /// gets a stateless 503 (counted, reported once per interval).
+    fn over_capacity(&mut self) -> Option<(u16, &'static str)> {
+        let limits = &self.cfg.limits;
+        if self.txns.len() >= limits.max_transactions {
+            self.guards
+                .reached(Cap::Transactions, limits.max_transactions as u64);
+            return Some((503, "Service Unavailable - Too Many Transactions"));
+        }
+        if self.in_setup >= limits.max_calls_in_setup {
+            self.guards
+                .reached(Cap::CallsInSetup, limits.max_calls_in_setup as u64);
+            return Some((503, "Service Unavailable - Too Many Calls in Setup"));
+        }
+        None
+    }
+
+    /// A stranger sent more than the flood threshold: block it (the engine holds the block
+    /// until the store's entry arrives) and say so once.
+    fn block_flood(&mut self, now: Instant, ip: IpAddr, directory: &Directory) {
+        let settings = &directory.settings;
+        let now_ms = self.clock.epoch_ms(now);
+        let until = now_ms + i64::from(settings.block_s) * 1000;
+        if !self.pending_blocks.add(ip, "flood", now_ms) {
+            return;
+        }
+        self.guards.count(Counter::AutoBlocks);
+        self.pending_check = Some(now + PENDING_BLOCK_CHECK);
+        let threshold = settings.flood_threshold.unwrap_or_default();
+        warn!(
+            target: "vts::security",
+            "FLOOD source={ip} threshold={threshold}/s blocked_seconds={}",
+            settings.block_s
+        );
+        let _ = self.notices.send(SwitchEvent::Security(
+            domain::SecurityEvent::FloodDetected {
+                source: crate::pipeline::aggregate(ip),
+                threshold,
+                blocked_until_ms: until,
+            },
+        ));
     }
 
     /// Answers a server transaction with a response the switch writes.
@@ -708,38 +967,13 @@ impl Engine {
         }
     }
 
-    fn handle_response(&mut self, now: Instant, msg: Message) {
+    fn handle_response(&mut self, now: Instant, msg: Message, peer: Peer) {
         if sanity::check_response(&msg, &self.cfg.sanity).is_err() {
             return;
         }
         match self.txns.receive_response(now, msg) {
             ResponseOutcome::Matched(_) | ResponseOutcome::Absorbed => {}
-            ResponseOutcome::Stray(msg) => self.forward_stray_response(msg),
-        }
-    }
-
-    /// A response no transaction knows (a 2xx retransmission after its transaction ended):
-    /// forwarded statelessly by its Via, when the top Via is ours (RFC 3261 §16.7, RFC 6026).
-    fn forward_stray_response(&mut self, msg: Message) {
-        let h = msg.headers();
-        let ours = h.top_via().is_ok_and(|v| {
-            v.branch()
-                .is_some_and(|b| b.starts_with(wire::BRANCH_PREFIX))
-        });
-        if !ours || !matches!(msg.status(), Some(200..=299)) {
-            return;
-        }
-        let Some(next) = h
-            .vias()
-            .nth(1)
-            .and_then(Result::ok)
-            .and_then(|v| wire::via_peer(&v))
-        else {
-            return;
-        };
-        let mut e = msg.edit();
-        if e.remove_top_via().is_ok() {
-            self.out.push((next, e.finish()));
+            ResponseOutcome::Stray(msg) => self.forward_stray_response(msg, peer),
         }
     }
 
@@ -750,10 +984,10 @@ impl Engine {
                 Event::Timeout {
                     id: TxnId::Client(id),
                     ..
-                } => self.client_failed(now, id, 408, "Request Timeout"),
+                } => self.client_failed(now, id, true),
                 Event::TransportError {
                     id: TxnId::Client(id),
-                } => self.client_failed(now, id, 503, "Service Unavailable"),
+                } => self.client_failed(now, id, false),
                 Event::Terminated {
                     id: TxnId::Client(id),
                 } => {
@@ -774,6 +1008,8 @@ impl Engine {
                 } => {}
             }
         }
+        self.guards.set(Gauge::Transactions, self.txns.len() as u64);
+        self.guards.set(Gauge::CallsInSetup, self.in_setup as u64);
     }
 
     fn client_response(&mut self, now: Instant, id: ClientTxnId, msg: Message) {
@@ -784,7 +1020,17 @@ impl Engine {
             Some(ClientRole::Attempt { call, number }) => {
                 self.attempt_response(now, call, number, msg)
             }
-            Some(ClientRole::Relay { server }) => self.relay_response(now, server, &msg),
+            Some(ClientRole::Relay {
+                server,
+                call,
+                from,
+                bye,
+            }) => self.relayed_response(now, (server, call, from, bye), &msg),
+            Some(ClientRole::Bye { call, to, try_n }) => {
+                if let Some(status) = msg.status() {
+                    self.own_bye_response(now, (call, to, try_n), status);
+                }
+            }
             Some(ClientRole::Probe { carrier, seq }) => {
                 if let Some(status) = msg.status() {
                     self.probe_response(now, carrier, seq, status);
@@ -794,15 +1040,30 @@ impl Engine {
         }
     }
 
-    fn client_failed(&mut self, now: Instant, id: ClientTxnId, status: u16, reason: &'static str) {
+    /// A client transaction ended without a final response: Timer B/F (`timeout`) or a
+    /// transport error.
+    fn client_failed(&mut self, now: Instant, id: ClientTxnId, timeout: bool) {
         self.awaiting_final.remove(&id);
+        let (status, reason) = if timeout {
+            (408, "Request Timeout")
+        } else {
+            (503, "Service Unavailable")
+        };
         match self.by_client.get(&id).copied() {
             Some(ClientRole::Attempt { call, number }) => {
                 self.attempt_failed(now, call, number, status, reason)
             }
-            Some(ClientRole::Relay { server }) => {
-                if let Some(req) = self.relayed.remove(&server) {
-                    self.reply(now, server, &req, status, reason, &[]);
+            Some(ClientRole::Relay {
+                server,
+                call,
+                from,
+                bye,
+            }) => self.relay_failed(now, (server, call, from, bye), timeout),
+            Some(ClientRole::Bye { call, to, try_n }) => {
+                if timeout {
+                    self.own_bye_response(now, (call, to, try_n), 408);
+                } else {
+                    self.bye_failed(now, call, to, try_n);
                 }
             }
             Some(ClientRole::Probe { carrier, seq }) => self.probe_result(now, carrier, seq, false),
@@ -810,8 +1071,15 @@ impl Engine {
         }
     }
 
-    /// Relays a response of a relayed request back on its server transaction (our Via off).
-    fn relay_response(&mut self, now: Instant, server: ServerTxnId, msg: &Message) {
+    /// Relays a response of a relayed request back on its server transaction (our Via off;
+    /// a Contact rewritten to us, on the transport of `to`, when given).
+    fn relay_response(
+        &mut self,
+        now: Instant,
+        server: ServerTxnId,
+        msg: &Message,
+        to: Option<Peer>,
+    ) {
         if msg.status() == Some(100) {
             return;
         }
@@ -822,33 +1090,33 @@ impl Engine {
         if e.remove_top_via().is_err() {
             return;
         }
+        if let Some(to) = to
+            && msg
+                .headers()
+                .get(sip_message::HeaderName::Contact)
+                .is_some()
+        {
+            let contact = self.our_contact(to.transport);
+            if e.remove_header(sip_message::HeaderName::Contact).is_err()
+                || e.add_header("Contact", contact.as_bytes()).is_err()
+            {
+                return;
+            }
+        }
         if let Err(err) = self.txns.respond(now, server, e.finish()) {
             debug!(error = %err, "relayed response not sent");
         }
     }
 
-    fn is_us(&self, host: &[u8], port: Option<u16>) -> bool {
-        self.local.iter().any(|l| {
-            let port_ok = port.unwrap_or(5060) == l.addr.port();
-            let host_ok = std::str::from_utf8(host)
-                .ok()
-                .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
-                .and_then(|h| h.parse::<IpAddr>().ok())
-                .is_some_and(|ip| ip == l.addr.ip() || l.addr.ip().is_unspecified());
-            port_ok
-                && (host_ok
-                    || self
-                        .advertised
-                        .values()
-                        .any(|a| a.as_bytes().starts_with(host)))
-        })
-    }
-
-    /// One of our own listen addresses (a message sent there would loop).
+    /// Whether `peer` is one of the switch's own listening addresses (exactly: a listener
+    /// on 0.0.0.0 counts for the addresses it advertises, not for every address).
     fn is_us_addr(&self, peer: &Peer) -> bool {
         self.local.iter().any(|l| {
             l.addr.port() == peer.addr.port()
-                && (l.addr.ip() == peer.addr.ip() || l.addr.ip().is_unspecified())
+                && (l.addr.ip() == peer.addr.ip()
+                    || (l.addr.ip().is_unspecified()
+                        && (self.advertised_ips.contains(&peer.addr.ip())
+                            || peer.addr.ip().is_loopback())))
         })
     }
 

@@ -123,14 +123,14 @@ impl Engine {
         };
         let target = format!("sip:{host}{tparam}");
         let me = self.advertised(peer.transport).to_string();
+        let call_id = format!("{}@vts-probe", wire::tag());
         let via = format!(
             "SIP/2.0/{} {me};branch={};rport",
             wire::via_transport(peer.transport),
-            wire::branch()
+            self.branches.new_branch(call_id.as_bytes())
         );
         let from = format!("<sip:vts@{me}>;tag={}", wire::tag());
         let to = format!("<{target}>");
-        let call_id = format!("{}@vts-probe", wire::tag());
         let bytes = wire::InDialog {
             method: "OPTIONS",
             target: target.as_bytes(),

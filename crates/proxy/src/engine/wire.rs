@@ -6,46 +6,116 @@ use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use domain::{Carrier, Transport};
-use sip_message::headers::Via;
-use sip_message::uri::{Host, Uri};
 
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use crate::config::BranchKey;
 use crate::transport::Peer;
 
 /// Every branch the switch writes starts with this (the RFC 3261 magic cookie first).
 pub(super) const BRANCH_PREFIX: &[u8] = b"z9hG4bK-vts-";
 
+/// `n` random bytes as hex, from a CSPRNG (the thread's ChaCha generator, seeded by the
+/// operating system): tags, branches and Call-IDs must not be guessable, or a stranger
+/// could forge in-dialog requests and responses.
 fn random_hex(n: usize) -> String {
+    use rand::Rng as _;
+    let mut rng = rand::rng();
     let mut s = String::with_capacity(n);
-    for _ in 0..n / 16 {
-        let _ = write!(s, "{:016x}", fastrand::u64(..));
+    for _ in 0..n.div_ceil(16) {
+        let _ = write!(s, "{:016x}", rng.next_u64());
     }
+    s.truncate(n);
     s
 }
 
-/// A new Via branch.
-pub(super) fn branch() -> String {
-    format!(
-        "{}{}",
-        std::str::from_utf8(BRANCH_PREFIX).unwrap_or("z9hG4bK"),
-        random_hex(16)
-    )
+/// Branches with a keyed MAC: `z9hG4bK-vts-` + 16 hex digits of nonce + 16 hex digits of
+/// HMAC-SHA256(key, nonce ‖ Call-ID), truncated. A response whose top Via carries a branch
+/// without a valid MAC for its Call-ID was not caused by the switch (forged, or sent to
+/// probe it): it is dropped. A request that carries one of our branches in any Via has been
+/// through the switch before: a loop.
+#[derive(Clone)]
+pub(super) struct Branches {
+    mac: Hmac<Sha256>,
 }
 
-/// A branch derived from another (for a stateless relay: the same input, the same branch).
-pub(super) fn derived_branch(from: &[u8]) -> String {
-    // FNV-1a: stable across runs, which a stateless relay needs for retransmissions.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in from {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+impl std::fmt::Debug for Branches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Branches")
     }
-    format!(
-        "{}{h:016x}",
-        std::str::from_utf8(BRANCH_PREFIX).unwrap_or("z9hG4bK")
-    )
 }
 
-/// A new From/To tag.
+const NONCE_HEX: usize = 16;
+const MAC_HEX: usize = 16;
+
+impl Branches {
+    pub(super) fn new(key: &BranchKey) -> Branches {
+        Branches {
+            mac: <Hmac<Sha256> as KeyInit>::new_from_slice(key.secret())
+                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length")),
+        }
+    }
+
+    fn tag(&self, nonce: &[u8], call_id: &[u8]) -> u64 {
+        let mut m = self.mac.clone();
+        m.update(nonce);
+        m.update(b"\0");
+        m.update(call_id);
+        let out = m.finalize().into_bytes();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&out[..8]);
+        u64::from_be_bytes(first)
+    }
+
+    fn with_nonce(&self, nonce: &str, call_id: &[u8]) -> String {
+        let mut b = String::with_capacity(BRANCH_PREFIX.len() + NONCE_HEX + MAC_HEX);
+        b.push_str(std::str::from_utf8(BRANCH_PREFIX).unwrap_or("z9hG4bK"));
+        b.push_str(nonce);
+        let _ = write!(b, "{:016x}", self.tag(nonce.as_bytes(), call_id));
+        b
+    }
+
+    /// A new branch for a request of dialog or call `call_id`.
+    pub(super) fn new_branch(&self, call_id: &[u8]) -> String {
+        self.with_nonce(&random_hex(NONCE_HEX), call_id)
+    }
+
+    /// A branch derived from another (a stateless relay: the same input, the same branch,
+    /// so that retransmissions of the input match).
+    pub(super) fn derived(&self, from: &[u8], call_id: &[u8]) -> String {
+        let mut m = self.mac.clone();
+        m.update(b"derive\0");
+        m.update(from);
+        let out = m.finalize().into_bytes();
+        let mut nonce = String::with_capacity(NONCE_HEX);
+        for b in &out[8..16] {
+            let _ = write!(nonce, "{b:02x}");
+        }
+        self.with_nonce(&nonce, call_id)
+    }
+
+    /// Whether `branch` is one the switch issued for `call_id`.
+    pub(super) fn is_ours(&self, branch: &[u8], call_id: &[u8]) -> bool {
+        let Some(rest) = branch.strip_prefix(BRANCH_PREFIX) else {
+            return false;
+        };
+        if rest.len() != NONCE_HEX + MAC_HEX {
+            return false;
+        }
+        let (nonce, mac) = rest.split_at(NONCE_HEX);
+        let Some(mac) = std::str::from_utf8(mac)
+            .ok()
+            .and_then(|m| u64::from_str_radix(m, 16).ok())
+        else {
+            return false;
+        };
+        // One 64-bit comparison of public data with a secret-keyed tag: a forger learns
+        // nothing from its timing that it could not learn from the drop itself.
+        self.tag(nonce, call_id) == mac
+    }
+}
+
 /// A number as the user part of a SIP URI: characters RFC 3261 allows there as they are,
 /// others (`#` of tech prefixes) %-escaped.
 pub(super) fn escape_user(user: &str) -> String {
@@ -91,49 +161,6 @@ pub(super) fn carrier_peer(c: &Carrier) -> Option<Peer> {
     Some(Peer {
         addr: SocketAddr::new(ip, c.port),
         transport: c.transport,
-    })
-}
-
-fn host_ip(h: Host<'_>) -> Option<IpAddr> {
-    match h {
-        Host::V4(a) => Some(IpAddr::V4(a)),
-        Host::V6(a) => Some(IpAddr::V6(a)),
-        Host::Name(_) => None,
-    }
-}
-
-/// Where a SIP URI points: its IP host, port (5060 when absent) and transport parameter.
-pub(super) fn uri_peer(uri: &[u8]) -> Option<Peer> {
-    let Ok(Uri::Sip(sip)) = Uri::parse(uri) else {
-        return None;
-    };
-    let ip = host_ip(sip.host()?)?;
-    let transport = match sip.params.get("transport").flatten() {
-        Some(t) if t.eq_ignore_ascii_case(b"tcp") => Transport::Tcp,
-        _ => Transport::Udp,
-    };
-    Some(Peer {
-        addr: SocketAddr::new(ip, sip.port.unwrap_or(5060)),
-        transport,
-    })
-}
-
-/// Where a response goes by a Via (RFC 3261 §18.2.2 with RFC 3581): received and rport when
-/// present, else sent-by.
-pub(super) fn via_peer(via: &Via<'_>) -> Option<Peer> {
-    let ip = match via.received() {
-        Some(r) => Host::parse(r).and_then(host_ip)?,
-        None => host_ip(via.host()?)?,
-    };
-    let port = via.rport().flatten().or(via.port).unwrap_or(5060);
-    let transport = if via.transport.eq_ignore_ascii_case(b"TCP") {
-        Transport::Tcp
-    } else {
-        Transport::Udp
-    };
-    Some(Peer {
-        addr: SocketAddr::new(ip, port),
-        transport,
     })
 }
 
@@ -190,23 +217,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn branches_and_tags() {
-        let b = branch();
-        assert!(b.starts_with("z9hG4bK-vts-") && b.len() == 12 + 16);
-        assert_ne!(branch(), branch());
-        assert_eq!(derived_branch(b"x"), derived_branch(b"x"));
-        assert_ne!(derived_branch(b"x"), derived_branch(b"y"));
+    fn branches_carry_a_mac_and_tags_are_random() {
+        let keys = Branches::new(&BranchKey::random());
+        let b = keys.new_branch(b"call-1");
+        assert!(b.starts_with("z9hG4bK-vts-") && b.len() == 12 + 32, "{b}");
+        assert_ne!(keys.new_branch(b"call-1"), b);
+        assert!(keys.is_ours(b.as_bytes(), b"call-1"));
+        assert!(
+            !keys.is_ours(b.as_bytes(), b"call-2"),
+            "bound to the Call-ID"
+        );
+        let mut forged = b.clone().into_bytes();
+        let last = forged.len() - 1;
+        forged[last] = if forged[last] == b'0' { b'1' } else { b'0' };
+        assert!(!keys.is_ours(&forged, b"call-1"));
+        assert!(!keys.is_ours(b"z9hG4bK-vts-0123456789abcdef", b"call-1"));
+        let other = Branches::new(&BranchKey::random());
+        assert!(
+            !other.is_ours(b.as_bytes(), b"call-1"),
+            "another install's key"
+        );
+        let d = keys.derived(b"z9hG4bKabc", b"call-1");
+        assert_eq!(d, keys.derived(b"z9hG4bKabc", b"call-1"));
+        assert_ne!(d, keys.derived(b"z9hG4bKabd", b"call-1"));
+        assert!(keys.is_ours(d.as_bytes(), b"call-1"));
         assert_eq!(tag().len(), 16);
-    }
-
-    #[test]
-    fn uri_peers() {
-        let p = uri_peer(b"sip:bob@127.0.0.1:5070;transport=TCP").unwrap();
-        assert_eq!((p.addr.port(), p.transport), (5070, Transport::Tcp));
-        let p = uri_peer(b"sip:[::1]").unwrap();
-        assert_eq!((p.addr.port(), p.transport), (5060, Transport::Udp));
-        assert!(uri_peer(b"sip:bob@example.com").is_none());
-        assert!(uri_peer(b"tel:+1234").is_none());
+        assert_ne!(tag(), tag());
     }
 
     #[test]

@@ -590,3 +590,84 @@ fn run_uac(scenario_file: &str, target: SocketAddr, run: UacRun<'_>) -> (bool, S
     };
     (out.status.success(), errors(dir.path()), messages)
 }
+
+/// A raw SIP endpoint on a loopback address: sends text, reads datagrams.
+pub(crate) struct Raw {
+    sock: UdpSocket,
+}
+
+impl Raw {
+    pub(crate) fn bind(ip: &str) -> Raw {
+        let sock = UdpSocket::bind((ip, 0)).unwrap();
+        Raw { sock }
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.sock.local_addr().unwrap()
+    }
+
+    pub(crate) fn send(&self, to: SocketAddr, msg: &str) {
+        // SIP wants CRLF; the scenarios below are written with \n.
+        let wire = msg.replace("\r\n", "\n").replace('\n', "\r\n");
+        self.sock.send_to(wire.as_bytes(), to).unwrap();
+    }
+
+    /// The next datagram within `timeout`, if any.
+    pub(crate) fn recv(&self, timeout: Duration) -> Option<String> {
+        self.sock.set_read_timeout(Some(timeout)).unwrap();
+        let mut buf = vec![0u8; 65536];
+        match self.sock.recv_from(&mut buf) {
+            Ok((n, _)) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(_) => None,
+        }
+    }
+
+    /// The first datagram within `timeout` whose first line contains `start` (others are
+    /// skipped: provisional responses, retransmissions).
+    pub(crate) fn expect(&self, start: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no {start:?} within {timeout:?}");
+            if let Some(m) = self.recv(left)
+                && m.lines().next().is_some_and(|l| l.contains(start))
+            {
+                return m;
+            }
+        }
+    }
+
+    /// Every datagram that arrives within `window` (a bounded wait for an absence).
+    pub(crate) fn drain(&self, window: Duration) -> Vec<String> {
+        let deadline = Instant::now() + window;
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return out;
+            }
+            match self.recv(left) {
+                Some(m) => out.push(m),
+                None => return out,
+            }
+        }
+    }
+}
+
+/// The value of the first header `name` of a message.
+pub(crate) fn header<'a>(msg: &'a str, name: &str) -> &'a str {
+    msg.lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+        })
+        .unwrap_or_else(|| panic!("no {name} in\n{msg}"))
+}
+
+pub(crate) fn tag_of(value: &str) -> &str {
+    value
+        .split(";tag=")
+        .nth(1)
+        .map(|t| t.split(';').next().unwrap_or(t))
+        .unwrap_or_else(|| panic!("no tag in {value}"))
+}
