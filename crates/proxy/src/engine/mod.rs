@@ -564,8 +564,10 @@ impl Engine {
                     (sanity::reject_unparseable(&e), e.request_headers())
                 {
                     debug!(from = %peer.addr, error = %e, status, "malformed request");
+                    let tag = wire::tag();
+                    let source = Some(peer.addr.into());
                     let reply =
-                        build::response(h, status, reason, Some(wire::tag().as_bytes()), &[]);
+                        build::response_from(h, source, status, reason, Some(tag.as_bytes()), &[]);
                     self.out.push((reply_peer(h, peer), reply));
                 }
                 return;
@@ -592,8 +594,9 @@ impl Engine {
                     .iter()
                     .map(|u| ("Unsupported", u.as_ref()))
                     .collect();
-                let reply = build::response(
+                let reply = build::response_from(
                     msg.headers(),
+                    Some(peer.addr.into()),
                     status,
                     reason,
                     Some(wire::tag().as_bytes()),
@@ -638,8 +641,15 @@ impl Engine {
             } else {
                 let (status, reason) = crate::pipeline::Reject::Blacklisted.reply();
                 let tag = wire::tag();
-                let reply =
-                    build::response(msg.headers(), status, reason, Some(tag.as_bytes()), &[]);
+                let source = Some(peer.addr.into());
+                let reply = build::response_from(
+                    msg.headers(),
+                    source,
+                    status,
+                    reason,
+                    Some(tag.as_bytes()),
+                    &[],
+                );
                 self.out.push((to_peer, reply));
             }
             return;
@@ -696,8 +706,9 @@ impl Engine {
         let server: (&str, &[u8]) = ("Server", self.cfg.user_agent.as_bytes());
         let mut headers: Vec<(&str, &[u8])> = extra.to_vec();
         headers.push(server);
-        let bytes = build::response(
+        let bytes = build::response_from(
             req.headers(),
+            self.txns.server_peer(id).map(|p| p.addr.into()),
             status,
             reason,
             tag.as_ref().map(String::as_bytes),
