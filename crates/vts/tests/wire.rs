@@ -94,6 +94,17 @@ impl Response {
 
 /// A request from `peer` with the given top Via parameters, CSeq and extra header lines.
 fn request(method: &str, peer: &Peer, via_params: &str, cseq: u32, extra: &[u8]) -> Vec<u8> {
+    request_with_body(method, peer, via_params, cseq, extra, b"")
+}
+
+fn request_with_body(
+    method: &str,
+    peer: &Peer,
+    via_params: &str,
+    cseq: u32,
+    extra: &[u8],
+    body: &[u8],
+) -> Vec<u8> {
     let port = peer.port();
     let mut m = format!(
         "{method} sip:100@127.0.0.1 SIP/2.0\r\n\
@@ -107,7 +118,11 @@ fn request(method: &str, peer: &Peer, via_params: &str, cseq: u32, extra: &[u8])
     )
     .into_bytes();
     m.extend_from_slice(extra);
-    m.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    if !body.is_empty() {
+        m.extend_from_slice(b"Content-Type: application/sdp\r\n");
+    }
+    m.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    m.extend_from_slice(body);
     m
 }
 
@@ -197,5 +212,62 @@ fn an_invite_whose_cseq_leaves_no_room_gets_400() {
     peer.send(&request("INVITE", &peer, "", 1 << 31, b""));
     let r = peer.final_response(&serve);
     assert_eq!((r.status, r.reason.as_str()), (400, "Bad Request"));
+    serve.stop();
+}
+
+#[test]
+fn a_crafted_15_kb_offer_gets_488_and_never_reaches_the_carrier() {
+    let vts = Vts::new();
+    vts.add_customer("acme", "127.0.0.1");
+    let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let carrier_port = carrier.local_addr().unwrap().port();
+    let id = vts.add_carrier("alaw", carrier_port, 10, "udp").to_string();
+    vts.cli(&["carrier", "profile", &id, "--codecs", "PCMA"]);
+    let port = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
+    let peer = Peer::new(at(port));
+    // PCMA is offered, among a thousand payload types and hundreds of rtpmap lines: the
+    // offer the old filter spent ~100 ms of the engine on, per carrier.
+    let mut sdp = String::from(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio 4000 RTP/AVP 8",
+    );
+    for i in 0..1000 {
+        sdp.push_str(&format!(" {}", 96 + i % 32));
+    }
+    sdp.push_str("\r\na=rtpmap:8 PCMA/8000\r\n");
+    for i in 0..340 {
+        sdp.push_str(&format!(
+            "a=rtpmap:{} X-CODEC-{i:03}/8000/1\r\n",
+            96 + i % 32
+        ));
+    }
+    assert!(sdp.len() >= 15_000, "{}", sdp.len());
+    let invite = request_with_body("INVITE", &peer, "", 1, b"", sdp.as_bytes());
+    // A number the default profile reads (E.164).
+    let invite = String::from_utf8(invite)
+        .unwrap()
+        .replace("sip:100@", "sip:441234567890@")
+        .into_bytes();
+    assert!(invite.len() < 16 * 1024, "within sip.max_message_size");
+    peer.send(&invite);
+    let r = peer.final_response(&serve);
+    assert_eq!(
+        (r.status, r.reason.as_str()),
+        (488, "Not Acceptable Here"),
+        "{}",
+        serve.log_text()
+    );
+    // The carrier never saw the INVITE (a probe OPTIONS may come; nothing else).
+    carrier
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 65535];
+    while let Ok((n, _)) = carrier.recv_from(&mut buf) {
+        assert!(
+            !buf[..n].starts_with(b"INVITE"),
+            "the carrier got the offer"
+        );
+    }
     serve.stop();
 }
