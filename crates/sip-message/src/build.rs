@@ -116,6 +116,11 @@ fn via_fills(req: &Headers, source: ViaFill) -> Vec<(Span, Vec<Vec<u8>>)> {
     let Ok(via) = req.top_via() else {
         return Vec::new();
     };
+    // A dual-stack socket reports IPv4 peers as IPv4-mapped IPv6 addresses.
+    let source = ViaFill {
+        ip: source.ip.to_canonical(),
+        ..source
+    };
     let mut rport_at = None;
     let mut received_at = None;
     for (name, value) in via.params.iter() {
@@ -308,6 +313,7 @@ Content-Length: 0\r\n\r\n"
     fn without_rport_received_only_when_the_host_is_not_the_source() {
         let via = "SIP/2.0/UDP 192.0.2.2:5070;branch=z9hG4bK1";
         assert_eq!(top_via(via, "192.0.2.2:5070"), via);
+        assert_eq!(top_via(via, "[::ffff:192.0.2.2]:5070"), via);
         assert_eq!(
             top_via(via, "198.51.100.1:5070"),
             "SIP/2.0/UDP 192.0.2.2:5070;branch=z9hG4bK1;received=198.51.100.1"
