@@ -11,6 +11,13 @@ use crate::name::HeaderName;
 use crate::parse::{ParseError, ParseErrorKind};
 use crate::uri::{Host, Uri, UriError};
 
+/// The largest CSeq number a request may carry (RFC 3261 §8.1.1.5: a CSeq number is below
+/// 2^31). The switch writes requests of its own in dialogs it carries (a BYE adds 1 to the
+/// dialog's CSeq; refreshes would add more): a request whose CSeq leaves less than 256 numbers
+/// of room is refused with `400 Bad Request - CSeq Too Large`, so that no request the switch
+/// writes can overflow the range.
+pub const MAX_CSEQ: u32 = (1 << 31) - 1 - 256;
+
 /// Sanity settings.
 #[derive(Debug, Clone)]
 pub struct SanityConfig {
@@ -72,6 +79,10 @@ pub enum RejectDetail {
     Version,
     TooManyHops,
     ProxyRequire,
+    /// A header value holds a control character RFC 3261 does not allow there.
+    ControlCharacter(HeaderName),
+    /// The CSeq number is above [`MAX_CSEQ`].
+    CSeqTooLarge,
 }
 
 impl Reject {
@@ -129,6 +140,9 @@ pub fn check_request(msg: &Message, cfg: &SanityConfig) -> Result<(), Reject> {
             detail: RejectDetail::Version,
         });
     }
+    if let Some(name) = control_character(h) {
+        return Err(Reject::bad(RejectDetail::ControlCharacter(name)));
+    }
     check_common_headers(h).map_err(|e| Reject::bad(RejectDetail::Header(e)))?;
 
     let uri = rl.uri.of(msg.raw());
@@ -151,6 +165,15 @@ pub fn check_request(msg: &Message, cfg: &SanityConfig) -> Result<(), Reject> {
     let cseq = h.cseq().map_err(|e| Reject::bad(RejectDetail::Header(e)))?;
     if cseq.method_raw != rl.method_span.of(msg.raw()) {
         return Err(Reject::bad(RejectDetail::CSeqMethodMismatch));
+    }
+    // An ACK is never answered, and its number is its INVITE's (refused when too large).
+    if cseq.seq > MAX_CSEQ && rl.method != Method::Ack {
+        return Err(Reject::Reply {
+            status: 400,
+            reason: "Bad Request - CSeq Too Large",
+            unsupported: None,
+            detail: RejectDetail::CSeqTooLarge,
+        });
     }
     if let Some(0) = h
         .max_forwards()
@@ -196,6 +219,53 @@ pub fn check_request(msg: &Message, cfg: &SanityConfig) -> Result<(), Reject> {
         }
     }
     Ok(())
+}
+
+/// The first header whose value holds a control character (octets 0x00–0x1F and 0x7F) that
+/// RFC 3261 §25.1 does not allow in a header value. Allowed: HTAB; the CRLF (or bare LF) of a
+/// folded line, followed by a blank; and, inside a quoted string, a quoted-pair (`\` and any
+/// octet but CR and LF: RFC 4475 `intmeth` has `\` NUL in a display name). A quoted-pair in a
+/// comment is refused too (a comment is not told from a URI's `(` without parsing each
+/// header). The body is not looked at: it may hold anything.
+fn control_character(h: &Headers) -> Option<HeaderName> {
+    h.iter()
+        .find(|line| !value_is_clean(h.value(line)))
+        .map(|line| line.name)
+}
+
+fn value_is_clean(v: &[u8]) -> bool {
+    // Fast path: most values have no control octet at all.
+    if !v.iter().any(|&b| is_ctl(b)) {
+        return true;
+    }
+    let mut quoted = false;
+    let mut i = 0;
+    while i < v.len() {
+        let b = v[i];
+        match b {
+            b'"' => quoted = !quoted,
+            b'\\' if quoted => {
+                // A quoted-pair: any octet but CR and LF.
+                match v.get(i + 1) {
+                    Some(b'\r' | b'\n') | None => return false,
+                    Some(_) => i += 1,
+                }
+            }
+            // Line ends only as the fold the parser kept: CRLF (or LF), then a blank.
+            b'\r' if v.get(i + 1) != Some(&b'\n') => return false,
+            b'\n' if !matches!(v.get(i + 1), Some(b' ' | b'\t')) => return false,
+            b'\r' | b'\n' => {}
+            b'\t' => {}
+            _ if is_ctl(b) => return false,
+            _ => {}
+        }
+        i += 1;
+    }
+    true
+}
+
+fn is_ctl(b: u8) -> bool {
+    b < 0x20 && b != b'\t' || b == 0x7f
 }
 
 /// Headers every request and response must have in a readable form: Via (every value), From,
@@ -249,6 +319,13 @@ pub fn check_response(msg: &Message, cfg: &SanityConfig) -> Result<(), Reject> {
         return Err(drop);
     }
     let h = msg.headers();
+    if control_character(h).is_some()
+        || msg
+            .reason_phrase()
+            .is_some_and(|r| r.iter().any(|&b| is_ctl(b)))
+    {
+        return Err(drop);
+    }
     check_common_headers(h).map_err(|_| drop.clone())?;
     if h.retry_after().is_err() {
         return Err(drop);
@@ -266,4 +343,123 @@ fn maddr_is_broadcast(maddr: Option<&[u8]>) -> bool {
     maddr
         .and_then(Host::parse)
         .is_some_and(|h| h.is_broadcast_or_multicast())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse_datagram;
+
+    fn request(extra: &[u8], cseq: &str) -> Message {
+        let mut m = b"INVITE sip:1@192.0.2.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK1\r\nFrom: <sip:a@192.0.2.2>;tag=1\r\n\
+To: <sip:1@192.0.2.1>\r\nCall-ID: c1\r\n"
+            .to_vec();
+        m.extend_from_slice(format!("CSeq: {cseq}\r\n").as_bytes());
+        m.extend_from_slice(extra);
+        m.extend_from_slice(b"Content-Length: 4\r\n\r\n\0\x01\x7f\n");
+        parse_datagram(Bytes::from(m)).unwrap()
+    }
+
+    fn check(extra: &[u8], cseq: &str) -> Result<(), Reject> {
+        check_request(&request(extra, cseq), &SanityConfig::default())
+    }
+
+    #[test]
+    fn control_characters_in_header_values_get_400() {
+        for bad in [
+            &b"User-Agent: a\0b\r\n"[..],
+            b"User-Agent: \0\r\n",
+            b"User-Agent: a\x01\r\n",
+            b"User-Agent: a\x1fb\r\n",
+            b"User-Agent: a\x7fb\r\n",
+            b"User-Agent: a\rb\r\n",
+            b"User-Agent: a\r\n \0folded\r\n",
+            b"User-Agent: x\\\0y\r\n",
+            b"Subject: \"a\\\r\n b\"\r\n",
+            b"X-Any: (c\\\0)\r\n",
+        ] {
+            let got = check(bad, "1 INVITE");
+            assert!(
+                matches!(
+                    got,
+                    Err(Reject::Reply {
+                        status: 400,
+                        detail: RejectDetail::ControlCharacter(_),
+                        ..
+                    })
+                ),
+                "{bad:?}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tabs_folds_quoted_pairs_and_the_body_pass() {
+        for good in [
+            &b"User-Agent: a\tb\r\n"[..],
+            b"Subject: one\r\n  two\r\n\tthree\r\n",
+            b"Subject: one\n two\r\n",
+            b"X-Q: \"BEL:\\\x07 NUL:\\\0 DEL:\\\x7f\"\r\n",
+            b"X-Utf8: caf\xc3\xa9\r\n",
+        ] {
+            assert_eq!(check(good, "1 INVITE"), Ok(()), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn cseq_without_room_gets_400() {
+        assert_eq!(check(b"", &format!("{MAX_CSEQ} INVITE")), Ok(()));
+        for n in [MAX_CSEQ + 1, (1 << 31) - 1] {
+            let got = check(b"", &format!("{n} INVITE")).unwrap_err();
+            assert!(
+                matches!(
+                    got,
+                    Reject::Reply {
+                        status: 400,
+                        reason: "Bad Request - CSeq Too Large",
+                        detail: RejectDetail::CSeqTooLarge,
+                        ..
+                    }
+                ),
+                "{n}: {got:?}"
+            );
+        }
+        // 2^31 and beyond are out of the header's range (RFC 3261 §8.1.1.5).
+        let got = check(b"", "2147483648 INVITE").unwrap_err();
+        assert_eq!(got.status(), Some(400));
+        assert!(matches!(
+            got,
+            Reject::Reply {
+                detail: RejectDetail::Header(_),
+                ..
+            }
+        ));
+        // An ACK is never answered.
+        let ack = String::from_utf8_lossy(request(b"", "2147483647 ACK").raw()).replacen(
+            "INVITE sip",
+            "ACK sip",
+            1,
+        );
+        let ack = parse_datagram(Bytes::from(ack.into_bytes())).unwrap();
+        assert_eq!(check_request(&ack, &SanityConfig::default()), Ok(()));
+    }
+
+    #[test]
+    fn responses_with_control_characters_are_dropped() {
+        let ok = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK1\r\n\
+From: <sip:a@192.0.2.2>;tag=1\r\nTo: <sip:1@192.0.2.1>;tag=2\r\nCall-ID: c1\r\n\
+CSeq: 1 INVITE\r\nServer: x\r\nContent-Length: 0\r\n\r\n";
+        let cfg = SanityConfig::default();
+        let parse = |b: Vec<u8>| parse_datagram(Bytes::from(b)).unwrap();
+        assert_eq!(check_response(&parse(ok.to_vec()), &cfg), Ok(()));
+        let nul = String::from_utf8_lossy(ok).replace("Server: x", "Server: x\0");
+        let bad_reason = String::from_utf8_lossy(ok).replace("200 OK", "200 O\x01K");
+        for bad in [nul, bad_reason] {
+            assert_eq!(
+                check_response(&parse(bad.into_bytes()), &cfg),
+                Err(Reject::Drop(DropReason::BadResponse))
+            );
+        }
+    }
 }

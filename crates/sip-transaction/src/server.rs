@@ -87,6 +87,11 @@ impl<A: Clone> ServerTxn<A> {
     }
 
     /// The public state.
+    /// Where the transaction's responses go (the address its request came from).
+    pub(crate) fn peer(&self) -> &A {
+        &self.peer
+    }
+
     pub(crate) fn state(&self) -> State {
         match &self.machine {
             Machine::Invite(s) => State::ServerInvite(match s {

@@ -115,6 +115,12 @@ impl<A: Clone> Transactions<A> {
         self.server_keys.get(key).copied()
     }
 
+    /// Where a server transaction's responses go: the address given to
+    /// [`Transactions::receive_request`] (the TU fills the response's top Via from it).
+    pub fn server_peer(&self, id: ServerTxnId) -> Option<&A> {
+        self.servers.get(&id).map(ServerTxn::peer)
+    }
+
     /// The TU's response on a server transaction; the status is read from the bytes.
     pub fn respond(&mut self, now: Instant, id: ServerTxnId, response: Bytes) -> Result<(), Error> {
         let status = status_of(&response).ok_or(Error::NotAResponse)?;

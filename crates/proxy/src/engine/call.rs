@@ -934,7 +934,8 @@ impl Engine {
             .and_then(|c| self.calls.get(&c))
             .map(|c| c.to_tag.clone())
             .unwrap_or_else(wire::tag);
-        let ok = build::response(msg.headers(), 200, "OK", Some(tag.as_bytes()), &[]);
+        let source = self.txns.server_peer(cancel).map(|p| p.addr.into());
+        let ok = build::response_from(msg.headers(), source, 200, "OK", Some(tag.as_bytes()), &[]);
         let _ = self.txns.respond(now, cancel, ok);
         let Some(cref) = cref else { return };
         let Some(call) = self.calls.get_mut(&cref) else {
@@ -1024,7 +1025,15 @@ impl Engine {
             Failure::Local(code, reason) => {
                 if let Some(invite) = call.invite.as_ref() {
                     let tag = call.to_tag.as_bytes();
-                    let bytes = build::response(invite.headers(), code, reason, Some(tag), &[]);
+                    let source = self.txns.server_peer(server).map(|p| p.addr.into());
+                    let bytes = build::response_from(
+                        invite.headers(),
+                        source,
+                        code,
+                        reason,
+                        Some(tag),
+                        &[],
+                    );
                     let _ = self.txns.respond(now, server, bytes);
                 }
             }

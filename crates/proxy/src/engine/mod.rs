@@ -646,8 +646,10 @@ impl Engine {
                     (sanity::reject_unparseable(&e), e.request_headers())
                 {
                     debug!(from = %peer.addr, error = %e, status, "malformed request");
+                    let tag = wire::tag();
+                    let source = Some(peer.addr.into());
                     let reply =
-                        build::response(h, status, reason, Some(wire::tag().as_bytes()), &[]);
+                        build::response_from(h, source, status, reason, Some(tag.as_bytes()), &[]);
                     self.out.push((reply_peer(h, peer), reply));
                 }
                 return;
@@ -715,8 +717,9 @@ impl Engine {
         let mut headers: Vec<(&str, &[u8])> = extra.to_vec();
         headers.push(server);
         let tag = wire::tag();
-        let reply = build::response(
+        let reply = build::response_from(
             msg.headers(),
+            Some(peer.addr.into()),
             status,
             reason,
             Some(tag.as_bytes()),
@@ -739,8 +742,9 @@ impl Engine {
                     .iter()
                     .map(|u| ("Unsupported", u.as_ref()))
                     .collect();
-                let reply = build::response(
+                let reply = build::response_from(
                     msg.headers(),
+                    Some(peer.addr.into()),
                     status,
                     reason,
                     Some(wire::tag().as_bytes()),
@@ -955,8 +959,9 @@ impl Engine {
         let server: (&str, &[u8]) = ("Server", self.cfg.user_agent.as_bytes());
         let mut headers: Vec<(&str, &[u8])> = extra.to_vec();
         headers.push(server);
-        let bytes = build::response(
+        let bytes = build::response_from(
             req.headers(),
+            self.txns.server_peer(id).map(|p| p.addr.into()),
             status,
             reason,
             tag.as_ref().map(String::as_bytes),

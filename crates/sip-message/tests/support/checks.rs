@@ -94,6 +94,7 @@ pub(crate) fn edit_invariant(data: &[u8]) {
         return;
     }
     let h = msg.headers();
+    response_via_invariant(&msg);
     let mf = h.max_forwards().unwrap().unwrap_or(70);
     let mut e = msg.edit();
     e.prepend_via(b"SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bKfuzz")
@@ -135,5 +136,26 @@ pub(crate) fn edit_invariant(data: &[u8]) {
             out.windows(bytes.len()).any(|w| w == bytes),
             "unknown header changed"
         );
+    }
+}
+
+/// A response built for a request that passed sanity, with its top Via filled from a
+/// source address, parses, keeps the branch and carries the source (RFC 3581 §4).
+fn response_via_invariant(msg: &sip_message::Message) {
+    let h = msg.headers();
+    let source: std::net::SocketAddr = "192.0.2.1:5062".parse().unwrap();
+    let out = sip_message::build::response_from(h, Some(source.into()), 200, "OK", None, &[]);
+    let resp = parse_datagram(out.clone()).unwrap_or_else(|err| {
+        panic!(
+            "response does not parse ({err}):\n{}",
+            String::from_utf8_lossy(&out)
+        )
+    });
+    let (asked, got) = (h.top_via().unwrap(), resp.headers().top_via().unwrap());
+    assert_eq!(got.branch(), asked.branch());
+    assert_eq!(resp.headers().vias().count(), h.vias().count());
+    if asked.rport() == Some(None) {
+        assert_eq!(got.rport(), Some(Some(5062)));
+        assert_eq!(got.received(), Some(&b"192.0.2.1"[..]));
     }
 }
