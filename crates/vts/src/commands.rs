@@ -485,7 +485,8 @@ async fn set_status(
 }
 
 async fn open_store(settings: &Settings) -> Result<Store, String> {
-    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+    // The data directory is the switch's alone (docs/SECURITY.md, "Local security").
+    crate::files::private_dir(&settings.data_dir).map_err(|e| {
         format!(
             "cannot create the data directory {}: {e}",
             settings.data_dir.display()
@@ -498,7 +499,24 @@ async fn open_store(settings: &Settings) -> Result<Store, String> {
         .migrate()
         .await
         .map_err(|e| format!("migrations: {e}"))?;
+    if let Some(path) = sqlite_path(&settings.db_url) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            crate::files::make_private(std::path::Path::new(&file))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
     Ok(store)
+}
+
+/// The file of a `sqlite://PATH[?query]` URL (none for an in-memory database or another
+/// scheme).
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://")?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !url.contains(":memory:") && !url.contains("mode=memory"))
+        .then(|| path.into())
 }
 
 /// A database URL without its password, for messages.

@@ -53,6 +53,7 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
     let (addrs, status, latency, guards) = ready_rx
         .await
         .map_err(|_| "the SIP thread stopped".to_string())??;
+    let cdr_state = accounting::CdrState::default();
     let control_path = settings.control_socket();
     let control =
         control::bind(&control_path).map_err(|e| format!("{}: {e}", control_path.display()))?;
@@ -62,6 +63,7 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
         latency,
         (source.clone(), balances.clone()),
         guards,
+        cdr_state.clone(),
     ));
     let source_for_rating = source.clone();
     let watcher = tokio::spawn(watcher::run(store.clone(), source, balances.clone()));
@@ -71,6 +73,8 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
             store,
             balances: balances.clone(),
             gate,
+            quarantine: crate::quarantine::dir_in(&settings.data_dir),
+            state: cdr_state.clone(),
         },
         source_for_rating,
         events_rx,
