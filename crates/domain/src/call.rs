@@ -246,7 +246,7 @@ pub const REPLACEMENT: char = '\u{FFFD}';
 /// by PostgreSQL, ESC sequences drive a terminal, CR/LF split log lines and CSV rows), and
 /// the Unicode line separators and bidirectional overrides (they reorder what a terminal
 /// shows).
-fn unsafe_char(c: char) -> bool {
+pub fn unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }

@@ -22,7 +22,7 @@ mod zone;
 pub use blocklist::{Block, BlockList, SecurityEvent};
 pub use call::{
     AttemptRecord, CallEvent, CallRef, Cdr, CdrBuilder, HangupSide, REPLACEMENT, clean_text,
-    limits as cdr_limits,
+    limits as cdr_limits, unsafe_char,
 };
 pub use dialplan::{DialPlan, DialPlanId, DialRule, PREMIUM_PREFIXES, Pattern, Verdict};
 pub use directory::Directory;
