@@ -262,7 +262,9 @@ pub(crate) async fn run(
                     }
                 }
                 if failed {
-                    if job.is_none() || wal.is_none() {
+                    // (Not while a write runs: its CDRs are in neither the builder nor the
+                    // queue, so a checkpoint now would miss them.)
+                    if job.is_none() {
                         let back = repair(
                             &mut wal,
                             (&wal_dir, &directory, &mut seen),
