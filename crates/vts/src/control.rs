@@ -291,3 +291,30 @@ pub(crate) async fn query(path: PathBuf) -> Result<StatusReport, String> {
     let body = request(path, "status").await?;
     serde_json::from_slice(&body).map_err(|e| format!("bad status reply: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_switch_user_and_root_are_answered() {
+        assert!(peer_allowed(1000, 1000));
+        assert!(peer_allowed(0, 1000), "root");
+        assert!(!peer_allowed(1001, 1000));
+        assert!(
+            !peer_allowed(65534, 0),
+            "nobody, of a switch running as root"
+        );
+    }
+
+    /// Accept errors back off from 100 ms, doubling to 1 s, and a success starts again.
+    #[test]
+    fn accept_errors_back_off_to_a_second() {
+        let mut b = Backoff::new();
+        let e = std::io::Error::from_raw_os_error(24); // EMFILE
+        let delays: Vec<u64> = (0..6).map(|_| b.failed(&e).as_millis() as u64).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
+        b.ok();
+        assert_eq!(b.failed(&e), Duration::from_millis(100));
+    }
+}
