@@ -885,6 +885,19 @@ async fn status(settings: &Settings, format: StatusFormat) -> Result<(), String>
         if report.draining { " (draining)" } else { "" },
         report.config_version
     );
+    if report.cdr_log_failed {
+        let _ = writeln!(
+            out,
+            "write-ahead log: FAILING, new calls refused (CDR_LOG_FAILED in the log)"
+        );
+    }
+    if report.cdr_quarantined > 0 {
+        let _ = writeln!(
+            out,
+            "CDRs quarantined: {} (vts cdr quarantine)",
+            report.cdr_quarantined
+        );
+    }
     let _ = writeln!(out, "\nby customer:");
     for (id, n) in &report.by_customer {
         let name = names
