@@ -218,7 +218,94 @@ pub struct CdrBuilder {
     open: HashMap<CallRef, Draft>,
 }
 
+/// Bounds, in bytes, on a CDR's text fields (docs/CDR.md). Most of them come from the wire
+/// (a customer's From user, User-Agent and Call-ID, a carrier's reason phrase), where a
+/// peer may send anything the SIP parser lets through; the bounds keep one CDR small in the
+/// log, the database and an operator's terminal.
+pub mod limits {
+    /// `call_id`.
+    pub const CALL_ID: usize = 256;
+    /// `caller`, `callee`, `caller_out`, `callee_out`, `caller_e164`, `callee_e164`.
+    pub const NUMBER: usize = 128;
+    /// `source_addr`, `carrier_addr` (`ip:port`; an IPv6 one is at most 47 bytes).
+    pub const ADDRESS: usize = 64;
+    /// `user_agent`.
+    pub const USER_AGENT: usize = 256;
+    /// `final_reason`.
+    pub const REASON: usize = 256;
+    /// `codecs_offered`, `codecs_answered`.
+    pub const CODECS: usize = 256;
+    /// `id` (the switch makes it; bounded all the same).
+    pub const ID: usize = 64;
+}
+
+/// What takes the place of a control character in a CDR text field.
+pub const REPLACEMENT: char = '\u{FFFD}';
+
+/// Whether `c` may not stay in a CDR text field: C0 and C1 controls and DEL (NUL is refused
+/// by PostgreSQL, ESC sequences drive a terminal, CR/LF split log lines and CSV rows), and
+/// the Unicode line separators and bidirectional overrides (they reorder what a terminal
+/// shows).
+pub fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` with every unsafe character replaced by [`REPLACEMENT`] and cut to at most `max`
+/// bytes (on a character boundary). Borrows when there is nothing to do.
+pub fn clean_text(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max && !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len().min(max));
+    for c in s.chars() {
+        let c = if unsafe_char(c) { REPLACEMENT } else { c };
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(c);
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn clean_in_place(s: &mut String, max: usize) {
+    if let std::borrow::Cow::Owned(c) = clean_text(s, max) {
+        *s = c;
+    }
+}
+
+fn clean_opt(s: &mut Option<String>, max: usize) {
+    if let Some(s) = s.as_mut() {
+        clean_in_place(s, max);
+    }
+}
+
 impl Cdr {
+    /// Cleans every text field: control characters replaced (see [`clean_text`]) and each
+    /// field cut to its bound in [`limits`]. The builder does it to every CDR it returns, so
+    /// that what a peer sent can neither make the database refuse the record nor reach a
+    /// terminal or a spreadsheet raw.
+    pub fn clean(&mut self) {
+        use limits::*;
+        clean_in_place(&mut self.id, ID);
+        clean_in_place(&mut self.call_id, CALL_ID);
+        clean_opt(&mut self.carrier_addr, ADDRESS);
+        clean_in_place(&mut self.source_addr, ADDRESS);
+        clean_in_place(&mut self.caller, NUMBER);
+        clean_in_place(&mut self.callee, NUMBER);
+        clean_opt(&mut self.caller_out, NUMBER);
+        clean_opt(&mut self.callee_out, NUMBER);
+        clean_opt(&mut self.user_agent, USER_AGENT);
+        clean_in_place(&mut self.final_reason, REASON);
+        clean_opt(&mut self.codecs_offered, CODECS);
+        clean_opt(&mut self.codecs_answered, CODECS);
+        clean_opt(&mut self.caller_e164, NUMBER);
+        clean_opt(&mut self.callee_e164, NUMBER);
+        for a in &mut self.attempt_log {
+            clean_in_place(&mut a.carrier_addr, ADDRESS);
+        }
+    }
+
     /// Ring time: the first 18x → the answer, or → the end of a call never answered;
     /// `None` without an 18x.
     pub fn ring_ms(&self) -> Option<i64> {
@@ -437,6 +524,7 @@ impl CdrBuilder {
                 cdr.final_code = code;
                 cdr.final_reason = reason;
                 cdr.hangup = hangup;
+                cdr.clean();
                 Some(cdr)
             }
         }
@@ -460,6 +548,75 @@ mod tests {
             user_agent: None,
             codecs: vec!["PCMU".into(), "PCMA".into()],
         }
+    }
+
+    /// What a peer sends goes into the CDR cleaned: NUL (PostgreSQL refuses it), ESC
+    /// sequences, CR/LF and bidi overrides replaced, and every field bounded.
+    #[test]
+    fn text_fields_are_cleaned_and_bounded() {
+        let mut b = CdrBuilder::new();
+        let CallEvent::Started {
+            call,
+            cdr_id,
+            at_ms,
+            customer,
+            source,
+            callee,
+            codecs,
+            ..
+        } = started(1, 1_000)
+        else {
+            unreachable!()
+        };
+        b.apply(CallEvent::Started {
+            call,
+            cdr_id,
+            at_ms,
+            call_id: "c\0id@h".into(),
+            customer,
+            source,
+            caller: "\0\u{0}1\u{0}2".into(),
+            callee,
+            user_agent: Some(format!(
+                "\u{1b}[2J\u{1b}]0;pwned\u{7}UA\r\n{}",
+                "é".repeat(400)
+            )),
+            codecs,
+        });
+        b.apply(CallEvent::AttemptStarted {
+            call,
+            carrier: CarrierId(1),
+            carrier_addr: "198.51.100.1:5060".into(),
+            caller_out: "1\u{202E}2".into(),
+            callee_out: "x".repeat(1000),
+            at_ms: 1_100,
+        });
+        let cdr = b
+            .apply(CallEvent::Ended {
+                call,
+                at_ms: 2_000,
+                code: 486,
+                reason: "Busy\0Here\u{85}".into(),
+                hangup: HangupSide::Callee,
+                q850: None,
+            })
+            .unwrap();
+        assert_eq!(cdr.caller, "\u{FFFD}\u{FFFD}1\u{FFFD}2");
+        assert_eq!(cdr.call_id, "c\u{FFFD}id@h");
+        assert_eq!(cdr.final_reason, "Busy\u{FFFD}Here\u{FFFD}");
+        assert_eq!(cdr.caller_out.as_deref(), Some("1\u{FFFD}2"));
+        assert_eq!(cdr.callee_out.as_ref().unwrap().len(), limits::NUMBER);
+        let ua = cdr.user_agent.unwrap();
+        assert!(
+            ua.starts_with("\u{FFFD}[2J\u{FFFD}]0;pwned\u{FFFD}UA\u{FFFD}\u{FFFD}é"),
+            "{ua:?}"
+        );
+        assert!(ua.len() <= limits::USER_AGENT && ua.len() > limits::USER_AGENT - 4);
+        assert!(!ua.chars().any(char::is_control));
+        // Clean text is left as it is.
+        assert_eq!(clean_text("+4930 ünïcode", 64), "+4930 ünïcode");
+        assert!(matches!(clean_text("ok", 2), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(clean_text("ééé", 5), "éé", "cut on a character boundary");
     }
 
     fn attempt(call: u64, carrier: i64, at: i64) -> CallEvent {

@@ -20,7 +20,10 @@ pub mod spend;
 mod zone;
 
 pub use blocklist::{Block, BlockList, SecurityEvent};
-pub use call::{AttemptRecord, CallEvent, CallRef, Cdr, CdrBuilder, HangupSide};
+pub use call::{
+    AttemptRecord, CallEvent, CallRef, Cdr, CdrBuilder, HangupSide, REPLACEMENT, clean_text,
+    limits as cdr_limits, unsafe_char,
+};
 pub use dialplan::{DialPlan, DialPlanId, DialRule, PREMIUM_PREFIXES, Pattern, Verdict};
 pub use directory::Directory;
 pub use events::{Cap, LimitKind, SwitchEvent};

@@ -27,6 +27,33 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database refused the data itself (so the same write fails again however
+    /// often it is retried), as opposed to being away, busy or out of resources (worth
+    /// retrying as it is). Refusals: input refused before the database
+    /// ([`StoreError::Invalid`], [`StoreError::Conflict`]), a value that cannot be encoded,
+    /// and the database's own data errors — PostgreSQL SQLSTATE classes 22 (data
+    /// exception: a NUL byte in text, a value out of range) and 23 (integrity constraint),
+    /// SQLite's `SQLITE_TOOBIG` (18), `SQLITE_CONSTRAINT` (19), `SQLITE_MISMATCH` (20) and
+    /// `SQLITE_RANGE` (25). Everything else — connection and pool errors, I/O, PostgreSQL's
+    /// 08 (connection), 40 (rollback), 53 (resources), 57 (operator intervention) — is
+    /// taken for "away".
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            StoreError::Invalid(_) | StoreError::Conflict(_) => true,
+            StoreError::Database(sqlx::Error::Encode(_)) => true,
+            StoreError::Database(e) => e.as_database_error().is_some_and(|db| {
+                let code = db.code();
+                let code = code.as_deref().unwrap_or("");
+                code.starts_with("22")
+                    || code.starts_with("23")
+                    || matches!(code, "18" | "19" | "20" | "25")
+            }),
+            StoreError::UnsupportedUrl(_) | StoreError::Corrupt(_) | StoreError::Migrate(_) => {
+                false
+            }
+        }
+    }
+
     /// A unique-constraint violation becomes [`StoreError::Conflict`] with `what` as its
     /// message; any other error stays a [`StoreError::Database`]. The store checks for
     /// conflicts before writing, so this only catches a concurrent writer that won the race.

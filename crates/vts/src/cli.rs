@@ -22,7 +22,14 @@ pub(crate) struct Global {
     #[arg(long, global = true, env = "VTS_DATA_DIR", value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
     /// Database URL: sqlite://PATH or postgres://... (default: SQLite in the data directory).
-    #[arg(long, global = true, env = "VTS_DB", value_name = "URL")]
+    /// Its value may hold a password: `--help` never shows it.
+    #[arg(
+        long,
+        global = true,
+        env = "VTS_DB",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub(crate) db: Option<String>,
     /// TOML configuration file (unknown keys are an error).
     #[arg(long, global = true, env = "VTS_CONFIG", value_name = "FILE")]
@@ -523,6 +530,12 @@ pub(crate) enum CdrCmd {
         /// Talk time of at least this many seconds.
         #[arg(long, value_name = "SECONDS")]
         min_duration: Option<u32>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// CDRs the database refused (kept in DATA_DIR/quarantine, counted in `vts status`),
+    /// oldest first; read from the data directory (no running switch needed).
+    Quarantine {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },

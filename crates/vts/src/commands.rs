@@ -33,6 +33,17 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
         }
         return status(&settings, format).await;
     }
+    if let Command::Cdr(CdrCmd::Quarantine { format }) = cli.command {
+        // Read from the data directory: no database needed (it may be what is failing).
+        let dir = crate::quarantine::dir_in(&settings.data_dir);
+        let (entries, torn) =
+            crate::quarantine::read(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if torn > 0 {
+            eprintln!("vts: {torn} unreadable line(s) in the quarantine skipped");
+        }
+        print!("{}", render_quarantine(&entries, format)?);
+        return Ok(());
+    }
     let store = open_store(&settings).await?;
     match cli.command {
         Command::Serve(_) => serve::serve(settings, store).await,
@@ -349,6 +360,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Usage(cmd) => crate::usage::run(&store, cmd).await,
+        Command::Cdr(CdrCmd::Quarantine { .. }) => Ok(()),
         Command::Cdr(CdrCmd::Reconcile { day }) => {
             crate::reconcile::run(&store, &settings, day).await
         }
@@ -485,7 +497,8 @@ async fn set_status(
 }
 
 async fn open_store(settings: &Settings) -> Result<Store, String> {
-    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+    // The data directory is the switch's alone (docs/SECURITY.md, "Local security").
+    crate::files::private_dir(&settings.data_dir).map_err(|e| {
         format!(
             "cannot create the data directory {}: {e}",
             settings.data_dir.display()
@@ -498,7 +511,24 @@ async fn open_store(settings: &Settings) -> Result<Store, String> {
         .migrate()
         .await
         .map_err(|e| format!("migrations: {e}"))?;
+    if let Some(path) = sqlite_path(&settings.db_url) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            crate::files::make_private(std::path::Path::new(&file))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
     Ok(store)
+}
+
+/// The file of a `sqlite://PATH[?query]` URL (none for an in-memory database or another
+/// scheme).
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://")?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !url.contains(":memory:") && !url.contains("mode=memory"))
+        .then(|| path.into())
 }
 
 /// A database URL without its password, for messages.
@@ -672,12 +702,52 @@ fn margin_pct(c: &Cdr) -> Option<f64> {
     (price != 0).then(|| profit(c).map(|p| p.0 as f64 * 100.0 / price as f64))?
 }
 
+/// One CSV cell: quoted when it holds a comma, a quote or a line break, and neutralised
+/// when a spreadsheet would take it for a formula (OWASP "CSV injection"): a cell starting
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'` — unless it is a
+/// plain number (`-12.5`, `+4930123`), which a spreadsheet reads as a number and which
+/// must stay readable (money, a negative profit, an E.164 number).
 pub(crate) fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && !plain_number(s) {
+        std::borrow::Cow::Owned(format!("'{s}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_string()
+        s.into_owned()
     }
+}
+
+/// `[+-]digits[.digits]`: nothing a spreadsheet would evaluate.
+fn plain_number(s: &str) -> bool {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
+    !int.is_empty()
+        && !frac.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Text for a terminal: control characters (ESC sequences could move the cursor, rewrite
+/// the title, hide text), line separators and bidi overrides shown escaped (`\u{1b}`)
+/// instead of sent raw. CDRs are cleaned when built, but the database and the quarantine
+/// may hold older or refused ones.
+pub(crate) fn term(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = domain::unsafe_char;
+    if !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn render_cdrs(cdrs: &[Cdr], format: Format) -> Result<String, String> {
@@ -726,13 +796,13 @@ fn render_cdrs(cdrs: &[Cdr], format: Format) -> Result<String, String> {
                 let _ = writeln!(
                     out,
                     "{:<36} {:<8} {:<8} {:<16} {:<16} {:>5} {:>7} {:>8} {:<7} {:>3}",
-                    c.id,
+                    term(&c.id),
                     c.customer_id,
                     c.carrier_id
                         .map(|x| x.to_string())
                         .unwrap_or_else(|| "-".into()),
-                    c.caller,
-                    c.callee,
+                    term(&c.caller),
+                    term(&c.callee),
                     c.final_code,
                     c.pdd_ms
                         .map(|x| x.to_string())
@@ -742,6 +812,53 @@ fn render_cdrs(cdrs: &[Cdr], format: Format) -> Result<String, String> {
                     c.attempts
                 );
             }
+            out
+        }
+    })
+}
+
+/// The CDRs the database refused: when, why, and the CDR (JSON: every field as kept; CSV:
+/// the CDR's columns after `quarantined_ms` and `error`; table: the main ones, escaped).
+fn render_quarantine(
+    entries: &[crate::quarantine::Entry],
+    format: Format,
+) -> Result<String, String> {
+    Ok(match format {
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(entries).map_err(|e| e.to_string())?;
+            s.push('\n');
+            s
+        }
+        Format::Csv => {
+            let mut out = format!("quarantined_ms,error,{}\n", CDR_COLUMNS.join(","));
+            for e in entries {
+                let mut row = vec![csv_field(&e.at_ms.to_string()), csv_field(&e.error)];
+                row.extend(cdr_fields(&e.cdr).iter().map(|f| csv_field(f)));
+                out.push_str(&row.join(","));
+                out.push('\n');
+            }
+            out
+        }
+        Format::Table => {
+            let mut out = format!(
+                "{:<36} {:<8} {:<16} {:<16} {:<24} {}\n",
+                "ID", "CUSTOMER", "CALLER", "CALLEE", "QUARANTINED", "ERROR"
+            );
+            for e in entries {
+                let when = jiff::Timestamp::from_millisecond(e.at_ms)
+                    .map_or_else(|_| e.at_ms.to_string(), |t| t.to_string());
+                let _ = writeln!(
+                    out,
+                    "{:<36} {:<8} {:<16} {:<16} {:<24} {}",
+                    term(&e.cdr.id),
+                    e.cdr.customer_id,
+                    term(&e.cdr.caller),
+                    term(&e.cdr.callee),
+                    when,
+                    term(&e.error)
+                );
+            }
+            let _ = writeln!(out, "{} CDR(s) in quarantine", entries.len());
             out
         }
     })
@@ -768,6 +885,19 @@ async fn status(settings: &Settings, format: StatusFormat) -> Result<(), String>
         if report.draining { " (draining)" } else { "" },
         report.config_version
     );
+    if report.cdr_log_failed {
+        let _ = writeln!(
+            out,
+            "write-ahead log: FAILING, new calls refused (CDR_LOG_FAILED in the log)"
+        );
+    }
+    if report.cdr_quarantined > 0 {
+        let _ = writeln!(
+            out,
+            "CDRs quarantined: {} (vts cdr quarantine)",
+            report.cdr_quarantined
+        );
+    }
     let _ = writeln!(out, "\nby customer:");
     for (id, n) in &report.by_customer {
         let name = names
@@ -827,5 +957,90 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("plain"), "plain");
+    }
+
+    fn cdr(caller: &str, user_agent: &str) -> Cdr {
+        let mut b = domain::CdrBuilder::new();
+        b.apply(domain::CallEvent::Started {
+            call: domain::CallRef(1),
+            cdr_id: "cdr-1".into(),
+            at_ms: 1_000,
+            call_id: "c@h".into(),
+            customer: CustomerId(1),
+            source: "192.0.2.1:5060".into(),
+            caller: "100".into(),
+            callee: "200".into(),
+            user_agent: None,
+            codecs: Vec::new(),
+        });
+        let mut c = b
+            .apply(domain::CallEvent::Ended {
+                call: domain::CallRef(1),
+                at_ms: 2_000,
+                code: 486,
+                reason: "Busy Here".into(),
+                hangup: domain::HangupSide::Callee,
+                q850: None,
+            })
+            .unwrap();
+        // As an older version (or another tool) may have stored them: not cleaned.
+        c.caller = caller.into();
+        c.user_agent = Some(user_agent.into());
+        c
+    }
+
+    /// A caller, user agent or reason a peer chose must not become a formula in the
+    /// operator's spreadsheet; numbers (a negative profit, a +E.164 number) stay numbers.
+    #[test]
+    fn csv_cells_that_look_like_formulas_are_neutralised() {
+        assert_eq!(
+            csv_field("=HYPERLINK(\"http://x\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\")\""
+        );
+        assert_eq!(csv_field("+1+cmd|' /C calc'!A0"), "'+1+cmd|' /C calc'!A0");
+        assert_eq!(csv_field("-2+3"), "'-2+3");
+        assert_eq!(csv_field("@SUM(A1:A9)"), "'@SUM(A1:A9)");
+        assert_eq!(csv_field("\t=1"), "'\t=1");
+        assert_eq!(
+            csv_field("-0.0150"),
+            "-0.0150",
+            "a negative amount stays a number"
+        );
+        assert_eq!(csv_field("+4930123456"), "+4930123456");
+        assert_eq!(csv_field("-"), "'-");
+        let mut c = cdr("=cmd|' /C calc'!A0", "@evil");
+        c.price = Some(domain::Money(100));
+        c.cost = Some(domain::Money(250));
+        let loss = profit(&c).unwrap().to_string();
+        assert!(loss.starts_with('-'), "{loss}");
+        let csv = render_cdrs(&[c], Format::Csv).unwrap();
+        let row = csv.lines().nth(1).unwrap();
+        assert!(row.contains(",'=cmd|' /C calc'!A0,"), "{row}");
+        assert!(row.contains(",'@evil,"), "{row}");
+        assert!(
+            row.contains(&format!(",{loss},")),
+            "the negative profit as it is: {row}"
+        );
+    }
+
+    /// ESC sequences and other controls in a CDR's text reach the terminal escaped.
+    #[test]
+    fn table_output_escapes_control_characters() {
+        let c = cdr("\u{1b}]0;owned\u{7}\u{1b}[2J100", "\u{1b}[31mred");
+        let table = render_cdrs(std::slice::from_ref(&c), Format::Table).unwrap();
+        assert!(
+            !table.contains('\u{1b}') && !table.contains('\u{7}'),
+            "{table:?}"
+        );
+        assert!(table.contains("\\u{1b}]0;owned"), "{table}");
+        let entry = crate::quarantine::Entry {
+            at_ms: 1_000,
+            error: "bad\u{1b}[0m".into(),
+            cdr: c,
+        };
+        let table = render_quarantine(&[entry], Format::Table).unwrap();
+        assert!(!table.contains('\u{1b}'), "{table:?}");
+        assert!(table.contains("bad\\u{1b}[0m"), "{table}");
+        assert_eq!(term("ünïcode +49"), "ünïcode +49");
     }
 }

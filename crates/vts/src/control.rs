@@ -3,7 +3,9 @@
 //! latency histograms again, for benchmark steps).
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use proxy::latency::{Latency, Summary};
 use proxy::{BalanceSource, DirectorySource, GuardReport, Guards, StatusHandle};
@@ -31,6 +33,12 @@ pub(crate) struct StatusReport {
     /// what was dropped or refused, and how much of each bounded resource is in use.
     #[serde(default)]
     pub(crate) guards: GuardsReport,
+    /// CDRs the database refused, kept in `DATA_DIR/quarantine` (`vts cdr quarantine`).
+    #[serde(default)]
+    pub(crate) cdr_quarantined: u64,
+    /// The write-ahead log is failing: new calls are refused (`CDR_LOG_FAILED`).
+    #[serde(default)]
+    pub(crate) cdr_log_failed: bool,
     /// Arrival to forwarding of initial INVITEs, in microseconds.
     pub(crate) invite_latency: LatencyReport,
     /// Arrival to forwarding of responses, in microseconds.
@@ -89,12 +97,68 @@ impl From<Summary> for LatencyReport {
     }
 }
 
+/// How long a control connection may take to send its command line.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub(crate) fn bind(path: &Path) -> std::io::Result<UnixListener> {
     // A socket file left by a switch that died is stale: nothing answers on it.
     if path.exists() && std::os::unix::net::UnixStream::connect(path).is_err() {
         std::fs::remove_file(path)?;
     }
-    UnixListener::bind(path)
+    let listener = UnixListener::bind(path)?;
+    // Only the switch's user (and root) may talk to it; the 0700 data directory already
+    // keeps others out of the moment between bind and this.
+    std::fs::set_permissions(
+        path,
+        std::fs::Permissions::from_mode(crate::files::FILE_MODE),
+    )?;
+    Ok(listener)
+}
+
+/// Whether a peer of uid `peer` may use the control socket of a switch running as `own`:
+/// the same user, or root.
+fn peer_allowed(peer: u32, own: u32) -> bool {
+    peer == own || peer == 0
+}
+
+/// The uid this process runs as: the owner of what it just created (std has no getuid
+/// without `unsafe`).
+fn own_uid(path: &Path) -> std::io::Result<u32> {
+    Ok(std::fs::metadata(path)?.uid())
+}
+
+/// Accept errors (EMFILE, ENFILE, ENOBUFS…) are retried after a pause that doubles from
+/// 100 ms to 1 s, logged at most once a second: a full descriptor table must not make the
+/// loop spin on a core or flood the log.
+#[derive(Debug)]
+struct Backoff {
+    delay: Duration,
+    log: proxy::guard::Throttle,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(1);
+
+    fn new() -> Backoff {
+        Backoff {
+            delay: Duration::ZERO,
+            log: proxy::guard::Throttle::new(Duration::from_secs(1)),
+        }
+    }
+
+    /// The pause after an error (and logs it, at most once a second).
+    fn failed(&mut self, e: &std::io::Error) -> Duration {
+        self.delay = (self.delay * 2).clamp(Self::FIRST, Self::MAX);
+        if let Some(held) = self.log.allow() {
+            warn!(error = %e, retry_ms = self.delay.as_millis() as u64, held_back = held, "control socket: accept failed");
+        }
+        self.delay
+    }
+
+    fn ok(&mut self) {
+        self.delay = Duration::ZERO;
+    }
 }
 
 pub(crate) async fn serve(
@@ -103,22 +167,50 @@ pub(crate) async fn serve(
     latency: Latency,
     (directory, balances): (DirectorySource, BalanceSource),
     guards: Guards,
+    cdr: crate::accounting::CdrState,
 ) {
+    let own = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(Path::to_path_buf))
+        .and_then(|p| own_uid(&p).ok());
+    let mut backoff = Backoff::new();
     loop {
-        let Ok((conn, _)) = listener.accept().await else {
-            continue;
+        let conn = match listener.accept().await {
+            Ok((conn, _)) => {
+                backoff.ok();
+                conn
+            }
+            Err(e) => {
+                tokio::time::sleep(backoff.failed(&e)).await;
+                continue;
+            }
         };
-        let (status, latency, directory, balances, guards) = (
+        match (conn.peer_cred(), own) {
+            (Ok(cred), Some(own)) if peer_allowed(cred.uid(), own) => {}
+            (cred, _) => {
+                warn!(
+                    peer_uid = cred.ok().map(|c| c.uid()),
+                    "control socket: a connection from another user refused"
+                );
+                continue;
+            }
+        }
+        let (status, latency, directory, balances, guards, cdr) = (
             status.clone(),
             latency.clone(),
             directory.clone(),
             balances.clone(),
             guards.clone(),
+            cdr.clone(),
         );
         tokio::spawn(async move {
-            let sources = (&directory, &balances, &guards);
-            if let Err(e) = answer(conn, &status, &latency, sources).await {
-                warn!(error = %e, "control socket");
+            let sources = (&directory, &balances, &guards, &cdr);
+            match tokio::time::timeout(READ_TIMEOUT, answer(conn, &status, &latency, sources)).await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(error = %e, "control socket"),
+                Err(_) => warn!("control socket: a connection sent no command in time; closed"),
             }
         });
     }
@@ -128,7 +220,12 @@ async fn answer(
     mut conn: UnixStream,
     status: &StatusHandle,
     latency: &Latency,
-    (directory, balances, guards): (&DirectorySource, &BalanceSource, &Guards),
+    (directory, balances, guards, cdr): (
+        &DirectorySource,
+        &BalanceSource,
+        &Guards,
+        &crate::accounting::CdrState,
+    ),
 ) -> std::io::Result<()> {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
@@ -158,6 +255,8 @@ async fn answer(
                         .collect()
                 },
                 guards: guards.report().into(),
+                cdr_quarantined: cdr.quarantined(),
+                cdr_log_failed: cdr.log_failed(),
                 invite_latency: invite.into(),
                 reply_latency: reply.into(),
             };
@@ -191,4 +290,31 @@ pub(crate) async fn request(path: PathBuf, command: &str) -> Result<Vec<u8>, Str
 pub(crate) async fn query(path: PathBuf) -> Result<StatusReport, String> {
     let body = request(path, "status").await?;
     serde_json::from_slice(&body).map_err(|e| format!("bad status reply: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_switch_user_and_root_are_answered() {
+        assert!(peer_allowed(1000, 1000));
+        assert!(peer_allowed(0, 1000), "root");
+        assert!(!peer_allowed(1001, 1000));
+        assert!(
+            !peer_allowed(65534, 0),
+            "nobody, of a switch running as root"
+        );
+    }
+
+    /// Accept errors back off from 100 ms, doubling to 1 s, and a success starts again.
+    #[test]
+    fn accept_errors_back_off_to_a_second() {
+        let mut b = Backoff::new();
+        let e = std::io::Error::from_raw_os_error(24); // EMFILE
+        let delays: Vec<u64> = (0..6).map(|_| b.failed(&e).as_millis() as u64).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
+        b.ok();
+        assert_eq!(b.failed(&e), Duration::from_millis(100));
+    }
 }

@@ -7,6 +7,8 @@ mod cli;
 mod commands;
 mod config;
 mod control;
+mod files;
+mod quarantine;
 mod reconcile;
 mod routing;
 mod seen;

@@ -62,7 +62,7 @@ impl Seen {
         if self.pending.is_empty() {
             return Ok(());
         }
-        std::fs::create_dir_all(&self.dir)?;
+        crate::files::private_dir(&self.dir)?;
         let mut by_day: BTreeMap<String, Vec<(i64, u64)>> = BTreeMap::new();
         for (&minute, &n) in &self.pending {
             by_day
@@ -77,7 +77,7 @@ impl Seen {
             }
             let path = day_path(&self.dir, &day);
             let tmp = path.with_extension("json.tmp");
-            let mut f = std::fs::File::create(&tmp)?;
+            let mut f = crate::files::private_create(&tmp)?;
             f.write_all(&serde_json::to_vec(&file).map_err(io::Error::other)?)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &path)?;

@@ -38,19 +38,18 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
     // this runtime never shares a thread with it.
     let mut proxy_cfg = settings.proxy.clone();
     proxy_cfg.branch_key = branch_key(&settings.data_dir)?;
-    let sip = {
+    let (sip, sip_died) = {
         let (cfg, listen, source) = (proxy_cfg, settings.listen.clone(), source.clone());
-        std::thread::Builder::new()
-            .name("vts-sip".into())
-            .spawn(move || {
-                let channels = (events_tx, security_tx);
-                sip_thread(cfg, listen, source, channels, shared, ready_tx, stop_rx)
-            })
-            .map_err(|e| format!("cannot start the SIP thread: {e}"))?
+        spawn_guarded("vts-sip", move || {
+            let channels = (events_tx, security_tx);
+            sip_thread(cfg, listen, source, channels, shared, ready_tx, stop_rx)
+        })
+        .map_err(|e| format!("cannot start the SIP thread: {e}"))?
     };
     let (addrs, status, latency, guards) = ready_rx
         .await
         .map_err(|_| "the SIP thread stopped".to_string())??;
+    let cdr_state = accounting::CdrState::default();
     let control_path = settings.control_socket();
     let control =
         control::bind(&control_path).map_err(|e| format!("{}: {e}", control_path.display()))?;
@@ -60,6 +59,7 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
         latency,
         (source.clone(), balances.clone()),
         guards,
+        cdr_state.clone(),
     ));
     let source_for_rating = source.clone();
     let watcher = tokio::spawn(watcher::run(store.clone(), source, balances.clone()));
@@ -69,6 +69,8 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
             store,
             balances: balances.clone(),
             gate,
+            quarantine: crate::quarantine::dir_in(&settings.data_dir),
+            state: cdr_state.clone(),
         },
         source_for_rating,
         events_rx,
@@ -92,7 +94,10 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
             .collect::<Vec<_>>()
             .join(" ")
     );
-    stop.await;
+    let died = stop_or_death(stop, sip_died).await;
+    if let Some(why) = &died {
+        tracing::error!(panic = %why, "the SIP thread panicked: no call can be taken; writing the CDRs, then exiting with an error");
+    }
     let _ = stop_tx.send(());
     // The engine drains its calls; its end drops the event sender, which ends accounting.
     let _ = tokio::task::spawn_blocking(move || sip.join()).await;
@@ -100,7 +105,45 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
     let written = accounting.await.unwrap_or(0);
     let _ = std::fs::remove_file(&control_path);
     info!(cdrs = written, "stopped");
-    Ok(())
+    match died {
+        // A non-zero exit: systemd (Restart=on-failure) starts a working switch.
+        Some(why) => Err(format!("the SIP thread panicked ({why}); stopped")),
+        None => Ok(()),
+    }
+}
+
+/// Runs `f` on a thread of its own; the receiver gets the panic message if it panics
+/// (and is dropped without one if it returns).
+fn spawn_guarded(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> std::io::Result<(std::thread::JoinHandle<()>, oneshot::Receiver<String>)> {
+    let (died_tx, died_rx) = oneshot::channel();
+    let handle = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                let _ = died_tx.send(why);
+            }
+        })?;
+    Ok((handle, died_rx))
+}
+
+/// Waits for a stop signal, or for the SIP thread to die: `Some(why)` when it panicked.
+/// (A SIP thread that returns on its own — it only does after a stop — counts as a stop.)
+async fn stop_or_death(
+    stop: impl Future<Output = ()>,
+    died: oneshot::Receiver<String>,
+) -> Option<String> {
+    tokio::select! {
+        _ = stop => None,
+        why = died => why.ok(),
+    }
 }
 
 /// The per-install secret keying the MAC in the switch's branches (`DATA_DIR/branch.key`,
@@ -226,6 +269,13 @@ fn sip_thread(
             switch.latency(),
             switch.guards(),
         )));
+        // Debug builds only (tests): `VTS_DEBUG_PANIC_SIP=1` panics the SIP thread once it
+        // is ready, to prove the process then exits non-zero. Release builds have no such
+        // switch.
+        #[cfg(debug_assertions)]
+        if std::env::var_os("VTS_DEBUG_PANIC_SIP").is_some_and(|v| v == "1") {
+            panic!("VTS_DEBUG_PANIC_SIP=1 (debug builds only)");
+        }
         switch
             .run(async {
                 let _ = stop.await;
@@ -316,5 +366,30 @@ fn auto_block_network(source: std::net::IpAddr) -> ipnet::IpNet {
             .map(|n| n.trunc())
             .unwrap_or_else(|_| ipnet::IpNet::from(source)),
         v4 => ipnet::IpNet::from(v4),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panic on the guarded thread reaches the waiting task (which then stops the switch
+    /// with an error) instead of leaving a process that answers nothing.
+    #[tokio::test]
+    async fn a_panic_on_the_sip_thread_ends_the_wait_with_its_message() {
+        let (handle, died) = spawn_guarded("t", || panic!("boom")).unwrap();
+        let why = stop_or_death(std::future::pending(), died).await;
+        assert_eq!(why.as_deref(), Some("boom"));
+        handle.join().unwrap();
+
+        let (handle, died) = spawn_guarded("t", || {}).unwrap();
+        assert_eq!(stop_or_death(std::future::pending(), died).await, None);
+        handle.join().unwrap();
+
+        let (handle, died) = spawn_guarded("t", std::thread::park).unwrap();
+        let why = stop_or_death(std::future::ready(()), died).await;
+        assert_eq!(why, None, "a stop is a stop");
+        handle.thread().unpark();
+        handle.join().unwrap();
     }
 }

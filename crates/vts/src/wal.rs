@@ -15,7 +15,9 @@
 //! replay.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
+#[cfg(test)]
+use std::fs::OpenOptions;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
@@ -31,7 +33,7 @@ pub(crate) const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 enum Record {
     /// A call event, before accounting applies it.
     Event { e: CallEvent },
-    /// CDRs the database committed.
+    /// CDRs settled: committed by the database, or quarantined (`quarantine.rs`).
     Committed { ids: Vec<String> },
     /// The switch was alive at this time (epoch ms).
     Alive { at_ms: i64 },
@@ -75,7 +77,7 @@ pub(crate) struct Wal {
     base_records: u64,
 }
 
-fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+pub(crate) fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir)? {
         let e = e?;
@@ -95,18 +97,20 @@ fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 impl Wal {
     /// Replays every segment in `dir` (created when missing).
     pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
-        std::fs::create_dir_all(dir)?;
+        crate::files::private_dir(dir)?;
         let mut r = Recovered::default();
         // Pending CDRs by id, in the order they were built.
         let mut pending: HashMap<String, (usize, Cdr)> = HashMap::new();
         let mut order = 0usize;
         for (_, path) in segments(dir)? {
-            for line in BufReader::new(File::open(&path)?).lines() {
+            // Bytes, not `lines()`: a line torn by a crash or a bad disk may not be UTF-8,
+            // and it must cost that line only, not the whole replay.
+            for line in BufReader::new(File::open(&path)?).split(b'\n') {
                 let line = line?;
                 if line.is_empty() {
                     continue;
                 }
-                let Ok(record) = serde_json::from_str::<Record>(&line) else {
+                let Ok(record) = serde_json::from_slice::<Record>(&line) else {
                     r.bad_lines += 1;
                     continue;
                 };
@@ -162,11 +166,36 @@ impl Wal {
         dir: &Path,
         (builder, pending, unseen): (&CdrBuilder, &[Cdr], &std::collections::BTreeMap<i64, u64>),
     ) -> io::Result<Wal> {
-        std::fs::create_dir_all(dir)?;
+        crate::files::private_dir(dir)?;
         let old = segments(dir)?;
         let seq = old.last().map_or(1, |(s, _)| s + 1);
         let path = dir.join(format!("wal-{seq:016}.log"));
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let wal = match Self::fresh(dir, &path, (builder, pending, unseen)) {
+            Ok(w) => w,
+            Err(e) => {
+                // A partial segment must not stay: the next checkpoint would number past it
+                // and a replay would read a half-written copy of what is owed.
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+        };
+        for (s, path) in old {
+            if s < seq {
+                std::fs::remove_file(path)?;
+            }
+        }
+        // The deletions themselves must survive a power loss.
+        File::open(dir)?.sync_all()?;
+        Ok(wal)
+    }
+
+    /// Writes and syncs the segment a checkpoint starts.
+    fn fresh(
+        dir: &Path,
+        path: &Path,
+        (builder, pending, unseen): (&CdrBuilder, &[Cdr], &std::collections::BTreeMap<i64, u64>),
+    ) -> io::Result<Wal> {
+        let file = crate::files::private_append(path)?;
         let mut wal = Wal {
             dir: dir.to_path_buf(),
             file: io::BufWriter::with_capacity(256 * 1024, file),
@@ -194,17 +223,12 @@ impl Wal {
         wal.sync()?;
         wal.base = wal.bytes;
         wal.base_records = (builder.open_calls() + pending.len()) as u64;
-        for (s, path) in old {
-            if s < seq {
-                std::fs::remove_file(path)?;
-            }
-        }
-        // The deletions themselves must survive a power loss.
-        File::open(dir)?.sync_all()?;
         Ok(wal)
     }
 
     fn write(&mut self, record: &Record) -> io::Result<()> {
+        #[cfg(test)]
+        faults::check(&self.dir)?;
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
         line.push(b'\n');
         self.bytes += line.len() as u64;
@@ -225,9 +249,12 @@ impl Wal {
         self.file.flush()
     }
 
-    /// Marks CDRs committed by the database.
-    pub(crate) fn committed(&mut self, cdrs: &[Cdr]) -> io::Result<()> {
-        let ids = cdrs.iter().map(|c| c.id.clone()).collect();
+    /// Marks CDRs settled: committed by the database or quarantined.
+    pub(crate) fn committed<'a>(
+        &mut self,
+        cdrs: impl IntoIterator<Item = &'a Cdr>,
+    ) -> io::Result<()> {
+        let ids = cdrs.into_iter().map(|c| c.id.clone()).collect();
         self.write(&Record::Committed { ids })?;
         self.file.flush()
     }
@@ -242,6 +269,8 @@ impl Wal {
     }
 
     fn sync(&mut self) -> io::Result<()> {
+        #[cfg(test)]
+        faults::check(&self.dir)?;
         self.file.flush()?;
         self.file.get_ref().sync_data()
     }
@@ -263,6 +292,36 @@ impl Wal {
 
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// Injected write errors, for tests: every write and sync to a log in a failing directory
+/// fails as a full or broken disk would (tests run as root, where `chmod` stops nothing).
+#[cfg(test)]
+pub(crate) mod faults {
+    use std::collections::HashSet;
+    use std::io;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static FAILING: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+    pub(crate) fn set(dir: &Path, failing: bool) {
+        let mut f = FAILING.lock().unwrap();
+        let set = f.get_or_insert_with(HashSet::new);
+        if failing {
+            set.insert(dir.to_path_buf());
+        } else {
+            set.remove(dir);
+        }
+    }
+
+    pub(crate) fn check(dir: &Path) -> io::Result<()> {
+        let f = FAILING.lock().unwrap();
+        if f.as_ref().is_some_and(|s| s.contains(dir)) {
+            return Err(io::Error::other("injected: no space left on device"));
+        }
+        Ok(())
     }
 }
 
@@ -363,6 +422,59 @@ mod tests {
         assert!(wal.due(1, 10));
         assert!(!wal.due(1, 20), "20 records owed: not yet");
         assert!(!wal.due(u64::MAX, 0), "below the size that asks for one");
+    }
+
+    /// A segment whose last line is not UTF-8 (a torn write, a bad sector), or torn JSON,
+    /// costs that line only: everything before it is recovered. Today `lines()` failed on
+    /// the invalid UTF-8 and the whole replay with it.
+    #[test]
+    fn a_last_line_of_invalid_utf8_or_torn_json_is_skipped() {
+        for tail in [
+            &b"{\"r\":\"alive\",\"at_ms\":\xff\xfe\xfd"[..],
+            b"\xc3\x28\n",
+            b"{\"r\":\"event\",\"e\":{\"ev",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut wal =
+                Wal::checkpoint(dir.path(), (&CdrBuilder::new(), &[], &Default::default()))
+                    .unwrap();
+            wal.events(&[started(1, 1_000), ended(1, 2_000), started(2, 2_500)])
+                .unwrap();
+            wal.alive(3_000).unwrap();
+            drop(wal);
+            let last = segments(dir.path()).unwrap().last().unwrap().1.clone();
+            OpenOptions::new()
+                .append(true)
+                .open(&last)
+                .unwrap()
+                .write_all(tail)
+                .unwrap();
+            let r = Wal::recover(dir.path()).unwrap();
+            assert_eq!(r.bad_lines, 1, "{tail:?}");
+            let ids: Vec<&str> = r.pending.iter().map(|c| c.id.as_str()).collect();
+            assert_eq!(ids, ["cdr-1"]);
+            assert_eq!(r.builder.open_calls(), 1);
+            assert_eq!(r.last_ms, Some(3_000));
+        }
+    }
+
+    /// A checkpoint that fails (the disk full) removes the segment it started: the old ones
+    /// stay the log, whole.
+    #[test]
+    fn a_failed_checkpoint_leaves_no_partial_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal =
+            Wal::checkpoint(dir.path(), (&CdrBuilder::new(), &[], &Default::default())).unwrap();
+        wal.events(&[started(1, 1_000), ended(1, 2_000)]).unwrap();
+        drop(wal);
+        let before = segments(dir.path()).unwrap();
+        let owed = Wal::recover(dir.path()).unwrap().pending;
+        faults::set(dir.path(), true);
+        let failed = Wal::checkpoint(dir.path(), (&CdrBuilder::new(), &owed, &Default::default()));
+        faults::set(dir.path(), false);
+        assert!(failed.is_err());
+        assert_eq!(segments(dir.path()).unwrap(), before);
+        assert_eq!(Wal::recover(dir.path()).unwrap().pending.len(), 1);
     }
 
     #[test]

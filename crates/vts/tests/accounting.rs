@@ -774,3 +774,64 @@ fn a_full_cdr_log_refuses_new_calls_until_the_database_returns() {
         "{report}"
     );
 }
+
+/// A customer whose From user carries NUL bytes and an ESC (`%00%00912013022%1b`, which the
+/// switch unescapes): today PostgreSQL refused that CDR, its batch was retried for ever and
+/// every CDR after it waited. Now the CDR is stored, cleaned (each control character a
+/// U+FFFD), nothing is quarantined, and a normal call after it is stored too.
+#[test]
+fn a_from_user_with_nul_bytes_ends_in_a_clean_cdr_on_postgres() {
+    let Ok(url) = std::env::var("VTS_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: no throw-away PostgreSQL (scripts/test starts one)");
+        return;
+    };
+    let _server = pg_server();
+    let mut vts = Vts::new();
+    vts.db = Some(url);
+    // The shared database may hold customers of earlier runs: a name and address of our own.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let ip = format!(
+        "127.{}.{}.{}",
+        1 + nanos % 250,
+        1 + (nanos / 250) % 250,
+        1 + std::process::id() % 250
+    );
+    vts.add_customer(&format!("nul-{nanos}"), &ip);
+    let port = free_port();
+    vts.add_carrier(&format!("nul-up-{nanos}"), port, 1, "udp");
+    let switch = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
+    let uas = Sipp::uas("uas_answer.xml", port, "u1", 2);
+    let (ok, err) = uac_from(&ip, "uac_nul_from.xml", at(switch), 1, 1, free_port());
+    assert!(ok, "{err}\n{}", serve.log_text());
+    let (ok, err) = uac_from(&ip, "uac_call.xml", at(switch), 1, 1, free_port());
+    assert!(ok, "{err}\n{}", serve.log_text());
+    assert!(uas.wait(WAIT).0);
+    assert!(serve.stop().success());
+    let log = std::fs::read_to_string(vts.dir.path().join("serve.log")).unwrap();
+    assert!(!log.contains("CDR_QUARANTINED"), "{log}");
+    assert!(!log.contains("CDR write failed"), "{log}");
+    let ours: Vec<Value> = vts
+        .cdrs()
+        .into_iter()
+        .filter(|c| {
+            c["source_addr"]
+                .as_str()
+                .is_some_and(|s| s.starts_with(&format!("{ip}:")))
+        })
+        .collect();
+    assert_eq!(ours.len(), 2, "{ours:#?}");
+    let callers: Vec<&str> = ours.iter().filter_map(|c| c["caller"].as_str()).collect();
+    assert!(
+        callers.contains(&"\u{FFFD}\u{FFFD}912013022\u{FFFD}"),
+        "{callers:?}"
+    );
+    assert!(callers.contains(&"912013022"), "{callers:?}");
+    assert_eq!(
+        vts.cli(&["cdr", "quarantine", "--format", "json"]).trim(),
+        "[]"
+    );
+}
