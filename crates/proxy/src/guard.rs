@@ -89,15 +89,21 @@ pub enum Gauge {
     TcpConnections,
     OutboundConnects,
     SendTasks,
+    /// The engine's call timers (a call's go with it).
+    Timers,
+    /// Calls the engine holds: in progress, and ended ones kept for late messages.
+    Calls,
 }
 
 impl Gauge {
-    pub const ALL: [Gauge; 5] = [
+    pub const ALL: [Gauge; 7] = [
         Gauge::Transactions,
         Gauge::CallsInSetup,
         Gauge::TcpConnections,
         Gauge::OutboundConnects,
         Gauge::SendTasks,
+        Gauge::Timers,
+        Gauge::Calls,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -107,6 +113,8 @@ impl Gauge {
             Gauge::TcpConnections => "tcp_connections",
             Gauge::OutboundConnects => "outbound_connects",
             Gauge::SendTasks => "send_tasks",
+            Gauge::Timers => "timers",
+            Gauge::Calls => "calls",
         }
     }
 }

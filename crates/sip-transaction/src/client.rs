@@ -17,22 +17,43 @@ use crate::{
 };
 
 /// Provisional responses already passed to the TU, so that a retransmitted one is not passed
-/// twice. A reliable provisional (RFC 3262, with RSeq) is always passed: its retransmissions
-/// are end to end and a proxy must forward them.
+/// twice: the hashes of the last [`Seen::KEPT`] distinct ones (a peer that sends thousands of
+/// distinct provisionals costs a bounded list; a retransmission of one forgotten is passed
+/// again, which a proxy relays harmlessly). A reliable provisional (RFC 3262, with RSeq) is
+/// always passed: its retransmissions are end to end and a proxy must forward them.
 #[derive(Debug, Default)]
-struct Seen(Vec<Bytes>);
+struct Seen(std::collections::VecDeque<u64>);
 
 impl Seen {
+    const KEPT: usize = 16;
+
     fn first_time(&mut self, msg: &Message) -> bool {
         if msg.headers().get_other("RSeq").is_some() {
             return true;
         }
-        if self.0.iter().any(|b| b == msg.raw()) {
+        let h = hash(msg.raw());
+        if self.0.contains(&h) {
             return false;
         }
-        self.0.push(msg.raw().clone());
+        if self.0.len() == Self::KEPT {
+            self.0.pop_front();
+        }
+        self.0.push_back(h);
         true
     }
+}
+
+/// A hash of a message's bytes, keyed per process (a peer cannot aim collisions at it).
+fn hash(bytes: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    thread_local! {
+        static KEYS: std::collections::hash_map::RandomState = std::collections::hash_map::RandomState::new();
+    }
+    KEYS.with(|k| {
+        let mut h = k.build_hasher();
+        h.write(bytes);
+        h.finish()
+    })
 }
 
 #[derive(Debug)]
@@ -378,5 +399,29 @@ fn non_invite_response<A: Clone>(
             true
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod seen_tests {
+    use super::*;
+
+    fn provisional(n: usize) -> Message {
+        let text = format!(
+            "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag={n}\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        sip_message::parse_datagram(Bytes::from(text)).unwrap()
+    }
+
+    #[test]
+    fn distinct_provisionals_are_remembered_up_to_a_bound() {
+        let mut seen = Seen::default();
+        assert!(seen.first_time(&provisional(0)));
+        assert!(!seen.first_time(&provisional(0)), "a retransmission");
+        for n in 1..10_000 {
+            assert!(seen.first_time(&provisional(n)));
+        }
+        assert_eq!(seen.0.len(), Seen::KEPT, "bounded");
+        assert!(!seen.first_time(&provisional(9_999)));
     }
 }

@@ -517,3 +517,20 @@ fn a_customers_calls_complete_during_a_20_s_flood_at_full_rate() {
     assert_eq!(calm_cdrs.len(), 20);
     assert!(calm_cdrs.iter().all(|c| int(c, "final_code") == 200));
 }
+
+/// Sends: 20 short calls (held 1 s) with T1 = 100 ms, so an ended call is forgotten 7.4 s
+/// after its end. Asserts: once they are forgotten, the engine holds no call and no call
+/// timer (before, each call's 4-hour max-duration timer stayed for 4 hours).
+#[test]
+fn ended_calls_leave_no_timers_behind() {
+    let w = world(&[("VTS_SIP_T1_MS", "100")]);
+    let serve = w.vts.serve(&[format!("udp:{}", w.switch)]);
+    let carrier = Sipp::uas("uas_answer.xml", w.carrier_port, "u1", 20);
+    let (ok, err) = uac("uac_call.xml", w.switch, "u1", 20, 20, free_port());
+    assert!(ok, "{err}");
+    assert!(carrier.wait(WAIT).0);
+    w.vts
+        .await_status("calls forgotten", |s| s["guards"]["in_use"]["calls"] == 0);
+    assert_eq!(w.vts.status()["guards"]["in_use"]["timers"], 0);
+    serve.stop();
+}

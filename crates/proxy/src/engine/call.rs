@@ -2,7 +2,6 @@
 //! call that never got answered. Every attempt's INVITE is built from the pristine inbound
 //! INVITE, so nothing leaks from one attempt to the next.
 
-use std::cmp::Reverse;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -105,6 +104,8 @@ pub(super) struct Call {
     leases: Vec<Lease>,
     /// The current attempt's carrier channel.
     carrier_lease: Option<Lease>,
+    /// The call's timers, removed when it is forgotten.
+    pub(super) timers: Vec<super::TimerKey>,
     pub(super) phase: Phase,
 }
 
@@ -333,6 +334,7 @@ impl Engine {
                 caller: numbers.caller,
                 leases,
                 carrier_lease: None,
+                timers: Vec::new(),
                 phase: Phase::Setup,
             },
         );
@@ -734,19 +736,35 @@ impl Engine {
         };
         let current = call.attempt.as_ref().is_some_and(|a| a.number == number);
         let setup = matches!(call.phase, Phase::Setup);
+        let Some(attempt) = call.attempt_mut(number) else {
+            return;
+        };
+        if !attempt.responded && current && setup && status < 200 {
+            let at = now + attempt.ring_timeout;
+            self.schedule(at, CallTimer::Ringing { call: cref, number });
+        }
+        self.attempt_response_after_timer(now, cref, number, msg)
+    }
+
+    /// [`Self::attempt_response`] once the ring timer is set.
+    fn attempt_response_after_timer(
+        &mut self,
+        now: Instant,
+        cref: CallRef,
+        number: u32,
+        msg: Message,
+    ) {
+        let Some(status) = msg.status() else { return };
+        let Some(call) = self.calls.get_mut(&cref) else {
+            return;
+        };
+        let current = call.attempt.as_ref().is_some_and(|a| a.number == number);
+        let setup = matches!(call.phase, Phase::Setup);
         let confirmed = matches!(call.phase, Phase::Confirmed(_));
         let server = call.server;
         let Some(attempt) = call.attempt_mut(number) else {
             return;
         };
-        let first_response = !attempt.responded;
-        attempt.responded = true;
-        if first_response && current && setup && status < 200 {
-            // Disjoint fields: the call stays borrowed while the timer is queued.
-            let at = now + attempt.ring_timeout;
-            self.timers
-                .push(Reverse((at, CallTimer::Ringing { call: cref, number })));
-        }
         if !current || !(setup || confirmed) {
             // An abandoned attempt, or a call already ended: never let it ring on.
             self.unwanted_response(now, cref, number, &msg);
@@ -1091,6 +1109,9 @@ impl Engine {
     pub(super) fn forget(&mut self, cref: CallRef) {
         if let Some(call) = self.calls.remove(&cref) {
             self.by_server.remove(&call.server);
+            for key in &call.timers {
+                self.timers.remove(*key);
+            }
             if let Phase::Ended(Some(d)) = &call.phase {
                 self.dialogs.remove(&d.key());
             }

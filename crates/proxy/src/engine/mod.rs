@@ -13,8 +13,7 @@ mod money;
 mod probe;
 mod wire;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::io;
 use std::net::IpAddr;
@@ -104,6 +103,62 @@ enum CallTimer {
     TimerC { client: ClientTxnId },
 }
 
+impl CallTimer {
+    /// The call a timer belongs to (removed with it when the call is forgotten).
+    fn call(&self) -> Option<CallRef> {
+        match *self {
+            CallTimer::FirstResponse { call, .. }
+            | CallTimer::Ringing { call, .. }
+            | CallTimer::MaxDuration { call }
+            | CallTimer::SessionExpiry { call }
+            | CallTimer::AckWait { call }
+            | CallTimer::ByeRetry { call, .. } => Some(call),
+            CallTimer::Forget { .. }
+            | CallTimer::BalanceCut { .. }
+            | CallTimer::ProbeTimeout { .. }
+            | CallTimer::TimerC { .. } => None,
+        }
+    }
+}
+
+/// The engine's timers by deadline, each removable: a call's timers go when the call is
+/// forgotten, so a 4-hour max-duration timer of a call that lasted a second does not stay
+/// in memory for 4 hours.
+#[derive(Debug, Default)]
+struct Timers {
+    by_deadline: std::collections::BTreeMap<(Instant, u64), CallTimer>,
+    seq: u64,
+}
+
+/// A scheduled timer, to remove it.
+type TimerKey = (Instant, u64);
+
+impl Timers {
+    fn insert(&mut self, at: Instant, timer: CallTimer) -> TimerKey {
+        self.seq += 1;
+        let key = (at, self.seq);
+        self.by_deadline.insert(key, timer);
+        key
+    }
+
+    fn remove(&mut self, key: TimerKey) {
+        self.by_deadline.remove(&key);
+    }
+
+    fn next_at(&self) -> Option<Instant> {
+        self.by_deadline.first_key_value().map(|((at, _), _)| *at)
+    }
+
+    fn pop_due(&mut self, now: Instant) -> Option<(Instant, CallTimer)> {
+        let entry = self.by_deadline.first_entry()?;
+        if entry.key().0 > now {
+            return None;
+        }
+        let ((at, _), timer) = entry.remove_entry();
+        Some((at, timer))
+    }
+}
+
 /// Epoch milliseconds from a monotonic clock: wall time read once at start, then
 /// advanced by `Instant` differences (a wall-clock step never bends a CDR).
 #[derive(Debug, Clone, Copy)]
@@ -177,7 +232,7 @@ pub(crate) struct Engine {
     draining_past_deadline: bool,
     /// Requests relayed in a dialog, by their server transaction (to answer a failure).
     relayed: HashMap<ServerTxnId, Message>,
-    timers: BinaryHeap<Reverse<(Instant, CallTimer)>>,
+    timers: Timers,
     next_call: u64,
     draining: bool,
     clock: Clock,
@@ -464,7 +519,7 @@ impl Engine {
             relayed: HashMap::new(),
             branches,
             draining_past_deadline: false,
-            timers: BinaryHeap::new(),
+            timers: Timers::default(),
             next_call: 0,
             draining: false,
             clock: Clock::new(now()),
@@ -516,11 +571,14 @@ impl Engine {
     }
 
     fn schedule(&mut self, at: Instant, timer: CallTimer) {
-        self.timers.push(Reverse((at, timer)));
+        let key = self.timers.insert(at, timer);
+        if let Some(call) = timer.call().and_then(|c| self.calls.get_mut(&c)) {
+            call.timers.push(key);
+        }
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {
-        let own = self.timers.peek().map(|Reverse((t, _))| *t);
+        let own = self.timers.next_at();
         let own = [
             self.pending_check,
             self.probes.next_check,
@@ -561,13 +619,7 @@ impl Engine {
         }
         self.txns.handle_timeout(now);
         self.process_events(now);
-        while let Some(Reverse((at, _))) = self.timers.peek() {
-            if *at > now {
-                break;
-            }
-            let Some(Reverse((at, timer))) = self.timers.pop() else {
-                break;
-            };
+        while let Some((at, timer)) = self.timers.pop_due(now) {
             match timer {
                 CallTimer::FirstResponse { call, number } => {
                     self.first_response_timeout(now, call, number)
@@ -1015,6 +1067,9 @@ impl Engine {
         }
         self.guards.set(Gauge::Transactions, self.txns.len() as u64);
         self.guards.set(Gauge::CallsInSetup, self.in_setup as u64);
+        self.guards
+            .set(Gauge::Timers, self.timers.by_deadline.len() as u64);
+        self.guards.set(Gauge::Calls, self.calls.len() as u64);
     }
 
     fn client_response(&mut self, now: Instant, id: ClientTxnId, msg: Message) {
