@@ -835,3 +835,44 @@ fn a_from_user_with_nul_bytes_ends_in_a_clean_cdr_on_postgres() {
         "[]"
     );
 }
+
+/// Sends: 5 INVITEs at once from a prepaid customer whose balance (0.10) pays one first
+/// increment (a minute at 0.05 and a 0.01 fee: 0.06), to a carrier that answers each
+/// after 60 ms. Asserts: every admitted call holds its first increment until answered, so
+/// exactly one call is answered and four are refused with 402 (before, all five were
+/// admitted on the same 0.10 and the balance went below zero).
+#[test]
+fn simultaneous_invites_cannot_spend_a_prepaid_balance_twice() {
+    let vts = Vts::new();
+    let customer = vts.add_customer("prepaid", "127.0.0.1").to_string();
+    let port = free_port();
+    let carrier = vts.add_carrier("up", port, 1, "udp").to_string();
+    let cost = write(&vts, "cost.csv", "34,0.0200,0,60,60\n");
+    vts.cli(&["carrier", "import-rates", &carrier, &cost]);
+    let sell = write(&vts, "sell.csv", "34,0.0500,0.0100,60,60\n");
+    vts.cli(&["customer", "import-rates", &customer, &sell]);
+    vts.cli(&["customer", "billing", &customer, "prepaid"]);
+    vts.cli(&["customer", "credit", &customer, "0.10", "--note", "top-up"]);
+    let switch = free_port();
+    let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
+    vts.await_status("balance", |s| s["balances"][&customer] == "0.100000");
+    let uas = Sipp::uas("uas_answer.xml", port, "u1", 1);
+    let (ok, err) = uac(
+        "uac_hold_or_402.xml",
+        at(switch),
+        "u1",
+        5,
+        1000,
+        free_port(),
+    );
+    assert!(ok, "{err}\n{}", serve.log_text());
+    assert!(uas.wait(WAIT).0);
+    serve.stop();
+    let cdrs = vts.cdrs();
+    let codes: Vec<i64> = cdrs
+        .iter()
+        .map(|c| c["final_code"].as_i64().unwrap())
+        .collect();
+    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 402).count(), 4, "{codes:?}");
+}

@@ -152,6 +152,9 @@ struct Admitted {
     leases: Vec<Lease>,
     numbers: pipeline::Numbers,
     routes: Vec<Carrier>,
+    /// The first increment (minimum and connection fee) a billed customer's call holds
+    /// against the balance until it is answered or ends.
+    first: Option<domain::Money>,
 }
 
 /// Why an attempt's INVITE could not be built for a carrier.
@@ -295,6 +298,9 @@ impl Engine {
                 self.minutes
                     .start(customer.id.0, cref.0, customer.local_ms(now_ms));
                 self.warn_limits(now, &customer);
+                if let Some(first) = a.first {
+                    self.hold_first(customer.id, cref, first);
+                }
                 (a.numbers, a.leases, Ok(a.routes))
             }
             Err(reject) => {
@@ -418,6 +424,7 @@ impl Engine {
             leases: vec![global, own],
             numbers,
             routes,
+            first,
         })
     }
 
@@ -1087,6 +1094,7 @@ impl Engine {
         call.carrier_lease = None;
         let (customer, carrier) = (call.customer, call.carrier());
         let end_ms = self.clock.epoch_ms(now);
+        self.release_hold(cref);
         self.minutes.end(cref.0, end_ms);
         // Before the end event: accounting's commit of the CDR must find the charge.
         self.charge_ended(now, customer, cref, end_ms);

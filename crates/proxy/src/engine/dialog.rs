@@ -359,6 +359,8 @@ impl Engine {
         if let Some(at) = reap_at {
             self.schedule(at, CallTimer::SessionExpiry { call: cref });
         }
+        // From here the call is charged as it runs (its first increment included).
+        self.release_hold(cref);
         self.charge_answered(now, cref);
     }
 

@@ -267,6 +267,10 @@ pub(crate) struct Engine {
     review_at: Option<Instant>,
     /// Carrier health from OPTIONS probes.
     probes: probe::Probes,
+    /// First increments held by calls being set up: per call, and summed per customer
+    /// (with the number of calls).
+    held: HashMap<CallRef, (domain::CustomerId, domain::Money)>,
+    holds: HashMap<domain::CustomerId, (i64, u32)>,
     /// Calls being set up (not answered, not ended), for `sip.max_calls_in_setup`.
     in_setup: usize,
     /// When each blocked source last got a reply.
@@ -540,6 +544,8 @@ impl Engine {
             warnings: crate::pipeline::Warnings::default(),
             probes: probe::Probes::starting(now()),
             in_setup: 0,
+            held: HashMap::new(),
+            holds: HashMap::new(),
             blocked_replies: HashMap::new(),
             guards: transports.guards.clone(),
         }

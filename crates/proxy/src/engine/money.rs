@@ -33,10 +33,40 @@ impl Engine {
     /// in it yet, less what its calls in progress have cost so far.
     pub(super) fn balance_now(&self, customer: CustomerId, now_ms: i64) -> Money {
         let held = self.balances.get(customer);
+        let first_increments = self.holds.get(&customer).map_or(0, |(sum, _)| *sum);
         Money(
             held.0
-                .saturating_sub(self.spending.accrued(customer, now_ms).0),
+                .saturating_sub(self.spending.accrued(customer, now_ms).0)
+                .saturating_sub(first_increments),
         )
+    }
+
+    /// An admitted call of a billed customer holds its first increment (minimum and
+    /// connection fee) against the balance until it is answered or ends: simultaneous
+    /// INVITEs each see the others' holds, so together they cannot take a prepaid balance
+    /// below zero.
+    pub(super) fn hold_first(&mut self, customer: CustomerId, cref: CallRef, amount: Money) {
+        if amount.0 <= 0 || self.held.contains_key(&cref) {
+            return;
+        }
+        self.held.insert(cref, (customer, amount));
+        let (sum, n) = self.holds.entry(customer).or_insert((0, 0));
+        *sum = sum.saturating_add(amount.0);
+        *n += 1;
+    }
+
+    /// The call's hold goes (answered: its charge counts from now; or ended).
+    pub(super) fn release_hold(&mut self, cref: CallRef) {
+        let Some((customer, amount)) = self.held.remove(&cref) else {
+            return;
+        };
+        if let Some((sum, n)) = self.holds.get_mut(&customer) {
+            *sum = sum.saturating_sub(amount.0);
+            *n -= 1;
+            if *n == 0 {
+                self.holds.remove(&customer);
+            }
+        }
     }
 
     /// A billed customer's call was answered: it costs from now on at its tariff.
