@@ -136,6 +136,12 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             if port == 0 {
                 return Err("--port must be between 1 and 65535".into());
             }
+            if let Some(listen) = own_address(&settings.listen, &host, port) {
+                return Err(format!(
+                    "--host {host} --port {port}: that is the switch's own listen address \
+                     ({listen}); every call to it would loop"
+                ));
+            }
             let id = store
                 .add_carrier(&NewCarrier {
                     name,
@@ -936,9 +942,48 @@ async fn status(settings: &Settings, format: StatusFormat) -> Result<(), String>
     Ok(())
 }
 
+/// The listen address a carrier at `host`:`port` would be, if it is the switch itself: the
+/// same address and port, or a loopback or this host's outbound address on the port of a
+/// listener bound to every interface.
+fn own_address(
+    listen: &[proxy::ListenerSpec],
+    host: &str,
+    port: u16,
+) -> Option<proxy::ListenerSpec> {
+    let ip: std::net::IpAddr = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    let outbound = std::net::UdpSocket::bind(("0.0.0.0", 0))
+        .and_then(|s| s.connect(("192.0.2.1", 9)).and_then(|()| s.local_addr()))
+        .ok()
+        .map(|a| a.ip());
+    listen.iter().copied().find(|l| {
+        l.addr.port() == port
+            && (l.addr.ip() == ip
+                || (l.addr.ip().is_unspecified()
+                    && (ip.is_loopback() || ip.is_unspecified() || Some(ip) == outbound)))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_carrier_at_the_switchs_own_address_is_recognised() {
+        let any: Vec<proxy::ListenerSpec> = vec!["udp:0.0.0.0:5060".parse().unwrap()];
+        assert!(own_address(&any, "127.0.0.1", 5060).is_some());
+        assert!(own_address(&any, "127.0.0.1", 5090).is_none());
+        assert!(
+            own_address(&any, "192.0.2.77", 5060).is_none(),
+            "another host"
+        );
+        let one: Vec<proxy::ListenerSpec> = vec!["udp:127.0.0.1:5080".parse().unwrap()];
+        assert!(own_address(&one, "127.0.0.1", 5080).is_some());
+        assert!(own_address(&one, "127.0.0.2", 5080).is_none());
+    }
 
     #[test]
     fn passwords_are_redacted() {

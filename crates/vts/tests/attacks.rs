@@ -356,6 +356,27 @@ fn a_carrier_at_the_switchs_own_address_is_never_called() {
     let cdrs = vts.cdrs();
     assert_eq!(cdrs.len(), 1, "one CDR, no loop: {cdrs:#?}");
     assert!(!vts.cli(&["block", "list"]).contains("127.0.0.1"));
+    // And the CLI refuses such a carrier (the default listener is 0.0.0.0:5060).
+    let out = vts
+        .command()
+        .args([
+            "carrier",
+            "add",
+            "--name",
+            "me",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "5060",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the switch's own listen address"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Sends: a raw customer's INVITE to a raw "carrier" socket of the test, which sends the
