@@ -99,7 +99,7 @@ impl Store {
             }
             _ => {}
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         exists(&mut tx, Table::Customer, id.0).await?;
         let after = change_balance(&mut tx, id, amount.0).await?;
         if amount.0 > 0 {

@@ -6,9 +6,11 @@
 //!
 //! How the SQL stays portable:
 //! - Every query is written once, with `$1, $2…` placeholders (the SQLite driver accepts
-//!   them, PostgreSQL needs them). Per-backend SQL exists in two places only: the migration
+//!   them, PostgreSQL needs them). Per-backend SQL is rare and marked so: the migration
 //!   folders (`migrations/sqlite/`, `migrations/postgres/`: identity columns, integer widths,
-//!   triggers) and the isolation level of [`Store::load_directory`]'s transaction.
+//!   triggers), the isolation level of [`Store::load_directory`]'s transaction, how a write
+//!   transaction begins (`BEGIN IMMEDIATE` on SQLite: see `Store::write_tx`), and a few
+//!   statements (comments say "Per-backend SQL").
 //! - Columns hold INTEGER/BIGINT/TEXT only. Booleans are INTEGER 0/1 on both backends, money
 //!   (later) i64 fixed-point, times i64 epoch milliseconds, networks canonical CIDR text.
 //!   On PostgreSQL a column's width follows the Rust type bound to it (INTEGER ↔ `i32`,
@@ -247,7 +249,7 @@ impl Store {
             }
         }
 
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let taken = sqlx::query("SELECT id FROM customers WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -350,7 +352,7 @@ impl Store {
                 )));
             }
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         exists(&mut tx, Table::Customer, id.0).await?;
         const SET: [&str; 4] = [
             "UPDATE customers SET max_channels = $1, updated_ms = $2 WHERE id = $3",
@@ -515,7 +517,7 @@ impl Store {
             .iter()
             .map(|p| checked_prefix(p).map_err(StoreError::Invalid))
             .collect::<Result<_, _>>()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         exists(&mut tx, Table::Carrier, id.0).await?;
         for p in &checked {
             sqlx::query(
@@ -575,7 +577,7 @@ impl Store {
                 "a carrier's ring timeout is 1 to 3600 s".into(),
             ));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let taken = sqlx::query("SELECT id FROM carriers WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -673,7 +675,7 @@ impl Store {
             .map(|c| serde_json::to_string(&c.attempt_log))
             .collect::<Result<_, _>>()
             .map_err(|e| StoreError::Invalid(format!("attempt log: {e}")))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         // The CDRs this write adds (a replay's are already stored): only they are charged.
         let mut stored: std::collections::HashSet<String> = std::collections::HashSet::new();
         for chunk in cdrs.chunks(rows.min(500)) {
@@ -804,6 +806,23 @@ impl Store {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM cdrs")
             .fetch_one(&self.pool)
             .await?)
+    }
+
+    /// The transaction every multi-statement write runs in. SQLite (per-backend SQL):
+    /// `BEGIN IMMEDIATE`, which takes the write lock at once and so waits for another
+    /// writer (up to `busy_timeout`). A plain (DEFERRED) `BEGIN` takes it only at the first
+    /// write, and a transaction that has read by then fails at once with "database is
+    /// locked" if another connection committed in between (SQLITE_BUSY_SNAPSHOT: waiting
+    /// could not help, its snapshot is stale), e.g. `vts customer credit` while the switch
+    /// commits CDRs. PostgreSQL: a plain `BEGIN` (READ COMMITTED, row locks).
+    ///
+    /// The write lock is held from BEGIN: return early (a refused write) before opening it
+    /// where you can; a dropped transaction's rollback is queued at once all the same.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// A transaction whose reads all see one snapshot. SQLite: any transaction does (its
@@ -1259,6 +1278,83 @@ mod tests {
                 .unwrap();
             assert_eq!(level, 2, "PRAGMA synchronous is FULL");
         }
+    }
+
+    /// A write transaction that reads first must not fail when another connection commits
+    /// a write between its read and its own write (SQLite: a DEFERRED transaction then gets
+    /// SQLITE_BUSY, "database is locked", which busy_timeout cannot wait out). With the
+    /// write lock taken at BEGIN, the other writer waits for it instead, and no update is
+    /// lost.
+    #[tokio::test]
+    async fn sqlite_write_transactions_lock_at_begin() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("vts.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let id = store
+            .add_customer(&NewCustomer {
+                name: "acme".into(),
+                ips: vec![],
+                max_channels: None,
+                max_cps: None,
+            })
+            .await
+            .unwrap();
+        // Another process (the CLI while the switch runs): its own pool, so its own
+        // connection to the same file.
+        let other = Store::connect(&url).await.unwrap();
+        let timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&other.pool)
+            .await
+            .unwrap();
+        assert_eq!(timeout, 5000, "PRAGMA busy_timeout is 5 s");
+
+        // Read, as `post` does before it writes.
+        let mut tx = store.write_tx().await.unwrap();
+        let before: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(balance), 0) FROM customer_balances WHERE customer_id = $1",
+        )
+        .bind(id.0)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+
+        // The other connection writes meanwhile: it must wait for the open transaction
+        // (before the fix it committed at once).
+        let mut writer = tokio::spawn(async move {
+            other
+                .post(id, EntryKind::Credit, Money(7), "meanwhile")
+                .await
+                .map(|entry| entry.balance_after)
+        });
+        let early = tokio::time::timeout(Duration::from_millis(500), &mut writer).await;
+        assert!(
+            early.is_err(),
+            "the other writer waits for the write lock, got {early:?}"
+        );
+
+        // Then the first transaction writes and commits: no "database is locked".
+        sqlx::query(
+            "INSERT INTO customer_balances (customer_id, balance) VALUES ($1, $2) \
+             ON CONFLICT (customer_id) DO UPDATE SET balance = excluded.balance",
+        )
+        .bind(id.0)
+        .bind(before + 100)
+        .execute(&mut *tx)
+        .await
+        .expect("the write after a read succeeds");
+        tx.commit().await.unwrap();
+
+        // The waiting writer then runs, on top of the committed write.
+        let after = writer.await.unwrap().expect("the waiting writer succeeds");
+        assert_eq!(after, Money(before + 107));
+        let balance: i64 =
+            sqlx::query_scalar("SELECT balance FROM customer_balances WHERE customer_id = $1")
+                .bind(id.0)
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(balance, before + 107, "no update is lost");
     }
 
     #[test]

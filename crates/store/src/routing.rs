@@ -69,7 +69,7 @@ impl Store {
                 "a carrier's ring timeout is 1 to 3600 s".into(),
             ));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         exists(&mut tx, Table::Carrier, id.0).await?;
         const SET: [&str; 4] = [
             "UPDATE carriers SET max_channels = $1, updated_ms = $2 WHERE id = $3",
@@ -111,7 +111,7 @@ impl Store {
             .iter()
             .map(|p| domain::checked_prefix(p).map_err(StoreError::Invalid))
             .collect::<Result<_, _>>()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         exists(&mut tx, Table::Carrier, id.0).await?;
         let mut removed = 0;
         for p in &checked {
@@ -147,7 +147,7 @@ impl Store {
             )),
             other => other.clone(),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query("SELECT number_format, country_code FROM customers WHERE id = $1")
             .bind(id.0)
             .fetch_optional(&mut *tx)
@@ -331,7 +331,7 @@ impl Store {
         rates: &[Rate],
     ) -> Result<usize, StoreError> {
         check_rates(rates)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         exists(&mut tx, Table::Carrier, id.0).await?;
         insert_rates(&mut tx, CARRIER_RATE, id.0, rates).await?;
         tx.commit().await?;
@@ -345,7 +345,7 @@ impl Store {
         rates: &[Rate],
     ) -> Result<usize, StoreError> {
         check_rates(rates)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         exists(&mut tx, Table::Customer, id.0).await?;
         insert_rates(&mut tx, CUSTOMER_RATE, id.0, rates).await?;
         tx.commit().await?;
@@ -383,7 +383,7 @@ impl Store {
         rates: &[Rate],
     ) -> Result<usize, StoreError> {
         check_rates(rates)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         exists(&mut tx, Table::RatePlan, id.0).await?;
         insert_rates(&mut tx, PLAN_RATE, id.0, rates).await?;
         tx.commit().await?;
@@ -418,7 +418,7 @@ impl Store {
                 "UPDATE customers SET rate_plan_id = $1, updated_ms = $2 WHERE id = $3",
             ),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         exists(&mut tx, Table::Customer, id.0).await?;
         if let Some(plan) = plan {
             exists(&mut tx, table, plan).await?;

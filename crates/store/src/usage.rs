@@ -259,10 +259,10 @@ impl Store {
     /// CDR writes wait (or fail and are retried by the switch) until it commits, so that no
     /// CDR is counted twice or missed. Returns how many CDRs were counted.
     pub async fn rebuild_usage(&self) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         // Per-backend SQL: PostgreSQL's READ COMMITTED would let CDRs committed during the
-        // rebuild in (and their own counter upserts). SQLite's write lock, taken by the
-        // first DELETE, already keeps every other writer out.
+        // rebuild in (and their own counter upserts). SQLite's write lock, taken at BEGIN
+        // (`write_tx`), already keeps every other writer out.
         if self.backend == crate::Backend::Postgres {
             sqlx::query("LOCK TABLE cdrs IN SHARE MODE")
                 .execute(&mut *tx)
