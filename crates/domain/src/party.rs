@@ -130,6 +130,15 @@ pub struct Customer {
     /// Where the customer's days and months begin (usage counters, minute caps).
     #[serde(default)]
     pub timezone: crate::zone::Zone,
+    /// Identity headers from this customer (P-Asserted-Identity, P-Preferred-Identity,
+    /// Remote-Party-ID, Privacy, Diversion, History-Info) reach carriers. Off (the default),
+    /// they are dropped: otherwise a forced CLI is bypassed through P-Asserted-Identity.
+    #[serde(default)]
+    pub trusted: bool,
+    /// Carriers do not see this customer's topology: its Via headers (restored on the
+    /// responses it gets), its User-Agent.
+    #[serde(default)]
+    pub hide_topology: bool,
 }
 
 /// How a customer pays (SPEC.md "Accounting and billing").
@@ -315,6 +324,10 @@ pub struct Carrier {
     /// Codecs (SDP encoding names, e.g. `PCMA`) this carrier may be offered; empty: any.
     #[serde(default)]
     pub codecs: Vec<String>,
+    /// Customers do not see this carrier's topology: its Record-Route entries, its Server,
+    /// Warning and User-Agent headers.
+    #[serde(default)]
+    pub hide_topology: bool,
 }
 
 /// What a carrier's prefix lists say about a destination.

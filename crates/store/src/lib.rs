@@ -993,6 +993,9 @@ async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Customer>, StoreEr
             },
             daily_minutes: limit(row, "daily_minutes")?,
             monthly_minutes: limit(row, "monthly_minutes")?,
+            // Not stored yet: the defaults (untrusted, topology shown).
+            trusted: false,
+            hide_topology: false,
             status: {
                 let text: String = row.try_get("status")?;
                 text.parse()
@@ -1136,6 +1139,8 @@ async fn carrier_rows_on(conn: &mut AnyConnection) -> Result<Vec<Carrier>, Store
                 ring_timeout_s: limit(row, "ring_timeout_s")?,
                 allow: Vec::new(),
                 deny: Vec::new(),
+                // Not stored yet: the default (topology shown).
+                hide_topology: false,
             })
         })
         .collect::<Result<Vec<Carrier>, StoreError>>()
