@@ -391,6 +391,27 @@ impl<'m> Edit<'m> {
         Ok(())
     }
 
+    /// Removes every line of a header the parser does not know by name (`Other`), matched
+    /// by its name without regard to case (e.g. `P-Asserted-Identity`).
+    pub fn remove_other(&mut self, name: &str) -> Result<(), EditError> {
+        let lines: Vec<Header> = self
+            .msg
+            .headers
+            .all(HeaderName::Other)
+            .filter(|h| {
+                self.msg
+                    .headers
+                    .name_bytes(h)
+                    .eq_ignore_ascii_case(name.as_bytes())
+            })
+            .copied()
+            .collect();
+        for h in lines {
+            self.push(h.line, &[])?;
+        }
+        Ok(())
+    }
+
     /// Replaces the value of one header line.
     pub fn replace_value(&mut self, h: &Header, value: &[u8]) -> Result<(), EditError> {
         let span = self

@@ -555,3 +555,67 @@ fn ended_calls_leave_no_timers_behind() {
     assert_eq!(w.vts.status()["guards"]["in_use"]["timers"], 0);
     serve.stop();
 }
+
+/// A response to `request` written by a raw peer of the test: its Via, From, To (with a
+/// tag), Call-ID and CSeq, and `extra` header lines.
+fn answer(request: &str, status: &str, extra: &str) -> String {
+    let mut out = format!("SIP/2.0 {status}\n");
+    for line in request.lines() {
+        let name = line.split(':').next().unwrap_or_default();
+        match name {
+            "Via" | "From" | "Call-ID" | "CSeq" | "Record-Route" => out += &format!("{line}\n"),
+            "To" => out += &format!("{line};tag=carrier-1\n"),
+            _ => {}
+        }
+    }
+    format!("{out}{extra}Content-Length: 0\n\n")
+}
+
+/// Sends: a raw customer's INVITE carrying P-Asserted-Identity, Remote-Party-ID, Privacy
+/// and Diversion headers and a Route after the switch's own, to a raw carrier socket.
+/// Asserts: the carrier's INVITE has none of them (the customer is not trusted: a forced
+/// CLI cannot be bypassed), no Route at all, and the switch's Contact instead of the
+/// customer's.
+#[test]
+fn identity_headers_and_routes_from_a_customer_never_reach_a_carrier() {
+    let vts = Vts::new();
+    vts.add_customer("acme", "127.0.0.1");
+    let carrier = Raw::bind("127.0.0.1");
+    vts.add_carrier("raw", carrier.addr().port(), 10, "udp");
+    let switch = at(free_port());
+    let serve = vts.serve(&[format!("udp:{switch}")]);
+    let ua = Raw::bind("127.0.0.1");
+    let extra = format!(
+        "Route: <sip:{switch};lr>, <sip:10.9.9.9:5060;lr>\n\
+P-Asserted-Identity: <sip:+12125550100@evil>\n\
+Remote-Party-ID: <sip:+12125550100@evil>;party=calling\n\
+Privacy: id\n\
+Diversion: <sip:+12125550199@evil>;reason=unconditional\n"
+    );
+    let inv = invite(ua.addr(), switch, "identity-1", 1).replacen(
+        "Max-Forwards",
+        &format!("{extra}Max-Forwards"),
+        1,
+    );
+    ua.send(switch, &inv);
+    let got = carrier.expect("INVITE ", WAIT);
+    for name in [
+        "P-Asserted-Identity",
+        "Remote-Party-ID",
+        "Privacy",
+        "Diversion",
+        "Route",
+    ] {
+        assert!(
+            !got.lines().any(|l| l.starts_with(&format!("{name}:"))),
+            "{name} reached the carrier:\n{got}"
+        );
+    }
+    assert!(
+        header(&got, "Contact").contains(&switch.to_string()),
+        "{got}"
+    );
+    carrier.send(switch, &answer(&got, "486 Busy Here", ""));
+    ua.expect("SIP/2.0 486", WAIT);
+    serve.stop();
+}

@@ -42,6 +42,8 @@ pub(super) struct Attempt {
     ring_timeout: Duration,
     /// CANCEL wanted (the call was cancelled or the attempt abandoned) and whether it went.
     cancel: Cancel,
+    /// The carrier hides its topology from customers.
+    pub(super) hide: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +108,10 @@ pub(super) struct Call {
     carrier_lease: Option<Lease>,
     /// The call's timers, removed when it is forgotten.
     pub(super) timers: Vec<super::TimerKey>,
+    /// The customer's identity headers go to carriers.
+    trusted: bool,
+    /// The customer hides its topology: its Via values, put back on the responses it gets.
+    pub(super) hidden_vias: Option<Vec<Bytes>>,
     pub(super) phase: Phase,
 }
 
@@ -143,6 +149,25 @@ impl Call {
     }
 }
 
+/// The Via values of a request, as written (one per header line).
+pub(super) fn via_values(msg: &Message) -> Vec<Bytes> {
+    let h = msg.headers();
+    h.all(sip_message::HeaderName::Via)
+        .map(|l| Bytes::copy_from_slice(h.value(l).trim_ascii()))
+        .collect()
+}
+
+/// Headers that assert who is calling: from a customer that is not trusted they are
+/// dropped, or a forced CLI is bypassed through them.
+const IDENTITY_HEADERS: &[&str] = &[
+    "P-Asserted-Identity",
+    "P-Preferred-Identity",
+    "Remote-Party-ID",
+    "Privacy",
+    "Diversion",
+    "History-Info",
+];
+
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -179,6 +204,32 @@ fn fails_over(status: u16) -> bool {
 }
 
 impl Engine {
+    /// How a response to the INVITE of `cref` (attempt `number`) is rewritten for the
+    /// customer: Contact to us (`contact`), its hidden Vias back, the carrier's topology
+    /// stripped when it hides it.
+    pub(super) fn back_for_invite(&self, cref: CallRef, number: u32, contact: bool) -> super::Back {
+        let Some(call) = self.calls.get(&cref) else {
+            return super::Back::default();
+        };
+        let hides = call
+            .attempt
+            .as_deref()
+            .filter(|a| a.number == number)
+            .or_else(|| call.abandoned.iter().find(|a| a.number == number))
+            .filter(|a| a.hide)
+            .map(|a| {
+                Bytes::from(wire::record_route(
+                    self.advertised(a.peer.transport),
+                    a.peer.transport,
+                ))
+            });
+        super::Back {
+            contact: contact.then_some(call.source.transport),
+            vias: call.hidden_vias.clone(),
+            strip: hides,
+        }
+    }
+
     /// An out-of-dialog INVITE opened server transaction `server`.
     /// Counts a refused INVITE from an unknown source address; one more than
     /// `security.auth_fail_threshold` within the window blocks it (never a whitelisted one).
@@ -319,6 +370,7 @@ impl Engine {
                 (numbers, Vec::new(), Err(reject))
             }
         };
+        let hidden_vias = customer.hide_topology.then(|| via_values(&invite));
         self.calls.insert(
             cref,
             Call {
@@ -341,6 +393,8 @@ impl Engine {
                 leases,
                 carrier_lease: None,
                 timers: Vec::new(),
+                trusted: customer.trusted,
+                hidden_vias,
                 phase: Phase::Setup,
             },
         );
@@ -624,6 +678,7 @@ impl Engine {
                 progressed: false,
                 finished: false,
                 cancel: Cancel::No,
+                hide: carrier.hide_topology,
                 ring_timeout: carrier
                     .ring_timeout_s
                     .map_or(self.cfg.ring_timeout, |s| Duration::from_secs(s.into())),
@@ -676,9 +731,23 @@ impl Engine {
         let mut e = invite.edit();
         let transport = wire::via_transport(peer.transport);
         let branch = self.branches.new_branch(h.call_id().unwrap_or_default());
-        e.prepend_via(format!("SIP/2.0/{transport} {via_host};branch={branch};rport").as_bytes())?;
-        let source_ip = source.addr.ip().to_string();
-        e.set_via_received(Some(source_ip.as_bytes()), source.addr.port())?;
+        let our_via = format!("SIP/2.0/{transport} {via_host};branch={branch};rport");
+        if call.hidden_vias.is_some() {
+            // The carrier sees the switch as the origin: the customer's Vias and
+            // User-Agent stay here (its Vias are put back on the responses it gets).
+            e.remove_header(sip_message::HeaderName::Via)?;
+            e.add_header("Via", our_via.as_bytes())?;
+            e.remove_header(sip_message::HeaderName::UserAgent)?;
+        } else {
+            e.prepend_via(our_via.as_bytes())?;
+            let source_ip = source.addr.ip().to_string();
+            e.set_via_received(Some(source_ip.as_bytes()), source.addr.port())?;
+        }
+        if !call.trusted {
+            for name in IDENTITY_HEADERS {
+                e.remove_other(name)?;
+            }
+        }
         let rr = wire::record_route(via_host, peer.transport);
         e.prepend_record_route(rr.as_bytes())?;
         // The path to the carrier is the switch's alone: our own Route and any the customer
@@ -797,8 +866,8 @@ impl Engine {
                     _ => false,
                 };
                 if same {
-                    let source = call.source;
-                    self.relay_response(now, server, &msg, Some(source));
+                    let back = self.back_for_invite(cref, number, true);
+                    self.relay_response(now, server, &msg, back);
                 } else {
                     self.unwanted_response(now, cref, number, &msg);
                 }
@@ -820,8 +889,8 @@ impl Engine {
                         at_ms: self.clock.epoch_ms(now),
                     });
                 }
-                let source = self.calls.get(&cref).map(|c| c.source);
-                self.relay_response(now, server, &msg, source);
+                let back = self.back_for_invite(cref, number, true);
+                self.relay_response(now, server, &msg, back);
             }
             200..=299 => {
                 self.emit(CallEvent::AttemptEnded {
@@ -1046,7 +1115,11 @@ impl Engine {
             Failure::Local(code, reason) => (*code, (*reason).to_string(), None),
         };
         match failure {
-            Failure::Response(m) => self.relay_response(now, server, &m, None),
+            Failure::Response(m) => {
+                let number = call.attempt.as_ref().map_or(0, |a| a.number);
+                let back = self.back_for_invite(cref, number, false);
+                self.relay_response(now, server, &m, back)
+            }
             Failure::Local(code, reason) => {
                 if let Some(invite) = call.invite.as_ref() {
                     let tag = call.to_tag.as_bytes();

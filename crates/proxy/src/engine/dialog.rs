@@ -135,6 +135,10 @@ pub(super) struct Dialog {
     refreshed: Instant,
     /// The caller's ACK of the 2xx arrived.
     acked: bool,
+    /// Which sides hide their topology from the other (caller: the customer's setting,
+    /// callee: the carrier's), and our Record-Route value in the dialog.
+    hide: [bool; 2],
+    our_rr: Bytes,
     ending: Option<Ending>,
 }
 
@@ -325,12 +329,15 @@ impl Engine {
             session_expires: session_interval(&msg).or_else(|| session_interval(invite)),
             refreshed: now,
             acked: false,
+            hide: [call.hidden_vias.is_some(), attempt.hide],
+            our_rr: Bytes::from(our_rr),
             ending: None,
         };
         let reap_at = dialog.session_expires.map(|se| now + reap_after(se));
         let server = call.server;
-        let source = call.source;
-        self.relay_response(now, server, &msg, Some(source));
+        let number = attempt.number;
+        let back = self.back_for_invite(cref, number, true);
+        self.relay_response(now, server, &msg, back);
         self.emit(CallEvent::Answered {
             call: cref,
             at_ms: self.clock.epoch_ms(now),
@@ -467,8 +474,9 @@ impl Engine {
             routes: &routes,
         };
         let call_id = d.call_id();
+        let hide = d.hide[side.index()];
         let branch = self.branches.new_branch(&call_id);
-        let Some(out) = self.forward_request(&msg, peer, &hop, &branch) else {
+        let Some(out) = self.forward_request(&msg, peer, &hop, &branch, hide) else {
             self.reply(now, server, &msg, 400, "Bad Request", &[]);
             return;
         };
@@ -522,22 +530,32 @@ impl Engine {
         msg: &Message,
     ) {
         let Some(status) = msg.status() else { return };
-        let sender = self.calls.get_mut(&cref).and_then(|c| match &mut c.phase {
+        let back = self.calls.get_mut(&cref).and_then(|c| match &mut c.phase {
             Phase::Confirmed(d) => {
                 if (200..300).contains(&status) {
                     // The responder's target refresh (2xx to a re-INVITE or UPDATE).
                     d.set_target(from.other(), contact_uri(msg));
                 }
-                Some(d.peer(from))
+                Some((d.peer(from).transport, d.hide, d.our_rr.clone()))
             }
             _ => None,
         });
+        let back = match back {
+            Some((t, hide, our_rr)) => super::Back {
+                contact: Some(t),
+                vias: hide[from.index()]
+                    .then(|| self.relayed.get(&server).map(super::call::via_values))
+                    .flatten(),
+                strip: hide[from.other().index()].then_some(our_rr),
+            },
+            None => super::Back::default(),
+        };
         if !bye || status < 200 {
-            self.relay_response(now, server, msg, sender);
+            self.relay_response(now, server, msg, back);
             return;
         }
         if settles(status) {
-            self.relay_response(now, server, msg, sender);
+            self.relay_response(now, server, msg, back);
             self.leg_settled(now, cref, from.other());
         } else {
             // The far side did not take the BYE: the sender's hang-up stands (answered by
@@ -618,7 +636,8 @@ impl Engine {
             .and_then(|v| v.branch())
             .unwrap_or_default();
         let branch = self.branches.derived(input, &d.call_id());
-        if let Some(out) = self.forward_request(&msg, peer, &hop, &branch) {
+        let hide = d.hide[Side::Caller.index()];
+        if let Some(out) = self.forward_request(&msg, peer, &hop, &branch, hide) {
             self.out.push((hop.peer, out.raw().clone()));
         }
     }
@@ -670,12 +689,15 @@ impl Engine {
     /// A request as relayed to `hop`: our Via on top, received/rport on the sender's,
     /// every Route the sender wrote replaced by the dialog's route set, the Request-URI
     /// the dialog's remote target, Max-Forwards decremented, a Contact rewritten to us.
+    /// With `hide`, the sender's topology stays here: its Vias (put back on the response
+    /// from the relayed request) and its User-Agent.
     fn forward_request(
         &self,
         msg: &Message,
         from: Peer,
         hop: &Hop<'_>,
         branch: &str,
+        hide: bool,
     ) -> Option<Message> {
         let mut e = msg.edit();
         let t = hop.peer.transport;
@@ -684,10 +706,16 @@ impl Engine {
             wire::via_transport(t),
             self.advertised(t)
         );
-        e.prepend_via(via.as_bytes()).ok()?;
-        let ip = from.addr.ip().to_string();
-        e.set_via_received(Some(ip.as_bytes()), from.addr.port())
-            .ok()?;
+        if hide {
+            e.remove_header(HeaderName::Via).ok()?;
+            e.add_header("Via", via.as_bytes()).ok()?;
+            e.remove_header(HeaderName::UserAgent).ok()?;
+        } else {
+            e.prepend_via(via.as_bytes()).ok()?;
+            let ip = from.addr.ip().to_string();
+            e.set_via_received(Some(ip.as_bytes()), from.addr.port())
+                .ok()?;
+        }
         e.remove_header(HeaderName::Route).ok()?;
         for r in hop.routes {
             e.add_header("Route", r).ok()?;

@@ -188,6 +188,19 @@ impl Clock {
 /// A blocked source gets at most one reply (403) this often; the rest is dropped unread.
 const BLOCKED_REPLY_INTERVAL: Duration = Duration::from_secs(10);
 
+/// How a relayed response is rewritten on its way back (`Engine::relay_response`).
+#[derive(Debug, Default)]
+struct Back {
+    /// Rewrite its Contact to the switch on this transport (the receiver's leg).
+    contact: Option<Transport>,
+    /// The receiver's own Via values, put back in place of ours (they were hidden from
+    /// the responder).
+    vias: Option<Vec<Bytes>>,
+    /// The responder hides its topology: drop its Server, User-Agent and Warning headers
+    /// and its Record-Route entries (those before ours, which is this value).
+    strip: Option<Bytes>,
+}
+
 /// After the drain deadline, the switch's BYEs get this long to be confirmed (Timer F is
 /// 32 s) before the calls are closed without it.
 const SHUTDOWN_BYE_GRACE: Duration = Duration::from_secs(34);
@@ -1137,41 +1150,61 @@ impl Engine {
         }
     }
 
-    /// Relays a response of a relayed request back on its server transaction (our Via off;
-    /// a Contact rewritten to us, on the transport of `to`, when given).
-    fn relay_response(
-        &mut self,
-        now: Instant,
-        server: ServerTxnId,
-        msg: &Message,
-        to: Option<Peer>,
-    ) {
+    /// Relays a response of a relayed request back on its server transaction: our Via off
+    /// (or the sender's own Vias put back, when they were hidden from the far side), a
+    /// Contact rewritten to us, and the responder's topology stripped when it hides it.
+    fn relay_response(&mut self, now: Instant, server: ServerTxnId, msg: &Message, back: Back) {
         if msg.status() == Some(100) {
             return;
         }
         if let Some(at) = self.arrival {
             self.samples.push((Kind::Reply, at));
         }
-        let mut e = msg.edit();
-        if e.remove_top_via().is_err() {
+        let Some(bytes) = self.rewrite_response(msg, &back) else {
+            debug!("relayed response could not be rewritten");
             return;
-        }
-        if let Some(to) = to
-            && msg
-                .headers()
-                .get(sip_message::HeaderName::Contact)
-                .is_some()
-        {
-            let contact = self.our_contact(to.transport);
-            if e.remove_header(sip_message::HeaderName::Contact).is_err()
-                || e.add_header("Contact", contact.as_bytes()).is_err()
-            {
-                return;
-            }
-        }
-        if let Err(err) = self.txns.respond(now, server, e.finish()) {
+        };
+        if let Err(err) = self.txns.respond(now, server, bytes) {
             debug!(error = %err, "relayed response not sent");
         }
+    }
+
+    fn rewrite_response(&self, msg: &Message, back: &Back) -> Option<Bytes> {
+        use sip_message::HeaderName as H;
+        let mut e = msg.edit();
+        match &back.vias {
+            Some(vias) => {
+                e.remove_header(H::Via).ok()?;
+                for v in vias {
+                    e.add_header("Via", v).ok()?;
+                }
+            }
+            None => e.remove_top_via().ok()?,
+        }
+        if let Some(our_rr) = &back.strip {
+            e.remove_header(H::Server).ok()?;
+            e.remove_header(H::UserAgent).ok()?;
+            e.remove_other("Warning").ok()?;
+            let rr: Vec<_> = msg
+                .headers()
+                .record_routes()
+                .filter_map(Result::ok)
+                .collect();
+            if let Some(i) = rr.iter().position(|r| r.raw == &our_rr[..]) {
+                e.remove_header(H::RecordRoute).ok()?;
+                for r in &rr[i..] {
+                    e.add_header("Record-Route", r.raw).ok()?;
+                }
+            }
+        }
+        if let Some(t) = back.contact
+            && msg.headers().get(H::Contact).is_some()
+        {
+            e.remove_header(H::Contact).ok()?;
+            e.add_header("Contact", self.our_contact(t).as_bytes())
+                .ok()?;
+        }
+        Some(e.finish())
     }
 
     /// Whether `peer` is one of the switch's own listening addresses (exactly: a listener
