@@ -499,6 +499,18 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Deletes the block-list entries that expired at or before `now_ms` (run by the
+    /// switch every minute, so a scan from many addresses does not grow the list for
+    /// ever); returns how many went.
+    pub async fn purge_expired_blocks(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM blocklist WHERE expires_ms IS NOT NULL AND expires_ms <= $1")
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Every block-list entry (expired ones included), oldest first.
     pub async fn list_blocks(&self) -> Result<Vec<Block>, StoreError> {
         let mut conn = self.pool.acquire().await?;
@@ -1290,6 +1302,36 @@ mod tests {
     /// SQLITE_BUSY, "database is locked", which busy_timeout cannot wait out). With the
     /// write lock taken at BEGIN, the other writer waits for it instead, and no update is
     /// lost.
+    #[tokio::test]
+    async fn expired_blocks_are_purged_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("vts.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        store
+            .add_auto_block(net("192.0.2.1/32"), "flood", "f", 1_000)
+            .await
+            .unwrap();
+        store
+            .add_auto_block(net("192.0.2.2/32"), "flood", "f", 5_000)
+            .await
+            .unwrap();
+        store
+            .add_block(net("192.0.2.3/32"), "manual", None)
+            .await
+            .unwrap();
+        assert_eq!(store.purge_expired_blocks(2_000).await.unwrap(), 1);
+        let left: Vec<String> = store
+            .list_blocks()
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.network.to_string())
+            .collect();
+        assert_eq!(left, ["192.0.2.2/32", "192.0.2.3/32"]);
+    }
+
     #[tokio::test]
     async fn sqlite_write_transactions_lock_at_begin() {
         let dir = tempfile::tempdir().unwrap();

@@ -15,6 +15,9 @@ pub(crate) const POLL: Duration = Duration::from_millis(250);
 /// admission within a second.
 const BALANCE_EVERY: u32 = 4;
 
+/// Expired block-list entries are deleted every this many polls (a minute).
+const PURGE_EVERY: u32 = 240;
+
 pub(crate) async fn run(store: Store, directory: DirectorySource, balances: BalanceSource) {
     let mut version = directory.load().version;
     let mut tick = tokio::time::interval(POLL);
@@ -29,6 +32,16 @@ pub(crate) async fn run(store: Store, directory: DirectorySource, balances: Bala
             match store.balances().await {
                 Ok(b) => balances.refresh(b, commits),
                 Err(e) => warn!(error = %e, "cannot read the balances; keeping the last ones"),
+            }
+        }
+        if polls.is_multiple_of(PURGE_EVERY) {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            match store.purge_expired_blocks(now_ms).await {
+                Ok(0) => {}
+                Ok(n) => info!(entries = n, "expired block-list entries removed"),
+                Err(e) => warn!(error = %e, "cannot remove expired block-list entries"),
             }
         }
         match store.config_version().await {
