@@ -257,14 +257,13 @@ fn slow_silent_and_idle_connections_are_closed() {
     serve.stop();
 }
 
-#[test]
-fn accept_backs_off_instead_of_spinning_when_descriptors_run_out() {
-    let v = Vts::new();
-    let port = free_port();
-    // `vts serve` under an open-file limit of 256 (prlimit execs it: same PID).
+/// `vts serve` on TCP under an open-file limit of `nofile` (prlimit execs it: same PID).
+/// Every test connection comes from 127.0.0.1 and may send nothing: neither the
+/// per-address cap nor the header timeout may end them first.
+fn serve_with_nofile(v: &Vts, port: u16, nofile: u32) -> Serve {
     let log = v.dir.path().join("serve.log");
     let mut c = Command::new("prlimit");
-    c.arg("--nofile=256:256")
+    c.arg(format!("--nofile={nofile}:{nofile}"))
         .arg(VTS)
         .arg("--data-dir")
         .arg(v.dir.path())
@@ -274,8 +273,6 @@ fn accept_backs_off_instead_of_spinning_when_descriptors_run_out() {
         .env_remove("VTS_SIP")
         .env_remove("VTS_DB")
         .env_remove("VTS_DATA_DIR")
-        // Every connection comes from 127.0.0.1 and sends nothing: neither the per-address
-        // cap nor the header timeout may end them first.
         .env("VTS_SIP_TCP_MAX_CONNECTIONS_PER_ADDRESS", "100000")
         .env("VTS_SIP_TCP_HEADER_TIMEOUT_MS", "600000")
         .stdout(Stdio::piped())
@@ -297,30 +294,46 @@ fn accept_backs_off_instead_of_spinning_when_descriptors_run_out() {
         "{line}\n{}",
         serve.log_text()
     );
+    serve
+}
+
+/// Opens up to `n` connections (bounded: 500 ms each) and keeps them.
+fn open_many(port: u16, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .filter_map(|_| TcpStream::connect_timeout(&at(port), Duration::from_millis(500)).ok())
+        .collect()
+}
+
+/// CPU ticks (1/100 s) the process uses over 2 s, half a second after the flood ended.
+fn cpu_over_two_seconds(pid: u32) -> u64 {
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    cpu_ticks(pid) - before
+}
+
+fn options_works(port: u16, call_id: &str) {
+    let mut s = connect(port);
+    s.write_all(&options(call_id, 1)).unwrap();
+    let r = read_head(&mut s, Duration::from_secs(5)).expect("no reply after the flood");
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+}
+
+#[test]
+fn more_connections_than_descriptors_are_refused_at_the_cap_without_spinning() {
+    let v = Vts::new();
+    let port = free_port();
+    let serve = serve_with_nofile(&v, port, 256);
     let pid = serve.child.id();
     assert!(
         serve.log_text().contains("TCP connections capped at 192"),
         "{}",
         serve.log_text()
     );
-
     // 400 connections, more than the process has descriptors for; all kept open.
-    let mut conns = Vec::new();
-    for _ in 0..400 {
-        if let Ok(s) = TcpStream::connect_timeout(&at(port), Duration::from_millis(500)) {
-            conns.push(s);
-        }
-    }
-    // Over a 2 s window with every connection still open, the switch is (nearly) idle.
-    std::thread::sleep(Duration::from_millis(500));
-    let before = cpu_ticks(pid);
-    std::thread::sleep(Duration::from_secs(2));
-    let used = cpu_ticks(pid) - before;
-    let ticks_per_s = 100; // USER_HZ on Linux
-    assert!(
-        used < ticks_per_s / 2,
-        "{used} ticks of CPU in 2 s with 400 connections"
-    );
+    let conns = open_many(port, 400);
+    let used = cpu_over_two_seconds(pid);
+    assert!(used < 50, "{used} ticks of CPU in 2 s with 400 connections");
     assert_eq!(guard(&v, "in_use", "tcp_connections"), 192);
     assert!(guard(&v, "caps_reached", "tcp_connections") >= 1);
     let failures = serve.log_text().matches("TCP accept failed").count();
@@ -328,10 +341,48 @@ fn accept_backs_off_instead_of_spinning_when_descriptors_run_out() {
 
     drop(conns);
     await_guard(&v, "in_use", "tcp_connections", |n| n == 0);
-    let mut s = connect(port);
-    s.write_all(&options("after", 1)).unwrap();
-    let r = read_head(&mut s, Duration::from_secs(5)).expect("no reply after the flood");
-    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    options_works(port, "after");
+    serve.stop();
+}
+
+#[test]
+fn accept_backs_off_when_descriptors_run_out_under_the_cap() {
+    let v = Vts::new();
+    let port = free_port();
+    let serve = serve_with_nofile(&v, port, 1024);
+    let pid = serve.child.id();
+    // The limit lowered under the running switch: its cap (922) no longer keeps accept
+    // from failing with EMFILE.
+    let ok = Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), "--nofile=128:128"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    // No `vts status` while the process is out of descriptors: the control socket could not
+    // accept it either.
+    let flood = Instant::now();
+    let conns = open_many(port, 300);
+    let used = cpu_over_two_seconds(pid);
+    assert!(
+        used < 50,
+        "{used} ticks of CPU in 2 s while out of descriptors"
+    );
+    let failures = serve
+        .log_text()
+        .matches("TCP accept failed: backing off")
+        .count();
+    let secs = flood.elapsed().as_secs() as usize;
+    assert!(
+        (1..=secs + 2).contains(&failures),
+        "{failures} accept-failure lines in {secs} s"
+    );
+    drop(conns);
+    // Descriptors come back as the switch sees the closes; accept resumes within its back-off
+    // (at most 1 s).
+    std::thread::sleep(Duration::from_secs(2));
+    await_guard(&v, "in_use", "tcp_connections", |n| n == 0);
+    assert!(guard(&v, "caps_reached", "accept_backoff") >= 1);
+    options_works(port, "after-emfile");
     serve.stop();
 }
 
