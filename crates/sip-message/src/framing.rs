@@ -111,12 +111,17 @@ fn header_end(buf: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
-/// The `513 Message Too Large` for a stream message [`frame`] refused as
-/// [`FrameError::TooLarge`], built from what arrived of its head (`buf`, the connection's
-/// buffer: the head up to its empty line, or as many whole header lines as arrived) with
-/// [`crate::build::response`]. `None` when the head is not a request with a Via (a response,
-/// an ACK, or garbage get no reply).
-pub fn too_large_reply(buf: &[u8], to_tag: &[u8]) -> Option<Bytes> {
+/// The reply to a stream message [`frame`] refused: `513 Message Too Large` for
+/// [`FrameError::TooLarge`], `400 Bad Request` for a missing or malformed Content-Length.
+/// Built with [`crate::build::response`] from what arrived of the head (`buf`, the
+/// connection's buffer: the head up to its empty line, or as many whole header lines as
+/// arrived). `None` when the head is not a request with a Via (a response, an ACK, or
+/// garbage get no reply).
+pub fn refusal(err: FrameError, buf: &[u8], to_tag: &[u8]) -> Option<Bytes> {
+    let (status, reason) = match err {
+        FrameError::TooLarge => (513, "Message Too Large"),
+        FrameError::MissingContentLength | FrameError::BadContentLength => (400, "Bad Request"),
+    };
     if buf.starts_with(b"ACK ") || buf.starts_with(b"SIP/") {
         return None;
     }
@@ -130,12 +135,12 @@ pub fn too_large_reply(buf: &[u8], to_tag: &[u8]) -> Option<Bytes> {
     if header_end(&head).is_none() {
         head.extend_from_slice(b"\r\n");
     }
-    // Without its body the head may fail to parse (Content-Length larger than what follows):
-    // the header index of a request is kept in the error.
+    // Without its body the head may fail to parse (Content-Length larger than what follows,
+    // or malformed): the header index of a request is kept in the error.
     let reply = |h: &crate::Headers| {
         h.get(HeaderName::Via)
             .is_some()
-            .then(|| crate::build::response(h, 513, "Message Too Large", Some(to_tag), &[]))
+            .then(|| crate::build::response(h, status, reason, Some(to_tag), &[]))
     };
     match crate::parse_datagram(Bytes::from(head)) {
         Ok(m) if m.is_request() => reply(m.headers()),
@@ -174,12 +179,12 @@ mod tests {
     }
 
     #[test]
-    fn too_large_replies_come_from_the_head() {
+    fn refusals_come_from_the_head() {
         let big = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n\
             From: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n\
             Content-Length: 100000\r\n\r\nv=0";
         assert_eq!(frame(big, 16384), Err(FrameError::TooLarge));
-        let r = too_large_reply(big, b"t1").unwrap();
+        let r = refusal(FrameError::TooLarge, big, b"t1").unwrap();
         let r = std::str::from_utf8(&r).unwrap();
         assert!(r.starts_with("SIP/2.0 513 Message Too Large\r\n"), "{r}");
         assert!(r.contains("To: <sip:a@b>;tag=t1\r\n"), "{r}");
@@ -193,11 +198,19 @@ mod tests {
         }
         cut.truncate(1990);
         assert_eq!(frame(&cut, 1024), Err(FrameError::TooLarge));
-        let r = too_large_reply(&cut, b"t2").unwrap();
+        let r = refusal(FrameError::TooLarge, &cut, b"t2").unwrap();
         assert!(r.starts_with(b"SIP/2.0 513 "), "{r:?}");
-        assert!(too_large_reply(b"ACK sip:a@b SIP/2.0\r\nVia: x\r\n", b"t").is_none());
-        assert!(too_large_reply(b"SIP/2.0 200 OK\r\nVia: x\r\n", b"t").is_none());
-        assert!(too_large_reply(&[b'A'; 100], b"t").is_none());
+        let big = FrameError::TooLarge;
+        assert!(refusal(big, b"ACK sip:a@b SIP/2.0\r\nVia: x\r\n", b"t").is_none());
+        assert!(refusal(big, b"SIP/2.0 200 OK\r\nVia: x\r\n", b"t").is_none());
+        assert!(refusal(big, &[b'A'; 100], b"t").is_none());
+        // No Content-Length on a stream: 400.
+        let bare = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n\
+            From: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c3\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        let err = frame(bare, 16384).unwrap_err();
+        assert_eq!(err, FrameError::MissingContentLength);
+        let r = refusal(err, bare, b"t3").unwrap();
+        assert!(r.starts_with(b"SIP/2.0 400 Bad Request\r\n"), "{r:?}");
     }
 
     #[test]

@@ -490,7 +490,7 @@ fn a_reply_never_opens_a_connection_to_where_the_request_came_from() {
 }
 
 #[test]
-fn oversize_messages_get_513_and_bare_lf_heads_are_answered() {
+fn oversize_messages_get_513_unframeable_ones_400_and_bare_lf_heads_are_answered() {
     let v = Vts::new();
     let port = free_port();
     let serve = v.serve(&[format!("tcp:127.0.0.1:{port}")]);
@@ -524,6 +524,19 @@ fn oversize_messages_get_513_and_bare_lf_heads_are_answered() {
     assert!(r.contains("Call-ID: big2\r\n"), "{r}");
     assert!(closed_within(&mut s, Duration::from_secs(5)));
     assert!(guard(&v, "counters", "oversize") >= 2);
+
+    // No Content-Length on a stream: 400, then the close.
+    let mut s = connect(port);
+    s.write_all(
+        b"OPTIONS sip:ping@127.0.0.1 SIP/2.0\r\n\
+          Via: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-nocl\r\n\
+          From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:ping@127.0.0.1>\r\nCall-ID: nocl\r\n\
+          CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n\r\n",
+    )
+    .unwrap();
+    let r = read_head(&mut s, Duration::from_secs(5)).expect("no 400 without Content-Length");
+    assert!(r.starts_with("SIP/2.0 400 Bad Request\r\n"), "{r}");
+    assert!(closed_within(&mut s, Duration::from_secs(5)));
 
     // Bare LF line ends: framed and answered, not left waiting.
     let mut s = connect(port);

@@ -498,13 +498,20 @@ async fn run(tcp: Tcp, stream: TcpStream, reg: Registration, ends: Ends) {
             }
         }
     };
-    if let End::TooLarge = end {
-        s.guards.count(Counter::Oversize);
-        // Nothing more goes out on this connection but the 513; then it closes, after the
-        // reply has had its chance to arrive.
+    let refused = match &end {
+        End::TooLarge => {
+            s.guards.count(Counter::Oversize);
+            Some(FrameError::TooLarge)
+        }
+        End::Unframeable(e) => Some(*e),
+        _ => None,
+    };
+    if let Some(err) = refused {
+        // Nothing more goes out on this connection but the 513 (or 400); then it closes,
+        // after the reply has had its chance to arrive.
         reg.unlist();
         let tag = format!("{:016x}", fastrand::u64(..));
-        if let Some(reply) = framing::too_large_reply(&buf, tag.as_bytes()) {
+        if let Some(reply) = framing::refusal(err, &buf, tag.as_bytes()) {
             let _ = tx.send(reply);
         }
         drop(tx);
