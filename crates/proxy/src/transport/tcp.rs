@@ -555,6 +555,73 @@ async fn linger(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::{Connect, Transports};
+
+    /// A listener whose accept queue is full: connects to it neither succeed nor fail (the
+    /// kernel drops their SYNs). Bounded: 2,000 connections at most.
+    fn black_hole() -> (std::net::TcpListener, Vec<std::net::TcpStream>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut fill = Vec::new();
+        for _ in 0..2000 {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                Ok(s) => fill.push(s),
+                Err(_) => return (l, fill),
+            }
+        }
+        panic!("the accept queue never filled");
+    }
+
+    #[tokio::test]
+    async fn outbound_connects_are_bounded_in_number_and_time() {
+        let (a, _fill_a) = black_hole();
+        let (b, _fill_b) = black_hole();
+        let limits = crate::Limits {
+            tcp_max_connecting: 1,
+            tcp_connect_timeout: Duration::from_millis(300),
+            ..crate::Limits::default()
+        };
+        let guards = crate::Guards::detached();
+        let (tx, mut inbound) = mpsc::channel(16);
+        let (t, _) = Transports::start(Vec::new(), tx, 16384, limits, guards.clone()).unwrap();
+        let peer = |l: &std::net::TcpListener| Peer {
+            addr: l.local_addr().unwrap(),
+            transport: Transport::Tcp,
+        };
+        let started = Instant::now();
+        t.send(peer(&a), Bytes::from_static(b"x"), Connect::Allowed);
+        assert_eq!(guards.gauge(Gauge::OutboundConnects), 1);
+        // A second message to the same peer waits on the same connect.
+        t.send(peer(&a), Bytes::from_static(b"y"), Connect::Allowed);
+        assert_eq!(guards.gauge(Gauge::OutboundConnects), 1);
+        // Another peer: over the cap, failed at once.
+        t.send(peer(&b), Bytes::from_static(b"z"), Connect::Allowed);
+        assert_eq!(guards.hits(Cap::OutboundConnects), 1);
+        let first = tokio::time::timeout(Duration::from_secs(5), inbound.recv()).await;
+        assert!(
+            matches!(first, Ok(Some(Inbound::Failed { peer: p })) if p == peer(&b)),
+            "{first:?}"
+        );
+        assert!(started.elapsed() < Duration::from_millis(250));
+        // The first one times out.
+        let second = tokio::time::timeout(Duration::from_secs(5), inbound.recv()).await;
+        assert!(
+            matches!(second, Ok(Some(Inbound::Failed { peer: p })) if p == peer(&a)),
+            "{second:?}"
+        );
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(290) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+        assert_eq!(guards.hits(Cap::OutboundConnects), 2);
+        assert_eq!(guards.gauge(Gauge::OutboundConnects), 0);
+        assert_eq!(guards.gauge(Gauge::TcpConnections), 0);
+        // Never: nothing is opened, the message is counted as dropped.
+        t.send(peer(&a), Bytes::from_static(b"r"), Connect::Never);
+        assert_eq!(guards.counter(Counter::TcpNoConnection), 1);
+        assert_eq!(guards.gauge(Gauge::OutboundConnects), 0);
+    }
 
     #[test]
     fn backoff_doubles_to_a_second_and_resets() {
