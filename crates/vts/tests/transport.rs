@@ -153,7 +153,15 @@ fn tcp_connections_are_capped_per_address_and_in_all() {
 
 #[test]
 fn a_client_that_never_reads_is_closed_at_the_send_queue_bound() {
-    let v = with_env(&[("VTS_SIP_TCP_SEND_QUEUE_BYTES", "65536")]);
+    flood_without_reading(&[("VTS_SIP_TCP_SEND_QUEUE_BYTES", "65536")]);
+    // The default bound (1 MiB).
+    flood_without_reading(&[]);
+}
+
+/// Sends 300-Via OPTIONS without ever reading (at most 20,000 or 20 s): the switch must close
+/// the connection at its send queue bound, its RSS staying under 100 MiB.
+fn flood_without_reading(env: &[(&str, &str)]) {
+    let v = with_env(env);
     let port = free_port();
     let serve = v.serve(&[format!("tcp:127.0.0.1:{port}")]);
     let pid = serve.child.id();
@@ -361,20 +369,30 @@ fn accept_backs_off_when_descriptors_run_out_under_the_cap() {
     // No `vts status` while the process is out of descriptors: the control socket could not
     // accept it either.
     let flood = Instant::now();
-    let conns = open_many(port, 300);
+    // ~110 accepted before descriptors run out, the rest wait in the listen backlog.
+    let conns = open_many(port, 200);
+    assert_eq!(conns.len(), 200, "after {:?}", flood.elapsed());
+    let lines = || {
+        serve
+            .log_text()
+            .matches("TCP accept failed: backing off")
+            .count()
+    };
+    let before = lines();
     let used = cpu_over_two_seconds(pid);
     assert!(
         used < 50,
         "{used} ticks of CPU in 2 s while out of descriptors"
     );
-    let failures = serve
-        .log_text()
-        .matches("TCP accept failed: backing off")
-        .count();
-    let secs = flood.elapsed().as_secs() as usize;
+    let (after, secs) = (lines(), flood.elapsed().as_secs() as usize);
     assert!(
-        (1..=secs + 2).contains(&failures),
-        "{failures} accept-failure lines in {secs} s"
+        after >= 1,
+        "accept never failed: the test did not exhaust descriptors"
+    );
+    assert!(
+        after - before <= 3 && after <= secs + 2,
+        "{after} accept-failure lines in {secs} s ({} in the last 2.5 s)",
+        after - before
     );
     drop(conns);
     // Descriptors come back as the switch sees the closes; accept resumes within its back-off
