@@ -35,7 +35,7 @@ use crate::config::ProxyConfig;
 use crate::directory::DirectorySource;
 use crate::latency::{Kind, Latency};
 use crate::status::{self, Status, StatusHandle};
-use crate::transport::{Connect, Inbound, Listener, ListenerSpec, Peer, Transports};
+use crate::transport::{Inbound, Listener, ListenerSpec, Peer, Transports};
 
 use call::Call;
 
@@ -324,6 +324,7 @@ impl Switch {
     }
 
     fn flush(&mut self) {
+        use crate::transport::Connect;
         // Only requests of client transactions may open a TCP connection: responses and
         // stateless messages go on the connection they belong to, or nowhere.
         while let Some(t) = self.engine.txns.poll_transmit() {
