@@ -120,8 +120,25 @@ pub(super) async fn receive(
                 if let Some(held) = logs.udp_receive.allow() {
                     debug!(error = %e, held_back = held, "UDP receive error");
                 }
-                tokio::task::yield_now().await;
+                if icmp(&e) {
+                    tokio::task::yield_now().await;
+                } else {
+                    // Anything else (out of memory, say) would fail again at once: pause
+                    // instead of spinning.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
             }
         }
     }
+}
+
+/// Errors that report an ICMP message for an earlier send: one per datagram, not a state.
+fn icmp(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
 }
