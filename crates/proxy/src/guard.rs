@@ -45,10 +45,13 @@ pub enum Counter {
     NoAck,
     /// Sources blocked automatically (flood, auth failures).
     AutoBlocks,
+    /// Responses and stateless messages for a TCP peer whose connection is gone: dropped
+    /// (the switch never opens a connection to an address a request named).
+    TcpNoConnection,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 12] = [
+    pub const ALL: [Counter; 13] = [
         Counter::BlockedDropped,
         Counter::BlockedReplies,
         Counter::ForgedBranch,
@@ -61,6 +64,7 @@ impl Counter {
         Counter::ByeUnconfirmed,
         Counter::NoAck,
         Counter::AutoBlocks,
+        Counter::TcpNoConnection,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +81,7 @@ impl Counter {
             Counter::ByeUnconfirmed => "bye_unconfirmed",
             Counter::NoAck => "no_ack",
             Counter::AutoBlocks => "auto_blocks",
+            Counter::TcpNoConnection => "tcp_no_connection",
         }
     }
 }

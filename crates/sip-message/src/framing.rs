@@ -1,7 +1,9 @@
 //! Stream framing (RFC 3261 §18.3): is a whole message in the buffer? `Incomplete` is a normal
-//! outcome; nothing is parsed or allocated until a whole message is known to be there.
+//! outcome; nothing is parsed or allocated until a whole message is known to be there. The
+//! header block ends at the first empty line, CRLF or bare LF (as the parser accepts in
+//! datagrams), so a peer writing bare LFs is framed instead of left waiting.
 
-use memchr::memmem;
+use bytes::Bytes;
 
 use crate::name::HeaderName;
 use crate::scan;
@@ -51,14 +53,13 @@ pub fn frame(buf: &[u8], max_size: usize) -> Result<Frame, FrameError> {
     if crlfs > 0 {
         return Ok(Frame::KeepAlive(crlfs));
     }
-    let Some(end) = memmem::find(buf, b"\r\n\r\n") else {
+    let Some((end, header_len)) = header_end(buf) else {
         return if buf.len() >= max_size {
             Err(FrameError::TooLarge)
         } else {
             Ok(Frame::Incomplete)
         };
     };
-    let header_len = end + 4;
     if header_len > max_size {
         return Err(FrameError::TooLarge);
     }
@@ -96,6 +97,58 @@ pub fn frame(buf: &[u8], max_size: usize) -> Result<Frame, FrameError> {
     })
 }
 
+/// Where the header block ends: `(end of its last line's text, length with the empty line)`.
+/// The empty line is the first line holding nothing but an optional CR; line ends may be CRLF
+/// or bare LF. `None` while it has not arrived.
+fn header_end(buf: &[u8]) -> Option<(usize, usize)> {
+    for nl in memchr::memchr_iter(b'\n', buf) {
+        match buf.get(nl + 1..) {
+            Some([b'\n', ..]) => return Some((nl, nl + 2)),
+            Some([b'\r', b'\n', ..]) => return Some((nl, nl + 3)),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The reply to a stream message [`frame`] refused: `513 Message Too Large` for
+/// [`FrameError::TooLarge`], `400 Bad Request` for a missing or malformed Content-Length.
+/// Built with [`crate::build::response`] from what arrived of the head (`buf`, the
+/// connection's buffer: the head up to its empty line, or as many whole header lines as
+/// arrived). `None` when the head is not a request with a Via (a response, an ACK, or
+/// garbage get no reply).
+pub fn refusal(err: FrameError, buf: &[u8], to_tag: &[u8]) -> Option<Bytes> {
+    let (status, reason) = match err {
+        FrameError::TooLarge => (513, "Message Too Large"),
+        FrameError::MissingContentLength | FrameError::BadContentLength => (400, "Bad Request"),
+    };
+    if buf.starts_with(b"ACK ") || buf.starts_with(b"SIP/") {
+        return None;
+    }
+    let mut head = match header_end(buf) {
+        Some((_, len)) => buf[..len].to_vec(),
+        None => {
+            let last = memchr::memrchr(b'\n', buf)?;
+            buf[..=last].to_vec()
+        }
+    };
+    if header_end(&head).is_none() {
+        head.extend_from_slice(b"\r\n");
+    }
+    // Without its body the head may fail to parse (Content-Length larger than what follows,
+    // or malformed): the header index of a request is kept in the error.
+    let reply = |h: &crate::Headers| {
+        h.get(HeaderName::Via)
+            .is_some()
+            .then(|| crate::build::response(h, status, reason, Some(to_tag), &[]))
+    };
+    match crate::parse_datagram(Bytes::from(head)) {
+        Ok(m) if m.is_request() => reply(m.headers()),
+        Ok(_) => None,
+        Err(e) => reply(e.request_headers()?),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +163,54 @@ mod tests {
             assert!(matches!(f, Frame::Incomplete), "{cut}: {f:?}");
         }
         assert_eq!(frame(b"\r\n\r\nOPTIONS", 16384), Ok(Frame::KeepAlive(4)));
+    }
+
+    #[test]
+    fn bare_lf_line_ends_are_framed() {
+        let lf = b"OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/TCP h\nl: 3\n\nabc";
+        assert_eq!(frame(lf, 16384), Ok(Frame::Message(lf.len())));
+        let mixed = b"OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/TCP h\r\nl: 3\n\r\nabc";
+        assert_eq!(frame(mixed, 16384), Ok(Frame::Message(mixed.len())));
+        for cut in 0..lf.len() {
+            assert_eq!(frame(&lf[..cut], 16384), Ok(Frame::Incomplete), "{cut}");
+        }
+        let m = crate::parse_stream_message(Bytes::from_static(lf)).unwrap();
+        assert_eq!(m.body(), b"abc");
+    }
+
+    #[test]
+    fn refusals_come_from_the_head() {
+        let big = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n\
+            From: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n\
+            Content-Length: 100000\r\n\r\nv=0";
+        assert_eq!(frame(big, 16384), Err(FrameError::TooLarge));
+        let r = refusal(FrameError::TooLarge, big, b"t1").unwrap();
+        let r = std::str::from_utf8(&r).unwrap();
+        assert!(r.starts_with("SIP/2.0 513 Message Too Large\r\n"), "{r}");
+        assert!(r.contains("To: <sip:a@b>;tag=t1\r\n"), "{r}");
+        assert!(r.contains("Call-ID: c1\r\n"), "{r}");
+        // A head cut off by the limit: its whole lines are enough.
+        let mut cut = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n\
+            From: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c2\r\nCSeq: 1 OPTIONS\r\n"
+            .to_vec();
+        while cut.len() < 2000 {
+            cut.extend_from_slice(b"X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        }
+        cut.truncate(1990);
+        assert_eq!(frame(&cut, 1024), Err(FrameError::TooLarge));
+        let r = refusal(FrameError::TooLarge, &cut, b"t2").unwrap();
+        assert!(r.starts_with(b"SIP/2.0 513 "), "{r:?}");
+        let big = FrameError::TooLarge;
+        assert!(refusal(big, b"ACK sip:a@b SIP/2.0\r\nVia: x\r\n", b"t").is_none());
+        assert!(refusal(big, b"SIP/2.0 200 OK\r\nVia: x\r\n", b"t").is_none());
+        assert!(refusal(big, &[b'A'; 100], b"t").is_none());
+        // No Content-Length on a stream: 400.
+        let bare = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n\
+            From: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c3\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        let err = frame(bare, 16384).unwrap_err();
+        assert_eq!(err, FrameError::MissingContentLength);
+        let r = refusal(err, bare, b"t3").unwrap();
+        assert!(r.starts_with(b"SIP/2.0 400 Bad Request\r\n"), "{r:?}");
     }
 
     #[test]

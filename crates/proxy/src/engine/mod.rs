@@ -450,11 +450,18 @@ impl Switch {
     }
 
     fn flush(&mut self) {
+        use crate::transport::Connect;
+        // Only requests of client transactions may open a TCP connection: responses and
+        // stateless messages go on the connection they belong to, or nowhere.
         while let Some(t) = self.engine.txns.poll_transmit() {
-            self.transports.send(t.to, t.payload);
+            let connect = match t.id {
+                TxnId::Client(_) => Connect::Allowed,
+                TxnId::Server(_) => Connect::Never,
+            };
+            self.transports.send(t.to, t.payload, connect);
         }
         for (peer, data) in self.engine.out.drain(..) {
-            self.transports.send(peer, data);
+            self.transports.send(peer, data, Connect::Never);
         }
         if !self.engine.samples.is_empty() {
             let sent = now();

@@ -1,0 +1,144 @@
+//! UDP: one receiving task per socket; sends with `try_send_to`, a bounded number of
+//! background sends when a socket buffer is full.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use domain::{Cap, Transport};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::{Inbound, Logs, Peer};
+use crate::guard::Gauge;
+
+pub(super) struct Udp {
+    sockets: Vec<Arc<UdpSocket>>,
+    limits: crate::Limits,
+    guards: crate::Guards,
+    logs: Arc<Logs>,
+}
+
+impl Udp {
+    pub(super) fn new(
+        sockets: Vec<Arc<UdpSocket>>,
+        limits: crate::Limits,
+        guards: crate::Guards,
+        logs: Arc<Logs>,
+    ) -> Udp {
+        Udp {
+            sockets,
+            limits,
+            guards,
+            logs,
+        }
+    }
+
+    pub(super) fn local(&self) -> Option<SocketAddr> {
+        self.sockets.first().and_then(|s| s.local_addr().ok())
+    }
+
+    pub(super) fn send(&self, to: SocketAddr, data: Bytes) {
+        let socket = self
+            .sockets
+            .iter()
+            .find(|s| s.local_addr().is_ok_and(|l| l.is_ipv4() == to.is_ipv4()))
+            .or_else(|| self.sockets.first());
+        let Some(socket) = socket else {
+            if let Some(held) = self.logs.udp_send.allow() {
+                warn!(%to, held_back = held, "no UDP listener to send from");
+            }
+            return;
+        };
+        match socket.try_send_to(&data, to) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // The socket buffer is full: a task waits for room, up to a bound (past it
+                // the datagram is dropped, as the kernel would; SIP retransmits).
+                let max = self.limits.max_send_tasks;
+                if self.guards.gauge(Gauge::SendTasks) >= max as u64 {
+                    self.guards.reached(Cap::SendTasks, max as u64);
+                    return;
+                }
+                self.guards.add(Gauge::SendTasks, 1);
+                let (socket, guards, logs) =
+                    (socket.clone(), self.guards.clone(), self.logs.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = socket.send_to(&data, to).await {
+                        log_send_error(&logs, to, &e);
+                    }
+                    guards.add(Gauge::SendTasks, -1);
+                });
+            }
+            Err(e) => log_send_error(&self.logs, to, &e),
+        }
+    }
+}
+
+fn log_send_error(logs: &Logs, to: SocketAddr, e: &io::Error) {
+    if let Some(held) = logs.udp_send.allow() {
+        debug!(%to, error = %e, held_back = held, "UDP send failed");
+    }
+}
+
+pub(super) async fn receive(
+    socket: Arc<UdpSocket>,
+    to_engine: mpsc::Sender<Inbound>,
+    logs: Arc<Logs>,
+) {
+    // One receive buffer, reused; each datagram is copied out at its exact size. (Splitting
+    // datagrams off a shared buffer would let every stored message pin a 64 KiB block.)
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                let data = Bytes::copy_from_slice(&buf[..n]);
+                let peer = Peer {
+                    addr: from,
+                    transport: Transport::Udp,
+                };
+                if to_engine
+                    .send(Inbound::Message {
+                        data,
+                        peer,
+                        at: tokio::time::Instant::now().into_std(),
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                // Let the engine handle this datagram before the next is read: the switch
+                // runs on one thread, and a message must not wait behind a burst of reads.
+                tokio::task::yield_now().await;
+            }
+            // ICMP errors from earlier sends surface here on some systems; keep reading
+            // (one log line a second at most).
+            Err(e) => {
+                if let Some(held) = logs.udp_receive.allow() {
+                    debug!(error = %e, held_back = held, "UDP receive error");
+                }
+                if icmp(&e) {
+                    tokio::task::yield_now().await;
+                } else {
+                    // Anything else (out of memory, say) would fail again at once: pause
+                    // instead of spinning.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Errors that report an ICMP message for an earlier send: one per datagram, not a state.
+fn icmp(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
+}
