@@ -45,7 +45,8 @@ pub struct CustomerHeaders {
 
 impl Store {
     /// Changes a customer's header policy (`None`: left as it is; both `None` changes
-    /// nothing) and returns the policy now stored.
+    /// nothing) and returns the policy now stored. An unknown id is refused before any
+    /// UPDATE, so the configuration version stays (on PostgreSQL too).
     pub async fn set_customer_headers(
         &self,
         id: CustomerId,
@@ -84,20 +85,23 @@ impl Store {
     }
 
     /// Whether customers see a carrier's topology (Record-Route, Server, Warning,
-    /// User-Agent).
+    /// User-Agent). An unknown id is refused before any UPDATE: PostgreSQL's statement
+    /// triggers would bump the configuration version even for an UPDATE of no row.
     pub async fn set_carrier_headers(
         &self,
         id: CarrierId,
         hide_topology: bool,
     ) -> Result<(), StoreError> {
-        let done =
-            sqlx::query("UPDATE carriers SET hide_topology = $1, updated_ms = $2 WHERE id = $3")
-                .bind(i32::from(hide_topology))
-                .bind(now_ms())
-                .bind(id.0)
-                .execute(&self.pool)
-                .await?;
-        touched(done.rows_affected(), "carrier", id.0)
+        let mut tx = self.write_tx().await?;
+        exists(&mut tx, Table::Carrier, id.0).await?;
+        sqlx::query("UPDATE carriers SET hide_topology = $1, updated_ms = $2 WHERE id = $3")
+            .bind(i32::from(hide_topology))
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Changes a carrier's limits and timers, checked like `add_carrier`'s.
