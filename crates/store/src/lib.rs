@@ -33,7 +33,7 @@ mod sql;
 mod usage;
 
 pub use billing::{EntryKind, LedgerEntry};
-pub use routing::{CarrierLimitsChange, NumbersChange};
+pub use routing::{CarrierLimitsChange, CustomerHeaders, NumbersChange};
 pub use usage::{CarrierUsage, CustomerUsage};
 
 use std::collections::HashMap;
@@ -965,7 +965,7 @@ async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Customer>, StoreEr
     let rows =
         sqlx::query("SELECT id, name, active, max_channels, max_cps, status, status_reason, number_format, country_code, \
              forced_cli, dial_plan_id, routing, daily_minutes, monthly_minutes, rate_plan_id, billing, \
-             credit_limit, timezone FROM customers ORDER BY id")
+             credit_limit, timezone, trusted, hide_topology FROM customers ORDER BY id")
             .fetch_all(&mut *conn)
             .await?;
     let mut customers = Vec::with_capacity(rows.len());
@@ -1005,9 +1005,8 @@ async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Customer>, StoreEr
             },
             daily_minutes: limit(row, "daily_minutes")?,
             monthly_minutes: limit(row, "monthly_minutes")?,
-            // Not stored yet: the defaults (untrusted, topology shown).
-            trusted: false,
-            hide_topology: false,
+            trusted: flag(row, "trusted")?,
+            hide_topology: flag(row, "hide_topology")?,
             status: {
                 let text: String = row.try_get("status")?;
                 text.parse()
@@ -1124,7 +1123,7 @@ async fn carrier_rows_on(conn: &mut AnyConnection) -> Result<Vec<Carrier>, Store
     let rows = sqlx::query(
         "SELECT id, name, host, port, transport, priority, weight, active, max_channels, max_cps, \
              first_response_ms, ring_timeout_s, strip_digits, tech_prefix, number_format, cli_format, \
-             country_code, codecs FROM carriers ORDER BY id",
+             country_code, codecs, hide_topology FROM carriers ORDER BY id",
     )
     .fetch_all(conn)
     .await?;
@@ -1151,8 +1150,7 @@ async fn carrier_rows_on(conn: &mut AnyConnection) -> Result<Vec<Carrier>, Store
                 ring_timeout_s: limit(row, "ring_timeout_s")?,
                 allow: Vec::new(),
                 deny: Vec::new(),
-                // Not stored yet: the default (topology shown).
-                hide_topology: false,
+                hide_topology: flag(row, "hide_topology")?,
             })
         })
         .collect::<Result<Vec<Carrier>, StoreError>>()

@@ -34,7 +34,76 @@ pub struct CarrierLimitsChange {
     pub ring_timeout_s: Option<Option<u32>>,
 }
 
+/// A customer's header policy (docs/ROUTING.md "Headers between customers and carriers").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CustomerHeaders {
+    /// The customer's identity headers reach carriers.
+    pub trusted: bool,
+    /// Carriers do not see the customer's Via headers or User-Agent.
+    pub hide_topology: bool,
+}
+
 impl Store {
+    /// Changes a customer's header policy (`None`: left as it is; both `None` changes
+    /// nothing) and returns the policy now stored. An unknown id is refused before any
+    /// UPDATE, so the configuration version stays (on PostgreSQL too).
+    pub async fn set_customer_headers(
+        &self,
+        id: CustomerId,
+        trusted: Option<bool>,
+        hide_topology: Option<bool>,
+    ) -> Result<CustomerHeaders, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT trusted, hide_topology FROM customers WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("no customer with id {id}")))?;
+        let now = CustomerHeaders {
+            trusted: match trusted {
+                Some(t) => t,
+                None => flag(&row, "trusted")?,
+            },
+            hide_topology: match hide_topology {
+                Some(h) => h,
+                None => flag(&row, "hide_topology")?,
+            },
+        };
+        if trusted.is_some() || hide_topology.is_some() {
+            sqlx::query(
+                "UPDATE customers SET trusted = $1, hide_topology = $2, updated_ms = $3 WHERE id = $4",
+            )
+            .bind(i32::from(now.trusted))
+            .bind(i32::from(now.hide_topology))
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(now)
+    }
+
+    /// Whether customers see a carrier's topology (Record-Route, Server, Warning,
+    /// User-Agent). An unknown id is refused before any UPDATE: PostgreSQL's statement
+    /// triggers would bump the configuration version even for an UPDATE of no row.
+    pub async fn set_carrier_headers(
+        &self,
+        id: CarrierId,
+        hide_topology: bool,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        exists(&mut tx, Table::Carrier, id.0).await?;
+        sqlx::query("UPDATE carriers SET hide_topology = $1, updated_ms = $2 WHERE id = $3")
+            .bind(i32::from(hide_topology))
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Changes a carrier's limits and timers, checked like `add_carrier`'s.
     pub async fn set_carrier_limits(
         &self,

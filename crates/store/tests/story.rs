@@ -14,8 +14,8 @@ use ipnet::IpNet;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::{AnyConnection, Connection};
 use store::{
-    Backend, CarrierLimitsChange, CdrFilter, EntryKind, LimitsChange, NewCarrier, NewCustomer,
-    NumbersChange, Store, StoreError,
+    Backend, CarrierLimitsChange, CdrFilter, CustomerHeaders, EntryKind, LimitsChange, NewCarrier,
+    NewCustomer, NumbersChange, Store, StoreError,
 };
 
 #[tokio::test]
@@ -525,8 +525,117 @@ async fn story(url: &str, backend: Backend) {
     assert!(!store.remove_whitelist(sbc).await.unwrap());
     assert!(store.list_whitelist().await.unwrap().is_empty());
 
+    header_policy(&store, acme, beta, high).await;
     routing_tables(&store, acme, high).await;
     store.close().await;
+}
+
+/// The header policy (docs/ROUTING.md "Headers between customers and carriers"): off by
+/// default, each flag set on its own, read back through the directory; every change bumps
+/// the version, a refusal or a look changes nothing.
+async fn header_policy(store: &Store, acme: CustomerId, beta: CustomerId, carrier: CarrierId) {
+    let mut version = store.config_version().await.unwrap();
+    let dir = store.load_directory().await.unwrap();
+    for c in dir.customers() {
+        assert!(!c.trusted && !c.hide_topology, "{}: defaults", c.name);
+    }
+    assert!(
+        store
+            .list_carriers()
+            .await
+            .unwrap()
+            .iter()
+            .all(|k| !k.hide_topology)
+    );
+
+    let now = store
+        .set_customer_headers(acme, Some(true), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        now,
+        CustomerHeaders {
+            trusted: true,
+            hide_topology: false
+        }
+    );
+    bumped(store, &mut version).await;
+    let now = store
+        .set_customer_headers(acme, None, Some(true))
+        .await
+        .unwrap();
+    assert_eq!(
+        now,
+        CustomerHeaders {
+            trusted: true,
+            hide_topology: true
+        },
+        "trusted stays"
+    );
+    bumped(store, &mut version).await;
+    store
+        .set_customer_headers(beta, None, Some(true))
+        .await
+        .unwrap();
+    bumped(store, &mut version).await;
+    store.set_carrier_headers(carrier, true).await.unwrap();
+    bumped(store, &mut version).await;
+
+    let dir = store.load_directory().await.unwrap();
+    assert_eq!(dir.version, version);
+    let flags = |id| {
+        let c = dir.customer(id).unwrap();
+        (c.trusted, c.hide_topology)
+    };
+    assert_eq!(flags(acme), (true, true));
+    assert_eq!(flags(beta), (false, true));
+    assert!(dir.routes().iter().any(|k| k.id == carrier), "active");
+    for k in dir.routes() {
+        assert_eq!(k.hide_topology, k.id == carrier, "carrier {}", k.name);
+    }
+    for k in store.list_carriers().await.unwrap() {
+        assert_eq!(k.hide_topology, k.id == carrier, "carrier {}", k.name);
+    }
+
+    // Looking changes nothing; unknown ids are refused and change nothing.
+    assert_eq!(
+        store.set_customer_headers(beta, None, None).await.unwrap(),
+        CustomerHeaders {
+            trusted: false,
+            hide_topology: true
+        }
+    );
+    let err = store
+        .set_customer_headers(CustomerId(999), Some(true), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid(msg) if msg.contains("no customer with id 999")),
+        "{err:?}"
+    );
+    let err = store
+        .set_carrier_headers(CarrierId(999), true)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid(msg) if msg.contains("no carrier with id 999")),
+        "{err:?}"
+    );
+    assert_eq!(store.config_version().await.unwrap(), version);
+
+    // And back: beta shows its topology again, the carrier too; acme stays as it is.
+    store
+        .set_customer_headers(beta, Some(false), Some(false))
+        .await
+        .unwrap();
+    bumped(store, &mut version).await;
+    store.set_carrier_headers(carrier, false).await.unwrap();
+    bumped(store, &mut version).await;
+    let dir = store.load_directory().await.unwrap();
+    let c = dir.customer(beta).unwrap();
+    assert!(!c.trusted && !c.hide_topology);
+    assert!(dir.customer(acme).unwrap().trusted);
+    assert!(dir.routes().iter().all(|k| !k.hide_topology));
 }
 
 /// Numbers, dialing plans, carrier profiles, rates, health, minute caps and the minutes used:

@@ -268,6 +268,20 @@ pub(crate) enum CustomerCmd {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// Which headers cross between this customer and carriers (docs/ROUTING.md
+    /// "Headers between customers and carriers"); prints what is set now (with no option
+    /// given, changes nothing).
+    Headers {
+        id: i64,
+        /// yes: the customer's identity headers (P-Asserted-Identity, P-Preferred-Identity,
+        /// Remote-Party-ID, Privacy, Diversion, History-Info) reach carriers; no (the
+        /// default): they are dropped.
+        #[arg(long, value_parser = parse_yes_no, value_name = "yes|no")]
+        trusted: Option<bool>,
+        /// yes: carriers do not see the customer's Via headers or User-Agent.
+        #[arg(long, value_parser = parse_yes_no, value_name = "yes|no")]
+        hide_topology: Option<bool>,
+    },
     /// Give the customer a rate plan (`vts rateplan list`), or `none`.
     Rateplan {
         id: i64,
@@ -373,6 +387,15 @@ fn parse_inbound(s: &str) -> Result<domain::InboundFormat, String> {
 
 fn parse_outbound(s: &str) -> Result<domain::OutboundFormat, String> {
     s.parse()
+}
+
+/// `yes` or `no`.
+pub(crate) fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s.trim() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(format!("{s:?}: yes or no")),
+    }
 }
 
 fn parse_routing(s: &str) -> Result<domain::RoutingMode, String> {
@@ -484,6 +507,15 @@ pub(crate) enum CarrierCmd {
         /// Ring timeout (408, no failover), seconds, or `default`.
         #[arg(long, value_parser = parse_or_default, value_name = "SECONDS|default")]
         ring_timeout: Option<Limit>,
+    },
+    /// Which of this carrier's headers customers see (docs/ROUTING.md "Headers between
+    /// customers and carriers"); prints what is set now.
+    Headers {
+        id: i64,
+        /// yes: customers do not see the carrier's Record-Route entries, Server, Warning
+        /// or User-Agent.
+        #[arg(long, required = true, action = clap::ArgAction::Set, value_parser = parse_yes_no, value_name = "yes|no")]
+        hide_topology: bool,
     },
     /// Take a carrier out of routing and probing.
     Disable { id: i64 },

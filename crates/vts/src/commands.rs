@@ -180,7 +180,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             let carriers = store.list_carriers().await.map_err(|e| e.to_string())?;
             let health = store.carrier_health().await.map_err(|e| e.to_string())?;
             let mut out = format!(
-                "{:<6} {:<20} {:<24} {:<5} {:>8} {:>6} {:<6} {:<8} {:>8} {:>5}  PREFIXES\n",
+                "{:<6} {:<20} {:<24} {:<5} {:>8} {:>6} {:<6} {:<8} {:>8} {:>5} {:<13}  PREFIXES\n",
                 "ID",
                 "NAME",
                 "ADDRESS",
@@ -190,7 +190,8 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
                 "ACTIVE",
                 "HEALTH",
                 "CHANNELS",
-                "CPS"
+                "CPS",
+                "HEADERS"
             );
             let opt = |v: Option<u32>| v.map_or("-".to_string(), |n| n.to_string());
             for c in carriers {
@@ -206,7 +207,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
                     .map_or("up".to_string(), |(h, _)| h.to_string());
                 let _ = writeln!(
                     out,
-                    "{:<6} {:<20} {:<24} {:<5} {:>8} {:>6} {:<6} {:<8} {:>8} {:>5}  {}",
+                    "{:<6} {:<20} {:<24} {:<5} {:>8} {:>6} {:<6} {:<8} {:>8} {:>5} {:<13}  {}",
                     c.id,
                     c.name,
                     format!("{}:{}", c.host, c.port),
@@ -217,6 +218,11 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
                     state,
                     opt(c.max_channels),
                     opt(c.max_cps),
+                    if c.hide_topology {
+                        "hide-topology"
+                    } else {
+                        "-"
+                    },
                     prefixes.join("; ")
                 );
             }
@@ -328,11 +334,13 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             | CustomerCmd::Adjust { .. }
             | CustomerCmd::Refund { .. }
             | CustomerCmd::Ledger { .. }
+            | CustomerCmd::Headers { .. }
             | CustomerCmd::ImportRates { .. }),
         ) => routing::customer(&store, cmd).await,
         Command::Carrier(
             cmd @ (CarrierCmd::Profile { .. }
             | CarrierCmd::Limits { .. }
+            | CarrierCmd::Headers { .. }
             | CarrierCmd::Disable { .. }
             | CarrierCmd::Enable { .. }
             | CarrierCmd::RemoveAllow { .. }
@@ -564,7 +572,7 @@ fn init_logging() {
 
 fn customer_table(customers: &[Customer]) -> String {
     let mut out = format!(
-        "{:<6} {:<20} {:<7} {:<10} {:>8} {:>6} {:>13} {:<12} {:>5} {:<8}  IPS\n",
+        "{:<6} {:<20} {:<7} {:<10} {:>8} {:>6} {:>13} {:<12} {:>5} {:<8} {:<21}  IPS\n",
         "ID",
         "NAME",
         "ACTIVE",
@@ -574,7 +582,8 @@ fn customer_table(customers: &[Customer]) -> String {
         "MIN DAY/MONTH",
         "NUMBERS",
         "PLAN",
-        "ROUTING"
+        "ROUTING",
+        "HEADERS"
     );
     let opt = |v: Option<u32>| v.map_or("-".to_string(), |n| n.to_string());
     for c in customers {
@@ -583,13 +592,20 @@ fn customer_table(customers: &[Customer]) -> String {
             Some(r) => format!("{} ({r})", c.status),
             None => c.status.to_string(),
         };
+        // The header policy away from the defaults (untrusted, topology shown).
+        let headers = match (c.trusted, c.hide_topology) {
+            (false, false) => "-",
+            (true, false) => "trusted",
+            (false, true) => "hide-topology",
+            (true, true) => "trusted,hide-topology",
+        };
         let numbers = match &c.country_code {
             Some(cc) => format!("{} +{cc}", c.number_format),
             None => c.number_format.to_string(),
         };
         let _ = writeln!(
             out,
-            "{:<6} {:<20} {:<7} {:<10} {:>8} {:>6} {:>13} {:<12} {:>5} {:<8}  {}",
+            "{:<6} {:<20} {:<7} {:<10} {:>8} {:>6} {:>13} {:<12} {:>5} {:<8} {:<21}  {}",
             c.id,
             c.name,
             c.active,
@@ -600,6 +616,7 @@ fn customer_table(customers: &[Customer]) -> String {
             numbers,
             c.dial_plan.map_or("-".to_string(), |p| p.0.to_string()),
             c.routing,
+            headers,
             ips.join(",")
         );
     }

@@ -152,6 +152,17 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), Stri
                 );
             }
         }
+        CustomerCmd::Headers {
+            id,
+            trusted,
+            hide_topology,
+        } => {
+            let now = store
+                .set_customer_headers(CustomerId(id), trusted, hide_topology)
+                .await
+                .map_err(err)?;
+            println!("customer {id}: {}", customer_headers_text(now));
+        }
         CustomerCmd::Rateplan { id, plan } => {
             let plan = id_or_none(&plan, "a rate plan id (vts rateplan list)")?.map(RatePlanId);
             store
@@ -338,6 +349,13 @@ pub(crate) async fn carrier(store: &Store, cmd: CarrierCmd) -> Result<(), String
                 .map_err(err)?;
             println!("carrier {id}: limits changed");
         }
+        CarrierCmd::Headers { id, hide_topology } => {
+            store
+                .set_carrier_headers(CarrierId(id), hide_topology)
+                .await
+                .map_err(err)?;
+            println!("carrier {id}: {}", carrier_headers_text(hide_topology));
+        }
         CarrierCmd::Disable { id } => set_active(store, id, false).await?,
         CarrierCmd::Enable { id } => set_active(store, id, true).await?,
         CarrierCmd::RemoveAllow { id, prefixes } => {
@@ -374,6 +392,42 @@ pub(crate) async fn carrier(store: &Store, cmd: CarrierCmd) -> Result<(), String
         _ => unreachable!("other carrier commands are handled in commands.rs"),
     }
     Ok(())
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+/// What `vts customer headers` prints: the policy and what it means.
+fn customer_headers_text(h: store::CustomerHeaders) -> String {
+    format!(
+        "trusted {} ({}), hide-topology {} ({})",
+        yes_no(h.trusted),
+        if h.trusted {
+            "its identity headers reach carriers"
+        } else {
+            "its identity headers are dropped"
+        },
+        yes_no(h.hide_topology),
+        if h.hide_topology {
+            "carriers do not see its Via headers or User-Agent"
+        } else {
+            "carriers see its Via headers and User-Agent"
+        },
+    )
+}
+
+/// What `vts carrier headers` prints.
+fn carrier_headers_text(hide_topology: bool) -> String {
+    format!(
+        "hide-topology {} ({})",
+        yes_no(hide_topology),
+        if hide_topology {
+            "customers do not see its Record-Route, Server, Warning or User-Agent"
+        } else {
+            "customers see its Record-Route, Server, Warning and User-Agent"
+        }
+    )
 }
 
 async fn set_active(store: &Store, id: i64, active: bool) -> Result<(), String> {
@@ -506,6 +560,114 @@ fn parse_effective(text: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use clap::Parser as _;
+
+    use crate::cli::{Cli, Command};
+
+    fn parse(args: &[&str]) -> Result<Command, String> {
+        Cli::try_parse_from(std::iter::once("vts").chain(args.iter().copied()))
+            .map(|cli| cli.command)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn sqlite() -> Store {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
+    /// `vts customer headers` and `vts carrier headers` take yes or no, nothing else.
+    #[test]
+    fn header_flags_are_yes_or_no() {
+        match parse(&["customer", "headers", "7", "--trusted", "yes"]).unwrap() {
+            Command::Customer(CustomerCmd::Headers {
+                id: 7,
+                trusted: Some(true),
+                hide_topology: None,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        match parse(&["carrier", "headers", "3", "--hide-topology", "no"]).unwrap() {
+            Command::Carrier(CarrierCmd::Headers {
+                id: 3,
+                hide_topology: false,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        for args in [
+            &["customer", "headers", "7", "--trusted", "maybe"][..],
+            &["customer", "headers", "7", "--hide-topology", "true"],
+            &["customer", "headers", "7", "--trusted", ""],
+            &["carrier", "headers", "3", "--hide-topology", "1"],
+        ] {
+            let e = parse(args).unwrap_err();
+            assert!(e.contains("yes or no"), "{args:?}: {e}");
+        }
+        let e = parse(&["carrier", "headers", "3"]).unwrap_err();
+        assert!(e.contains("--hide-topology"), "{e}");
+        let e = parse(&["customer", "headers", "x", "--trusted", "yes"]).unwrap_err();
+        assert!(e.contains("invalid value 'x'"), "{e}");
+    }
+
+    /// Unknown ids are refused with the id named; a known one gets the policy asked for.
+    #[tokio::test]
+    async fn header_commands_refuse_unknown_ids() {
+        let store = sqlite().await;
+        let version = store.config_version().await.unwrap();
+        let headers = |id, trusted, hide_topology| CustomerCmd::Headers {
+            id,
+            trusted,
+            hide_topology,
+        };
+        let e = customer(&store, headers(999, Some(true), None))
+            .await
+            .unwrap_err();
+        assert!(e.contains("no customer with id 999"), "{e}");
+        let e = customer(&store, headers(999, None, None))
+            .await
+            .unwrap_err();
+        assert!(e.contains("no customer with id 999"), "{e}");
+        let e = carrier(
+            &store,
+            CarrierCmd::Headers {
+                id: 999,
+                hide_topology: true,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(e.contains("no carrier with id 999"), "{e}");
+        assert_eq!(store.config_version().await.unwrap(), version);
+
+        let id = store
+            .add_customer(&store::NewCustomer {
+                name: "acme".into(),
+                ips: vec!["192.0.2.1/32".parse().unwrap()],
+                max_channels: None,
+                max_cps: None,
+            })
+            .await
+            .unwrap();
+        customer(&store, headers(id.0, None, Some(true)))
+            .await
+            .unwrap();
+        let c = &store.list_customers().await.unwrap()[0];
+        assert!(!c.trusted && c.hide_topology);
+    }
+
+    #[test]
+    fn header_policy_is_printed_in_words() {
+        let text = customer_headers_text(store::CustomerHeaders {
+            trusted: false,
+            hide_topology: true,
+        });
+        assert!(
+            text.starts_with("trusted no (its identity headers are dropped), hide-topology yes"),
+            "{text}"
+        );
+        assert!(carrier_headers_text(true).starts_with("hide-topology yes"));
+    }
 
     #[test]
     fn rate_csv() {
