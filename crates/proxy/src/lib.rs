@@ -10,6 +10,7 @@
 
 mod config;
 mod directory;
+mod drops;
 mod engine;
 pub mod guard;
 pub mod latency;

@@ -212,6 +212,12 @@ impl PendingBlocks {
         self.until.is_empty()
     }
 
+    /// The addresses held (IPv6 ones as their /64's first address) with the end of each
+    /// (epoch ms).
+    pub(crate) fn held(&self) -> impl Iterator<Item = (IpAddr, i64)> + '_ {
+        self.until.iter().map(|(ip, (end, _))| (*ip, *end))
+    }
+
     /// Drops the blocks that ended and, on a new directory version, those it holds.
     pub(crate) fn sweep(&mut self, directory: &Directory, now_ms: i64) {
         if self.until.is_empty() {

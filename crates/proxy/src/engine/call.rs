@@ -249,6 +249,7 @@ impl Engine {
         let now_ms = self.clock.epoch_ms(now);
         let until = now_ms + i64::from(settings.block_s) * 1000;
         self.pending_blocks.add(ip, "auth_fail", now_ms);
+        self.drops_dirty = true;
         self.pending_check = Some(now + super::PENDING_BLOCK_CHECK);
         warn!(
             target: "vts::security",

@@ -288,6 +288,12 @@ pub(crate) struct Engine {
     in_setup: usize,
     /// When each blocked source last got a reply.
     blocked_replies: HashMap<IpAddr, Instant>,
+    /// Sources the UDP tasks drop unread, the directory version it was built from, when it
+    /// goes stale, and whether the engine's own blocks changed since.
+    drops: crate::drops::SharedDrops,
+    drops_version: Option<i64>,
+    drops_valid_until: Option<Instant>,
+    drops_dirty: bool,
     /// Caps reached, drops and resources in use (shared with the transports).
     guards: crate::Guards,
 }
@@ -567,6 +573,10 @@ impl Engine {
             held: HashMap::new(),
             holds: HashMap::new(),
             blocked_replies: HashMap::new(),
+            drops: transports.drops.clone(),
+            drops_version: None,
+            drops_valid_until: None,
+            drops_dirty: false,
             guards: transports.guards.clone(),
         }
     }
@@ -626,6 +636,7 @@ impl Engine {
             let directory = self.directory.load();
             self.pending_blocks
                 .sweep(&directory, self.clock.epoch_ms(now));
+            self.drops_dirty = true;
             self.pending_check =
                 (!self.pending_blocks.is_empty()).then(|| now + PENDING_BLOCK_CHECK);
         }
@@ -702,6 +713,7 @@ impl Engine {
 
     fn handle_message(&mut self, now: Instant, data: Bytes, peer: Peer) {
         let directory = self.directory.load();
+        self.refresh_drops(&directory, now);
         let now_ms = self.clock.epoch_ms(now);
         // A blocked stranger's datagrams are dropped before parsing (customers and carriers
         // go on: a block never cuts a call already up; see `handle_request`).
@@ -738,6 +750,47 @@ impl Engine {
         } else {
             self.handle_response(now, msg, peer);
         }
+    }
+
+    /// Rebuilds the list of sources the UDP tasks drop unread when the block list, the
+    /// engine's own blocks or an entry's expiry changed it.
+    fn refresh_drops(&mut self, directory: &Arc<Directory>, now: Instant) {
+        let stale = self.drops_dirty
+            || self.drops_version != Some(directory.version)
+            || self.drops_valid_until.is_some_and(|t| now >= t);
+        if !stale {
+            return;
+        }
+        let now_ms = self.clock.epoch_ms(now);
+        let (mut hosts, mut networks, mut until) = (Vec::new(), Vec::new(), None::<i64>);
+        for b in directory.blocklist.live(now_ms) {
+            let net = b.network.trunc();
+            if net.prefix_len() == net.max_prefix_len() {
+                hosts.push(net.addr());
+            } else {
+                networks.push(net);
+            }
+            if let Some(e) = b.expires_ms {
+                until = Some(until.map_or(e, |u| u.min(e)));
+            }
+        }
+        for (ip, end) in self.pending_blocks.held() {
+            match ip {
+                IpAddr::V6(_) => networks.extend(ipnet::IpNet::new(ip, 64).ok()),
+                v4 => hosts.push(v4),
+            }
+            until = Some(until.map_or(end, |u| u.min(end)));
+        }
+        let valid_until = until.map(|ms| self.clock.instant(ms));
+        if hosts.is_empty() && networks.is_empty() {
+            self.drops.store(None);
+        } else {
+            let d = crate::drops::Drops::new(hosts, networks, directory.clone(), valid_until);
+            self.drops.store(Some(Arc::new(d)));
+        }
+        self.drops_version = Some(directory.version);
+        self.drops_valid_until = valid_until;
+        self.drops_dirty = false;
     }
 
     /// Whether `ip` is blocked (the allocation-free check of every datagram).
@@ -1006,6 +1059,7 @@ impl Engine {
         if !self.pending_blocks.add(ip, "flood", now_ms) {
             return;
         }
+        self.drops_dirty = true;
         self.guards.count(Counter::AutoBlocks);
         self.pending_check = Some(now + PENDING_BLOCK_CHECK);
         let threshold = settings.flood_threshold.unwrap_or_default();

@@ -173,6 +173,8 @@ pub(crate) struct Transports {
     udp: udp::Udp,
     tcp: tcp::Tcp,
     pub(crate) guards: crate::Guards,
+    /// Sources the UDP receiving tasks drop unread (the engine keeps it current).
+    pub(crate) drops: crate::drops::SharedDrops,
 }
 
 impl Transports {
@@ -203,6 +205,7 @@ impl Transports {
             guards: guards.clone(),
             logs: logs.clone(),
         });
+        let drops = crate::drops::SharedDrops::default();
         let mut udp = Vec::new();
         let mut bound = Vec::new();
         for l in listeners {
@@ -211,7 +214,12 @@ impl Transports {
                 Listener::Udp(socket) => {
                     let socket = Arc::new(socket);
                     udp.push(socket.clone());
-                    tokio::spawn(udp::receive(socket, to_engine.clone(), logs.clone()));
+                    tokio::spawn(udp::receive(
+                        socket,
+                        to_engine.clone(),
+                        logs.clone(),
+                        (drops.clone(), guards.clone()),
+                    ));
                 }
                 Listener::Tcp(listener) => {
                     tokio::spawn(tcp::accept(listener, tcp.clone()));
@@ -223,6 +231,7 @@ impl Transports {
                 udp: udp::Udp::new(udp, limits, guards.clone(), logs),
                 tcp,
                 guards,
+                drops,
             },
             bound,
         ))
