@@ -563,3 +563,81 @@ Diversion: <sip:+12125550199@evil>;reason=unconditional\n"
     ua.expect("SIP/2.0 486", WAIT);
     serve.stop();
 }
+
+/// Sends: a call from a customer marked trusted and hiding its topology, to a raw carrier
+/// marked hiding its topology. The customer's INVITE has two Vias (its own and an inner
+/// proxy's), a User-Agent and a P-Asserted-Identity; the carrier's 200 has a Server, a
+/// Warning and a Record-Route entry of its own before the switch's. Asserts: the carrier
+/// sees the identity (trusted), one Via (the switch's) and no User-Agent; the customer gets
+/// its own two Vias back, no Server or Warning, the switch's Record-Route but not the
+/// carrier's, and the switch's Contact.
+#[test]
+fn topology_hiding_per_customer_and_carrier_and_trusted_identity() {
+    let vts = Vts::new();
+    let customer = vts.add_customer("acme", "127.0.0.1").to_string();
+    let carrier = Raw::bind("127.0.0.1");
+    let carrier_id = vts
+        .add_carrier("raw", carrier.addr().port(), 10, "udp")
+        .to_string();
+    vts.cli(&[
+        "customer",
+        "headers",
+        &customer,
+        "--trusted",
+        "yes",
+        "--hide-topology",
+        "yes",
+    ]);
+    vts.cli(&["carrier", "headers", &carrier_id, "--hide-topology", "yes"]);
+    let switch = at(free_port());
+    let serve = vts.serve(&[format!("udp:{switch}")]);
+    let ua = Raw::bind("127.0.0.1");
+    let inner = "Via: SIP/2.0/UDP 10.0.0.7:5060;branch=z9hG4bK-inner\n";
+    let extra = "User-Agent: SecretPBX 1.0\nP-Asserted-Identity: <sip:+12125550100@acme>\n";
+    let inv = invite(ua.addr(), switch, "hide-1", 1)
+        .replacen("From:", &format!("{inner}From:"), 1)
+        .replacen("Max-Forwards", &format!("{extra}Max-Forwards"), 1);
+    ua.send(switch, &inv);
+    let got = carrier.expect("INVITE ", WAIT);
+    assert!(got.contains("P-Asserted-Identity:"), "trusted: {got}");
+    assert_eq!(
+        got.lines().filter(|l| l.starts_with("Via:")).count(),
+        1,
+        "{got}"
+    );
+    assert!(
+        !got.contains("10.0.0.7") && !got.contains("SecretPBX"),
+        "{got}"
+    );
+    let extra = "Server: CarrierSBC 9.9\nWarning: 399 sbc.carrier \"internal\"\nContact: <sip:10.2.2.2:5060>\n";
+    let ok = answer(&got, "200 OK", extra).replacen(
+        "Record-Route:",
+        "Record-Route: <sip:10.1.1.1;lr>\nRecord-Route:",
+        1,
+    );
+    carrier.send(switch, &ok);
+    let reply = ua.expect("200 OK", WAIT);
+    let vias: Vec<&str> = reply.lines().filter(|l| l.starts_with("Via:")).collect();
+    assert_eq!(vias.len(), 2, "{reply}");
+    assert!(
+        vias[0].contains(&ua.addr().to_string()) && vias[1].contains("10.0.0.7"),
+        "{reply}"
+    );
+    assert!(
+        !reply.contains("CarrierSBC") && !reply.contains("Warning:"),
+        "{reply}"
+    );
+    assert!(
+        !reply.contains("10.1.1.1") && !reply.contains("10.2.2.2"),
+        "{reply}"
+    );
+    assert!(
+        header(&reply, "Record-Route").contains(&switch.to_string()),
+        "{reply}"
+    );
+    assert!(
+        header(&reply, "Contact").contains(&switch.to_string()),
+        "{reply}"
+    );
+    serve.stop();
+}

@@ -755,6 +755,12 @@ impl Engine {
         );
         self.send_own_bye(now, cref, Side::Callee, 1);
         self.send_own_bye(now, cref, Side::Caller, 1);
+        if self.draining_past_deadline {
+            // Shutting down: the BYEs are out (and get a short grace to be answered), but
+            // the process is leaving: the call ends now, as its CDR says.
+            self.leg_settled(now, cref, Side::Callee);
+            self.leg_settled(now, cref, Side::Caller);
+        }
     }
 
     /// Try `n` of the switch's BYE to `to`. A BYE that cannot be built or sent is logged

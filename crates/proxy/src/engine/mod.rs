@@ -201,9 +201,9 @@ struct Back {
     strip: Option<Bytes>,
 }
 
-/// After the drain deadline, the switch's BYEs get this long to be confirmed (Timer F is
-/// 32 s) before the calls are closed without it.
-const SHUTDOWN_BYE_GRACE: Duration = Duration::from_secs(34);
+/// After the drain deadline, the switch's BYEs (and requests relayed before it) get this
+/// long to be answered before the process exits; the calls themselves end at once.
+const SHUTDOWN_BYE_GRACE: Duration = Duration::from_secs(4);
 
 /// How often pending automatic blocks are checked against the directory.
 const PENDING_BLOCK_CHECK: Duration = Duration::from_millis(200);
