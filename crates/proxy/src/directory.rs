@@ -23,6 +23,11 @@ impl DirectorySource {
         self.0.load_full()
     }
 
+    /// The current snapshot's version (no reference taken: cheap enough per datagram).
+    pub fn version(&self) -> i64 {
+        self.0.load().version
+    }
+
     /// Replaces the snapshot.
     pub fn store(&self, directory: Directory) {
         self.0.store(Arc::new(directory));

@@ -23,6 +23,9 @@ pub(crate) struct Drops {
     networks: Vec<IpNet>,
     /// To let customers' and carriers' addresses inside a blocked network through.
     directory: Arc<Directory>,
+    /// The live configuration: once its version moves past `directory`'s, the list may be
+    /// stale (a block removed) and is not used until the engine rebuilds it.
+    source: crate::DirectorySource,
     /// The first entry's expiry: past it the list is stale and not used.
     valid_until: Option<Instant>,
 }
@@ -33,7 +36,7 @@ impl Drops {
     pub(crate) fn new(
         hosts: impl IntoIterator<Item = IpAddr>,
         networks: Vec<IpNet>,
-        directory: Arc<Directory>,
+        (directory, source): (Arc<Directory>, crate::DirectorySource),
         valid_until: Option<Instant>,
     ) -> Drops {
         let hosts = hosts
@@ -45,15 +48,19 @@ impl Drops {
             hosts,
             networks,
             directory,
+            source,
             valid_until,
         }
     }
 
-    /// Whether a datagram from `ip` is dropped unread at `now`.
-    pub(crate) fn drops(&self, ip: IpAddr, now: Instant) -> bool {
-        if self.valid_until.is_some_and(|t| now >= t) {
-            return false;
-        }
+    /// Whether the list may be used at `now` (not stale: no entry expired, no newer
+    /// configuration). Checked once per batch of datagrams.
+    pub(crate) fn usable(&self, now: Instant) -> bool {
+        self.valid_until.is_none_or(|t| now < t) && self.source.version() == self.directory.version
+    }
+
+    /// Whether a datagram from `ip` is dropped unread (the list being [`Self::usable`]).
+    pub(crate) fn drops(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         if self.hosts.contains(&ip) {
             return true;

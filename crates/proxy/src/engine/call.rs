@@ -799,7 +799,9 @@ impl Engine {
         Ok((e.finish(), cli, destination))
     }
 
-    /// A response to attempt `number` of a call.
+    /// A response to attempt `number` of a call: the attempt has responded (no failover on
+    /// the first-response timeout, CANCEL allowed), and its first provisional starts the
+    /// ring timer.
     pub(super) fn attempt_response(
         &mut self,
         now: Instant,
@@ -808,16 +810,15 @@ impl Engine {
         msg: Message,
     ) {
         let Some(status) = msg.status() else { return };
-        let Some(call) = self.calls.get_mut(&cref) else {
-            return;
-        };
-        let current = call.attempt.as_ref().is_some_and(|a| a.number == number);
-        let setup = matches!(call.phase, Phase::Setup);
-        let Some(attempt) = call.attempt_mut(number) else {
-            return;
-        };
-        if !attempt.responded && current && setup && status < 200 {
-            let at = now + attempt.ring_timeout;
+        let ring_at = self.calls.get_mut(&cref).and_then(|call| {
+            let current = call.attempt.as_ref().is_some_and(|a| a.number == number);
+            let setup = matches!(call.phase, Phase::Setup);
+            let attempt = call.attempt_mut(number)?;
+            let first = !attempt.responded;
+            attempt.responded = true;
+            (first && current && setup && status < 200).then(|| now + attempt.ring_timeout)
+        });
+        if let Some(at) = ring_at {
             self.schedule(at, CallTimer::Ringing { call: cref, number });
         }
         self.attempt_response_after_timer(now, cref, number, msg)

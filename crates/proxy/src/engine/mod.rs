@@ -205,6 +205,10 @@ struct Back {
 /// long to be answered before the process exits; the calls themselves end at once.
 const SHUTDOWN_BYE_GRACE: Duration = Duration::from_secs(4);
 
+/// While sources are dropped unread, how often the directory is looked at for a change of
+/// the block list.
+const DROPS_CHECK: Duration = Duration::from_millis(250);
+
 /// How often pending automatic blocks are checked against the directory.
 const PENDING_BLOCK_CHECK: Duration = Duration::from_millis(200);
 
@@ -294,6 +298,9 @@ pub(crate) struct Engine {
     drops_version: Option<i64>,
     drops_valid_until: Option<Instant>,
     drops_dirty: bool,
+    /// While sources are dropped unread: when to look at the directory again (a removed
+    /// block must reach the UDP tasks even though they let no datagram of it through).
+    drops_check: Option<Instant>,
     /// Caps reached, drops and resources in use (shared with the transports).
     guards: crate::Guards,
 }
@@ -577,6 +584,7 @@ impl Engine {
             drops_version: None,
             drops_valid_until: None,
             drops_dirty: false,
+            drops_check: None,
             guards: transports.guards.clone(),
         }
     }
@@ -617,6 +625,7 @@ impl Engine {
         let own = self.timers.next_at();
         let own = [
             self.pending_check,
+            self.drops_check,
             self.probes.next_check,
             self.balance_check,
             self.review_at,
@@ -639,6 +648,14 @@ impl Engine {
             self.drops_dirty = true;
             self.pending_check =
                 (!self.pending_blocks.is_empty()).then(|| now + PENDING_BLOCK_CHECK);
+        }
+        if self.drops_check.is_some_and(|t| t <= now) {
+            let directory = self.directory.load();
+            self.drops_check = None;
+            self.refresh_drops(&directory, now);
+            if self.drops_check.is_none() && self.drops.load().is_some() {
+                self.drops_check = Some(now + DROPS_CHECK);
+            }
         }
         if self.probes.next_check.is_some_and(|t| t <= now) {
             if self.draining {
@@ -785,12 +802,14 @@ impl Engine {
         if hosts.is_empty() && networks.is_empty() {
             self.drops.store(None);
         } else {
-            let d = crate::drops::Drops::new(hosts, networks, directory.clone(), valid_until);
+            let snapshot = (directory.clone(), self.directory.clone());
+            let d = crate::drops::Drops::new(hosts, networks, snapshot, valid_until);
             self.drops.store(Some(Arc::new(d)));
         }
         self.drops_version = Some(directory.version);
         self.drops_valid_until = valid_until;
         self.drops_dirty = false;
+        self.drops_check = self.drops.load().is_some().then(|| now + DROPS_CHECK);
     }
 
     /// Whether `ip` is blocked (the allocation-free check of every datagram).

@@ -136,12 +136,13 @@ pub(super) async fn receive(
         }
         let at = tokio::time::Instant::now().into_std();
         let current = drops.load();
+        let current = current.as_deref().filter(|d| d.usable(at));
         let mut forwarded = false;
         for (i, &(from, n)) in got.iter().enumerate() {
             // A blocked stranger: dropped unread (one datagram per interval goes on, to be
             // answered 403).
-            if let Some(d) = current.as_deref()
-                && d.drops(from.ip(), at)
+            if let Some(d) = current
+                && d.drops(from.ip())
                 && !reply_once.due(from.ip(), at)
             {
                 guards.count(crate::guard::Counter::BlockedDropped);
