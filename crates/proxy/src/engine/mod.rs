@@ -188,6 +188,9 @@ impl Clock {
 /// A blocked source gets at most one reply (403) this often; the rest is dropped unread.
 const BLOCKED_REPLY_INTERVAL: Duration = Duration::from_secs(10);
 
+/// A reply the switch sends without a transaction: status, reason, extra headers.
+type StatelessReply<'a> = (u16, &'a str, &'a [(&'a str, &'a [u8])]);
+
 /// How a relayed response is rewritten on its way back (`Engine::relay_response`).
 #[derive(Debug, Default)]
 struct Back {
@@ -961,37 +964,33 @@ impl Engine {
         }
         // What the switch answers without a transaction: nothing is kept for a request
         // that opens nothing, and no response to it is ever retransmitted.
-        if method != Some(Method::Ack) && !self.is_retransmission(&msg) {
+        if method != Some(Method::Ack) {
             let in_dialog = msg.headers().to().ok().and_then(|t| t.tag()).is_some();
-            match method {
-                Some(Method::Cancel) => {
-                    if !self.cancel_matches(&msg, peer) {
-                        self.stateless(&msg, peer, 481, "Call/Transaction Does Not Exist", &[]);
-                        return;
-                    }
+            let accept: (&str, &[u8]) = ("Accept", b"application/sdp");
+            let stateless: Option<StatelessReply<'_>> = match method {
+                Some(Method::Cancel) => (!self.cancel_matches(&msg, peer)).then_some((
+                    481,
+                    "Call/Transaction Does Not Exist",
+                    &[],
+                )),
+                _ if in_dialog => self.dialog_of(&msg, peer).is_none().then_some((
+                    481,
+                    "Call/Transaction Does Not Exist",
+                    &[],
+                )),
+                Some(Method::Invite) => self.over_capacity().map(|(s, r)| (s, r, &[][..])),
+                Some(Method::Options) => Some((200, "OK", &[("Allow", ALLOW), accept])),
+                _ => Some((405, "Method Not Allowed", &[("Allow", ALLOW)])),
+            };
+            // (A retransmission of a request a transaction holds is absorbed by it.)
+            if let Some((status, reason, extra)) = stateless
+                && !self.is_retransmission(&msg)
+            {
+                if in_dialog && status == 481 && method != Some(Method::Cancel) {
+                    self.guards.count(Counter::InDialogRefused);
                 }
-                _ if in_dialog => {
-                    if self.dialog_of(&msg, peer).is_none() {
-                        self.guards.count(Counter::InDialogRefused);
-                        self.stateless(&msg, peer, 481, "Call/Transaction Does Not Exist", &[]);
-                        return;
-                    }
-                }
-                Some(Method::Invite) => {
-                    if let Some((status, reason)) = self.over_capacity() {
-                        self.stateless(&msg, peer, status, reason, &[]);
-                        return;
-                    }
-                }
-                Some(Method::Options) => {
-                    let accept: (&str, &[u8]) = ("Accept", b"application/sdp");
-                    self.stateless(&msg, peer, 200, "OK", &[("Allow", ALLOW), accept]);
-                    return;
-                }
-                _ => {
-                    self.stateless(&msg, peer, 405, "Method Not Allowed", &[("Allow", ALLOW)]);
-                    return;
-                }
+                self.stateless(&msg, peer, status, reason, extra);
+                return;
             }
         }
         let outcome = match self

@@ -137,7 +137,6 @@ pub(super) async fn receive(
         let at = tokio::time::Instant::now().into_std();
         let current = drops.load();
         let current = current.as_deref().filter(|d| d.usable(at));
-        let mut forwarded = false;
         for (i, &(from, n)) in got.iter().enumerate() {
             // A blocked stranger: dropped unread (one datagram per interval goes on, to be
             // answered 403).
@@ -149,6 +148,8 @@ pub(super) async fn receive(
                 continue;
             }
             let data = Bytes::copy_from_slice(&bufs[i][..n]);
+            // Time inside the switch counts from here, as with one datagram a read.
+            let at = tokio::time::Instant::now().into_std();
             let peer = Peer {
                 addr: from,
                 transport: Transport::Udp,
@@ -160,11 +161,8 @@ pub(super) async fn receive(
             {
                 return;
             }
-            forwarded = true;
-        }
-        if forwarded {
-            // Let the engine handle these before the next read: the switch runs on one
-            // thread, and a message must not wait behind a burst of reads.
+            // Let the engine handle this datagram before the next is passed on: the switch
+            // runs on one thread, and a message must not wait behind a burst of others.
             tokio::task::yield_now().await;
         }
     }
@@ -176,10 +174,24 @@ fn receive_batch(
     bufs: &mut [Vec<u8>],
     got: &mut Vec<(SocketAddr, usize)>,
 ) -> io::Result<()> {
-    // The headers hold raw pointers (not `Send`): made per call, one small allocation for
-    // up to `BATCH` datagrams.
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(bufs.len(), None);
-    let headers = &mut headers;
+    // The headers hold raw pointers (not `Send`, so not in the task's state): kept per
+    // thread (the SIP runtime has one) and reused, not allocated and zeroed per read.
+    thread_local! {
+        static HEADERS: std::cell::RefCell<MultiHeaders<SockaddrStorage>> =
+            std::cell::RefCell::new(MultiHeaders::preallocate(BATCH, None));
+    }
+    HEADERS.with(|h| {
+        let mut headers = h.borrow_mut();
+        read_into(fd, bufs, &mut headers, got)
+    })
+}
+
+fn read_into(
+    fd: std::os::fd::RawFd,
+    bufs: &mut [Vec<u8>],
+    headers: &mut MultiHeaders<SockaddrStorage>,
+    got: &mut Vec<(SocketAddr, usize)>,
+) -> io::Result<()> {
     let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs
         .iter_mut()
         .map(|b| [IoSliceMut::new(b.as_mut_slice())])
