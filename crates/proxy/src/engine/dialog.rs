@@ -601,9 +601,9 @@ impl Engine {
 
     /// The ACK of a 2xx: relayed statelessly along the dialog's route (it has no
     /// transaction), only for a call the switch holds or recently held and only from its
-    /// caller.
-    pub(super) fn relay_ack(&mut self, msg: Message, peer: Peer) {
-        let Some((cref, side)) = self.dialog_of(&msg, peer) else {
+    /// caller (`dialog`: what [`Self::dialog_of`] found for it).
+    pub(super) fn relay_ack(&mut self, msg: Message, peer: Peer, dialog: Option<(CallRef, Side)>) {
+        let Some((cref, side)) = dialog else {
             self.guards.count(Counter::StrayDropped);
             debug!(from = %peer.addr, "ACK for no dialog of the switch: dropped");
             return;

@@ -912,12 +912,19 @@ impl Engine {
         let directory = self.directory.load();
         let now_ms = self.clock.epoch_ms(now);
         let ip = peer.addr.ip();
+        // The dialog this request names, if it has a To tag (looked up once).
+        let in_dialog = msg.headers().to().ok().and_then(|t| t.tag()).is_some();
+        let dialog = if in_dialog {
+            self.dialog_of(&msg, peer)
+        } else {
+            None
+        };
         // Stage "block list", for every request: a stateless 403 (an ACK is dropped).
         // Requests of a dialog the switch carries pass: a BYE from a source blocked
         // mid-call must still end the call at the carrier (a block stops new traffic; it
         // never keeps a billed call up).
         if let Some(reason) = self.blocked(&directory, ip, now_ms)
-            && self.dialog_of(&msg, peer).is_none()
+            && dialog.is_none()
         {
             self.guards.count(Counter::BlockedDropped);
             debug!(
@@ -965,7 +972,6 @@ impl Engine {
         // What the switch answers without a transaction: nothing is kept for a request
         // that opens nothing, and no response to it is ever retransmitted.
         if method != Some(Method::Ack) {
-            let in_dialog = msg.headers().to().ok().and_then(|t| t.tag()).is_some();
             let accept: (&str, &[u8]) = ("Accept", b"application/sdp");
             let stateless: Option<StatelessReply<'_>> = match method {
                 Some(Method::Cancel) => (!self.cancel_matches(&msg, peer)).then_some((
@@ -973,11 +979,11 @@ impl Engine {
                     "Call/Transaction Does Not Exist",
                     &[],
                 )),
-                _ if in_dialog => self.dialog_of(&msg, peer).is_none().then_some((
-                    481,
-                    "Call/Transaction Does Not Exist",
-                    &[],
-                )),
+                _ if in_dialog => {
+                    dialog
+                        .is_none()
+                        .then_some((481, "Call/Transaction Does Not Exist", &[]))
+                }
                 Some(Method::Invite) => self.over_capacity().map(|(s, r)| (s, r, &[][..])),
                 Some(Method::Options) => Some((200, "OK", &[("Allow", ALLOW), accept])),
                 _ => Some((405, "Method Not Allowed", &[("Allow", ALLOW)])),
@@ -1005,14 +1011,12 @@ impl Engine {
         };
         match outcome {
             RequestOutcome::Retransmission | RequestOutcome::AckAbsorbed => {}
-            RequestOutcome::StrayAck => self.relay_ack(msg, peer),
+            RequestOutcome::StrayAck => self.relay_ack(msg, peer, dialog),
             RequestOutcome::Cancel { invite, cancel } => {
                 self.handle_cancel(now, invite, cancel, &msg)
             }
-            RequestOutcome::New(id) => match self.dialog_of(&msg, peer) {
-                Some(dialog) if msg.headers().to().ok().and_then(|t| t.tag()).is_some() => {
-                    self.relay_in_dialog(now, id, msg, peer, dialog)
-                }
+            RequestOutcome::New(id) => match dialog {
+                Some(dialog) if in_dialog => self.relay_in_dialog(now, id, msg, peer, dialog),
                 _ if method == Some(Method::Invite) => self.new_call(now, id, msg, peer),
                 _ => self.reply(now, id, &msg, 481, "Call/Transaction Does Not Exist", &[]),
             },
@@ -1042,6 +1046,11 @@ impl Engine {
 
     /// Whether any Via of a request carries a branch the switch issued.
     fn is_loop(&self, msg: &Message) -> bool {
+        // Almost no request carries our prefix anywhere: one search of the bytes before any
+        // Via is parsed.
+        if memchr::memmem::find(msg.raw(), wire::BRANCH_PREFIX).is_none() {
+            return false;
+        }
         let h = msg.headers();
         let call_id = h.call_id().unwrap_or_default();
         h.vias().filter_map(Result::ok).any(|v| {
