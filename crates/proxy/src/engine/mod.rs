@@ -185,9 +185,6 @@ impl Clock {
     }
 }
 
-/// A blocked source gets at most one reply (403) this often; the rest is dropped unread.
-const BLOCKED_REPLY_INTERVAL: Duration = Duration::from_secs(10);
-
 /// A reply the switch sends without a transaction: status, reason, extra headers.
 type StatelessReply<'a> = (u16, &'a str, &'a [(&'a str, &'a [u8])]);
 
@@ -294,7 +291,7 @@ pub(crate) struct Engine {
     /// Calls being set up (not answered, not ended), for `sip.max_calls_in_setup`.
     in_setup: usize,
     /// When each blocked source last got a reply.
-    blocked_replies: HashMap<IpAddr, Instant>,
+    blocked_replies: crate::drops::ReplyOnce,
     /// Sources the UDP tasks drop unread, the directory version it was built from, when it
     /// goes stale, and whether the engine's own blocks changed since.
     drops: crate::drops::SharedDrops,
@@ -582,7 +579,7 @@ impl Engine {
             in_setup: 0,
             held: HashMap::new(),
             holds: HashMap::new(),
-            blocked_replies: HashMap::new(),
+            blocked_replies: crate::drops::ReplyOnce::default(),
             drops: transports.drops.clone(),
             drops_version: None,
             drops_valid_until: None,
@@ -739,7 +736,7 @@ impl Engine {
         // go on: a block never cuts a call already up; see `handle_request`).
         if self.is_blocked(&directory, peer.addr.ip(), now_ms)
             && !directory.is_known(peer.addr.ip())
-            && !self.blocked_reply_due(peer.addr.ip(), now)
+            && !self.blocked_replies.due(peer.addr.ip(), now)
         {
             self.guards.count(Counter::BlockedDropped);
             return;
@@ -834,25 +831,6 @@ impl Engine {
         self.pending_blocks
             .blocking(directory, ip, now_ms)
             .map(str::to_string)
-    }
-
-    /// Whether a blocked source may get a reply now: at most one per source per
-    /// [`BLOCKED_REPLY_INTERVAL`] (a flood is dropped, not answered).
-    fn blocked_reply_due(&mut self, ip: IpAddr, now: Instant) -> bool {
-        if self.blocked_replies.len() >= 4096 {
-            self.blocked_replies
-                .retain(|_, at| now.saturating_duration_since(*at) < BLOCKED_REPLY_INTERVAL);
-            if self.blocked_replies.len() >= 4096 {
-                return false;
-            }
-        }
-        match self.blocked_replies.get(&ip) {
-            Some(at) if now.saturating_duration_since(*at) < BLOCKED_REPLY_INTERVAL => false,
-            _ => {
-                self.blocked_replies.insert(ip, now);
-                true
-            }
-        }
     }
 
     /// A response the switch writes without a transaction (nothing is kept, nothing is
