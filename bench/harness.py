@@ -191,12 +191,21 @@ class Vts(Proxy):
     def status(self):
         return json.loads(self.cli("status", "--format", "json"))
 
+    def caps(self, status=None):
+        s = status or self.status()
+        return s.get("guards", {}).get("caps_reached", {})
+
     def before_step(self):
         self.cli("status", "--reset-latency")
+        self.caps_before = self.caps()
 
     def after_step(self):
         s = self.status()
-        return {"invite_latency_us": s["invite_latency"], "reply_latency_us": s["reply_latency"]}
+        # A bound of docs/SECURITY.md reached during a step refuses calls: say which.
+        before = getattr(self, "caps_before", {})
+        caps = {k: v - before.get(k, 0) for k, v in self.caps(s).items() if v > before.get(k, 0)}
+        return {"invite_latency_us": s["invite_latency"], "reply_latency_us": s["reply_latency"],
+                "caps_reached": caps}
 
     def dialogs(self):
         return self.status()["calls"]
@@ -322,7 +331,8 @@ def ramp(proxy, port, rates, seconds, hold_ms, nice, workdir, refine=0):
         step["pass"] = passes(step, seconds, hold_ms)
         log(f"{proxy.name}: {rate} cps -> {'pass' if step['pass'] else 'FAIL'} "
             f"(ok {step['successful']}/{step['calls']}, failed {step['failed']}, {step['wall_s']} s, "
-            f"cpu {step['cpu_percent']} %, mem {step['memory_mib']} MiB)")
+            f"cpu {step['cpu_percent']} %, mem {step['memory_mib']} MiB"
+            f"{', caps reached ' + str(step['caps_reached']) if step.get('caps_reached') else ''})")
         time.sleep(3)
         return step
 

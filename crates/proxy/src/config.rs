@@ -35,7 +35,10 @@ pub struct ProxyConfig {
 /// a [`domain::Cap`]: counted, reported by an event, and refused or dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Transactions in the table (`sip.max_transactions`, default 200,000).
+    /// Transactions in the table (`sip.max_transactions`, default 1,000,000). Each call
+    /// keeps three to four for up to 64×T1 (32 s) after it ends (RFC 6026's Accepted state,
+    /// Timer J), so steady load holds about 100 per call per second: the default leaves room
+    /// for 10,000 cps, above what one node carries, and bounds what a stuck peer can pile up.
     pub max_transactions: usize,
     /// Calls being set up (not yet answered) at once (`sip.max_calls_in_setup`, default
     /// 20,000).
@@ -68,7 +71,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_transactions: 200_000,
+            max_transactions: 1_000_000,
             max_calls_in_setup: 20_000,
             tcp_max_connections: 4_096,
             tcp_max_connections_per_address: 64,
