@@ -234,8 +234,9 @@ fn control_character(h: &Headers) -> Option<HeaderName> {
 }
 
 fn value_is_clean(v: &[u8]) -> bool {
-    // Fast path: most values have no control octet at all.
-    if !v.iter().any(|&b| is_ctl(b)) {
+    // Fast path: most values have no control octet at all (a tab makes `maybe_ctl` true;
+    // the exact test follows).
+    if !maybe_ctl(v) || !v.iter().any(|&b| is_ctl(b)) {
         return true;
     }
     let mut quoted = false;
@@ -262,6 +263,28 @@ fn value_is_clean(v: &[u8]) -> bool {
         i += 1;
     }
     true
+}
+
+/// Whether `v` may hold a control octet: one below 0x20 (tab included) or 0x7F, tested
+/// eight octets at a time (every header value of every message goes through this).
+fn maybe_ctl(v: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = v.chunks_exact(8);
+    for word in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let w = u64::from_le_bytes(bytes);
+        // A byte below 0x20 (exact as an "any" test: bytes of 0x80 and up are masked out).
+        let below = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        // A byte equal to 0x7F: a zero byte of w ^ 0x7F7F...
+        let x = w ^ (ONES * 0x7f);
+        let del = x.wrapping_sub(ONES) & !x & HIGH;
+        if below | del != 0 {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&b| b < 0x20 || b == 0x7f)
 }
 
 fn is_ctl(b: u8) -> bool {
@@ -363,6 +386,26 @@ To: <sip:1@192.0.2.1>\r\nCall-ID: c1\r\n"
 
     fn check(extra: &[u8], cseq: &str) -> Result<(), Reject> {
         check_request(&request(extra, cseq), &SanityConfig::default())
+    }
+
+    #[test]
+    fn the_word_at_a_time_test_finds_every_control_octet_at_every_position() {
+        for len in 0..20 {
+            let clean: Vec<u8> = (0..len).map(|i| b"a~ \x80\xff"[i % 5]).collect();
+            assert!(!maybe_ctl(&clean), "{clean:?}");
+            for at in 0..len {
+                for b in (0u8..0x20).chain([0x7f]) {
+                    let mut v = clean.clone();
+                    v[at] = b;
+                    assert!(maybe_ctl(&v), "{v:?}");
+                }
+                for b in (0x20u8..=0xff).filter(|&b| b != 0x7f) {
+                    let mut v = clean.clone();
+                    v[at] = b;
+                    assert!(!maybe_ctl(&v), "{v:?}");
+                }
+            }
+        }
     }
 
     #[test]
