@@ -21,8 +21,14 @@ pub struct Block {
 /// Every entry, indexed for a lookup per request: host entries (/32, /128) in one hash
 /// map, networks in one hash map per prefix length (longest first), so a lookup costs a
 /// hash probe per distinct prefix length in the list, not a scan of the list.
+///
+/// The list is a snapshot of its own, apart from the configuration [`crate::Directory`]:
+/// an automatic block changes it several times a second under attack, and must not make the
+/// switch reload every customer, carrier and rate.
 #[derive(Debug, Clone, Default)]
 pub struct BlockList {
+    /// The store's block-list version this snapshot was built from.
+    version: i64,
     entries: Vec<Block>,
     hosts: HashMap<IpAddr, Vec<usize>>,
     /// (prefix length, IPv6?, networks of that length by their truncated address).
@@ -52,10 +58,22 @@ impl BlockList {
         }
         networks.sort_by_key(|(len, _, _)| std::cmp::Reverse(*len));
         BlockList {
+            version: 0,
             entries,
             hosts,
             networks,
         }
+    }
+
+    /// The list as of the store's block-list version `version`.
+    pub fn at_version(mut self, version: i64) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// The store's block-list version this snapshot was built from.
+    pub fn version(&self) -> i64 {
+        self.version
     }
 
     /// The entry blocking `ip` at `now_ms`, if any (expired entries block nothing).

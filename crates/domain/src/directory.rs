@@ -6,7 +6,6 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::blocklist::BlockList;
 use crate::dialplan::{DialPlan, DialPlanId};
 use crate::party::{Carrier, CarrierId, Customer, CustomerId};
 use crate::rates::RateTable;
@@ -29,8 +28,6 @@ pub struct Directory {
     routes: Vec<Carrier>,
     /// Global settings in force.
     pub settings: Settings,
-    /// Addresses whose requests are refused.
-    pub blocklist: BlockList,
     /// Addresses never blocked automatically.
     whitelist: Vec<IpNet>,
     dial_plans: HashMap<DialPlanId, DialPlan>,
@@ -89,7 +86,6 @@ impl Directory {
             carrier_ips,
             routes,
             settings: Settings::default(),
-            blocklist: BlockList::default(),
             whitelist: Vec::new(),
             dial_plans: HashMap::new(),
             carrier_rates: HashMap::new(),
@@ -167,12 +163,6 @@ impl Directory {
     /// The snapshot with these settings.
     pub fn with_settings(mut self, settings: Settings) -> Self {
         self.settings = settings;
-        self
-    }
-
-    /// The snapshot with this block list.
-    pub fn with_blocklist(mut self, blocklist: BlockList) -> Self {
-        self.blocklist = blocklist;
         self
     }
 

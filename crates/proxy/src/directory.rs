@@ -1,36 +1,62 @@
 //! The configuration snapshot the engine reads: an `Arc<Directory>` behind an `ArcSwap`. A
 //! writer (the store watcher in `vts`) builds a new snapshot and swaps it; readers never
-//! block and never see a half-built one.
+//! block and never see a half-built one. The block list is a snapshot of its own beside it
+//! (automatic blocks change it often; they must not rebuild the directory).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use domain::{CustomerId, Directory, Money};
+use domain::{BlockList, CustomerId, Directory, Money};
 
-/// A shared, swappable [`Directory`].
+/// A shared, swappable [`Directory`] and [`BlockList`].
 #[derive(Debug, Clone)]
-pub struct DirectorySource(Arc<ArcSwap<Directory>>);
+pub struct DirectorySource(Arc<Snapshots>);
+
+#[derive(Debug)]
+struct Snapshots {
+    directory: ArcSwap<Directory>,
+    blocklist: ArcSwap<BlockList>,
+}
 
 impl DirectorySource {
+    /// The directory, with an empty block list until [`Self::store_blocklist`].
     pub fn new(directory: Directory) -> Self {
-        DirectorySource(Arc::new(ArcSwap::from_pointee(directory)))
+        DirectorySource(Arc::new(Snapshots {
+            directory: ArcSwap::from_pointee(directory),
+            blocklist: ArcSwap::from_pointee(BlockList::default()),
+        }))
     }
 
     /// The current snapshot.
     pub fn load(&self) -> Arc<Directory> {
-        self.0.load_full()
+        self.0.directory.load_full()
     }
 
     /// The current snapshot's version (no reference taken: cheap enough per datagram).
     pub fn version(&self) -> i64 {
-        self.0.load().version
+        self.0.directory.load().version
     }
 
     /// Replaces the snapshot.
     pub fn store(&self, directory: Directory) {
-        self.0.store(Arc::new(directory));
+        self.0.directory.store(Arc::new(directory));
+    }
+
+    /// The current block list.
+    pub fn blocklist(&self) -> Arc<BlockList> {
+        self.0.blocklist.load_full()
+    }
+
+    /// The current block list's version (no reference taken).
+    pub fn blocklist_version(&self) -> i64 {
+        self.0.blocklist.load().version()
+    }
+
+    /// Replaces the block list.
+    pub fn store_blocklist(&self, blocklist: BlockList) {
+        self.0.blocklist.store(Arc::new(blocklist));
     }
 }
 

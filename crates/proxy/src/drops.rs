@@ -23,8 +23,11 @@ pub(crate) struct Drops {
     networks: Vec<IpNet>,
     /// To let customers' and carriers' addresses inside a blocked network through.
     directory: Arc<Directory>,
-    /// The live configuration: once its version moves past `directory`'s, the list may be
-    /// stale (a block removed) and is not used until the engine rebuilds it.
+    /// The block-list version the list was built from.
+    blocks_version: i64,
+    /// The live configuration and block list: once either version moves past the ones the
+    /// list was built from, the list may be stale (a block removed, a customer added) and
+    /// is not used until the engine rebuilds it.
     source: crate::DirectorySource,
     /// The first entry's expiry: past it the list is stale and not used.
     valid_until: Option<Instant>,
@@ -36,7 +39,7 @@ impl Drops {
     pub(crate) fn new(
         hosts: impl IntoIterator<Item = IpAddr>,
         networks: Vec<IpNet>,
-        (directory, source): (Arc<Directory>, crate::DirectorySource),
+        (directory, blocks_version, source): (Arc<Directory>, i64, crate::DirectorySource),
         valid_until: Option<Instant>,
     ) -> Drops {
         let hosts = hosts
@@ -48,6 +51,7 @@ impl Drops {
             hosts,
             networks,
             directory,
+            blocks_version,
             source,
             valid_until,
         }
@@ -56,7 +60,9 @@ impl Drops {
     /// Whether the list may be used at `now` (not stale: no entry expired, no newer
     /// configuration). Checked once per batch of datagrams.
     pub(crate) fn usable(&self, now: Instant) -> bool {
-        self.valid_until.is_none_or(|t| now < t) && self.source.version() == self.directory.version
+        self.valid_until.is_none_or(|t| now < t)
+            && self.source.blocklist_version() == self.blocks_version
+            && self.source.version() == self.directory.version
     }
 
     /// Whether a datagram from `ip` is dropped unread (the list being [`Self::usable`]).

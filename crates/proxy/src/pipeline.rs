@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use cluster::{Limiter, Minutes, Period, RESERVED_MS, Scope};
 
 use domain::{
-    Carrier, Customer, CustomerId, CustomerStatus, Directory, Health, LimitKind, Money,
+    BlockList, Carrier, Customer, CustomerId, CustomerStatus, Directory, Health, LimitKind, Money,
     PrefixVerdict, RoutingMode, Settings,
 };
 
@@ -191,7 +191,7 @@ impl FailureCounter {
 pub(crate) struct PendingBlocks {
     /// End (epoch ms) and kind of each pending block.
     until: HashMap<IpAddr, (i64, &'static str)>,
-    /// The directory version last swept against.
+    /// The block-list version last swept against.
     swept: i64,
 }
 
@@ -218,26 +218,26 @@ impl PendingBlocks {
         self.until.iter().map(|(ip, (end, _))| (*ip, *end))
     }
 
-    /// Drops the blocks that ended and, on a new directory version, those it holds.
-    pub(crate) fn sweep(&mut self, directory: &Directory, now_ms: i64) {
+    /// Drops the blocks that ended and, on a new block-list version, those it holds.
+    pub(crate) fn sweep(&mut self, blocks: &BlockList, now_ms: i64) {
         if self.until.is_empty() {
             return;
         }
-        let new_version = directory.version != self.swept;
-        self.swept = directory.version;
+        let new_version = blocks.version() != self.swept;
+        self.swept = blocks.version();
         self.until.retain(|ip, (end, _)| {
-            *end > now_ms && !(new_version && directory.blocklist.blocking(*ip, now_ms).is_some())
+            *end > now_ms && !(new_version && blocks.blocking(*ip, now_ms).is_some())
         });
     }
 
     /// The kind of pending block on `ip`, if any (after a [`sweep`](Self::sweep)).
     pub(crate) fn blocking(
         &mut self,
-        directory: &Directory,
+        blocks: &BlockList,
         ip: IpAddr,
         now_ms: i64,
     ) -> Option<&'static str> {
-        self.sweep(directory, now_ms);
+        self.sweep(blocks, now_ms);
         self.until
             .get(&aggregate(ip))
             .filter(|(end, _)| *end > now_ms)
@@ -728,26 +728,24 @@ mod tests {
     }
 
     #[test]
-    fn pending_blocks_hold_until_the_directory_has_them_or_the_grace_ends() {
+    fn pending_blocks_hold_until_the_block_list_has_them_or_the_grace_ends() {
         let ip: IpAddr = "198.51.100.7".parse().unwrap();
-        let empty = Directory::new(1, vec![], vec![]);
+        let empty = BlockList::default().at_version(1);
         let mut p = PendingBlocks::default();
         assert!(p.add(ip, "flood", 1_000));
         assert!(!p.add(ip, "flood", 1_100), "already held");
         assert_eq!(p.blocking(&empty, ip, 2_000), Some("flood"));
         // The store's entry arrives in version 2: dropped, the store decides from now on
         // (a later removal in version 3 lifts it at once).
-        let with_entry =
-            Directory::new(2, vec![], vec![]).with_blocklist(domain::BlockList::new(vec![
-                domain::Block {
-                    network: "198.51.100.7/32".parse().unwrap(),
-                    reason: "flood".into(),
-                    source: "flood".into(),
-                    expires_ms: None,
-                },
-            ]));
+        let with_entry = BlockList::new(vec![domain::Block {
+            network: "198.51.100.7/32".parse().unwrap(),
+            reason: "flood".into(),
+            source: "flood".into(),
+            expires_ms: None,
+        }])
+        .at_version(2);
         assert_eq!(p.blocking(&with_entry, ip, 2_100), None);
-        let removed = Directory::new(3, vec![], vec![]);
+        let removed = BlockList::default().at_version(3);
         assert_eq!(p.blocking(&removed, ip, 2_200), None);
         // A version without the entry keeps it, until the grace ends.
         assert!(p.add(ip, "auth_fail", 10_000));

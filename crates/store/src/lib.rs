@@ -16,7 +16,8 @@
 //!   On PostgreSQL a column's width follows the Rust type bound to it (INTEGER ↔ `i32`,
 //!   BIGINT ↔ `i64`), because the Any driver sends typed parameters.
 //! - `config_version` is bumped by triggers, so any writer of the database (an admin's
-//!   `psql`, a future web panel) makes the proxy reload.
+//!   `psql`, a future web panel) makes the proxy reload; the block list has a version of
+//!   its own (`blocklist_version`), so a block reloads the block list alone.
 //!
 //! The sqlx build has no TLS feature for now: `postgres://` URLs must use a server reachable
 //! without TLS (`sslmode=disable` or `prefer`). Add `tls-rustls-ring` to the workspace's sqlx
@@ -145,6 +146,15 @@ const CDR_COLUMNS: &str = "id, call_id, customer_id, carrier_id, carrier_addr, s
 const CDR_COLUMN_COUNT: usize = 30;
 
 /// The database: configuration (customers, carriers) and call records.
+/// What the switch polls to know when to reload: the configuration version (customers,
+/// carriers, plans, rates, settings, whitelist) and the block list's, each bumped by
+/// triggers whoever writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Versions {
+    pub config: i64,
+    pub blocklist: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
@@ -637,15 +647,40 @@ impl Store {
         version_on(&mut conn).await
     }
 
+    /// The configuration version and the block list's (see [`Versions`]), in one read:
+    /// what the switch polls.
+    pub async fn versions(&self) -> Result<Versions, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let (config, blocklist): (i64, i64) = sqlx::query_as(
+            "SELECT c.version, b.version FROM config_version c, blocklist_version b \
+             WHERE c.id = 1 AND b.id = 1",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(Versions { config, blocklist })
+    }
+
+    /// The block list with its version, read in one transaction (a snapshot of its own,
+    /// apart from the directory: see [`BlockList`]).
+    pub async fn load_blocklist(&self) -> Result<BlockList, StoreError> {
+        let mut tx = self.begin_read().await?;
+        let version: i64 = sqlx::query_scalar("SELECT version FROM blocklist_version WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        let blocks = blocks_on(&mut tx).await?;
+        tx.commit().await?;
+        Ok(BlockList::new(blocks).at_version(version))
+    }
+
     /// The directory snapshot: the version, customers and carriers read in one transaction,
-    /// so the version describes exactly the data read.
+    /// so the version describes exactly the data read. (The block list is read on its own:
+    /// [`Self::load_blocklist`].)
     pub async fn load_directory(&self) -> Result<Directory, StoreError> {
         let mut tx = self.begin_read().await?;
         let version = version_on(&mut tx).await?;
         let customers = customers_on(&mut tx).await?;
         let carriers = carriers_on(&mut tx).await?;
         let settings = settings_on(&mut tx).await?;
-        let blocks = blocks_on(&mut tx).await?;
         let whitelist = whitelist_on(&mut tx).await?;
         let plans = routing::dial_plans_on(&mut tx).await?;
         let (carrier_rates, customer_rates) = routing::rates_on(&mut tx).await?;
@@ -654,7 +689,6 @@ impl Store {
         tx.commit().await?;
         Ok(Directory::new(version, customers, carriers)
             .with_settings(settings)
-            .with_blocklist(BlockList::new(blocks))
             .with_whitelist(whitelist.into_iter().map(|(net, _)| net).collect())
             .with_dial_plans(plans)
             .with_rates(carrier_rates, customer_rates)

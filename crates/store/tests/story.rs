@@ -476,7 +476,18 @@ async fn story(url: &str, backend: Backend) {
     // one, yes.
     let by_hand: IpNet = "198.51.100.7/32".parse().unwrap();
     let flooder: IpNet = "198.51.100.8/32".parse().unwrap();
+    let before = store.versions().await.unwrap();
     store.add_block(by_hand, "by hand", None).await.unwrap();
+    // A block moves the block list's version only: the configuration is not reloaded.
+    let after = store.versions().await.unwrap();
+    assert_eq!(after.config, before.config);
+    assert!(
+        after.blocklist > before.blocklist,
+        "{before:?} -> {after:?}"
+    );
+    let list = store.load_blocklist().await.unwrap();
+    assert_eq!(list.version(), after.blocklist);
+    assert!(list.blocking("198.51.100.7".parse().unwrap(), 0).is_some());
     let later = 4_000_000_000_000;
     store
         .add_auto_block(by_hand, "flood", "flood: auto", later)

@@ -903,10 +903,11 @@ async fn status(settings: &Settings, format: StatusFormat) -> Result<(), String>
         Err(_) => None,
     };
     let mut out = format!(
-        "calls in progress: {}{}\nconfiguration version: {}\n",
+        "calls in progress: {}{}\nconfiguration version: {}, block list version: {}\n",
         report.calls,
         if report.draining { " (draining)" } else { "" },
-        report.config_version
+        report.config_version,
+        report.blocklist_version
     );
     if report.cdr_log_failed {
         let _ = writeln!(

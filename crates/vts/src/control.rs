@@ -21,6 +21,10 @@ pub(crate) struct StatusReport {
     pub(crate) draining: bool,
     /// The configuration version of the snapshot the switch is using.
     pub(crate) config_version: i64,
+    /// The block-list version of the snapshot the switch is using (a list of its own:
+    /// blocks do not reload the configuration).
+    #[serde(default)]
+    pub(crate) blocklist_version: i64,
     pub(crate) by_customer: BTreeMap<i64, u32>,
     pub(crate) by_carrier: BTreeMap<i64, u32>,
     /// Each active carrier's health from the OPTIONS probes: up, suspect or down.
@@ -244,6 +248,7 @@ async fn answer(
                 calls: s.calls,
                 draining: s.draining,
                 config_version: directory.load().version,
+                blocklist_version: directory.blocklist_version(),
                 by_customer: s.by_customer.iter().map(|(k, v)| (k.0, *v)).collect(),
                 by_carrier: s.by_carrier.iter().map(|(k, v)| (k.0, *v)).collect(),
                 health: s.health.iter().map(|(k, v)| (k.0, v.to_string())).collect(),

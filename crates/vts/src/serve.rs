@@ -21,6 +21,12 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
     let stop = shutdown_signal()?;
     let directory = store.load_directory().await.map_err(|e| e.to_string())?;
     let source = DirectorySource::new(directory);
+    source.store_blocklist(
+        store
+            .load_blocklist()
+            .await
+            .map_err(|e| format!("cannot read the block list: {e}"))?,
+    );
     let balances = BalanceSource::new(
         store
             .balances()

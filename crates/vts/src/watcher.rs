@@ -1,13 +1,14 @@
 //! Keeps the engine's directory snapshot current: polls the store's configuration version
 //! (bumped by database triggers on every change, whoever writes) and swaps in a new snapshot
-//! when it moves. Changes reach the running switch within one poll interval plus one load.
+//! when it moves; the block list, which has a version of its own, is reloaded alone when
+//! only it moved. Changes reach the running switch within one poll interval plus one load.
 //! Balances (which every charge changes) are read on their own, once a second.
 
 use std::time::Duration;
 
 use proxy::{BalanceSource, DirectorySource};
 use store::Store;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub(crate) const POLL: Duration = Duration::from_millis(250);
 
@@ -44,17 +45,36 @@ pub(crate) async fn run(store: Store, directory: DirectorySource, balances: Bala
                 Err(e) => warn!(error = %e, "cannot remove expired block-list entries"),
             }
         }
-        match store.config_version().await {
-            Ok(v) if v == version => {}
-            Ok(_) => match store.load_directory().await {
+        let versions = match store.versions().await {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(error = %e, "cannot read the configuration version");
+                continue;
+            }
+        };
+        if versions.config != version {
+            match store.load_directory().await {
                 Ok(d) => {
                     info!(from = version, to = d.version, "configuration reloaded");
                     version = d.version;
                     directory.store(d);
                 }
                 Err(e) => warn!(error = %e, "configuration reload failed; keeping the current one"),
-            },
-            Err(e) => warn!(error = %e, "cannot read the configuration version"),
+            }
+        }
+        // The block list alone: an automatic block does not reload the configuration.
+        if versions.blocklist != directory.blocklist_version() {
+            match store.load_blocklist().await {
+                Ok(list) => {
+                    debug!(
+                        to = list.version(),
+                        entries = list.len(),
+                        "block list reloaded"
+                    );
+                    directory.store_blocklist(list);
+                }
+                Err(e) => warn!(error = %e, "block list reload failed; keeping the current one"),
+            }
         }
     }
 }

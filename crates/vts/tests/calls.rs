@@ -749,6 +749,7 @@ fn a_flooding_stranger_is_blocked_in_the_store_until_removed() {
     c.vts
         .cli(&["settings", "set", "security.flood_threshold", "10"]);
     let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
+    let (config, blocklist) = c.vts.versions();
     let stranger = Raw::bind("127.0.0.9");
     let replies = options_burst(&stranger, at(c.switch_port), 60);
     let ok = count(&replies, "SIP/2.0 200");
@@ -782,6 +783,12 @@ fn a_flooding_stranger_is_blocked_in_the_store_until_removed() {
         .find(|l| l.contains("127.0.0.9/32"))
         .unwrap_or_else(|| panic!("no flood block:\n{blocks}"));
     assert!(line.contains("flood"), "{line}");
+    // It reaches the switch as a change of the block list alone: customers, carriers and
+    // rates are not reloaded for a block.
+    let now = c
+        .vts
+        .await_versions("the flood block", |(_, b)| b > blocklist);
+    assert_eq!(now.0, config, "a block must not reload the configuration");
     // The customer's calls are not the stranger's problem.
     let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "u1", 1);
     let (ok, err) = uac("uac_call.xml", at(c.switch_port), "u1", 1, 1, free_port());

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use domain::{CallEvent, CallRef, Cap, Directory, SwitchEvent, Transport};
+use domain::{BlockList, CallEvent, CallRef, Cap, Directory, SwitchEvent, Transport};
 use sip_message::sanity::{self, Reject as Sanity};
 use sip_message::{Message, Method, build, parse_datagram, parse_stream_message};
 use sip_transaction::{
@@ -295,7 +295,7 @@ pub(crate) struct Engine {
     /// Sources the UDP tasks drop unread, the directory version it was built from, when it
     /// goes stale, and whether the engine's own blocks changed since.
     drops: crate::drops::SharedDrops,
-    drops_version: Option<i64>,
+    drops_version: Option<(i64, i64)>,
     drops_valid_until: Option<Instant>,
     drops_dirty: bool,
     /// While sources are dropped unread: when to look at the directory again (a removed
@@ -642,17 +642,17 @@ impl Engine {
 
     fn handle_timeout(&mut self, now: Instant) {
         if self.pending_check.is_some_and(|t| t <= now) {
-            let directory = self.directory.load();
-            self.pending_blocks
-                .sweep(&directory, self.clock.epoch_ms(now));
+            let blocks = self.directory.blocklist();
+            self.pending_blocks.sweep(&blocks, self.clock.epoch_ms(now));
             self.drops_dirty = true;
             self.pending_check =
                 (!self.pending_blocks.is_empty()).then(|| now + PENDING_BLOCK_CHECK);
         }
         if self.drops_check.is_some_and(|t| t <= now) {
             let directory = self.directory.load();
+            let blocks = self.directory.blocklist();
             self.drops_check = None;
-            self.refresh_drops(&directory, now);
+            self.refresh_drops(&directory, &blocks, now);
             if self.drops_check.is_none() && self.drops.load().is_some() {
                 self.drops_check = Some(now + DROPS_CHECK);
             }
@@ -730,11 +730,12 @@ impl Engine {
 
     fn handle_message(&mut self, now: Instant, data: Bytes, peer: Peer) {
         let directory = self.directory.load();
-        self.refresh_drops(&directory, now);
+        let blocks = self.directory.blocklist();
+        self.refresh_drops(&directory, &blocks, now);
         let now_ms = self.clock.epoch_ms(now);
         // A blocked stranger's datagrams are dropped before parsing (customers and carriers
         // go on: a block never cuts a call already up; see `handle_request`).
-        if self.is_blocked(&directory, peer.addr.ip(), now_ms)
+        if self.is_blocked(&blocks, peer.addr.ip(), now_ms)
             && !directory.is_known(peer.addr.ip())
             && !self.blocked_replies.due(peer.addr.ip(), now)
         {
@@ -771,16 +772,17 @@ impl Engine {
 
     /// Rebuilds the list of sources the UDP tasks drop unread when the block list, the
     /// engine's own blocks or an entry's expiry changed it.
-    fn refresh_drops(&mut self, directory: &Arc<Directory>, now: Instant) {
+    fn refresh_drops(&mut self, directory: &Arc<Directory>, blocks: &BlockList, now: Instant) {
+        let versions = (directory.version, blocks.version());
         let stale = self.drops_dirty
-            || self.drops_version != Some(directory.version)
+            || self.drops_version != Some(versions)
             || self.drops_valid_until.is_some_and(|t| now >= t);
         if !stale {
             return;
         }
         let now_ms = self.clock.epoch_ms(now);
         let (mut hosts, mut networks, mut until) = (Vec::new(), Vec::new(), None::<i64>);
-        for b in directory.blocklist.live(now_ms) {
+        for b in blocks.live(now_ms) {
             let net = b.network.trunc();
             if net.prefix_len() == net.max_prefix_len() {
                 hosts.push(net.addr());
@@ -802,34 +804,31 @@ impl Engine {
         if hosts.is_empty() && networks.is_empty() {
             self.drops.store(None);
         } else {
-            let snapshot = (directory.clone(), self.directory.clone());
+            let snapshot = (directory.clone(), blocks.version(), self.directory.clone());
             let d = crate::drops::Drops::new(hosts, networks, snapshot, valid_until);
             self.drops.store(Some(Arc::new(d)));
         }
-        self.drops_version = Some(directory.version);
+        self.drops_version = Some(versions);
         self.drops_valid_until = valid_until;
         self.drops_dirty = false;
         self.drops_check = self.drops.load().is_some().then(|| now + DROPS_CHECK);
     }
 
     /// Whether `ip` is blocked (the allocation-free check of every datagram).
-    fn is_blocked(&mut self, directory: &Directory, ip: IpAddr, now_ms: i64) -> bool {
-        directory.blocklist.blocking(ip, now_ms).is_some()
+    fn is_blocked(&mut self, blocks: &BlockList, ip: IpAddr, now_ms: i64) -> bool {
+        blocks.blocking(ip, now_ms).is_some()
             || (!self.pending_blocks.is_empty()
-                && self
-                    .pending_blocks
-                    .blocking(directory, ip, now_ms)
-                    .is_some())
+                && self.pending_blocks.blocking(blocks, ip, now_ms).is_some())
     }
 
     /// The block covering `ip`, if any: the store's list or a block the engine holds
     /// until the store's entry arrives.
-    fn blocked(&mut self, directory: &Directory, ip: IpAddr, now_ms: i64) -> Option<String> {
-        if let Some(b) = directory.blocklist.blocking(ip, now_ms) {
+    fn blocked(&mut self, blocks: &BlockList, ip: IpAddr, now_ms: i64) -> Option<String> {
+        if let Some(b) = blocks.blocking(ip, now_ms) {
             return Some(b.reason.clone());
         }
         self.pending_blocks
-            .blocking(directory, ip, now_ms)
+            .blocking(blocks, ip, now_ms)
             .map(str::to_string)
     }
 
@@ -901,7 +900,8 @@ impl Engine {
         // Requests of a dialog the switch carries pass: a BYE from a source blocked
         // mid-call must still end the call at the carrier (a block stops new traffic; it
         // never keeps a billed call up).
-        if let Some(reason) = self.blocked(&directory, ip, now_ms)
+        let blocks = self.directory.blocklist();
+        if let Some(reason) = self.blocked(&blocks, ip, now_ms)
             && dialog.is_none()
         {
             self.guards.count(Counter::BlockedDropped);
@@ -1026,7 +1026,9 @@ impl Engine {
     fn is_loop(&self, msg: &Message) -> bool {
         // Almost no request carries our prefix anywhere: one search of the bytes before any
         // Via is parsed.
-        if memchr::memmem::find(msg.raw(), wire::BRANCH_PREFIX).is_none() {
+        static PREFIX: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(wire::BRANCH_PREFIX));
+        if PREFIX.find(msg.raw()).is_none() {
             return false;
         }
         let h = msg.headers();

@@ -161,17 +161,37 @@ impl Vts {
         self.status()["config_version"].as_i64().unwrap()
     }
 
-    /// Runs a CLI change and waits (bounded) until the running switch uses it: the event
-    /// to await instead of sleeping.
+    /// The versions of the configuration and of the block list the running switch uses.
+    pub(crate) fn versions(&self) -> (i64, i64) {
+        let s = self.status();
+        (
+            s["config_version"].as_i64().unwrap(),
+            s["blocklist_version"].as_i64().unwrap(),
+        )
+    }
+
+    /// Runs a CLI change (of the configuration or the block list) and waits (bounded) until
+    /// the running switch uses it: the event to await instead of sleeping.
     pub(crate) fn change(&self, args: &[&str]) {
-        let before = self.config_version();
+        let before = self.versions();
         self.cli(args);
+        self.await_versions(&format!("vts {args:?}"), |v| v != before);
+    }
+
+    /// Waits (bounded: 5 s) until the versions the running switch uses pass `done`; returns
+    /// them.
+    pub(crate) fn await_versions(
+        &self,
+        what: &str,
+        done: impl Fn((i64, i64)) -> bool,
+    ) -> (i64, i64) {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while self.config_version() == before {
-            assert!(
-                Instant::now() < deadline,
-                "vts {args:?} never reached the switch"
-            );
+        loop {
+            let v = self.versions();
+            if done(v) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{what} never reached the switch");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
