@@ -483,6 +483,86 @@ fn the_switch_stays_in_the_path_when_the_carrier_drops_record_route() {
     );
 }
 
+/// The same with a real, compliant customer UA (Debian's baresip, which follows the 200's
+/// Contact as RFC 3261 says): baresip dials the switch, the call is answered by sipp's
+/// built-in UAS (no Record-Route in its 2xx), and baresip hangs up when it quits 4 s after
+/// it starts. Asserts: baresip saw the call established and terminated; the carrier got the
+/// BYE (sipp's one call ends successfully) through the switch; the CDR is hung up by the
+/// caller and billed no longer than baresip ran, not until shutdown.
+#[test]
+fn baresip_hangs_up_through_the_switch_when_the_carrier_drops_record_route() {
+    let w = world(&[]);
+    let serve = w.vts.serve(&[format!("udp:{}", w.switch)]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut uas = std::process::Command::new("sipp")
+        .current_dir(dir.path())
+        .args(["-sn", "uas", "-i", "127.0.0.1", "-p"])
+        .arg(w.carrier_port.to_string())
+        .args(["-m", "1", "-nostdin"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ua_port = free_port();
+    // A sine source (48 kHz stereo is all ausine makes), no audio player: no sound device.
+    std::fs::write(
+        dir.path().join("config"),
+        format!(
+            "sip_listen 127.0.0.1:{ua_port}\nsip_transports udp\n\
+             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule ausine.so\n\
+             module_app account.so\nmodule_app menu.so\naudio_source ausine,440\n\
+             ausrc_srate 48000\nausrc_channels 2\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("accounts"),
+        "<sip:912013022@127.0.0.1>;regint=0\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = std::process::Command::new("baresip")
+        .arg("-f")
+        .arg(dir.path())
+        .args([
+            "-e",
+            &format!("/dial sip:34911234567@{}", w.switch),
+            "-t",
+            "4",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("baresip is not installed: run scripts/test (it installs Debian's baresip-core)");
+    let ran = started.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Call established"), "baresip:\n{text}");
+    assert!(text.contains("terminated"), "baresip:\n{text}");
+    let deadline = Instant::now() + WAIT;
+    let carrier = loop {
+        if let Some(status) = uas.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = uas.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        carrier.is_some_and(|s| s.success()),
+        "the carrier's call never ended with the BYE: {carrier:?}\n{}",
+        serve.log_text()
+    );
+    assert!(serve.stop().success());
+    let cdr = only_cdr(&w.vts);
+    assert_eq!(cdr["hangup"], "caller", "{cdr:#}");
+    let billable = int(&cdr, "billable_ms");
+    assert!(
+        billable > 0 && billable <= ran.as_millis() as i64,
+        "billed {billable} ms of a baresip run of {ran:?}"
+    );
+}
+
 /// Sends: 20 short calls (held 1 s) with T1 = 100 ms, so an ended call is forgotten 7.4 s
 /// after its end. Asserts: once they are forgotten, the engine holds no call and no call
 /// timer (before, each call's 4-hour max-duration timer stayed for 4 hours).
