@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use cluster::{AccountingGate, BalanceSource, DirectorySource};
+use domain::now_ms;
 use domain::{CallEvent, Cdr};
-use proxy::{AccountingGate, BalanceSource, DirectorySource};
 use store::{Store, StoreError};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
@@ -30,21 +31,21 @@ const CRASH_REASON: &str = "Closed on restart (switch stopped without ending it)
 
 /// Where CDRs go: the store, and the balances whose held charges a commit releases.
 #[derive(Clone)]
-pub(crate) struct Sink {
-    pub(crate) store: Store,
-    pub(crate) balances: BalanceSource,
+pub struct Sink {
+    pub store: Store,
+    pub balances: BalanceSource,
     /// Closed while the log is at its bound or failing.
-    pub(crate) gate: AccountingGate,
+    pub gate: AccountingGate,
     /// Where CDRs the database refuses go (`DATA_DIR/quarantine`).
-    pub(crate) quarantine: PathBuf,
+    pub quarantine: PathBuf,
     /// What `vts status` shows of accounting.
-    pub(crate) state: CdrState,
+    pub state: CdrState,
 }
 
 /// How accounting is doing, for `vts status`: CDRs in the quarantine, and whether the
 /// write-ahead log is failing (admission closed).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct CdrState(Arc<CdrStateInner>);
+pub struct CdrState(Arc<CdrStateInner>);
 
 #[derive(Debug, Default)]
 struct CdrStateInner {
@@ -54,12 +55,12 @@ struct CdrStateInner {
 
 impl CdrState {
     /// CDRs the quarantine file holds.
-    pub(crate) fn quarantined(&self) -> u64 {
+    pub fn quarantined(&self) -> u64 {
         self.0.quarantined.load(Ordering::Relaxed)
     }
 
     /// Whether the write-ahead log is failing (new calls are refused).
-    pub(crate) fn log_failed(&self) -> bool {
+    pub fn log_failed(&self) -> bool {
         self.0.log_failed.load(Ordering::Relaxed)
     }
 }
@@ -118,13 +119,17 @@ impl Job {
 /// How much accounting holds: CDRs per database write, CDRs in memory while the database
 /// is away, and the write-ahead log's bound on disk.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    pub(crate) batch: usize,
-    pub(crate) memory_queue: usize,
-    pub(crate) log_max_bytes: u64,
+pub struct Limits {
+    pub batch: usize,
+    pub memory_queue: usize,
+    pub log_max_bytes: u64,
 }
 
-pub(crate) async fn run(
+/// Runs accounting until `events` closes (the engine stopped), then writes every CDR it
+/// holds; returns how many CDRs it wrote. The log lives in `wal_dir` (the calls-seen
+/// counts beside it), recovered first: CDRs of a previous run not committed are written,
+/// calls it left open are closed.
+pub async fn run(
     sink: Sink,
     directory: DirectorySource,
     mut events: mpsc::UnboundedReceiver<CallEvent>,
@@ -589,12 +594,6 @@ fn recover(
     }
     *pending = all;
     Ok(wal)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// While the database refuses writes: when to try again (100 ms, doubling to 5 s), and the

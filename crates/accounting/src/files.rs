@@ -11,12 +11,12 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Mode of the data directory and the directories in it.
-pub(crate) const DIR_MODE: u32 = 0o700;
+pub const DIR_MODE: u32 = 0o700;
 /// Mode of every file in the data directory.
-pub(crate) const FILE_MODE: u32 = 0o600;
+pub const FILE_MODE: u32 = 0o600;
 
 /// Creates `dir` (and its parents) 0700; an existing one is set to 0700.
-pub(crate) fn private_dir(dir: &Path) -> io::Result<()> {
+pub fn private_dir(dir: &Path) -> io::Result<()> {
     DirBuilder::new()
         .recursive(true)
         .mode(DIR_MODE)
@@ -29,7 +29,7 @@ pub(crate) fn private_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Opens `path` for appending, created 0600.
-pub(crate) fn private_append(path: &Path) -> io::Result<File> {
+pub fn private_append(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .create(true)
         .append(true)
@@ -38,7 +38,7 @@ pub(crate) fn private_append(path: &Path) -> io::Result<File> {
 }
 
 /// Creates (or truncates) `path` for writing, 0600.
-pub(crate) fn private_create(path: &Path) -> io::Result<File> {
+pub fn private_create(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()
         .create(true)
         .write(true)
@@ -51,7 +51,7 @@ pub(crate) fn private_create(path: &Path) -> io::Result<File> {
 }
 
 /// Sets `path` to 0600 when it exists (files made by an older version or another tool).
-pub(crate) fn make_private(path: &Path) -> io::Result<()> {
+pub fn make_private(path: &Path) -> io::Result<()> {
     match std::fs::metadata(path) {
         Ok(m) if m.permissions().mode() & 0o777 != FILE_MODE => {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(FILE_MODE))

@@ -19,21 +19,21 @@ const FILE: &str = "cdrs.jsonl";
 
 /// One refused CDR.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Entry {
+pub struct Entry {
     /// When it was quarantined (epoch ms).
-    pub(crate) at_ms: i64,
+    pub at_ms: i64,
     /// What the database said.
-    pub(crate) error: String,
-    pub(crate) cdr: Cdr,
+    pub error: String,
+    pub cdr: Cdr,
 }
 
 /// The quarantine directory of a data directory.
-pub(crate) fn dir_in(data_dir: &Path) -> PathBuf {
+pub fn dir_in(data_dir: &Path) -> PathBuf {
     data_dir.join("quarantine")
 }
 
 /// Appends `entries` and syncs the file (and the directory, when the file is new).
-pub(crate) fn append(dir: &Path, entries: &[Entry]) -> io::Result<()> {
+pub fn append(dir: &Path, entries: &[Entry]) -> io::Result<()> {
     files::private_dir(dir)?;
     let path = dir.join(FILE);
     let new = !path.exists();
@@ -53,7 +53,7 @@ pub(crate) fn append(dir: &Path, entries: &[Entry]) -> io::Result<()> {
 
 /// Every entry in the file, oldest first, and how many lines could not be read (a torn
 /// last line after a crash). No file: none.
-pub(crate) fn read(dir: &Path) -> io::Result<(Vec<Entry>, usize)> {
+pub fn read(dir: &Path) -> io::Result<(Vec<Entry>, usize)> {
     let file = match File::open(dir.join(FILE)) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
@@ -74,6 +74,6 @@ pub(crate) fn read(dir: &Path) -> io::Result<(Vec<Entry>, usize)> {
 }
 
 /// How many CDRs the file holds (0 when it cannot be read).
-pub(crate) fn count(dir: &Path) -> u64 {
+pub fn count(dir: &Path) -> u64 {
     read(dir).map_or(0, |(e, _)| e.len() as u64)
 }

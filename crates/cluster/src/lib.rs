@@ -2,7 +2,10 @@
 //!
 //! Runtime state that several switch nodes will share: rate limits ([`Limiter`]), channel
 //! reservations held as leases keyed by call ([`Channels`], [`Lease`]) and minutes used
-//! ([`Minutes`]). The SIP engine sees them only through these traits, so that Redis
+//! ([`Minutes`]); and the state the parts of one node share without importing each other:
+//! the configuration and block-list snapshots ([`DirectorySource`]), balances
+//! ([`BalanceSource`]), the accounting gate ([`AccountingGate`]) and the live status
+//! ([`Status`]). The SIP engine sees them only through these traits, so that Redis
 //! implementations (a Lua GCRA per key; sorted sets of leases renewed while calls live)
 //! can take the place of the in-process ones without touching the proxy.
 //!
@@ -11,9 +14,13 @@
 
 mod channels;
 mod minutes;
+mod snapshots;
+pub mod status;
 
 pub use channels::{ChannelScope, Channels, Lease, LocalChannels};
 pub use minutes::{LocalMinutes, Minutes, Period, RESERVED_MS};
+pub use snapshots::{AccountingGate, BalanceSource, DirectorySource};
+pub use status::{Status, StatusHandle};
 
 use std::collections::HashMap;
 use std::net::IpAddr;

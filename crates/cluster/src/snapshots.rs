@@ -1,7 +1,9 @@
-//! The configuration snapshot the engine reads: an `Arc<Directory>` behind an `ArcSwap`. A
-//! writer (the store watcher in `vts`) builds a new snapshot and swaps it; readers never
-//! block and never see a half-built one. The block list is a snapshot of its own beside it
-//! (automatic blocks change it often; they must not rebuild the directory).
+//! The snapshots the engine reads and other parts of the switch keep current: the
+//! configuration (an `Arc<Directory>` behind an `ArcSwap`) with the block list beside it,
+//! the customers' balances, and the accounting gate. A writer (the store watcher in `vts`)
+//! builds a new snapshot and swaps it; readers never block and never see a half-built one.
+//! The block list is a snapshot of its own (automatic blocks change it often; they must not
+//! rebuild the directory).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

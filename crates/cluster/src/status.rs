@@ -20,7 +20,8 @@ pub struct Status {
 /// The reading side of the status channel.
 pub type StatusHandle = watch::Receiver<Status>;
 
-pub(crate) fn channel() -> (watch::Sender<Status>, StatusHandle) {
+/// A status channel: the engine writes, `vts status` (and later the API) reads.
+pub fn channel() -> (watch::Sender<Status>, StatusHandle) {
     watch::channel(Status::default())
 }
 
@@ -34,18 +35,18 @@ fn bump<K: Ord>(map: &mut BTreeMap<K, u32>, key: K, up: bool) {
 }
 
 impl Status {
-    pub(crate) fn call_started(&mut self, customer: CustomerId) {
+    pub fn call_started(&mut self, customer: CustomerId) {
         self.calls += 1;
         bump(&mut self.by_customer, customer, true);
     }
 
-    pub(crate) fn call_ended(&mut self, customer: CustomerId) {
+    pub fn call_ended(&mut self, customer: CustomerId) {
         self.calls = self.calls.saturating_sub(1);
         bump(&mut self.by_customer, customer, false);
         self.by_customer.retain(|_, n| *n > 0);
     }
 
-    pub(crate) fn carrier_changed(&mut self, from: Option<CarrierId>, to: Option<CarrierId>) {
+    pub fn carrier_changed(&mut self, from: Option<CarrierId>, to: Option<CarrierId>) {
         if let Some(c) = from {
             bump(&mut self.by_carrier, c, false);
         }

@@ -8,8 +8,7 @@ use ipnet::IpNet;
 
 use crate::dialplan::{DialPlan, DialPlanId};
 use crate::party::{Carrier, CarrierId, Customer, CustomerId};
-use crate::rates::RateTable;
-use crate::rating::{RatePlan, RatePlanId};
+use crate::rates::{RatePlan, RatePlanId, RateTable};
 use crate::settings::Settings;
 
 /// Customers by source address and carriers in routing order.

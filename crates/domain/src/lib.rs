@@ -33,8 +33,7 @@ pub use party::{
     BillingMode, Carrier, CarrierId, Customer, CustomerId, CustomerStatus, PrefixVerdict,
     RoutingMode, Transport, checked_prefix,
 };
-pub use rates::{Money, Rate, RateTable};
-pub use rating::{RatePlan, RatePlanId};
+pub use rates::{Money, Rate, RatePlan, RatePlanId, RateTable};
 pub use settings::{Setting, Settings};
 pub use spend::{LiveCall, Spending};
-pub use zone::Zone;
+pub use zone::{Zone, now_ms};

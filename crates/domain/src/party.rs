@@ -120,7 +120,7 @@ pub struct Customer {
     pub routing: RoutingMode,
     /// Sell rates for destinations the customer has no own rate for.
     #[serde(default)]
-    pub rate_plan: Option<crate::rating::RatePlanId>,
+    pub rate_plan: Option<crate::rates::RatePlanId>,
     /// Whether calls draw on a balance.
     #[serde(default)]
     pub billing: BillingMode,

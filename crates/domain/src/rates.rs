@@ -117,6 +117,21 @@ impl RateTable {
     }
 }
 
+/// A rate plan's id in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RatePlanId(pub i64);
+
+/// Sell rates shared by customers, with a markup for destinations it has no rate for.
+#[derive(Debug, Clone)]
+pub struct RatePlan {
+    pub id: RatePlanId,
+    pub name: String,
+    /// Price = cost × (1 + markup_ppm / 1,000,000) where the plan has no rate.
+    pub markup_ppm: u32,
+    pub rates: RateTable,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,27 +2,10 @@
 //! docs/CDR.md): cost from the carrier's rate, price from the customer's own rate, else its
 //! rate plan's rate, else the plan's markup on cost. Integer money only.
 
-use serde::{Deserialize, Serialize};
-
 use crate::call::Cdr;
 use crate::directory::Directory;
 use crate::party::{CarrierId, CustomerId};
-use crate::rates::{Money, Rate, RateTable};
-
-/// A rate plan's id in the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RatePlanId(pub i64);
-
-/// Sell rates shared by customers, with a markup for destinations it has no rate for.
-#[derive(Debug, Clone)]
-pub struct RatePlan {
-    pub id: RatePlanId,
-    pub name: String,
-    /// Price = cost × (1 + markup_ppm / 1,000,000) where the plan has no rate.
-    pub markup_ppm: u32,
-    pub rates: RateTable,
-}
+use crate::rates::{Money, Rate};
 
 /// Seconds billed for a call with `billable_ms` of talk under `rate`: whole seconds rounded
 /// up, at least the minimum, then rounded up to the increment. An unanswered call bills

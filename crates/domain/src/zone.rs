@@ -8,6 +8,14 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// Now, in milliseconds since the Unix epoch: the wall clock read of every part of the
+/// switch that stamps a time (CDRs, ledger rows, blocks), so they agree.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// A time zone by name.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Zone {

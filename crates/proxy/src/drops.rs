@@ -28,7 +28,7 @@ pub(crate) struct Drops {
     /// The live configuration and block list: once either version moves past the ones the
     /// list was built from, the list may be stale (a block removed, a customer added) and
     /// is not used until the engine rebuilds it.
-    source: crate::DirectorySource,
+    source: cluster::DirectorySource,
     /// The first entry's expiry: past it the list is stale and not used.
     valid_until: Option<Instant>,
 }
@@ -39,7 +39,7 @@ impl Drops {
     pub(crate) fn new(
         hosts: impl IntoIterator<Item = IpAddr>,
         networks: Vec<IpNet>,
-        (directory, blocks_version, source): (Arc<Directory>, i64, crate::DirectorySource),
+        (directory, blocks_version, source): (Arc<Directory>, i64, cluster::DirectorySource),
         valid_until: Option<Instant>,
     ) -> Drops {
         let hosts = hosts

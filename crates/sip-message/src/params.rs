@@ -53,8 +53,8 @@ impl<'a> Params<'a> {
                     None => (p, None),
                 };
                 !name.is_empty()
-                    && crate::uri::valid_chars(name, scan::PARAM)
-                    && value.is_none_or(|v| crate::uri::valid_chars(v, scan::PARAM))
+                    && scan::valid_chars(name, scan::PARAM)
+                    && value.is_none_or(|v| scan::valid_chars(v, scan::PARAM))
             })
     }
 }

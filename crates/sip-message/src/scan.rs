@@ -223,6 +223,24 @@ pub(crate) fn parse_decimal(s: &[u8], max: u64) -> Option<u64> {
     (v <= max).then_some(v)
 }
 
+/// All bytes are characters of `class` (the table above) or well-formed `%HH` escapes.
+pub(crate) fn valid_chars(s: &[u8], class: u8) -> bool {
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' {
+            match s.get(i + 1..i + 3) {
+                Some([h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
+                _ => return false,
+            }
+        } else if is(s[i], class) {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -210,24 +210,6 @@ fn is_scheme(s: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
-/// All bytes are `ok` characters or well-formed `%HH` escapes.
-pub(crate) fn valid_chars(s: &[u8], class: u8) -> bool {
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'%' {
-            match s.get(i + 1..i + 3) {
-                Some([h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
-                _ => return false,
-            }
-        } else if scan::is(s[i], class) {
-            i += 1;
-        } else {
-            return false;
-        }
-    }
-    true
-}
-
 fn parse_sip(rest: &[u8], secure: bool) -> Result<SipUri<'_>, UriError> {
     let (userinfo, hostpart) = match memchr(b'@', rest) {
         Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
@@ -240,11 +222,11 @@ fn parse_sip(rest: &[u8], secure: bool) -> Result<SipUri<'_>, UriError> {
                 Some(c) => (&ui[..c], Some(&ui[c + 1..])),
                 None => (ui, None),
             };
-            if u.is_empty() || !valid_chars(u, scan::USER) {
+            if u.is_empty() || !scan::valid_chars(u, scan::USER) {
                 return Err(UriError::BadUser);
             }
             if let Some(p) = p
-                && !valid_chars(p, scan::PASSWORD)
+                && !scan::valid_chars(p, scan::PASSWORD)
             {
                 return Err(UriError::BadUser);
             }
@@ -256,7 +238,7 @@ fn parse_sip(rest: &[u8], secure: bool) -> Result<SipUri<'_>, UriError> {
         None => (hostpart, None),
     };
     if let Some(h) = headers
-        && (h.is_empty() || !valid_chars(h, scan::URI_HEADER))
+        && (h.is_empty() || !scan::valid_chars(h, scan::URI_HEADER))
     {
         return Err(UriError::BadHeaders);
     }

@@ -37,10 +37,11 @@ pub use billing::{EntryKind, LedgerEntry};
 pub use routing::{CarrierLimitsChange, CustomerHeaders, NumbersChange};
 pub use usage::{CarrierUsage, CustomerUsage};
 
+use domain::now_ms;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use domain::{
     Block, BlockList, Carrier, CarrierId, Cdr, Customer, CustomerId, CustomerStatus, Directory,
@@ -927,13 +928,6 @@ fn canonical(net: IpNet) -> IpNet {
         return IpNet::V4(v4);
     }
     net
-}
-
-fn now_ms() -> i64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
 async fn version_on(conn: &mut AnyConnection) -> Result<i64, StoreError> {

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use domain::now_ms;
 use domain::{CarrierId, Cdr, Customer, CustomerId, CustomerStatus, Setting};
 use store::{NewCarrier, NewCustomer, Store};
 
@@ -10,7 +11,8 @@ use crate::cli::{
     BlockCmd, CarrierCmd, CdrCmd, Cli, Command, CustomerCmd, Format, SettingsCmd, StatusFormat,
     WhitelistCmd,
 };
-use crate::config::Settings;
+use crate::config::{Settings, redact};
+use crate::output::{csv_field, term};
 use crate::{control, routing, serve};
 
 pub(crate) async fn run(cli: Cli) -> Result<(), String> {
@@ -35,9 +37,9 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
     }
     if let Command::Cdr(CdrCmd::Quarantine { format }) = cli.command {
         // Read from the data directory: no database needed (it may be what is failing).
-        let dir = crate::quarantine::dir_in(&settings.data_dir);
+        let dir = accounting::quarantine::dir_in(&settings.data_dir);
         let (entries, torn) =
-            crate::quarantine::read(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            accounting::quarantine::read(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         if torn > 0 {
             eprintln!("vts: {torn} unreadable line(s) in the quarantine skipped");
         }
@@ -359,9 +361,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             let c = directory
                 .customer(CustomerId(customer))
                 .ok_or_else(|| format!("no customer {customer}"))?;
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
+            let now_ms = now_ms();
             let sim = proxy::simulate(
                 &directory,
                 c,
@@ -376,7 +376,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
         Command::Usage(cmd) => crate::usage::run(&store, cmd).await,
         Command::Cdr(CdrCmd::Quarantine { .. }) => Ok(()),
         Command::Cdr(CdrCmd::Reconcile { day }) => {
-            crate::reconcile::run(&store, &settings, day).await
+            let r = accounting::reconcile::reconcile(&store, &settings.data_dir, day)
+                .await
+                .map_err(|e| e.to_string())?;
+            print_reconciliation(&r)
         }
         Command::Cdr(CdrCmd::List {
             limit,
@@ -490,12 +493,6 @@ fn render_route(customer: &Customer, sim: &proxy::Simulation) -> String {
     out
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 async fn set_status(
     store: &Store,
     id: i64,
@@ -512,7 +509,7 @@ async fn set_status(
 
 async fn open_store(settings: &Settings) -> Result<Store, String> {
     // The data directory is the switch's alone (docs/SECURITY.md, "Local security").
-    crate::files::private_dir(&settings.data_dir).map_err(|e| {
+    accounting::files::private_dir(&settings.data_dir).map_err(|e| {
         format!(
             "cannot create the data directory {}: {e}",
             settings.data_dir.display()
@@ -529,7 +526,7 @@ async fn open_store(settings: &Settings) -> Result<Store, String> {
         for suffix in ["", "-wal", "-shm"] {
             let mut file = path.clone().into_os_string();
             file.push(suffix);
-            crate::files::make_private(std::path::Path::new(&file))
+            accounting::files::make_private(std::path::Path::new(&file))
                 .map_err(|e| format!("{}: {e}", path.display()))?;
         }
     }
@@ -543,18 +540,6 @@ fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && !url.contains(":memory:") && !url.contains("mode=memory"))
         .then(|| path.into())
-}
-
-/// A database URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
 }
 
 fn init_logging() {
@@ -725,54 +710,6 @@ fn margin_pct(c: &Cdr) -> Option<f64> {
     (price != 0).then(|| profit(c).map(|p| p.0 as f64 * 100.0 / price as f64))?
 }
 
-/// One CSV cell: quoted when it holds a comma, a quote or a line break, and neutralised
-/// when a spreadsheet would take it for a formula (OWASP "CSV injection"): a cell starting
-/// with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'` — unless it is a
-/// plain number (`-12.5`, `+4930123`), which a spreadsheet reads as a number and which
-/// must stay readable (money, a negative profit, an E.164 number).
-pub(crate) fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && !plain_number(s) {
-        std::borrow::Cow::Owned(format!("'{s}"))
-    } else {
-        std::borrow::Cow::Borrowed(s)
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.into_owned()
-    }
-}
-
-/// `[+-]digits[.digits]`: nothing a spreadsheet would evaluate.
-fn plain_number(s: &str) -> bool {
-    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
-    !int.is_empty()
-        && !frac.is_empty()
-        && int.bytes().all(|b| b.is_ascii_digit())
-        && frac.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// Text for a terminal: control characters (ESC sequences could move the cursor, rewrite
-/// the title, hide text), line separators and bidi overrides shown escaped (`\u{1b}`)
-/// instead of sent raw. CDRs are cleaned when built, but the database and the quarantine
-/// may hold older or refused ones.
-pub(crate) fn term(s: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = domain::unsafe_char;
-    if !s.chars().any(unsafe_char) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if unsafe_char(c) {
-            let _ = write!(out, "\\u{{{:x}}}", c as u32);
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 fn render_cdrs(cdrs: &[Cdr], format: Format) -> Result<String, String> {
     Ok(match format {
         Format::Json => {
@@ -843,7 +780,7 @@ fn render_cdrs(cdrs: &[Cdr], format: Format) -> Result<String, String> {
 /// The CDRs the database refused: when, why, and the CDR (JSON: every field as kept; CSV:
 /// the CDR's columns after `quarantined_ms` and `error`; table: the main ones, escaped).
 fn render_quarantine(
-    entries: &[crate::quarantine::Entry],
+    entries: &[accounting::quarantine::Entry],
     format: Format,
 ) -> Result<String, String> {
     Ok(match format {
@@ -985,6 +922,43 @@ fn own_address(
     })
 }
 
+/// `vts cdr reconcile`'s report; an error when calls were seen without a CDR.
+fn print_reconciliation(r: &accounting::reconcile::Reconciliation) -> Result<(), String> {
+    println!(
+        "day {} (UTC): calls seen {}, CDRs stored {}, in the write-ahead log {} ({} CDRs not yet written, {} calls in progress or left open)",
+        r.day,
+        r.seen,
+        r.stored,
+        r.waiting + r.open,
+        r.waiting,
+        r.open
+    );
+    println!("{:<6} {:>8} {:>8}", "HOUR", "SEEN", "STORED");
+    for (h, (s, c)) in &r.hours {
+        println!("{h:02}:00  {s:>8} {c:>8}");
+    }
+    if !r.differing_minutes.is_empty() {
+        println!("minutes that differ (seen, stored):");
+        for (at, s, c) in r.differing_minutes.iter().take(50) {
+            println!("  {:02}:{:02}  {s} {c}", at / 60, at % 60);
+        }
+    }
+    let missing = r.missing();
+    if missing < 0 {
+        println!(
+            "{} CDRs stored with no call counted (stored before the counts began, or counts lost)",
+            -missing
+        );
+    }
+    if missing > 0 {
+        return Err(format!(
+            "{missing} calls seen without a CDR stored or waiting"
+        ));
+    }
+    println!("reconciled: every call seen has its CDR (stored or waiting in the log)");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1001,18 +975,6 @@ mod tests {
         let one: Vec<proxy::ListenerSpec> = vec!["udp:127.0.0.1:5080".parse().unwrap()];
         assert!(own_address(&one, "127.0.0.1", 5080).is_some());
         assert!(own_address(&one, "127.0.0.2", 5080).is_none());
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("postgres://vts:secret@127.0.0.1:5432/vts"),
-            "postgres://vts:***@127.0.0.1:5432/vts"
-        );
-        assert_eq!(
-            redact("sqlite://./vts-data/vts.db"),
-            "sqlite://./vts-data/vts.db"
-        );
     }
 
     #[test]
@@ -1096,7 +1058,7 @@ mod tests {
             "{table:?}"
         );
         assert!(table.contains("\\u{1b}]0;owned"), "{table}");
-        let entry = crate::quarantine::Entry {
+        let entry = accounting::quarantine::Entry {
             at_ms: 1_000,
             error: "bad\u{1b}[0m".into(),
             cdr: c,

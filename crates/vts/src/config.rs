@@ -97,8 +97,9 @@ impl Default for CdrSection {
     }
 }
 
-/// Everything a command needs, resolved.
-#[derive(Debug, Clone)]
+/// Everything a command needs, resolved. Its `Debug` shows the database URL without its
+/// password.
+#[derive(Clone)]
 pub(crate) struct Settings {
     pub(crate) data_dir: PathBuf,
     pub(crate) db_url: String,
@@ -112,6 +113,33 @@ pub(crate) struct Settings {
     /// The write-ahead log's bound on disk: past it (the database away that long) new
     /// calls are refused until the waiting CDRs are written.
     pub(crate) cdr_log_max_bytes: u64,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("data_dir", &self.data_dir)
+            .field("db_url", &redact(&self.db_url))
+            .field("listen", &self.listen)
+            .field("proxy", &self.proxy)
+            .field("cdr_batch", &self.cdr_batch)
+            .field("cdr_flush", &self.cdr_flush)
+            .field("cdr_memory_queue", &self.cdr_memory_queue)
+            .field("cdr_log_max_bytes", &self.cdr_log_max_bytes)
+            .finish()
+    }
+}
+
+/// A database URL with its password replaced by `***`, for messages and logs.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
 }
 
 fn env_override<T: std::str::FromStr>(field: &mut T, var: &str) -> Result<(), String>
@@ -312,6 +340,29 @@ fn read_file(path: &Path) -> Result<FileConfig, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://vts:secret@127.0.0.1:5432/vts"),
+            "postgres://vts:***@127.0.0.1:5432/vts"
+        );
+        assert_eq!(
+            redact("sqlite://./vts-data/vts.db"),
+            "sqlite://./vts-data/vts.db"
+        );
+        let g = Global {
+            data_dir: Some("/tmp/x".into()),
+            db: Some("postgres://vts:s3cret-pw@127.0.0.1/vts".into()),
+            config: None,
+        };
+        let debug = format!("{:?}", Settings::load(&g, &[]).unwrap());
+        assert!(!debug.contains("s3cret-pw"), "{debug}");
+        assert!(
+            debug.contains("postgres://vts:***@127.0.0.1/vts"),
+            "{debug}"
+        );
+    }
 
     #[test]
     fn unknown_keys_are_errors() {

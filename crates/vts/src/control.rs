@@ -7,8 +7,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cluster::{BalanceSource, DirectorySource, StatusHandle};
 use proxy::latency::{Latency, Summary};
-use proxy::{BalanceSource, DirectorySource, GuardReport, Guards, StatusHandle};
+use proxy::{GuardReport, Guards};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -114,7 +115,7 @@ pub(crate) fn bind(path: &Path) -> std::io::Result<UnixListener> {
     // keeps others out of the moment between bind and this.
     std::fs::set_permissions(
         path,
-        std::fs::Permissions::from_mode(crate::files::FILE_MODE),
+        std::fs::Permissions::from_mode(accounting::files::FILE_MODE),
     )?;
     Ok(listener)
 }
@@ -171,7 +172,7 @@ pub(crate) async fn serve(
     latency: Latency,
     (directory, balances): (DirectorySource, BalanceSource),
     guards: Guards,
-    cdr: crate::accounting::CdrState,
+    cdr: accounting::CdrState,
 ) {
     let own = listener
         .local_addr()
@@ -228,7 +229,7 @@ async fn answer(
         &DirectorySource,
         &BalanceSource,
         &Guards,
-        &crate::accounting::CdrState,
+        &accounting::CdrState,
     ),
 ) -> std::io::Result<()> {
     let mut line = Vec::new();

@@ -2,19 +2,14 @@
 //! layers file, environment and flags, `serve.rs` wires store, proxy and accounting, and
 //! `commands.rs` holds the operator commands.
 
-mod accounting;
 mod cli;
 mod commands;
 mod config;
 mod control;
-mod files;
-mod quarantine;
-mod reconcile;
+mod output;
 mod routing;
-mod seen;
 mod serve;
 mod usage;
-mod wal;
 mod watcher;
 
 use std::process::ExitCode;

@@ -2,19 +2,16 @@
 //! switch with its companions (directory watcher, accounting, control socket) until SIGINT
 //! or SIGTERM; then drains calls and writes every CDR before returning.
 
-use cluster::Period;
+use cluster::{BalanceSource, DirectorySource, Period, StatusHandle};
 use domain::{CallEvent, SecurityEvent, SwitchEvent};
 use proxy::latency::Latency;
-use proxy::{
-    BalanceSource, DirectorySource, Guards, Listener, ListenerSpec, ProxyConfig, Shared,
-    StatusHandle, Switch,
-};
+use proxy::{Guards, Listener, ListenerSpec, ProxyConfig, Shared, Switch};
 use store::Store;
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
 use crate::config::Settings;
-use crate::{accounting, control, watcher};
+use crate::{control, watcher};
 
 pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String> {
     // First: a stop at any moment from here drains and flushes.
@@ -75,7 +72,7 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
             store,
             balances: balances.clone(),
             gate,
-            quarantine: crate::quarantine::dir_in(&settings.data_dir),
+            quarantine: accounting::quarantine::dir_in(&settings.data_dir),
             state: cdr_state.clone(),
         },
         source_for_rating,
@@ -192,9 +189,7 @@ fn branch_key(data_dir: &std::path::Path) -> Result<proxy::BranchKey, String> {
 /// The in-process shared state (one node), with the minute counters started from the
 /// usage counters of each customer's local day and month.
 async fn shared_state(store: &Store, balances: &BalanceSource) -> Result<Shared, String> {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now_ms = domain::now_ms();
     let mut shared = Shared::local();
     shared.balances = balances.clone();
     // Every zone's current month starts after the first of the UTC month two days ago.

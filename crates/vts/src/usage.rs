@@ -9,9 +9,7 @@ use crate::cli::{Format, UsageCmd};
 pub(crate) async fn run(store: &Store, cmd: UsageCmd) -> Result<(), String> {
     let err = |e: store::StoreError| e.to_string();
     let today = || {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now = domain::now_ms();
         Zone::utc().date(now)
     };
     match cmd {
@@ -120,7 +118,7 @@ fn render(head: &[&str], rows: &[Vec<String>], format: Format) -> String {
             let mut out = head.join(",");
             out.push('\n');
             for r in rows {
-                let fields: Vec<String> = r.iter().map(|f| crate::commands::csv_field(f)).collect();
+                let fields: Vec<String> = r.iter().map(|f| crate::output::csv_field(f)).collect();
                 out.push_str(&fields.join(","));
                 out.push('\n');
             }

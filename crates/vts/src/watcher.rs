@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use proxy::{BalanceSource, DirectorySource};
+use cluster::{BalanceSource, DirectorySource};
 use store::Store;
 use tracing::{debug, info, warn};
 
@@ -36,9 +36,7 @@ pub(crate) async fn run(store: Store, directory: DirectorySource, balances: Bala
             }
         }
         if polls.is_multiple_of(PURGE_EVERY) {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
+            let now_ms = domain::now_ms();
             match store.purge_expired_blocks(now_ms).await {
                 Ok(0) => {}
                 Ok(n) => info!(entries = n, "expired block-list entries removed"),

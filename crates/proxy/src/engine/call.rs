@@ -14,7 +14,7 @@ use sip_message::{Message, build, parse_datagram, uri::unescape};
 use sip_transaction::{ClientTxnId, ServerTxnId};
 use tracing::{debug, info, warn};
 
-use super::dialog::Dialog;
+use super::dialog::Phase;
 use super::{CallTimer, ClientRole, Engine, wire};
 use crate::latency::Kind;
 use crate::pipeline::{self, Reject};
@@ -61,17 +61,6 @@ enum Failure {
     Response(Message),
     /// A timeout or transport error the switch saw.
     Local(u16, &'static str),
-}
-
-#[derive(Debug)]
-pub(super) enum Phase {
-    /// Trying carriers; nothing final sent to the customer.
-    Setup,
-    /// Answered: the dialog the switch is in.
-    Confirmed(Box<Dialog>),
-    /// Ended (CDR event sent); kept a while so late responses to attempts are handled,
-    /// with the dialog of an answered call (late ACKs and 2xx are still relayed).
-    Ended(Option<Box<Dialog>>),
 }
 
 #[derive(Debug)]
@@ -149,14 +138,6 @@ impl Call {
     }
 }
 
-/// The Via values of a request, as written (one per header line).
-pub(super) fn via_values(msg: &Message) -> Vec<Bytes> {
-    let h = msg.headers();
-    h.all(sip_message::HeaderName::Via)
-        .map(|l| Bytes::copy_from_slice(h.value(l).trim_ascii()))
-        .collect()
-}
-
 /// Headers that assert who is calling: from a customer that is not trusted they are
 /// dropped, or a forced CLI is bypassed through them.
 const IDENTITY_HEADERS: &[&str] = &[
@@ -230,7 +211,6 @@ impl Engine {
         }
     }
 
-    /// An out-of-dialog INVITE opened server transaction `server`.
     /// Counts a refused INVITE from an unknown source address; one more than
     /// `security.auth_fail_threshold` within the window blocks it (never a whitelisted one).
     fn count_auth_failure(&mut self, now: Instant, ip: IpAddr, directory: &Directory) {
@@ -246,28 +226,17 @@ impl Engine {
         if !self.auth_failures.exceeded(ip, now, threshold, window) {
             return;
         }
-        let now_ms = self.clock.epoch_ms(now);
-        let until = now_ms + i64::from(settings.block_s) * 1000;
-        self.pending_blocks.add(ip, "auth_fail", now_ms);
-        self.drops_dirty = true;
-        self.pending_check = Some(now + super::PENDING_BLOCK_CHECK);
-        warn!(
-            target: "vts::security",
-            "AUTH blocked source={ip} failures={} window_seconds={} blocked_seconds={}",
-            threshold + 1,
-            settings.auth_fail_window_s,
-            settings.block_s
-        );
-        let _ = self
-            .notices
-            .send(SwitchEvent::Security(SecurityEvent::AuthFailures {
-                source: pipeline::aggregate(ip),
-                threshold,
-                window_s: settings.auth_fail_window_s,
-                blocked_until_ms: until,
-            }));
+        let until = self.clock.epoch_ms(now) + i64::from(settings.block_s) * 1000;
+        let event = SecurityEvent::AuthFailures {
+            source: pipeline::aggregate(ip),
+            threshold,
+            window_s: settings.auth_fail_window_s,
+            blocked_until_ms: until,
+        };
+        self.auto_block(now, ip, event);
     }
 
+    /// An out-of-dialog INVITE opened server transaction `server`.
     pub(super) fn new_call(
         &mut self,
         now: Instant,
@@ -371,7 +340,7 @@ impl Engine {
                 (numbers, Vec::new(), Err(reject))
             }
         };
-        let hidden_vias = customer.hide_topology.then(|| via_values(&invite));
+        let hidden_vias = customer.hide_topology.then(|| wire::via_values(&invite));
         self.calls.insert(
             cref,
             Call {

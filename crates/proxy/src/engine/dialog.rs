@@ -22,7 +22,6 @@ use sip_message::{HeaderName, Message, Method, parse_datagram};
 use sip_transaction::{ClientTxnId, ServerTxnId};
 use tracing::{debug, error, info, warn};
 
-use super::call::Phase;
 use super::wire::{self, InDialog};
 use super::{CallTimer, ClientRole, Engine};
 use crate::guard::Counter;
@@ -107,6 +106,18 @@ struct Ending {
     reason: String,
     q850: Option<u16>,
     legs: [Leg; 2],
+}
+
+/// Where a call is: setting up, in its dialog, or ended.
+#[derive(Debug)]
+pub(super) enum Phase {
+    /// Trying carriers; nothing final sent to the customer.
+    Setup,
+    /// Answered: the dialog the switch is in.
+    Confirmed(Box<Dialog>),
+    /// Ended (CDR event sent); kept a while so late responses to attempts are handled,
+    /// with the dialog of an answered call (late ACKs and 2xx are still relayed).
+    Ended(Option<Box<Dialog>>),
 }
 
 /// What the switch knows of an answered call's dialog (RFC 3261 §12), enough to route
@@ -544,7 +555,7 @@ impl Engine {
             Some((t, hide, our_rr)) => super::Back {
                 contact: Some(t),
                 vias: hide[from.index()]
-                    .then(|| self.relayed.get(&server).map(super::call::via_values))
+                    .then(|| self.relayed.get(&server).map(wire::via_values))
                     .flatten(),
                 strip: hide[from.other().index()].then_some(our_rr),
             },

@@ -18,7 +18,7 @@ use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use domain::{BlockList, CallEvent, CallRef, Cap, Directory, SwitchEvent, Transport};
@@ -31,11 +31,11 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::config::ProxyConfig;
-use crate::directory::DirectorySource;
 use crate::guard::{Counter, Gauge};
 use crate::latency::{Kind, Latency};
-use crate::status::{self, Status, StatusHandle};
 use crate::transport::{Inbound, Listener, ListenerSpec, Peer, Transports};
+use cluster::DirectorySource;
+use cluster::status::{self, Status, StatusHandle};
 
 use call::Call;
 
@@ -169,9 +169,7 @@ struct Clock {
 
 impl Clock {
     fn new(now: Instant) -> Self {
-        let base_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let base_ms = domain::now_ms();
         Clock { base: now, base_ms }
     }
 
@@ -268,9 +266,9 @@ pub(crate) struct Engine {
     minutes: Box<dyn cluster::Minutes>,
     /// 80 % warnings already given.
     warnings: crate::pipeline::Warnings,
-    balances: crate::BalanceSource,
+    balances: cluster::BalanceSource,
     /// Closed while accounting cannot record more calls.
-    accounting: crate::AccountingGate,
+    accounting: cluster::AccountingGate,
     /// What billed customers' answered calls have cost so far.
     spending: domain::Spending,
     /// When each customer's calls are to be cut for want of money (the one `BalanceCut`
@@ -312,9 +310,9 @@ pub struct Shared {
     pub channels: Arc<dyn cluster::Channels>,
     pub minutes: Box<dyn cluster::Minutes>,
     /// Balances, kept current by whoever owns the store.
-    pub balances: crate::BalanceSource,
+    pub balances: cluster::BalanceSource,
     /// Closed by accounting when it cannot record more calls.
-    pub accounting: crate::AccountingGate,
+    pub accounting: cluster::AccountingGate,
 }
 
 impl Shared {
@@ -324,8 +322,8 @@ impl Shared {
             limiter: Box::new(cluster::LocalLimiter::new()),
             channels: Arc::new(cluster::LocalChannels::new()),
             minutes: Box::new(cluster::LocalMinutes::new()),
-            balances: crate::BalanceSource::default(),
-            accounting: crate::AccountingGate::default(),
+            balances: cluster::BalanceSource::default(),
+            accounting: cluster::AccountingGate::default(),
         }
     }
 }
@@ -1061,27 +1059,56 @@ impl Engine {
     /// until the store's entry arrives) and say so once.
     fn block_flood(&mut self, now: Instant, ip: IpAddr, directory: &Directory) {
         let settings = &directory.settings;
+        let until = self.clock.epoch_ms(now) + i64::from(settings.block_s) * 1000;
+        self.auto_block(
+            now,
+            ip,
+            domain::SecurityEvent::FloodDetected {
+                source: crate::pipeline::aggregate(ip),
+                threshold: settings.flood_threshold.unwrap_or_default(),
+                blocked_until_ms: until,
+            },
+        );
+    }
+
+    /// The one sequence of every automatic block (flood, authentication failures): the
+    /// engine holds the block at once (the source's datagrams are dropped) until the
+    /// store's entry arrives; it is counted, logged once in the line fail2ban's filter
+    /// knows, and sent for the store to record. A source already held is left alone.
+    pub(super) fn auto_block(&mut self, now: Instant, ip: IpAddr, event: domain::SecurityEvent) {
+        use domain::SecurityEvent as E;
         let now_ms = self.clock.epoch_ms(now);
-        let until = now_ms + i64::from(settings.block_s) * 1000;
-        if !self.pending_blocks.add(ip, "flood", now_ms) {
+        let (kind, until) = match &event {
+            E::FloodDetected {
+                blocked_until_ms, ..
+            } => ("flood", *blocked_until_ms),
+            E::AuthFailures {
+                blocked_until_ms, ..
+            } => ("auth_fail", *blocked_until_ms),
+        };
+        if !self.pending_blocks.add(ip, kind, now_ms) {
             return;
         }
         self.drops_dirty = true;
         self.guards.count(Counter::AutoBlocks);
         self.pending_check = Some(now + PENDING_BLOCK_CHECK);
-        let threshold = settings.flood_threshold.unwrap_or_default();
-        warn!(
-            target: "vts::security",
-            "FLOOD source={ip} threshold={threshold}/s blocked_seconds={}",
-            settings.block_s
-        );
-        let _ = self.notices.send(SwitchEvent::Security(
-            domain::SecurityEvent::FloodDetected {
-                source: crate::pipeline::aggregate(ip),
+        let blocked_s = (until - now_ms) / 1000;
+        match &event {
+            E::FloodDetected { threshold, .. } => warn!(
+                target: "vts::security",
+                "FLOOD source={ip} threshold={threshold}/s blocked_seconds={blocked_s}"
+            ),
+            E::AuthFailures {
                 threshold,
-                blocked_until_ms: until,
-            },
-        ));
+                window_s,
+                ..
+            } => warn!(
+                target: "vts::security",
+                "AUTH blocked source={ip} failures={} window_seconds={window_s} blocked_seconds={blocked_s}",
+                threshold + 1
+            ),
+        }
+        let _ = self.notices.send(SwitchEvent::Security(event));
     }
 
     /// Answers a server transaction with a response the switch writes.

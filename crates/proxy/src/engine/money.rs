@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use domain::{CallRef, CustomerId, LiveCall, Money};
 
-use super::call::Phase;
+use super::dialog::Phase;
 use super::{CallTimer, Engine};
 
 /// How often the balances are looked at again while calls are being charged (they are

@@ -9,6 +9,7 @@ use domain::{Carrier, Transport};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use sip_message::Message;
 
 use crate::config::BranchKey;
 use crate::transport::Peer;
@@ -210,6 +211,14 @@ impl InDialog<'_> {
         out.extend_from_slice(b"\r\n");
         Bytes::from(out)
     }
+}
+
+/// The Via values of a request, as written (one per header line).
+pub(super) fn via_values(msg: &Message) -> Vec<Bytes> {
+    let h = msg.headers();
+    h.all(sip_message::HeaderName::Via)
+        .map(|l| Bytes::copy_from_slice(h.value(l).trim_ascii()))
+        .collect()
 }
 
 #[cfg(test)]
