@@ -12,6 +12,9 @@ pub enum StoreError {
     /// The caller's input is refused before it reaches the database (an empty name, port 0…).
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// The row the request names does not exist (a customer, carrier, plan… by id).
+    #[error("no {what} with id {id}")]
+    NotFound { what: &'static str, id: i64 },
     /// The change collides with what is stored: a name taken, an address already in use.
     #[error("conflict: {0}")]
     Conflict(String),
@@ -39,7 +42,7 @@ impl StoreError {
     /// taken for "away".
     pub fn is_refusal(&self) -> bool {
         match self {
-            StoreError::Invalid(_) | StoreError::Conflict(_) => true,
+            StoreError::Invalid(_) | StoreError::Conflict(_) | StoreError::NotFound { .. } => true,
             StoreError::Database(sqlx::Error::Encode(_)) => true,
             StoreError::Database(e) => e.as_database_error().is_some_and(|db| {
                 let code = db.code();

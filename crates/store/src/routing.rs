@@ -58,7 +58,10 @@ impl Store {
             .bind(id.0)
             .fetch_optional(&mut *tx)
             .await?
-            .ok_or_else(|| StoreError::Invalid(format!("no customer with id {id}")))?;
+            .ok_or(StoreError::NotFound {
+                what: "customer",
+                id: id.0,
+            })?;
         let now = CustomerHeaders {
             trusted: match trusted {
                 Some(t) => t,
@@ -221,7 +224,10 @@ impl Store {
             .bind(id.0)
             .fetch_optional(&mut *tx)
             .await?
-            .ok_or_else(|| StoreError::Invalid(format!("no customer with id {id}")))?;
+            .ok_or(StoreError::NotFound {
+                what: "customer",
+                id: id.0,
+            })?;
         let stored_format: String = row.try_get("number_format")?;
         let stored_cc: Option<String> = row.try_get("country_code")?;
         let format = match change.format {

@@ -621,7 +621,13 @@ async fn header_policy(store: &Store, acme: CustomerId, beta: CustomerId, carrie
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, StoreError::Invalid(msg) if msg.contains("no customer with id 999")),
+        matches!(
+            &err,
+            StoreError::NotFound {
+                what: "customer",
+                id: 999
+            }
+        ),
         "{err:?}"
     );
     let err = store
@@ -629,7 +635,13 @@ async fn header_policy(store: &Store, acme: CustomerId, beta: CustomerId, carrie
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, StoreError::Invalid(msg) if msg.contains("no carrier with id 999")),
+        matches!(
+            &err,
+            StoreError::NotFound {
+                what: "carrier",
+                id: 999
+            }
+        ),
         "{err:?}"
     );
     assert_eq!(store.config_version().await.unwrap(), version);
