@@ -540,6 +540,74 @@ pub fn first_share(routes: &[Carrier], carrier: &Carrier) -> Option<f64> {
     Some(f64::from(carrier.weight.max(1)) / total as f64)
 }
 
+/// Why a carrier of a call's route list gets no attempt, decided before anything is sent
+/// to it: the one decision of live calls (`Engine::next_attempt`) and of `vts route`
+/// ([`simulate`]), so the simulator cannot drift from what calls do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PassOver {
+    /// The destination is on the carrier's deny list.
+    Denied,
+    /// The carrier has an allow list without the destination.
+    NotAllowed,
+    /// `sip.max_attempts` attempts were sent already: the call goes no further.
+    AttemptCap(u32),
+    /// The carrier's host is not an IP address (the switch does not resolve names).
+    HostNotAddress,
+}
+
+impl PassOver {
+    /// The reason as `vts route` prints it.
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            PassOver::Denied => "destination on its deny list".into(),
+            PassOver::NotAllowed => "destination not on its allow list".into(),
+            PassOver::AttemptCap(n) => format!("attempt cap ({n}) reached"),
+            PassOver::HostNotAddress => "host is not an IP address".into(),
+        }
+    }
+
+    /// What a call that found no carrier answers because of this (the first such reason
+    /// of a call is the one it ends with, unless a carrier answered).
+    pub(crate) fn reply(&self) -> (u16, &'static str) {
+        match self {
+            PassOver::Denied | PassOver::NotAllowed => Reject::NoRouteForDestination.reply(),
+            PassOver::AttemptCap(_) | PassOver::HostNotAddress => (503, "Service Unavailable"),
+        }
+    }
+}
+
+/// Whether `carrier` gets no attempt for `destination` (E.164) after `sent` attempts of the
+/// call, and why; checked in this order. What depends on the moment (its channels and CPS,
+/// the offer's codecs) is checked by live calls only.
+pub(crate) fn pass_over(
+    carrier: &Carrier,
+    destination: &str,
+    sent: u32,
+    max_attempts: u32,
+) -> Option<PassOver> {
+    if sent >= max_attempts {
+        return Some(PassOver::AttemptCap(max_attempts));
+    }
+    match carrier.prefix_verdict(destination) {
+        PrefixVerdict::Denied => return Some(PassOver::Denied),
+        PrefixVerdict::NotAllowed => return Some(PassOver::NotAllowed),
+        PrefixVerdict::Allowed => {}
+    }
+    carrier_ip(carrier)
+        .is_none()
+        .then_some(PassOver::HostNotAddress)
+}
+
+/// The carrier's host as an IP address (`[v6]` accepted), if it is one.
+pub(crate) fn carrier_ip(carrier: &Carrier) -> Option<IpAddr> {
+    carrier
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
 /// What the switch would do with a call of `customer` to `number` (`vts route`): the same
 /// stages and carrier checks as a live call, minus the ones that depend on the moment
 /// (channels and CPS in use), which the steps name instead.
@@ -606,18 +674,9 @@ pub fn simulate(
             if c.skipped.is_none() {
                 routable = true;
             }
-            let skipped = c
-                .skipped
-                .or_else(|| match carrier.prefix_verdict(&numbers.callee) {
-                    PrefixVerdict::Denied => Some("destination on its deny list".to_string()),
-                    PrefixVerdict::NotAllowed => {
-                        Some("destination not on its allow list".to_string())
-                    }
-                    PrefixVerdict::Allowed if attempts >= max_attempts => {
-                        Some(format!("attempt cap ({max_attempts}) reached"))
-                    }
-                    PrefixVerdict::Allowed => None,
-                });
+            let skipped = c.skipped.or_else(|| {
+                pass_over(&carrier, &numbers.callee, attempts, max_attempts).map(|p| p.reason())
+            });
             let attempt = skipped.is_none().then(|| {
                 attempts += 1;
                 attempts
@@ -691,6 +750,47 @@ mod tests {
         let later = t0 + w;
         f.exceeded("198.51.100.7".parse().unwrap(), later, 5, w);
         assert_eq!(f.tracked(), 1, "the 1024 stale addresses are gone");
+    }
+
+    #[test]
+    fn carriers_are_passed_over_for_the_cap_then_their_prefixes_then_their_address() {
+        let c = |host: &str, allow: &[&str], deny: &[&str]| Carrier {
+            host: host.into(),
+            allow: allow.iter().map(|p| p.to_string()).collect(),
+            deny: deny.iter().map(|p| p.to_string()).collect(),
+            ..Carrier::default()
+        };
+        let open = c("192.0.2.1", &[], &[]);
+        assert_eq!(pass_over(&open, "34911234567", 0, 3), None);
+        assert_eq!(
+            pass_over(&c("[2001:db8::1]", &[], &[]), "34911234567", 2, 3),
+            None
+        );
+        assert_eq!(
+            pass_over(&open, "34911234567", 3, 3),
+            Some(PassOver::AttemptCap(3))
+        );
+        let denied = c("carrier.example", &["34"], &["3491"]);
+        assert_eq!(
+            pass_over(&denied, "34911234567", 0, 3),
+            Some(PassOver::Denied)
+        );
+        assert_eq!(
+            pass_over(&denied, "44201234567", 0, 3),
+            Some(PassOver::NotAllowed)
+        );
+        assert_eq!(
+            pass_over(&denied, "34611234567", 0, 3),
+            Some(PassOver::HostNotAddress)
+        );
+        assert_eq!(
+            PassOver::NotAllowed.reply(),
+            Reject::NoRouteForDestination.reply()
+        );
+        assert_eq!(
+            PassOver::HostNotAddress.reason(),
+            "host is not an IP address"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use domain::{
     CallEvent, CallRef, Carrier, CarrierId, Customer, CustomerId, Directory, HangupSide, LimitKind,
-    PrefixVerdict, SecurityEvent, SwitchEvent,
+    SecurityEvent, SwitchEvent,
 };
 use sip_message::{Message, build, parse_datagram, uri::unescape};
 use sip_transaction::{ClientTxnId, ServerTxnId};
@@ -522,7 +522,8 @@ impl Engine {
             if !matches!(call.phase, Phase::Setup) {
                 return;
             }
-            let exhausted = call.sent >= self.cfg.max_attempts;
+            let max_attempts = self.cfg.max_attempts;
+            let exhausted = call.sent >= max_attempts;
             let Some(carrier) = call
                 .routes
                 .get(call.next_route)
@@ -542,14 +543,14 @@ impl Engine {
             };
             call.next_route += 1;
             let number = call.next_route as u32;
-            // The carrier's prefix rules, then its own limits: re-checked for every attempt.
-            if carrier.prefix_verdict(&call.destination) != PrefixVerdict::Allowed {
-                debug!(
-                    carrier = carrier.id.0,
-                    "destination not for this carrier: skipped"
-                );
-                if call.last_failure.is_none() {
-                    let (status, reason) = Reject::NoRouteForDestination.reply();
+            // What `vts route` decides too (prefix rules, a usable address), then what
+            // depends on the moment (its limits): re-checked for every attempt.
+            if let Some(pass) =
+                pipeline::pass_over(&carrier, &call.destination, call.sent, max_attempts)
+            {
+                debug!(carrier = carrier.id.0, reason = %pass.reason(), "carrier skipped");
+                if call.last_failure.is_none() || pass == pipeline::PassOver::HostNotAddress {
+                    let (status, reason) = pass.reply();
                     call.last_failure = Some(Box::new(Failure::Local(status, reason)));
                 }
                 continue;
@@ -576,9 +577,7 @@ impl Engine {
                 continue;
             }
             let Some(peer) = wire::carrier_peer(&carrier) else {
-                debug!(carrier = %carrier.name, host = %carrier.host, "carrier host is not an IP address");
-                call.last_failure = Some(Box::new(Failure::Local(503, "Service Unavailable")));
-                continue;
+                continue; // not an address: passed over above
             };
             if self.is_us_addr(&peer) {
                 // A carrier configured at the switch's own address would loop every call.

@@ -2,7 +2,7 @@
 //! values, requests inside a dialog, and where a URI or Via points.
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use domain::{Carrier, Transport};
@@ -153,12 +153,7 @@ pub(super) fn record_route(host: &str, t: Transport) -> String {
 /// A carrier's address; `None` when its host is not an IP address (names are resolved by
 /// the directory loader, not on the call path).
 pub(super) fn carrier_peer(c: &Carrier) -> Option<Peer> {
-    let ip: IpAddr = c
-        .host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()?;
+    let ip = crate::pipeline::carrier_ip(c)?;
     Some(Peer {
         addr: SocketAddr::new(ip, c.port),
         transport: c.transport,
