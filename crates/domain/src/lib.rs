@@ -5,6 +5,7 @@
 //! the [`CallEvent`]s the proxy emits, and the [`Cdr`] that accounting builds from them
 //! ([`CdrBuilder`]).
 
+mod admission;
 mod blocklist;
 mod call;
 mod dialplan;
@@ -19,6 +20,7 @@ mod settings;
 pub mod spend;
 mod zone;
 
+pub use admission::Reject;
 pub use blocklist::{Block, BlockList, SecurityEvent};
 pub use call::{
     AttemptRecord, CallEvent, CallRef, Cdr, CdrBuilder, HangupSide, REPLACEMENT, clean_text,

@@ -63,6 +63,14 @@ enum Failure {
     Local(u16, &'static str),
 }
 
+impl Failure {
+    /// The switch's own failure, as the reply table says.
+    fn local(reject: Reject) -> Failure {
+        let (status, reason) = reject.reply();
+        Failure::Local(status, reason)
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct Call {
     pub(super) server: ServerTxnId,
@@ -530,10 +538,10 @@ impl Engine {
                 .filter(|_| !exhausted)
                 .cloned()
             else {
-                let failure = call.last_failure.take().map_or(
-                    Failure::Local(503, "Service Unavailable - No Routes"),
-                    |f| *f,
-                );
+                let failure = call
+                    .last_failure
+                    .take()
+                    .map_or(Failure::local(Reject::NoRoutes), |f| *f);
                 let side = match failure {
                     Failure::Response(_) => HangupSide::Callee,
                     Failure::Local(..) => HangupSide::Switch,
@@ -584,7 +592,7 @@ impl Engine {
                 warn!(carrier = %carrier.name, addr = %peer.addr, "carrier is the switch itself: skipped");
                 self.guards.count(crate::guard::Counter::LoopDetected);
                 if let Some(call) = self.calls.get_mut(&cref) {
-                    call.last_failure = Some(Box::new(Failure::Local(482, "Loop Detected")));
+                    call.last_failure = Some(Box::new(Failure::local(Reject::Loop)));
                 }
                 continue;
             }
@@ -606,8 +614,7 @@ impl Engine {
                     if let Some(call) = self.calls.get_mut(&cref)
                         && call.last_failure.is_none()
                     {
-                        call.last_failure =
-                            Some(Box::new(Failure::Local(488, "Not Acceptable Here")));
+                        call.last_failure = Some(Box::new(Failure::local(Reject::NoCodec)));
                     }
                     continue;
                 }
@@ -926,7 +933,7 @@ impl Engine {
         }
         info!(carrier = %attempt.carrier, "no response within the first-response timeout: failover");
         attempt.cancel = Cancel::Wanted;
-        call.last_failure = Some(Box::new(Failure::Local(408, "Request Timeout")));
+        call.last_failure = Some(Box::new(Failure::local(Reject::NoResponse)));
         self.emit(CallEvent::AttemptEnded {
             call: cref,
             code: 408,
@@ -954,7 +961,7 @@ impl Engine {
         self.fail_call(
             now,
             cref,
-            Failure::Local(408, "Request Timeout - Ring Timeout"),
+            Failure::local(Reject::RingTimeout),
             HangupSide::Switch,
         );
         self.send_cancel(now, cref, number);
@@ -1015,7 +1022,7 @@ impl Engine {
         self.fail_call(
             now,
             cref,
-            Failure::Local(487, "Request Terminated"),
+            Failure::local(Reject::Cancelled),
             HangupSide::Caller,
         );
         if let Some(number) = number {

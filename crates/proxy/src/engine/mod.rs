@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use domain::{BlockList, CallEvent, CallRef, Cap, Directory, SwitchEvent, Transport};
+use domain::{BlockList, CallEvent, CallRef, Cap, Directory, Reject, SwitchEvent, Transport};
 use sip_message::sanity::{self, Reject as Sanity};
 use sip_message::{Message, Method, build, parse_datagram, parse_stream_message};
 use sip_transaction::{
@@ -917,7 +917,7 @@ impl Engine {
             } else {
                 // A stranger gets here only when a reply is due (`handle_message`).
                 self.guards.count(Counter::BlockedReplies);
-                let (status, reason) = crate::pipeline::Reject::Blacklisted.reply();
+                let (status, reason) = Reject::Blacklisted.reply();
                 self.stateless(&msg, peer, status, reason, &[]);
             }
             return;
@@ -928,7 +928,8 @@ impl Engine {
             self.guards.count(Counter::LoopDetected);
             warn!(target: "vts::security", "LOOP source={ip}: a request carries the switch's own Via");
             if method != Some(Method::Ack) {
-                self.stateless(&msg, peer, 482, "Loop Detected", &[]);
+                let (status, reason) = Reject::Loop.reply();
+                self.stateless(&msg, peer, status, reason, &[]);
             }
             return;
         }
@@ -1045,12 +1046,12 @@ impl Engine {
         if self.txns.len() >= limits.max_transactions {
             self.guards
                 .reached(Cap::Transactions, limits.max_transactions as u64);
-            return Some((503, "Service Unavailable - Too Many Transactions"));
+            return Some(Reject::TooManyTransactions.reply());
         }
         if self.in_setup >= limits.max_calls_in_setup {
             self.guards
                 .reached(Cap::CallsInSetup, limits.max_calls_in_setup as u64);
-            return Some((503, "Service Unavailable - Too Many Calls in Setup"));
+            return Some(Reject::TooManyCallsInSetup.reply());
         }
         None
     }
