@@ -3,14 +3,21 @@
 //! transactions, admits and routes new calls, relays responses and in-dialog requests, and
 //! reports every call state change as a [`CallEvent`].
 //!
-//! Files: `mod.rs` (the loop, dispatch, replies), `call.rs` (a new INVITE: admission,
-//! attempts, failover, CANCEL), `dialog.rs` (answered calls: in-dialog relay, BYE, switch
-//! hang-ups), `wire.rs` (messages the engine writes, addresses).
+//! Files: `mod.rs` (the loop, dispatch, replies, automatic blocks), `call.rs` (a call's
+//! state), `setup.rs` (a new INVITE: admission), `attempts.rs` (attempts to carriers,
+//! failover, their timers), `cancel.rs`, `end.rs` (failed, ended, forgotten calls),
+//! `dialog.rs` (answered calls: in-dialog relay, BYE, switch hang-ups), `money.rs`
+//! (balances of calls in progress), `probe.rs` (OPTIONS to carriers), `wire.rs` (messages
+//! the engine writes, addresses).
 
+mod attempts;
 mod call;
+mod cancel;
 mod dialog;
+mod end;
 mod money;
 mod probe;
+mod setup;
 mod wire;
 
 use std::collections::{HashMap, HashSet};
