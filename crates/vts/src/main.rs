@@ -1,15 +1,13 @@
 //! `vts`: the switch and its operator CLI. `cli.rs` declares the commands, `config.rs`
 //! layers file, environment and flags, `serve.rs` wires store, proxy and accounting, and
-//! `commands.rs` holds the operator commands.
+//! `commands/` holds the operator commands, one file per command family.
 
 mod cli;
 mod commands;
 mod config;
 mod control;
 mod output;
-mod routing;
 mod serve;
-mod usage;
 mod watcher;
 
 use std::process::ExitCode;

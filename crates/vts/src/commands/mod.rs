@@ -1,0 +1,114 @@
+//! Every subcommand: open the store (migrations applied, so any command works on a fresh
+//! data directory), then do one thing. One file per command family.
+
+mod carrier;
+mod cdr;
+mod customer;
+mod route;
+mod routing;
+mod security;
+mod settings;
+mod status;
+mod usage;
+
+use store::Store;
+
+use crate::cli::{CdrCmd, Cli, Command};
+use crate::config::{Settings, redact};
+use crate::{control, serve};
+
+pub(crate) async fn run(cli: Cli) -> Result<(), String> {
+    let listen = match &cli.command {
+        Command::Serve(args) => args.sip.clone(),
+        _ => Vec::new(),
+    };
+    let settings = Settings::load(&cli.global, &listen)?;
+    if matches!(cli.command, Command::Serve(_)) {
+        init_logging();
+    }
+    if let Command::Status {
+        format,
+        reset_latency,
+    } = cli.command
+    {
+        if reset_latency {
+            control::request(settings.control_socket(), "reset-latency").await?;
+            return Ok(());
+        }
+        return status::run(&settings, format).await;
+    }
+    if let Command::Cdr(CdrCmd::Quarantine { format }) = cli.command {
+        return cdr::quarantine(&settings, format);
+    }
+    let store = open_store(&settings).await?;
+    match cli.command {
+        Command::Serve(_) => serve::serve(settings, store).await,
+        Command::Migrate => {
+            println!("migrations applied to {}", redact(&settings.db_url));
+            Ok(())
+        }
+        Command::Status { .. } => Ok(()),
+        Command::Customer(cmd) => customer::run(&store, cmd).await,
+        Command::Carrier(cmd) => carrier::run(&store, &settings, cmd).await,
+        Command::Block(cmd) => security::block(&store, cmd).await,
+        Command::Whitelist(cmd) => security::whitelist(&store, cmd).await,
+        Command::Settings(cmd) => settings::run(&store, cmd).await,
+        Command::Plan(cmd) => routing::plan(&store, cmd).await,
+        Command::Rateplan(cmd) => routing::rate_plan(&store, cmd).await,
+        Command::Route {
+            customer,
+            number,
+            cli,
+        } => route::run(&store, &settings, (customer, number, cli)).await,
+        Command::Usage(cmd) => usage::run(&store, cmd).await,
+        Command::Cdr(cmd) => cdr::run(&store, &settings, cmd).await,
+    }
+}
+
+async fn open_store(settings: &Settings) -> Result<Store, String> {
+    // The data directory is the switch's alone (docs/SECURITY.md, "Local security").
+    accounting::files::private_dir(&settings.data_dir).map_err(|e| {
+        format!(
+            "cannot create the data directory {}: {e}",
+            settings.data_dir.display()
+        )
+    })?;
+    let store = Store::connect(&settings.db_url)
+        .await
+        .map_err(|e| format!("{}: {e}", redact(&settings.db_url)))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| format!("migrations: {e}"))?;
+    if let Some(path) = sqlite_path(&settings.db_url) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            accounting::files::make_private(std::path::Path::new(&file))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    Ok(store)
+}
+
+/// The file of a `sqlite://PATH[?query]` URL (none for an in-memory database or another
+/// scheme).
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://")?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !url.contains(":memory:") && !url.contains("mode=memory"))
+        .then(|| path.into())
+}
+
+fn init_logging() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("VTS_LOG").unwrap_or_else(|_| "info".into());
+    // Colours only on a terminal: log files and journald get plain lines that fail2ban
+    // (deploy/fail2ban) can match.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .try_init();
+}

@@ -1,0 +1,30 @@
+//! `vts settings`: set one, list all with defaults and help.
+
+use domain::Setting;
+use store::Store;
+
+use crate::cli::SettingsCmd;
+
+pub(super) async fn run(store: &Store, cmd: SettingsCmd) -> Result<(), String> {
+    match cmd {
+        SettingsCmd::Set { key, value } => {
+            store
+                .set_setting(&key, &value)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{key} = {}", value.trim());
+            Ok(())
+        }
+        SettingsCmd::List => {
+            let stored = store.list_settings().await.map_err(|e| e.to_string())?;
+            for s in Setting::ALL {
+                let value = stored.iter().find(|(k, _)| k == s.key()).map_or_else(
+                    || format!("{} (default)", s.default_value()),
+                    |(_, v)| v.clone(),
+                );
+                println!("{:<30} {:<12} {}", s.key(), value, s.help());
+            }
+            Ok(())
+        }
+    }
+}
