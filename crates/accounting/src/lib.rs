@@ -11,6 +11,7 @@
 //! `cluster`.
 
 mod accountant;
+pub mod export;
 pub mod files;
 pub mod quarantine;
 pub mod reconcile;

@@ -4,32 +4,16 @@
 
 use std::fmt::Write as _;
 
-/// One CSV cell: quoted when it holds a comma, a quote or a line break, and neutralised
-/// when a spreadsheet would take it for a formula (OWASP "CSV injection"): a cell starting
-/// with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'` — unless it is a
-/// plain number (`-12.5`, `+4930123`), which a spreadsheet reads as a number and which
-/// must stay readable (money, a negative profit, an E.164 number).
+/// One CSV cell of a table the CLI writes by hand (usage): made safe for spreadsheets
+/// (`accounting::export::safe_cell`), then quoted when it holds a comma, a quote or a line
+/// break.
 pub(crate) fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && !plain_number(s) {
-        std::borrow::Cow::Owned(format!("'{s}"))
-    } else {
-        std::borrow::Cow::Borrowed(s)
-    };
+    let s = accounting::export::safe_cell(s);
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.into_owned()
     }
-}
-
-/// `[+-]digits[.digits]`: nothing a spreadsheet would evaluate.
-fn plain_number(s: &str) -> bool {
-    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
-    !int.is_empty()
-        && !frac.is_empty()
-        && int.bytes().all(|b| b.is_ascii_digit())
-        && frac.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Text for a terminal: control characters (ESC sequences could move the cursor, rewrite

@@ -8,7 +8,9 @@ use store::Store;
 
 use crate::cli::{CdrCmd, Format};
 use crate::config::Settings;
-use crate::output::{csv_field, term};
+use accounting::export;
+
+use crate::output::term;
 
 pub(super) async fn run(store: &Store, settings: &Settings, cmd: CdrCmd) -> Result<(), String> {
     match cmd {
@@ -60,108 +62,6 @@ pub(super) fn quarantine(settings: &Settings, format: Format) -> Result<(), Stri
     Ok(())
 }
 
-const CDR_COLUMNS: &[&str] = &[
-    "id",
-    "call_id",
-    "customer_id",
-    "carrier_id",
-    "carrier_addr",
-    "source_addr",
-    "caller",
-    "callee",
-    "caller_out",
-    "callee_out",
-    "user_agent",
-    "invite_ms",
-    "progress_ms",
-    "answer_ms",
-    "end_ms",
-    "pdd_ms",
-    "billable_ms",
-    "billable_secs",
-    "ring_ms",
-    "total_ms",
-    "final_code",
-    "final_reason",
-    "hangup",
-    "attempts",
-    "caller_e164",
-    "callee_e164",
-    "cost",
-    "price",
-    "profit",
-    "margin_pct",
-    "q850_cause",
-    "codecs_offered",
-    "codecs_answered",
-    "attempt_log",
-];
-
-fn cdr_fields(c: &Cdr) -> Vec<String> {
-    let o = |v: &Option<String>| v.clone().unwrap_or_default();
-    let n = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_default();
-    vec![
-        c.id.clone(),
-        c.call_id.clone(),
-        c.customer_id.to_string(),
-        c.carrier_id.map(|x| x.to_string()).unwrap_or_default(),
-        o(&c.carrier_addr),
-        c.source_addr.clone(),
-        c.caller.clone(),
-        c.callee.clone(),
-        o(&c.caller_out),
-        o(&c.callee_out),
-        o(&c.user_agent),
-        c.invite_ms.to_string(),
-        n(c.progress_ms),
-        n(c.answer_ms),
-        c.end_ms.to_string(),
-        n(c.pdd_ms),
-        c.billable_ms.to_string(),
-        c.billable_secs.to_string(),
-        n(c.ring_ms()),
-        c.total_ms().to_string(),
-        c.final_code.to_string(),
-        c.final_reason.clone(),
-        c.hangup.to_string(),
-        c.attempts.to_string(),
-        o(&c.caller_e164),
-        o(&c.callee_e164),
-        c.cost.map(|m| m.to_string()).unwrap_or_default(),
-        c.price.map(|m| m.to_string()).unwrap_or_default(),
-        profit(c).map(|m| m.to_string()).unwrap_or_default(),
-        margin_pct(c).map(|m| format!("{m:.2}")).unwrap_or_default(),
-        c.q850_cause.map(|q| q.to_string()).unwrap_or_default(),
-        o(&c.codecs_offered),
-        o(&c.codecs_answered),
-        attempt_log(c),
-    ]
-}
-
-/// Attempts as `carrier@address code pdd_ms` joined by `; `.
-fn attempt_log(c: &Cdr) -> String {
-    c.attempt_log
-        .iter()
-        .map(|a| {
-            let code = a.code.map_or("-".to_string(), |c| c.to_string());
-            let pdd = a.pdd_ms.map_or("-".to_string(), |p| format!("{p}ms"));
-            format!("{}@{} {code} {pdd}", a.carrier_id, a.carrier_addr)
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// Price minus cost, when both are known.
-fn profit(c: &Cdr) -> Option<domain::Money> {
-    Some(domain::Money(c.price?.0.saturating_sub(c.cost?.0)))
-}
-
-/// Profit as a share of the price, in percent (for display only: money stays integer).
-fn margin_pct(c: &Cdr) -> Option<f64> {
-    let price = c.price?.0;
-    (price != 0).then(|| profit(c).map(|p| p.0 as f64 * 100.0 / price as f64))?
-}
-
 fn render_cdrs(cdrs: &[Cdr], format: Format) -> Result<String, String> {
     Ok(match format {
         Format::Json => {
@@ -172,7 +72,7 @@ fn render_cdrs(cdrs: &[Cdr], format: Format) -> Result<String, String> {
                 if let Some(o) = v.as_object_mut() {
                     o.insert("ring_ms".into(), c.ring_ms().into());
                     o.insert("total_ms".into(), c.total_ms().into());
-                    o.insert("profit".into(), profit(c).map(|m| m.0).into());
+                    o.insert("profit".into(), export::profit(c).map(|m| m.0).into());
                 }
                 list.push(v);
             }
@@ -181,14 +81,10 @@ fn render_cdrs(cdrs: &[Cdr], format: Format) -> Result<String, String> {
             s
         }
         Format::Csv => {
-            let mut out = CDR_COLUMNS.join(",");
-            out.push('\n');
-            for c in cdrs {
-                let row: Vec<String> = cdr_fields(c).iter().map(|f| csv_field(f)).collect();
-                out.push_str(&row.join(","));
-                out.push('\n');
-            }
-            out
+            let mut out = Vec::new();
+            export::write_csv(&mut out, &[], cdrs, |c| (Vec::new(), c))
+                .map_err(|e| e.to_string())?;
+            String::from_utf8_lossy(&out).into_owned()
         }
         Format::Table => {
             let mut out = format!(
@@ -242,14 +138,12 @@ fn render_quarantine(
             s
         }
         Format::Csv => {
-            let mut out = format!("quarantined_ms,error,{}\n", CDR_COLUMNS.join(","));
-            for e in entries {
-                let mut row = vec![csv_field(&e.at_ms.to_string()), csv_field(&e.error)];
-                row.extend(cdr_fields(&e.cdr).iter().map(|f| csv_field(f)));
-                out.push_str(&row.join(","));
-                out.push('\n');
-            }
-            out
+            let mut out = Vec::new();
+            export::write_csv(&mut out, &["quarantined_ms", "error"], entries, |e| {
+                (vec![e.at_ms.to_string(), e.error.clone()], &e.cdr)
+            })
+            .map_err(|e| e.to_string())?;
+            String::from_utf8_lossy(&out).into_owned()
         }
         Format::Table => {
             let mut out = format!(
@@ -316,6 +210,7 @@ fn print_reconciliation(r: &accounting::reconcile::Reconciliation) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::csv_field;
 
     fn cdr(caller: &str, user_agent: &str) -> Cdr {
         let mut b = domain::CdrBuilder::new();
@@ -369,7 +264,7 @@ mod tests {
         let mut c = cdr("=cmd|' /C calc'!A0", "@evil");
         c.price = Some(domain::Money(100));
         c.cost = Some(domain::Money(250));
-        let loss = profit(&c).unwrap().to_string();
+        let loss = export::profit(&c).unwrap().to_string();
         assert!(loss.starts_with('-'), "{loss}");
         let csv = render_cdrs(&[c], Format::Csv).unwrap();
         let row = csv.lines().nth(1).unwrap();
