@@ -162,10 +162,8 @@ pub(crate) enum CustomerCmd {
         /// Source address or network (CIDR), repeatable.
         #[arg(long = "ip", required = true, value_name = "CIDR")]
         ips: Vec<IpOrNet>,
-        #[arg(long)]
-        max_channels: Option<u32>,
-        #[arg(long)]
-        max_cps: Option<u32>,
+        #[command(flatten)]
+        limits: NewLimits,
     },
     /// List customers.
     List,
@@ -186,10 +184,8 @@ pub(crate) enum CustomerCmd {
     /// Change a customer's limits (a number, or `unlimited`); the others stay as they are.
     Limits {
         id: i64,
-        #[arg(long, value_parser = parse_limit, value_name = "N|unlimited")]
-        max_channels: Option<Limit>,
-        #[arg(long, value_parser = parse_limit, value_name = "N|unlimited")]
-        max_cps: Option<Limit>,
+        #[command(flatten)]
+        limits: LimitsChange,
         /// Minutes a day (UTC), calls in progress counted.
         #[arg(long, value_parser = parse_limit, value_name = "N|unlimited")]
         daily_minutes: Option<Limit>,
@@ -445,12 +441,8 @@ pub(crate) enum CarrierCmd {
         /// Among equal priorities, higher is tried first.
         #[arg(long, default_value_t = 0)]
         weight: i32,
-        /// Calls in progress through this carrier (default: unlimited).
-        #[arg(long)]
-        max_channels: Option<u32>,
-        /// New attempts per second to this carrier (default: unlimited).
-        #[arg(long)]
-        max_cps: Option<u32>,
+        #[command(flatten)]
+        limits: NewLimits,
         /// No response this long after the INVITE: fail over, ms (default: sip's setting).
         #[arg(long, value_name = "MS")]
         first_response_ms: Option<u32>,
@@ -497,10 +489,8 @@ pub(crate) enum CarrierCmd {
     /// Change a carrier's limits and timers (the others stay as they are).
     Limits {
         id: i64,
-        #[arg(long, value_parser = parse_limit, value_name = "N|unlimited")]
-        max_channels: Option<Limit>,
-        #[arg(long, value_parser = parse_limit, value_name = "N|unlimited")]
-        max_cps: Option<Limit>,
+        #[command(flatten)]
+        limits: LimitsChange,
         /// First-response timeout (failover), ms, or `default` (sip's setting).
         #[arg(long, value_parser = parse_or_default, value_name = "MS|default")]
         first_response_ms: Option<Limit>,
@@ -663,4 +653,27 @@ fn parse_number(s: &str) -> Result<String, String> {
         ));
     }
     Ok(s.trim().to_string())
+}
+
+/// Channels and calls per second of a customer or carrier being added (default: unlimited).
+#[derive(Debug, Args)]
+pub(crate) struct NewLimits {
+    /// Calls in progress at once (default: unlimited).
+    #[arg(long)]
+    pub(crate) max_channels: Option<u32>,
+    /// New calls (for a carrier: attempts) per second (default: unlimited).
+    #[arg(long)]
+    pub(crate) max_cps: Option<u32>,
+}
+
+/// Channels and calls per second of a customer or carrier to change (a number, or
+/// `unlimited`; an option not given stays as it is).
+#[derive(Debug, Args)]
+pub(crate) struct LimitsChange {
+    /// Calls in progress at once.
+    #[arg(long, value_parser = parse_limit, value_name = "N|unlimited")]
+    pub(crate) max_channels: Option<Limit>,
+    /// New calls (for a carrier: attempts) per second.
+    #[arg(long, value_parser = parse_limit, value_name = "N|unlimited")]
+    pub(crate) max_cps: Option<Limit>,
 }

@@ -19,8 +19,11 @@ pub(super) async fn run(store: &Store, settings: &Settings, cmd: CarrierCmd) -> 
             transport,
             priority,
             weight,
-            max_channels,
-            max_cps,
+            limits:
+                crate::cli::NewLimits {
+                    max_channels,
+                    max_cps,
+                },
             first_response_ms,
             ring_timeout,
         } => {

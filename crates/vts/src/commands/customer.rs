@@ -14,8 +14,11 @@ pub(super) async fn run(store: &Store, cmd: CustomerCmd) -> Result<(), String> {
         CustomerCmd::Add {
             name,
             ips,
-            max_channels,
-            max_cps,
+            limits:
+                crate::cli::NewLimits {
+                    max_channels,
+                    max_cps,
+                },
         } => {
             let id = store
                 .add_customer(&NewCustomer {
@@ -43,8 +46,11 @@ pub(super) async fn run(store: &Store, cmd: CustomerCmd) -> Result<(), String> {
         }
         CustomerCmd::Limits {
             id,
-            max_channels,
-            max_cps,
+            limits:
+                crate::cli::LimitsChange {
+                    max_channels,
+                    max_cps,
+                },
             daily_minutes,
             monthly_minutes,
         } => {

@@ -325,8 +325,11 @@ pub(crate) async fn carrier(store: &Store, cmd: CarrierCmd) -> Result<(), String
         }
         CarrierCmd::Limits {
             id,
-            max_channels,
-            max_cps,
+            limits:
+                crate::cli::LimitsChange {
+                    max_channels,
+                    max_cps,
+                },
             first_response_ms,
             ring_timeout,
         } => {

@@ -1,10 +1,55 @@
 //! `vts block` and `vts whitelist`: the block list (manual entries, with an optional expiry)
-//! and the sources never blocked automatically.
+//! and the sources never blocked automatically. Both are lists of networks with a reason:
+//! one way to add, remove and print an entry.
 
 use domain::now_ms;
-use store::Store;
+use ipnet::IpNet;
+use store::{Store, StoreError};
 
 use crate::cli::{BlockCmd, WhitelistCmd};
+
+/// The two lists, as the commands name them.
+#[derive(Clone, Copy)]
+enum List {
+    Block,
+    Whitelist,
+}
+
+impl List {
+    fn name(self) -> &'static str {
+        match self {
+            List::Block => "the block list",
+            List::Whitelist => "the whitelist",
+        }
+    }
+
+    /// What `add` and `remove` print.
+    fn done(self, added: bool, network: IpNet) -> String {
+        match (self, added) {
+            (List::Block, true) => format!("blocked {network}"),
+            (List::Block, false) => format!("unblocked {network}"),
+            (List::Whitelist, true) => format!("whitelisted {network}"),
+            (List::Whitelist, false) => format!("removed {network} from the whitelist"),
+        }
+    }
+}
+
+/// Prints what an add did, or says why it was refused.
+fn added(list: List, network: IpNet, result: Result<(), StoreError>) -> Result<(), String> {
+    result.map_err(|e| e.to_string())?;
+    println!("{}", list.done(true, network));
+    Ok(())
+}
+
+/// Prints what a removal did; a network that was not on the list is an error.
+fn removed(list: List, network: IpNet, result: Result<bool, StoreError>) -> Result<(), String> {
+    if result.map_err(|e| e.to_string())? {
+        println!("{}", list.done(false, network));
+        Ok(())
+    } else {
+        Err(format!("{network} is not on {}", list.name()))
+    }
+}
 
 pub(super) async fn block(store: &Store, cmd: BlockCmd) -> Result<(), String> {
     match cmd {
@@ -15,24 +60,11 @@ pub(super) async fn block(store: &Store, cmd: BlockCmd) -> Result<(), String> {
         } => {
             let expires_ms = for_secs
                 .map(|s| now_ms() + i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX / 2));
-            store
-                .add_block(network.0, &reason, expires_ms)
-                .await
-                .map_err(|e| e.to_string())?;
-            println!("blocked {}", network.0);
-            Ok(())
+            let result = store.add_block(network.0, &reason, expires_ms).await;
+            added(List::Block, network.0, result)
         }
         BlockCmd::Remove { network } => {
-            if store
-                .remove_block(network.0)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                println!("unblocked {}", network.0);
-                Ok(())
-            } else {
-                Err(format!("{} is not on the block list", network.0))
-            }
+            removed(List::Block, network.0, store.remove_block(network.0).await)
         }
         BlockCmd::List => {
             let now = now_ms();
@@ -62,25 +94,14 @@ pub(super) async fn block(store: &Store, cmd: BlockCmd) -> Result<(), String> {
 pub(super) async fn whitelist(store: &Store, cmd: WhitelistCmd) -> Result<(), String> {
     match cmd {
         WhitelistCmd::Add { network, reason } => {
-            store
-                .add_whitelist(network.0, &reason)
-                .await
-                .map_err(|e| e.to_string())?;
-            println!("whitelisted {}", network.0);
-            Ok(())
+            let result = store.add_whitelist(network.0, &reason).await;
+            added(List::Whitelist, network.0, result)
         }
-        WhitelistCmd::Remove { network } => {
-            if store
-                .remove_whitelist(network.0)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                println!("removed {} from the whitelist", network.0);
-                Ok(())
-            } else {
-                Err(format!("{} is not on the whitelist", network.0))
-            }
-        }
+        WhitelistCmd::Remove { network } => removed(
+            List::Whitelist,
+            network.0,
+            store.remove_whitelist(network.0).await,
+        ),
         WhitelistCmd::List => {
             println!("{:<24} REASON", "NETWORK");
             for (net, reason) in store.list_whitelist().await.map_err(|e| e.to_string())? {
