@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod config;
 mod control;
+mod error;
 mod output;
 mod serve;
 mod watcher;

@@ -10,7 +10,11 @@ use super::routing;
 use crate::cli::CarrierCmd;
 use crate::config::Settings;
 
-pub(super) async fn run(store: &Store, settings: &Settings, cmd: CarrierCmd) -> Result<(), String> {
+pub(super) async fn run(
+    store: &Store,
+    settings: &Settings,
+    cmd: CarrierCmd,
+) -> crate::error::Result {
     match cmd {
         CarrierCmd::Add {
             name,
@@ -35,7 +39,8 @@ pub(super) async fn run(store: &Store, settings: &Settings, cmd: CarrierCmd) -> 
             {
                 return Err(format!(
                     "--host {host:?}: an IP address is expected (DNS names come later)"
-                ));
+                )
+                .into());
             }
             if port == 0 {
                 return Err("--port must be between 1 and 65535".into());
@@ -44,7 +49,8 @@ pub(super) async fn run(store: &Store, settings: &Settings, cmd: CarrierCmd) -> 
                 return Err(format!(
                     "--host {host} --port {port}: that is the switch's own listen address \
                      ({listen}); every call to it would loop"
-                ));
+                )
+                .into());
             }
             let id = store
                 .add_carrier(&NewCarrier {
@@ -59,30 +65,27 @@ pub(super) async fn run(store: &Store, settings: &Settings, cmd: CarrierCmd) -> 
                     first_response_ms,
                     ring_timeout_s: ring_timeout,
                 })
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             println!("{id}");
             Ok(())
         }
         CarrierCmd::Allow { id, prefixes } => {
             store
                 .add_carrier_prefixes(CarrierId(id), true, &prefixes)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             println!("carrier {id}: allowed {}", prefixes.join(" "));
             Ok(())
         }
         CarrierCmd::Deny { id, prefixes } => {
             store
                 .add_carrier_prefixes(CarrierId(id), false, &prefixes)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             println!("carrier {id}: denied {}", prefixes.join(" "));
             Ok(())
         }
         CarrierCmd::List => {
-            let carriers = store.list_carriers().await.map_err(|e| e.to_string())?;
-            let health = store.carrier_health().await.map_err(|e| e.to_string())?;
+            let carriers = store.list_carriers().await?;
+            let health = store.carrier_health().await?;
             let mut out = format!(
                 "{:<6} {:<20} {:<24} {:<5} {:>8} {:>6} {:<6} {:<8} {:>8} {:>5} {:<13}  PREFIXES\n",
                 "ID",

@@ -12,13 +12,11 @@ use accounting::export;
 
 use crate::output::term;
 
-pub(super) async fn run(store: &Store, settings: &Settings, cmd: CdrCmd) -> Result<(), String> {
+pub(super) async fn run(store: &Store, settings: &Settings, cmd: CdrCmd) -> crate::error::Result {
     match cmd {
         CdrCmd::Quarantine { .. } => Ok(()),
         CdrCmd::Reconcile { day } => {
-            let r = accounting::reconcile::reconcile(store, &settings.data_dir, day)
-                .await
-                .map_err(|e| e.to_string())?;
+            let r = accounting::reconcile::reconcile(store, &settings.data_dir, day).await?;
             print_reconciliation(&r)
         }
         CdrCmd::List {
@@ -39,10 +37,7 @@ pub(super) async fn run(store: &Store, settings: &Settings, cmd: CdrCmd) -> Resu
                 code,
                 min_billable_ms: min_duration.map(|s| i64::from(s) * 1000),
             };
-            let cdrs = store
-                .find_cdrs(&filter, limit)
-                .await
-                .map_err(|e| e.to_string())?;
+            let cdrs = store.find_cdrs(&filter, limit).await?;
             print!("{}", render_cdrs(&cdrs, format)?);
             Ok(())
         }
@@ -51,7 +46,7 @@ pub(super) async fn run(store: &Store, settings: &Settings, cmd: CdrCmd) -> Resu
 
 /// `vts cdr quarantine`: read from the data directory (no database needed: it may be what
 /// is failing).
-pub(super) fn quarantine(settings: &Settings, format: Format) -> Result<(), String> {
+pub(super) fn quarantine(settings: &Settings, format: Format) -> crate::error::Result {
     let dir = accounting::quarantine::dir_in(&settings.data_dir);
     let (entries, torn) =
         accounting::quarantine::read(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -62,13 +57,13 @@ pub(super) fn quarantine(settings: &Settings, format: Format) -> Result<(), Stri
     Ok(())
 }
 
-fn render_cdrs(cdrs: &[Cdr], format: Format) -> Result<String, String> {
+fn render_cdrs(cdrs: &[Cdr], format: Format) -> crate::error::Result<String> {
     Ok(match format {
         Format::Json => {
             // Every stored field, and the derived ones the CSV has too.
             let mut list = Vec::with_capacity(cdrs.len());
             for c in cdrs {
-                let mut v = serde_json::to_value(c).map_err(|e| e.to_string())?;
+                let mut v = serde_json::to_value(c)?;
                 if let Some(o) = v.as_object_mut() {
                     o.insert("ring_ms".into(), c.ring_ms().into());
                     o.insert("total_ms".into(), c.total_ms().into());
@@ -76,14 +71,13 @@ fn render_cdrs(cdrs: &[Cdr], format: Format) -> Result<String, String> {
                 }
                 list.push(v);
             }
-            let mut s = serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?;
+            let mut s = serde_json::to_string_pretty(&list)?;
             s.push('\n');
             s
         }
         Format::Csv => {
             let mut out = Vec::new();
-            export::write_csv(&mut out, &[], cdrs, |c| (Vec::new(), c))
-                .map_err(|e| e.to_string())?;
+            export::write_csv(&mut out, &[], cdrs, |c| (Vec::new(), c))?;
             String::from_utf8_lossy(&out).into_owned()
         }
         Format::Table => {
@@ -130,10 +124,10 @@ fn render_cdrs(cdrs: &[Cdr], format: Format) -> Result<String, String> {
 fn render_quarantine(
     entries: &[accounting::quarantine::Entry],
     format: Format,
-) -> Result<String, String> {
+) -> crate::error::Result<String> {
     Ok(match format {
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(entries).map_err(|e| e.to_string())?;
+            let mut s = serde_json::to_string_pretty(entries)?;
             s.push('\n');
             s
         }
@@ -141,8 +135,7 @@ fn render_quarantine(
             let mut out = Vec::new();
             export::write_csv(&mut out, &["quarantined_ms", "error"], entries, |e| {
                 (vec![e.at_ms.to_string(), e.error.clone()], &e.cdr)
-            })
-            .map_err(|e| e.to_string())?;
+            })?;
             String::from_utf8_lossy(&out).into_owned()
         }
         Format::Table => {
@@ -171,7 +164,7 @@ fn render_quarantine(
 }
 
 /// `vts cdr reconcile`'s report; an error when calls were seen without a CDR.
-fn print_reconciliation(r: &accounting::reconcile::Reconciliation) -> Result<(), String> {
+fn print_reconciliation(r: &accounting::reconcile::Reconciliation) -> crate::error::Result {
     println!(
         "day {} (UTC): calls seen {}, CDRs stored {}, in the write-ahead log {} ({} CDRs not yet written, {} calls in progress or left open)",
         r.day,
@@ -199,9 +192,7 @@ fn print_reconciliation(r: &accounting::reconcile::Reconciliation) -> Result<(),
         );
     }
     if missing > 0 {
-        return Err(format!(
-            "{missing} calls seen without a CDR stored or waiting"
-        ));
+        return Err(format!("{missing} calls seen without a CDR stored or waiting").into());
     }
     println!("reconciled: every call seen has its CDR (stored or waiting in the log)");
     Ok(())

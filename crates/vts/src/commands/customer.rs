@@ -9,7 +9,7 @@ use store::{NewCustomer, Store};
 use super::routing;
 use crate::cli::CustomerCmd;
 
-pub(super) async fn run(store: &Store, cmd: CustomerCmd) -> Result<(), String> {
+pub(super) async fn run(store: &Store, cmd: CustomerCmd) -> crate::error::Result {
     match cmd {
         CustomerCmd::Add {
             name,
@@ -27,8 +27,7 @@ pub(super) async fn run(store: &Store, cmd: CustomerCmd) -> Result<(), String> {
                     max_channels,
                     max_cps,
                 })
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             println!("{id}");
             Ok(())
         }
@@ -40,7 +39,7 @@ pub(super) async fn run(store: &Store, cmd: CustomerCmd) -> Result<(), String> {
         }
         CustomerCmd::Activate { id } => set_status(store, id, CustomerStatus::Active, None).await,
         CustomerCmd::List => {
-            let customers = store.list_customers().await.map_err(|e| e.to_string())?;
+            let customers = store.list_customers().await?;
             print!("{}", customer_table(&customers));
             Ok(())
         }
@@ -67,10 +66,7 @@ pub(super) async fn run(store: &Store, cmd: CustomerCmd) -> Result<(), String> {
             {
                 return Err("nothing to change: give --max-channels, --max-cps, --daily-minutes and/or --monthly-minutes".into());
             }
-            store
-                .set_customer_limits(CustomerId(id), &change)
-                .await
-                .map_err(|e| e.to_string())?;
+            store.set_customer_limits(CustomerId(id), &change).await?;
             println!("customer {id}: limits changed");
             Ok(())
         }
@@ -83,11 +79,10 @@ async fn set_status(
     id: i64,
     status: CustomerStatus,
     reason: Option<String>,
-) -> Result<(), String> {
+) -> crate::error::Result {
     store
         .set_customer_status(CustomerId(id), status, reason.as_deref())
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     println!("customer {id}: {status}");
     Ok(())
 }

@@ -17,7 +17,7 @@ use crate::cli::{CdrCmd, Cli, Command};
 use crate::config::{Settings, redact};
 use crate::{control, serve};
 
-pub(crate) async fn run(cli: Cli) -> Result<(), String> {
+pub(crate) async fn run(cli: Cli) -> crate::error::Result {
     let listen = match &cli.command {
         Command::Serve(args) => args.sip.clone(),
         _ => Vec::new(),
@@ -42,7 +42,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
     }
     let store = open_store(&settings).await?;
     match cli.command {
-        Command::Serve(_) => serve::serve(settings, store).await,
+        Command::Serve(_) => Ok(serve::serve(settings, store).await?),
         Command::Migrate => {
             println!("migrations applied to {}", redact(&settings.db_url));
             Ok(())
@@ -65,7 +65,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-async fn open_store(settings: &Settings) -> Result<Store, String> {
+async fn open_store(settings: &Settings) -> crate::error::Result<Store> {
     // The data directory is the switch's alone (docs/SECURITY.md, "Local security").
     accounting::files::private_dir(&settings.data_dir).map_err(|e| {
         format!(

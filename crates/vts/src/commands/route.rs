@@ -10,8 +10,8 @@ pub(super) async fn run(
     store: &Store,
     settings: &Settings,
     (customer, number, cli): (i64, String, String),
-) -> Result<(), String> {
-    let directory = store.load_directory().await.map_err(|e| e.to_string())?;
+) -> crate::error::Result {
+    let directory = store.load_directory().await?;
     let c = directory
         .customer(CustomerId(customer))
         .ok_or_else(|| format!("no customer {customer}"))?;

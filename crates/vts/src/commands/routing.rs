@@ -7,10 +7,6 @@ use store::{EntryKind, NumbersChange, Store};
 
 use crate::cli::{CarrierCmd, CustomerCmd, PlanCmd, RatePlanCmd};
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
 /// An id as typed, or `none`.
 fn id_or_none(text: &str, what: &str) -> Result<Option<i64>, String> {
     match text.trim() {
@@ -30,7 +26,7 @@ fn optional(value: Option<String>) -> Option<Option<String>> {
     })
 }
 
-pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), String> {
+pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> crate::error::Result {
     match cmd {
         CustomerCmd::Numbers {
             id,
@@ -48,25 +44,16 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), Stri
                 country_code: optional(country),
                 forced_cli: optional(forced_cli),
             };
-            store
-                .set_customer_numbers(CustomerId(id), &change)
-                .await
-                .map_err(err)?;
+            store.set_customer_numbers(CustomerId(id), &change).await?;
             println!("customer {id}: numbers changed");
         }
         CustomerCmd::Routing { id, mode } => {
-            store
-                .set_customer_routing(CustomerId(id), mode)
-                .await
-                .map_err(err)?;
+            store.set_customer_routing(CustomerId(id), mode).await?;
             println!("customer {id}: routing {mode}");
         }
         CustomerCmd::Plan { id, plan } => {
             let plan = id_or_none(&plan, "a dialing plan id (vts plan list)")?.map(DialPlanId);
-            store
-                .set_customer_dial_plan(CustomerId(id), plan)
-                .await
-                .map_err(err)?;
+            store.set_customer_dial_plan(CustomerId(id), plan).await?;
             match plan {
                 Some(p) => println!("customer {id}: dialing plan {}", p.0),
                 None => println!("customer {id}: no dialing plan"),
@@ -80,8 +67,7 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), Stri
         } => {
             store
                 .set_customer_billing(CustomerId(id), mode, credit_limit, suspend_at_zero)
-                .await
-                .map_err(err)?;
+                .await?;
             let suspend = if suspend_at_zero {
                 ", suspended when nothing is left"
             } else {
@@ -92,8 +78,7 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), Stri
         CustomerCmd::Credit { id, amount, note } => {
             let e = store
                 .post(CustomerId(id), EntryKind::Credit, amount, &note)
-                .await
-                .map_err(err)?;
+                .await?;
             println!(
                 "customer {id}: balance {} -> {}",
                 e.balance_before, e.balance_after
@@ -102,8 +87,7 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), Stri
         CustomerCmd::Refund { id, amount, note } => {
             let e = store
                 .post(CustomerId(id), EntryKind::Refund, amount, &note)
-                .await
-                .map_err(err)?;
+                .await?;
             println!(
                 "customer {id}: balance {} -> {}",
                 e.balance_before, e.balance_after
@@ -112,25 +96,20 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), Stri
         CustomerCmd::Adjust { id, amount, note } => {
             let e = store
                 .post(CustomerId(id), EntryKind::Adjustment, amount, &note)
-                .await
-                .map_err(err)?;
+                .await?;
             println!(
                 "customer {id}: balance {} -> {}",
                 e.balance_before, e.balance_after
             );
         }
         CustomerCmd::Timezone { id, zone } => {
-            store
-                .set_customer_timezone(CustomerId(id), &zone)
-                .await
-                .map_err(err)?;
+            store.set_customer_timezone(CustomerId(id), &zone).await?;
             println!("customer {id}: days and months of {}", zone.trim());
         }
         CustomerCmd::Ledger { id, limit } => {
             let balance = store
                 .balances()
-                .await
-                .map_err(err)?
+                .await?
                 .get(&CustomerId(id))
                 .copied()
                 .unwrap_or_default();
@@ -139,7 +118,7 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), Stri
                 "{:>8} {:<10} {:>14} {:>14} {:>14} {:<36} NOTE",
                 "ID", "KIND", "AMOUNT", "BEFORE", "AFTER", "CDR"
             );
-            for e in store.ledger(CustomerId(id), limit).await.map_err(err)? {
+            for e in store.ledger(CustomerId(id), limit).await? {
                 println!(
                     "{:>8} {:<10} {:>14} {:>14} {:>14} {:<36} {}",
                     e.id,
@@ -159,16 +138,12 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), Stri
         } => {
             let now = store
                 .set_customer_headers(CustomerId(id), trusted, hide_topology)
-                .await
-                .map_err(err)?;
+                .await?;
             println!("customer {id}: {}", customer_headers_text(now));
         }
         CustomerCmd::Rateplan { id, plan } => {
             let plan = id_or_none(&plan, "a rate plan id (vts rateplan list)")?.map(RatePlanId);
-            store
-                .set_customer_rate_plan(CustomerId(id), plan)
-                .await
-                .map_err(err)?;
+            store.set_customer_rate_plan(CustomerId(id), plan).await?;
             match plan {
                 Some(p) => println!("customer {id}: rate plan {}", p.0),
                 None => println!("customer {id}: no rate plan"),
@@ -176,10 +151,7 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), Stri
         }
         CustomerCmd::ImportRates { id, file } => {
             let rates = read_rates(&file)?;
-            let n = store
-                .import_customer_rates(CustomerId(id), &rates)
-                .await
-                .map_err(err)?;
+            let n = store.import_customer_rates(CustomerId(id), &rates).await?;
             println!("customer {id}: {n} rates imported");
         }
         _ => unreachable!("other customer commands are handled in commands.rs"),
@@ -187,22 +159,19 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> Result<(), Stri
     Ok(())
 }
 
-pub(crate) async fn rate_plan(store: &Store, cmd: RatePlanCmd) -> Result<(), String> {
+pub(crate) async fn rate_plan(store: &Store, cmd: RatePlanCmd) -> crate::error::Result {
     match cmd {
         RatePlanCmd::Add { name, markup } => {
-            let id = store.add_rate_plan(&name, markup).await.map_err(err)?;
+            let id = store.add_rate_plan(&name, markup).await?;
             println!("{}", id.0);
         }
         RatePlanCmd::ImportRates { id, file } => {
             let rates = read_rates(&file)?;
-            let n = store
-                .import_rate_plan_rates(RatePlanId(id), &rates)
-                .await
-                .map_err(err)?;
+            let n = store.import_rate_plan_rates(RatePlanId(id), &rates).await?;
             println!("rate plan {id}: {n} rates imported");
         }
         RatePlanCmd::List => {
-            for p in store.list_rate_plans().await.map_err(err)? {
+            for p in store.list_rate_plans().await? {
                 println!(
                     "rate plan {} {:?}: markup {}.{:04} %, {} prefixes",
                     p.id.0,
@@ -217,7 +186,7 @@ pub(crate) async fn rate_plan(store: &Store, cmd: RatePlanCmd) -> Result<(), Str
     Ok(())
 }
 
-pub(crate) async fn plan(store: &Store, cmd: PlanCmd) -> Result<(), String> {
+pub(crate) async fn plan(store: &Store, cmd: PlanCmd) -> crate::error::Result {
     match cmd {
         PlanCmd::Add {
             name,
@@ -226,8 +195,7 @@ pub(crate) async fn plan(store: &Store, cmd: PlanCmd) -> Result<(), String> {
         } => {
             let id = store
                 .add_dial_plan(&name, default.allows(), block_premium)
-                .await
-                .map_err(err)?;
+                .await?;
             println!("{}", id.0);
         }
         PlanCmd::Rule {
@@ -239,18 +207,17 @@ pub(crate) async fn plan(store: &Store, cmd: PlanCmd) -> Result<(), String> {
             let pattern = Pattern::parse(&pattern)?;
             let id = store
                 .add_dial_rule(DialPlanId(plan), priority, &pattern, action.allows())
-                .await
-                .map_err(err)?;
+                .await?;
             println!("{id}");
         }
         PlanCmd::RemoveRule { rule } => {
-            if !store.remove_dial_rule(rule).await.map_err(err)? {
-                return Err(format!("no dialing-plan rule with id {rule}"));
+            if !store.remove_dial_rule(rule).await? {
+                return Err(format!("no dialing-plan rule with id {rule}").into());
             }
             println!("rule {rule} removed");
         }
         PlanCmd::List => {
-            for p in store.list_dial_plans().await.map_err(err)? {
+            for p in store.list_dial_plans().await? {
                 println!(
                     "plan {} {:?}: default {}{}",
                     p.id.0,
@@ -277,7 +244,7 @@ pub(crate) async fn plan(store: &Store, cmd: PlanCmd) -> Result<(), String> {
     Ok(())
 }
 
-pub(crate) async fn carrier(store: &Store, cmd: CarrierCmd) -> Result<(), String> {
+pub(crate) async fn carrier(store: &Store, cmd: CarrierCmd) -> crate::error::Result {
     match cmd {
         CarrierCmd::Profile {
             id,
@@ -288,7 +255,7 @@ pub(crate) async fn carrier(store: &Store, cmd: CarrierCmd) -> Result<(), String
             country,
             codecs,
         } => {
-            let carriers = store.list_carriers().await.map_err(err)?;
+            let carriers = store.list_carriers().await?;
             let current = carriers
                 .iter()
                 .find(|c| c.id.0 == id)
@@ -319,8 +286,7 @@ pub(crate) async fn carrier(store: &Store, cmd: CarrierCmd) -> Result<(), String
             }
             store
                 .set_carrier_profile(CarrierId(id), &profile, &codec_list)
-                .await
-                .map_err(err)?;
+                .await?;
             println!("carrier {id}: profile changed");
         }
         CarrierCmd::Limits {
@@ -346,17 +312,13 @@ pub(crate) async fn carrier(store: &Store, cmd: CarrierCmd) -> Result<(), String
             {
                 return Err("nothing to change: give --max-channels, --max-cps, --first-response-ms and/or --ring-timeout".into());
             }
-            store
-                .set_carrier_limits(CarrierId(id), &change)
-                .await
-                .map_err(err)?;
+            store.set_carrier_limits(CarrierId(id), &change).await?;
             println!("carrier {id}: limits changed");
         }
         CarrierCmd::Headers { id, hide_topology } => {
             store
                 .set_carrier_headers(CarrierId(id), hide_topology)
-                .await
-                .map_err(err)?;
+                .await?;
             println!("carrier {id}: {}", carrier_headers_text(hide_topology));
         }
         CarrierCmd::Disable { id } => set_active(store, id, false).await?,
@@ -369,10 +331,7 @@ pub(crate) async fn carrier(store: &Store, cmd: CarrierCmd) -> Result<(), String
         }
         CarrierCmd::ImportRates { id, file } => {
             let rates = read_rates(&file)?;
-            let n = store
-                .import_carrier_rates(CarrierId(id), &rates)
-                .await
-                .map_err(err)?;
+            let n = store.import_carrier_rates(CarrierId(id), &rates).await?;
             println!("carrier {id}: {n} rates imported");
         }
         CarrierCmd::Rates { id } => {
@@ -380,7 +339,7 @@ pub(crate) async fn carrier(store: &Store, cmd: CarrierCmd) -> Result<(), String
                 "{:<16} {:>12} {:>12} {:>9} {:>8} EFFECTIVE",
                 "PREFIX", "PER MINUTE", "CONNECTION", "INCREMENT", "MINIMUM"
             );
-            for r in store.list_carrier_rates(CarrierId(id)).await.map_err(err)? {
+            for r in store.list_carrier_rates(CarrierId(id)).await? {
                 println!(
                     "{:<16} {:>12} {:>12} {:>9} {:>8} {}",
                     r.prefix,
@@ -433,11 +392,8 @@ fn carrier_headers_text(hide_topology: bool) -> String {
     )
 }
 
-async fn set_active(store: &Store, id: i64, active: bool) -> Result<(), String> {
-    store
-        .set_carrier_active(CarrierId(id), active)
-        .await
-        .map_err(err)?;
+async fn set_active(store: &Store, id: i64, active: bool) -> crate::error::Result {
+    store.set_carrier_active(CarrierId(id), active).await?;
     println!(
         "carrier {id}: {}",
         if active { "enabled" } else { "disabled" }
@@ -450,11 +406,10 @@ async fn remove_prefixes(
     id: i64,
     allow: bool,
     prefixes: &[String],
-) -> Result<(), String> {
+) -> crate::error::Result {
     let n = store
         .remove_carrier_prefixes(CarrierId(id), allow, prefixes)
-        .await
-        .map_err(err)?;
+        .await?;
     let list = if allow { "allow" } else { "deny" };
     println!(
         "carrier {id}: {n} of {} prefixes removed from its {list} list",
@@ -487,7 +442,7 @@ fn parse_rates(input: impl std::io::Read) -> Result<Vec<Rate>, String> {
         .from_reader(input);
     let mut rates: Vec<Rate> = Vec::new();
     for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(err)?;
+        let record = record.map_err(|e| e.to_string())?;
         let line = record.position().map_or(i as u64 + 1, |p| p.line());
         let field = |n: usize| record.get(n).unwrap_or("");
         if i == 0
@@ -626,11 +581,11 @@ mod tests {
         let e = customer(&store, headers(999, Some(true), None))
             .await
             .unwrap_err();
-        assert!(e.contains("no customer with id 999"), "{e}");
+        assert!(e.to_string().contains("no customer with id 999"), "{e}");
         let e = customer(&store, headers(999, None, None))
             .await
             .unwrap_err();
-        assert!(e.contains("no customer with id 999"), "{e}");
+        assert!(e.to_string().contains("no customer with id 999"), "{e}");
         let e = carrier(
             &store,
             CarrierCmd::Headers {
@@ -640,7 +595,7 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert!(e.contains("no carrier with id 999"), "{e}");
+        assert!(e.to_string().contains("no carrier with id 999"), "{e}");
         assert_eq!(store.config_version().await.unwrap(), version);
 
         let id = store

@@ -35,23 +35,23 @@ impl List {
 }
 
 /// Prints what an add did, or says why it was refused.
-fn added(list: List, network: IpNet, result: Result<(), StoreError>) -> Result<(), String> {
-    result.map_err(|e| e.to_string())?;
+fn added(list: List, network: IpNet, result: Result<(), StoreError>) -> crate::error::Result {
+    result?;
     println!("{}", list.done(true, network));
     Ok(())
 }
 
 /// Prints what a removal did; a network that was not on the list is an error.
-fn removed(list: List, network: IpNet, result: Result<bool, StoreError>) -> Result<(), String> {
-    if result.map_err(|e| e.to_string())? {
+fn removed(list: List, network: IpNet, result: Result<bool, StoreError>) -> crate::error::Result {
+    if result? {
         println!("{}", list.done(false, network));
         Ok(())
     } else {
-        Err(format!("{network} is not on {}", list.name()))
+        Err(format!("{network} is not on {}", list.name()).into())
     }
 }
 
-pub(super) async fn block(store: &Store, cmd: BlockCmd) -> Result<(), String> {
+pub(super) async fn block(store: &Store, cmd: BlockCmd) -> crate::error::Result {
     match cmd {
         BlockCmd::Add {
             network,
@@ -72,7 +72,7 @@ pub(super) async fn block(store: &Store, cmd: BlockCmd) -> Result<(), String> {
                 "{:<24} {:<10} {:<26} REASON",
                 "NETWORK", "SOURCE", "EXPIRES"
             );
-            for b in store.list_blocks().await.map_err(|e| e.to_string())? {
+            for b in store.list_blocks().await? {
                 let expires = match b.expires_ms {
                     None => "never".to_string(),
                     Some(e) if e <= now => "expired".to_string(),
@@ -91,7 +91,7 @@ pub(super) async fn block(store: &Store, cmd: BlockCmd) -> Result<(), String> {
     }
 }
 
-pub(super) async fn whitelist(store: &Store, cmd: WhitelistCmd) -> Result<(), String> {
+pub(super) async fn whitelist(store: &Store, cmd: WhitelistCmd) -> crate::error::Result {
     match cmd {
         WhitelistCmd::Add { network, reason } => {
             let result = store.add_whitelist(network.0, &reason).await;
@@ -104,7 +104,7 @@ pub(super) async fn whitelist(store: &Store, cmd: WhitelistCmd) -> Result<(), St
         ),
         WhitelistCmd::List => {
             println!("{:<24} REASON", "NETWORK");
-            for (net, reason) in store.list_whitelist().await.map_err(|e| e.to_string())? {
+            for (net, reason) in store.list_whitelist().await? {
                 println!("{:<24} {reason}", net.to_string());
             }
             Ok(())

@@ -5,18 +5,15 @@ use store::Store;
 
 use crate::cli::SettingsCmd;
 
-pub(super) async fn run(store: &Store, cmd: SettingsCmd) -> Result<(), String> {
+pub(super) async fn run(store: &Store, cmd: SettingsCmd) -> crate::error::Result {
     match cmd {
         SettingsCmd::Set { key, value } => {
-            store
-                .set_setting(&key, &value)
-                .await
-                .map_err(|e| e.to_string())?;
+            store.set_setting(&key, &value).await?;
             println!("{key} = {}", value.trim());
             Ok(())
         }
         SettingsCmd::List => {
-            let stored = store.list_settings().await.map_err(|e| e.to_string())?;
+            let stored = store.list_settings().await?;
             for s in Setting::ALL {
                 let value = stored.iter().find(|(k, _)| k == s.key()).map_or_else(
                     || format!("{} (default)", s.default_value()),

@@ -7,7 +7,7 @@ use crate::cli::StatusFormat;
 use crate::config::Settings;
 use crate::control;
 
-pub(super) async fn run(settings: &Settings, format: StatusFormat) -> Result<(), String> {
+pub(super) async fn run(settings: &Settings, format: StatusFormat) -> crate::error::Result {
     if format == StatusFormat::Json {
         let body = control::request(settings.control_socket(), "status").await?;
         println!("{}", String::from_utf8_lossy(&body));

@@ -6,8 +6,7 @@ use store::Store;
 
 use crate::cli::{Format, UsageCmd};
 
-pub(crate) async fn run(store: &Store, cmd: UsageCmd) -> Result<(), String> {
-    let err = |e: store::StoreError| e.to_string();
+pub(crate) async fn run(store: &Store, cmd: UsageCmd) -> crate::error::Result {
     let today = || {
         let now = domain::now_ms();
         Zone::utc().date(now)
@@ -15,8 +14,8 @@ pub(crate) async fn run(store: &Store, cmd: UsageCmd) -> Result<(), String> {
     match cmd {
         UsageCmd::Customers { period, format } => {
             let period = period.unwrap_or_else(today);
-            let rows = store.customer_usage(&period).await.map_err(err)?;
-            let directory = store.load_directory().await.map_err(err)?;
+            let rows = store.customer_usage(&period).await?;
+            let directory = store.load_directory().await?;
             let head = [
                 "customer", "name", "zone", "period", "calls", "answered", "seconds", "minutes",
                 "price",
@@ -42,8 +41,8 @@ pub(crate) async fn run(store: &Store, cmd: UsageCmd) -> Result<(), String> {
         }
         UsageCmd::Carriers { period, format } => {
             let period = period.unwrap_or_else(today);
-            let rows = store.carrier_usage(&period).await.map_err(err)?;
-            let directory = store.load_directory().await.map_err(err)?;
+            let rows = store.carrier_usage(&period).await?;
+            let directory = store.load_directory().await?;
             let head = [
                 "carrier", "name", "period", "attempts", "answered", "failures", "seconds",
                 "minutes", "cost",
@@ -67,7 +66,7 @@ pub(crate) async fn run(store: &Store, cmd: UsageCmd) -> Result<(), String> {
             print!("{}", render(&head, &rows, format));
         }
         UsageCmd::Rebuild => {
-            let n = store.rebuild_usage().await.map_err(err)?;
+            let n = store.rebuild_usage().await?;
             println!("usage counted again from {n} CDRs");
         }
     }
