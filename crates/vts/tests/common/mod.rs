@@ -2,7 +2,7 @@
 //! `vts` CLI against the same directory, and real sipp (Debian `sip-tester`) processes as
 //! customer and carriers, driven by the scenarios in `tests/sipp/`.
 
-#![allow(dead_code)] // each test binary uses part of the harness
+#![allow(dead_code)] // the flood binary uses part of the harness
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, UdpSocket};

@@ -1,10 +1,8 @@
 //! Accounting (issue 6) through a real `vts serve` with real sipp: rating at CDR time.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Sipp, Vts, at, free_port, uac, uac_from};
+use crate::common::{Sipp, Vts, at, free_port, uac, uac_from};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -51,7 +49,7 @@ fn outage(url_var: &str) -> Option<Outage> {
 
 /// Customer `acme` at 127.0.0.1, one carrier answering up to `calls` calls (OPTIONS probes
 /// count as sipp calls), and the switch running.
-fn acme_and_one_carrier(vts: &Vts, calls: u32) -> (common::Serve, u16, Sipp) {
+fn acme_and_one_carrier(vts: &Vts, calls: u32) -> (crate::common::Serve, u16, Sipp) {
     vts.add_customer("acme", "127.0.0.1");
     let port = free_port();
     vts.add_carrier("up", port, 1, "udp");
@@ -287,7 +285,7 @@ fn a_database_outage_of_60_s_loses_and_duplicates_no_cdr() {
     let (serve, switch, carrier) = acme_and_one_carrier(&vts, 1_000);
     let calls = 900;
     let customer = std::thread::spawn(move || {
-        common::uac_long("uac_call.xml", at(switch), calls, 10, free_port(), 240)
+        crate::common::uac_long("uac_call.xml", at(switch), calls, 10, free_port(), 240)
     });
     // Some CDRs written before the outage.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -497,7 +495,8 @@ fn fifty_calls_share_a_balance_and_are_cut_when_it_runs_out(vts: Vts) {
     let switch = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
     let uas = Sipp::uas("uas_answer.xml", port, "u1", 50);
-    let (ok, err) = common::uac_long("uac_until_bye.xml", at(switch), 50, 25, free_port(), 90);
+    let (ok, err) =
+        crate::common::uac_long("uac_until_bye.xml", at(switch), 50, 25, free_port(), 90);
     assert!(
         ok,
         "every customer leg got the switch's BYE: {err}\n{}",
@@ -746,7 +745,8 @@ fn a_full_cdr_log_refuses_new_calls_until_the_database_returns() {
     // Calls until the log is full (about 2 KB of log a call: some 500 calls).
     let customer = Sipp::uac_traced_background("uac_call.xml", at(switch), 3_000, 40, free_port());
     serve.await_log("CDR_LOG_FULL", 1, Duration::from_secs(90));
-    let (ok, err, messages) = common::uac_traced("uac_expect_503.xml", at(switch), free_port());
+    let (ok, err, messages) =
+        crate::common::uac_traced("uac_expect_503.xml", at(switch), free_port());
     assert!(ok, "{err}");
     assert!(
         messages.contains("SIP/2.0 503 Service Unavailable - CDR Log Full"),

@@ -3,13 +3,11 @@
 //! control connection that sends nothing is closed, and a panic on the SIP thread ends the
 //! process with an error.
 
-mod common;
-
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path)

@@ -2,11 +2,9 @@
 //! health, channel leases and minute caps, through a real
 //! `vts serve` with real sipp as customer and carriers.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Sipp, Vts, at, free_port, uac, uac_number, uac_traced};
+use crate::common::{Sipp, Vts, at, free_port, uac, uac_number, uac_traced};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);

@@ -1,11 +1,9 @@
 //! Calls end to end through a real `vts serve`, with real sipp as customer and carriers
 //! (issue 3's test list). Each test has its own data directory and loopback ports.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);

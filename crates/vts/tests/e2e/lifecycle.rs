@@ -1,12 +1,10 @@
 //! The switch's own endings of a call (maximum duration, shutdown after the drain period),
 //! its shutdown with calls in progress, and sanity replies on the wire.
 
-mod common;
-
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 

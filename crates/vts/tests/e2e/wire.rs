@@ -1,12 +1,10 @@
 //! Attacks on the wire against a real `vts serve` (issue 12, "Harden the call path"): raw
 //! UDP datagrams from a test socket on loopback, and the responses the switch writes.
 
-mod common;
-
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// A UDP socket on loopback that talks to the switch.
 struct Peer {

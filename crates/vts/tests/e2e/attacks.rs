@@ -3,12 +3,10 @@
 //! be exact), real sipp plays carriers and honest customers. Each test says what it sends
 //! and what it asserts.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);

@@ -3,14 +3,12 @@
 //! back-off under a small open-file limit, no connection opened for a reply, 513 and bare-LF
 //! framing, the outbound connect timeout. Every loop is bounded in count and time.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// `vts status` guards: `section` is `caps_reached`, `counters` or `in_use`.
