@@ -192,17 +192,34 @@ async fn bumped(store: &Store, version: &mut i64) {
 async fn story(url: &str, backend: Backend) {
     let store = Store::connect(url).await.unwrap();
     assert_eq!(store.backend(), backend);
+    let mut version = migrations(&store).await;
+    let (acme, beta) = customers(&store, &mut version).await;
+    let (low, high, _heavy) = carriers(&store, &mut version).await;
+    another_writer(&store, url, &mut version).await;
+    directory(&store, &mut version, acme, (low, high)).await;
+    cdr_records(&store, version).await;
+    blocks(&store).await;
+    whitelist(&store).await;
+    header_policy(&store, acme, beta, high).await;
+    routing_tables(&store, acme, high).await;
+    store.close().await;
+}
 
-    // Migrations: clean on an empty database, a no-op the second time.
+/// Chapter: migrations are clean on an empty database and a no-op the second time; the
+/// configuration version starts at 1. Returns it.
+async fn migrations(store: &Store) -> i64 {
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
-    let mut version = store.config_version().await.unwrap();
+    let version = store.config_version().await.unwrap();
     assert_eq!(version, 1);
     assert!(store.list_customers().await.unwrap().is_empty());
     assert!(store.list_carriers().await.unwrap().is_empty());
     assert_eq!(store.count_cdrs().await.unwrap(), 0);
+    version
+}
 
-    // Customers: host addresses and networks (host bits cleared, duplicates stored once).
+/// Chapter: customers with host addresses and networks; refusals change nothing.
+async fn customers(store: &Store, version: &mut i64) -> (CustomerId, CustomerId) {
     let acme = store
         .add_customer(&customer(
             "acme",
@@ -217,7 +234,7 @@ async fn story(url: &str, backend: Backend) {
         ))
         .await
         .unwrap();
-    bumped(&store, &mut version).await;
+    bumped(store, version).await;
     let beta = store
         .add_customer(&customer(
             "beta",
@@ -227,7 +244,7 @@ async fn story(url: &str, backend: Backend) {
         ))
         .await
         .unwrap();
-    bumped(&store, &mut version).await;
+    bumped(store, version).await;
     assert!(beta > acme);
 
     // Refusals change nothing.
@@ -270,7 +287,7 @@ async fn story(url: &str, backend: Backend) {
     );
     assert_eq!(
         store.config_version().await.unwrap(),
-        version,
+        *version,
         "refused changes leave the version alone"
     );
 
@@ -304,23 +321,26 @@ async fn story(url: &str, backend: Backend) {
         (customers[1].max_channels, customers[1].max_cps),
         (None, None)
     );
+    (acme, beta)
+}
 
-    // Carriers.
+/// Chapter: carriers; refusals change nothing. Returns (low, high, heavy).
+async fn carriers(store: &Store, version: &mut i64) -> (CarrierId, CarrierId, CarrierId) {
     let low = store
         .add_carrier(&carrier("low", 5060, Transport::Udp, 10, 1))
         .await
         .unwrap();
-    bumped(&store, &mut version).await;
+    bumped(store, version).await;
     let high = store
         .add_carrier(&carrier("high", 5080, Transport::Tcp, 20, 5))
         .await
         .unwrap();
-    bumped(&store, &mut version).await;
+    bumped(store, version).await;
     let heavy = store
         .add_carrier(&carrier("heavy", 5060, Transport::Udp, 20, 10))
         .await
         .unwrap();
-    bumped(&store, &mut version).await;
+    bumped(store, version).await;
     let err = store
         .add_carrier(&carrier("zero", 0, Transport::Udp, 1, 1))
         .await
@@ -343,7 +363,7 @@ async fn story(url: &str, backend: Backend) {
         store.add_carrier(&blank_host).await,
         Err(StoreError::Invalid(_))
     ));
-    assert_eq!(store.config_version().await.unwrap(), version);
+    assert_eq!(store.config_version().await.unwrap(), *version);
 
     let carriers = store.list_carriers().await.unwrap();
     assert_eq!(
@@ -370,29 +390,41 @@ async fn story(url: &str, backend: Backend) {
         carriers.iter().map(|c| c.id).collect::<Vec<_>>(),
         vec![low, high, heavy]
     );
+    (low, high, heavy)
+}
 
-    // Another writer, straight SQL on its own connection: the triggers bump the version.
+/// Chapter: another writer, straight SQL on its own connection: the triggers bump the
+/// version.
+async fn another_writer(store: &Store, url: &str, version: &mut i64) {
     let mut other = AnyConnection::connect(url).await.unwrap();
     sqlx::query("UPDATE carriers SET active = 0 WHERE name = 'heavy'")
         .execute(&mut other)
         .await
         .unwrap();
-    bumped(&store, &mut version).await;
+    bumped(store, version).await;
     sqlx::query("UPDATE customer_ips SET active = 0 WHERE network = '192.0.2.11/32'")
         .execute(&mut other)
         .await
         .unwrap();
-    bumped(&store, &mut version).await;
+    bumped(store, version).await;
     sqlx::query("DELETE FROM customer_ips WHERE network = '198.51.100.0/24'")
         .execute(&mut other)
         .await
         .unwrap();
-    bumped(&store, &mut version).await;
+    bumped(store, version).await;
     other.close().await.unwrap();
+}
 
-    // The directory: identification by longest prefix, routes by priority then weight.
+/// Chapter: the directory: identification by longest prefix, routes by priority then
+/// weight; a freed address can go to a new customer.
+async fn directory(
+    store: &Store,
+    version: &mut i64,
+    acme: CustomerId,
+    (low, high): (CarrierId, CarrierId),
+) {
     let directory = store.load_directory().await.unwrap();
-    assert_eq!(directory.version, version);
+    assert_eq!(directory.version, *version);
     let who = |ip: &str| {
         directory
             .identify(ip.parse::<IpAddr>().unwrap())
@@ -419,7 +451,7 @@ async fn story(url: &str, backend: Backend) {
     assert_eq!(routes, vec![high, low], "heavy is inactive");
     assert_eq!(
         store.config_version().await.unwrap(),
-        version,
+        *version,
         "reading changes nothing"
     );
 
@@ -428,9 +460,11 @@ async fn story(url: &str, backend: Backend) {
         .add_customer(&customer("gamma", &["192.0.2.11/32"], None, Some(1)))
         .await
         .unwrap();
-    bumped(&store, &mut version).await;
+    bumped(store, version).await;
+}
 
-    // CDRs: more than one multi-row statement's worth, idempotent by id.
+/// Chapter: CDRs: more than one multi-row statement's worth, idempotent by id.
+async fn cdr_records(store: &Store, version: i64) {
     let batch = cdrs(0..1_203);
     assert_eq!(store.insert_cdrs(&[]).await.unwrap(), 0);
     assert_eq!(store.insert_cdrs(&batch).await.unwrap(), 1_203);
@@ -471,7 +505,11 @@ async fn story(url: &str, backend: Backend) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+}
 
+/// Chapter: automatic blocks: never over a manual entry still in force; over an earlier
+/// automatic one, yes. A block moves the block list's version only.
+async fn blocks(store: &Store) {
     // Automatic blocks: never over a manual entry still in force; over an earlier automatic
     // one, yes.
     let by_hand: IpNet = "198.51.100.7/32".parse().unwrap();
@@ -518,12 +556,15 @@ async fn story(url: &str, backend: Backend) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+}
 
-    // Whitelist: one entry per network, in the directory, changes bump the version.
+/// Chapter: the whitelist: one entry per network, in the directory, changes bump the
+/// version.
+async fn whitelist(store: &Store) {
     let mut version = store.config_version().await.unwrap();
     let sbc: IpNet = "203.0.113.0/24".parse().unwrap();
     store.add_whitelist(sbc, "sbc").await.unwrap();
-    bumped(&store, &mut version).await;
+    bumped(store, &mut version).await;
     store.add_whitelist(sbc, "our sbc").await.unwrap();
     assert_eq!(
         store.list_whitelist().await.unwrap(),
@@ -535,10 +576,6 @@ async fn story(url: &str, backend: Backend) {
     assert!(store.remove_whitelist(sbc).await.unwrap());
     assert!(!store.remove_whitelist(sbc).await.unwrap());
     assert!(store.list_whitelist().await.unwrap().is_empty());
-
-    header_policy(&store, acme, beta, high).await;
-    routing_tables(&store, acme, high).await;
-    store.close().await;
 }
 
 /// The header policy (docs/ROUTING.md "Headers between customers and carriers"): off by
@@ -923,7 +960,13 @@ async fn routing_tables(store: &Store, acme: CustomerId, carrier: CarrierId) {
 
     assert!(store.remove_dial_rule(rule).await.unwrap());
     assert!(!store.remove_dial_rule(rule).await.unwrap());
-    // CDR filters: each condition alone agrees with filtering everything by hand.
+    cdr_filters(store).await;
+    balances(store, acme).await;
+    usage(store).await;
+}
+
+/// Chapter: CDR filters: each condition alone agrees with filtering everything by hand.
+async fn cdr_filters(store: &Store) {
     let all = store.list_cdrs(u32::MAX).await.unwrap();
     let check = |filter: CdrFilter, keep: &dyn Fn(&Cdr) -> bool| {
         let expected: Vec<&str> = all
@@ -987,7 +1030,13 @@ async fn routing_tables(store: &Store, acme: CustomerId, carrier: CarrierId) {
         assert!(!expected.is_empty(), "{filter:?} selects something");
         assert_eq!(got, expected, "{filter:?}");
     }
+}
 
+/// Chapter: balances: credits, adjustments, and one charge per new priced CDR of a billed
+/// customer, never two (a replay charges nothing); suspension at zero and its lifting.
+async fn balances(store: &Store, acme: CustomerId) {
+    // The CDRs the story stored so far (priced copies of them are charged below).
+    let all = store.list_cdrs(u32::MAX).await.unwrap();
     // Balances: credits, adjustments, and one charge per new priced CDR of a billed
     // customer, never two (a replay of the same CDRs charges nothing).
     store
@@ -1101,8 +1150,6 @@ async fn routing_tables(store: &Store, acme: CustomerId, carrier: CarrierId) {
         .set_customer_status(acme, CustomerStatus::Active, None)
         .await
         .unwrap();
-
-    usage(store).await;
 }
 
 /// The usage counters of the story's CDRs, kept as they were stored (each once, though
