@@ -3,7 +3,9 @@
 //! transactions, admits and routes new calls, relays responses and in-dialog requests, and
 //! reports every call state change as a [`CallEvent`].
 //!
-//! Files: `mod.rs` (the loop, dispatch, replies, automatic blocks), `call.rs` (a call's
+//! Files: `mod.rs` (the loop, dispatch, replies), `blocks.rs` (the block list, the drop
+//! list, automatic blocks), `responses.rs` (responses and transaction events to calls,
+//! rewritten and relayed), `call.rs` (a call's
 //! state), `setup.rs` (a new INVITE: admission), `attempts.rs` (attempts to carriers,
 //! failover, their timers), `cancel.rs`, `end.rs` (failed, ended, forgotten calls),
 //! `dialog.rs` (answered calls: in-dialog relay, BYE, switch hang-ups), `money.rs`
@@ -11,12 +13,14 @@
 //! the engine writes, addresses).
 
 mod attempts;
+mod blocks;
 mod call;
 mod cancel;
 mod dialog;
 mod end;
 mod money;
 mod probe;
+mod responses;
 mod setup;
 mod wire;
 
@@ -28,17 +32,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use domain::{BlockList, CallEvent, CallRef, Cap, Directory, Reject, SwitchEvent, Transport};
+use domain::{CallEvent, CallRef, Cap, Reject, SwitchEvent, Transport};
 use sip_message::sanity::{self, Reject as Sanity};
 use sip_message::{Message, Method, build, parse_datagram, parse_stream_message};
-use sip_transaction::{
-    ClientTxnId, Event, RequestOutcome, ResponseOutcome, ServerTxnId, Transactions, TxnId,
-};
+use sip_transaction::{ClientTxnId, RequestOutcome, ServerTxnId, Transactions, TxnId};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::config::ProxyConfig;
-use crate::guard::{Counter, Gauge};
+use crate::guard::Counter;
 use crate::latency::{Kind, Latency};
 use crate::transport::{Inbound, Listener, ListenerSpec, Peer, Transports};
 use cluster::DirectorySource;
@@ -775,68 +777,6 @@ impl Engine {
         }
     }
 
-    /// Rebuilds the list of sources the UDP tasks drop unread when the block list, the
-    /// engine's own blocks or an entry's expiry changed it.
-    fn refresh_drops(&mut self, directory: &Arc<Directory>, blocks: &BlockList, now: Instant) {
-        let versions = (directory.version, blocks.version());
-        let stale = self.drops_dirty
-            || self.drops_version != Some(versions)
-            || self.drops_valid_until.is_some_and(|t| now >= t);
-        if !stale {
-            return;
-        }
-        let now_ms = self.clock.epoch_ms(now);
-        let (mut hosts, mut networks, mut until) = (Vec::new(), Vec::new(), None::<i64>);
-        for b in blocks.live(now_ms) {
-            let net = b.network.trunc();
-            if net.prefix_len() == net.max_prefix_len() {
-                hosts.push(net.addr());
-            } else {
-                networks.push(net);
-            }
-            if let Some(e) = b.expires_ms {
-                until = Some(until.map_or(e, |u| u.min(e)));
-            }
-        }
-        for (ip, end) in self.pending_blocks.held() {
-            match ip {
-                IpAddr::V6(_) => networks.extend(ipnet::IpNet::new(ip, 64).ok()),
-                v4 => hosts.push(v4),
-            }
-            until = Some(until.map_or(end, |u| u.min(end)));
-        }
-        let valid_until = until.map(|ms| self.clock.instant(ms));
-        if hosts.is_empty() && networks.is_empty() {
-            self.drops.store(None);
-        } else {
-            let snapshot = (directory.clone(), blocks.version(), self.directory.clone());
-            let d = crate::drops::Drops::new(hosts, networks, snapshot, valid_until);
-            self.drops.store(Some(Arc::new(d)));
-        }
-        self.drops_version = Some(versions);
-        self.drops_valid_until = valid_until;
-        self.drops_dirty = false;
-        self.drops_check = self.drops.load().is_some().then(|| now + DROPS_CHECK);
-    }
-
-    /// Whether `ip` is blocked (the allocation-free check of every datagram).
-    fn is_blocked(&mut self, blocks: &BlockList, ip: IpAddr, now_ms: i64) -> bool {
-        blocks.blocking(ip, now_ms).is_some()
-            || (!self.pending_blocks.is_empty()
-                && self.pending_blocks.blocking(blocks, ip, now_ms).is_some())
-    }
-
-    /// The block covering `ip`, if any: the store's list or a block the engine holds
-    /// until the store's entry arrives.
-    fn blocked(&mut self, blocks: &BlockList, ip: IpAddr, now_ms: i64) -> Option<String> {
-        if let Some(b) = blocks.blocking(ip, now_ms) {
-            return Some(b.reason.clone());
-        }
-        self.pending_blocks
-            .blocking(blocks, ip, now_ms)
-            .map(str::to_string)
-    }
-
     /// A response the switch writes without a transaction (nothing is kept, nothing is
     /// retransmitted: one reply per request, never more).
     fn stateless(
@@ -1063,62 +1003,6 @@ impl Engine {
         None
     }
 
-    /// A stranger sent more than the flood threshold: block it (the engine holds the block
-    /// until the store's entry arrives) and say so once.
-    fn block_flood(&mut self, now: Instant, ip: IpAddr, directory: &Directory) {
-        let settings = &directory.settings;
-        let until = self.clock.epoch_ms(now) + i64::from(settings.block_s) * 1000;
-        self.auto_block(
-            now,
-            ip,
-            domain::SecurityEvent::FloodDetected {
-                source: crate::pipeline::aggregate(ip),
-                threshold: settings.flood_threshold.unwrap_or_default(),
-                blocked_until_ms: until,
-            },
-        );
-    }
-
-    /// The one sequence of every automatic block (flood, authentication failures): the
-    /// engine holds the block at once (the source's datagrams are dropped) until the
-    /// store's entry arrives; it is counted, logged once in the line fail2ban's filter
-    /// knows, and sent for the store to record. A source already held is left alone.
-    pub(super) fn auto_block(&mut self, now: Instant, ip: IpAddr, event: domain::SecurityEvent) {
-        use domain::SecurityEvent as E;
-        let now_ms = self.clock.epoch_ms(now);
-        let (kind, until) = match &event {
-            E::FloodDetected {
-                blocked_until_ms, ..
-            } => ("flood", *blocked_until_ms),
-            E::AuthFailures {
-                blocked_until_ms, ..
-            } => ("auth_fail", *blocked_until_ms),
-        };
-        if !self.pending_blocks.add(ip, kind, now_ms) {
-            return;
-        }
-        self.drops_dirty = true;
-        self.guards.count(Counter::AutoBlocks);
-        self.pending_check = Some(now + PENDING_BLOCK_CHECK);
-        let blocked_s = (until - now_ms) / 1000;
-        match &event {
-            E::FloodDetected { threshold, .. } => warn!(
-                target: "vts::security",
-                "FLOOD source={ip} threshold={threshold}/s blocked_seconds={blocked_s}"
-            ),
-            E::AuthFailures {
-                threshold,
-                window_s,
-                ..
-            } => warn!(
-                target: "vts::security",
-                "AUTH blocked source={ip} failures={} window_seconds={window_s} blocked_seconds={blocked_s}",
-                threshold + 1
-            ),
-        }
-        let _ = self.notices.send(SwitchEvent::Security(event));
-    }
-
     /// Answers a server transaction with a response the switch writes.
     fn reply(
         &mut self,
@@ -1144,170 +1028,6 @@ impl Engine {
         if let Err(e) = self.txns.respond(now, id, bytes) {
             debug!(error = %e, status, "reply not sent");
         }
-    }
-
-    fn handle_response(&mut self, now: Instant, msg: Message, peer: Peer) {
-        if sanity::check_response(&msg, &self.cfg.sanity).is_err() {
-            return;
-        }
-        match self.txns.receive_response(now, msg) {
-            ResponseOutcome::Matched(_) | ResponseOutcome::Absorbed => {}
-            ResponseOutcome::Stray(msg) => self.forward_stray_response(msg, peer),
-        }
-    }
-
-    fn process_events(&mut self, now: Instant) {
-        while let Some(event) = self.txns.poll_event() {
-            match event {
-                Event::Response { id, msg } => self.client_response(now, id, msg),
-                Event::Timeout {
-                    id: TxnId::Client(id),
-                    ..
-                } => self.client_failed(now, id, true),
-                Event::TransportError {
-                    id: TxnId::Client(id),
-                } => self.client_failed(now, id, false),
-                Event::Terminated {
-                    id: TxnId::Client(id),
-                } => {
-                    self.by_client.remove(&id);
-                }
-                Event::Terminated {
-                    id: TxnId::Server(id),
-                } => {
-                    self.by_server.remove(&id);
-                    self.relayed.remove(&id);
-                }
-                Event::Timeout {
-                    id: TxnId::Server(_),
-                    ..
-                }
-                | Event::TransportError {
-                    id: TxnId::Server(_),
-                } => {}
-            }
-        }
-        self.guards.set(Gauge::Transactions, self.txns.len() as u64);
-        self.guards.set(Gauge::CallsInSetup, self.in_setup as u64);
-        self.guards
-            .set(Gauge::Timers, self.timers.by_deadline.len() as u64);
-        self.guards.set(Gauge::Calls, self.calls.len() as u64);
-    }
-
-    fn client_response(&mut self, now: Instant, id: ClientTxnId, msg: Message) {
-        if msg.status().is_some_and(|s| s >= 200) {
-            self.awaiting_final.remove(&id);
-        }
-        match self.by_client.get(&id).copied() {
-            Some(ClientRole::Attempt { call, number }) => {
-                self.attempt_response(now, call, number, msg)
-            }
-            Some(ClientRole::Relay {
-                server,
-                call,
-                from,
-                bye,
-            }) => self.relayed_response(now, (server, call, from, bye), &msg),
-            Some(ClientRole::Bye { call, to, try_n }) => {
-                if let Some(status) = msg.status() {
-                    self.own_bye_response(now, (call, to, try_n), status);
-                }
-            }
-            Some(ClientRole::Probe { carrier, seq }) => {
-                if let Some(status) = msg.status() {
-                    self.probe_response(now, carrier, seq, status);
-                }
-            }
-            Some(ClientRole::Local) | None => {}
-        }
-    }
-
-    /// A client transaction ended without a final response: Timer B/F (`timeout`) or a
-    /// transport error.
-    fn client_failed(&mut self, now: Instant, id: ClientTxnId, timeout: bool) {
-        self.awaiting_final.remove(&id);
-        let (status, reason) = if timeout {
-            (408, "Request Timeout")
-        } else {
-            (503, "Service Unavailable")
-        };
-        match self.by_client.get(&id).copied() {
-            Some(ClientRole::Attempt { call, number }) => {
-                self.attempt_failed(now, call, number, status, reason)
-            }
-            Some(ClientRole::Relay {
-                server,
-                call,
-                from,
-                bye,
-            }) => self.relay_failed(now, (server, call, from, bye), timeout),
-            Some(ClientRole::Bye { call, to, try_n }) => {
-                if timeout {
-                    self.own_bye_response(now, (call, to, try_n), 408);
-                } else {
-                    self.bye_failed(now, call, to, try_n);
-                }
-            }
-            Some(ClientRole::Probe { carrier, seq }) => self.probe_result(now, carrier, seq, false),
-            Some(ClientRole::Local) | None => {}
-        }
-    }
-
-    /// Relays a response of a relayed request back on its server transaction: our Via off
-    /// (or the sender's own Vias put back, when they were hidden from the far side), a
-    /// Contact rewritten to us, and the responder's topology stripped when it hides it.
-    fn relay_response(&mut self, now: Instant, server: ServerTxnId, msg: &Message, back: Back) {
-        if msg.status() == Some(100) {
-            return;
-        }
-        if let Some(at) = self.arrival {
-            self.samples.push((Kind::Reply, at));
-        }
-        let Some(bytes) = self.rewrite_response(msg, &back) else {
-            debug!("relayed response could not be rewritten");
-            return;
-        };
-        if let Err(err) = self.txns.respond(now, server, bytes) {
-            debug!(error = %err, "relayed response not sent");
-        }
-    }
-
-    fn rewrite_response(&self, msg: &Message, back: &Back) -> Option<Bytes> {
-        use sip_message::HeaderName as H;
-        let mut e = msg.edit();
-        match &back.vias {
-            Some(vias) => {
-                e.remove_header(H::Via).ok()?;
-                for v in vias {
-                    e.add_header("Via", v).ok()?;
-                }
-            }
-            None => e.remove_top_via().ok()?,
-        }
-        if let Some(our_rr) = &back.strip {
-            e.remove_header(H::Server).ok()?;
-            e.remove_header(H::UserAgent).ok()?;
-            e.remove_other("Warning").ok()?;
-            let rr: Vec<_> = msg
-                .headers()
-                .record_routes()
-                .filter_map(Result::ok)
-                .collect();
-            if let Some(i) = rr.iter().position(|r| r.raw == &our_rr[..]) {
-                e.remove_header(H::RecordRoute).ok()?;
-                for r in &rr[i..] {
-                    e.add_header("Record-Route", r.raw).ok()?;
-                }
-            }
-        }
-        if let Some(t) = back.contact
-            && msg.headers().get(H::Contact).is_some()
-        {
-            e.remove_header(H::Contact).ok()?;
-            e.add_header("Contact", self.our_contact(t).as_bytes())
-                .ok()?;
-        }
-        Some(e.finish())
     }
 
     /// Whether `peer` is one of the switch's own listening addresses (exactly: a listener
