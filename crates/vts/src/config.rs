@@ -97,12 +97,12 @@ impl Default for CdrSection {
     }
 }
 
-/// Everything a command needs, resolved. Its `Debug` shows the database URL without its
-/// password.
-#[derive(Clone)]
+/// Everything a command needs, resolved.
+#[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) data_dir: PathBuf,
-    pub(crate) db_url: String,
+    /// Its `Debug` hides the password.
+    pub(crate) db_url: DbUrl,
     pub(crate) listen: Vec<ListenerSpec>,
     pub(crate) proxy: ProxyConfig,
     pub(crate) cdr_batch: usize,
@@ -115,18 +115,21 @@ pub(crate) struct Settings {
     pub(crate) cdr_log_max_bytes: u64,
 }
 
-impl std::fmt::Debug for Settings {
+/// The database URL: used as a `&str`, but its `Debug` (so every `{:?}` of the settings)
+/// shows it with the password replaced by `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct DbUrl(pub(crate) String);
+
+impl std::ops::Deref for DbUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DbUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("data_dir", &self.data_dir)
-            .field("db_url", &redact(&self.db_url))
-            .field("listen", &self.listen)
-            .field("proxy", &self.proxy)
-            .field("cdr_batch", &self.cdr_batch)
-            .field("cdr_flush", &self.cdr_flush)
-            .field("cdr_memory_queue", &self.cdr_memory_queue)
-            .field("cdr_log_max_bytes", &self.cdr_log_max_bytes)
-            .finish()
+        write!(f, "{:?}", redact(&self.0))
     }
 }
 
@@ -255,11 +258,13 @@ impl Settings {
             .clone()
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("./vts-data"));
-        let db_url = global
-            .db
-            .clone()
-            .or(file.db)
-            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("vts.db").display()));
+        let db_url = DbUrl(
+            global
+                .db
+                .clone()
+                .or(file.db)
+                .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("vts.db").display())),
+        );
         let listen = if listen_flags.is_empty() {
             sip.listen
                 .iter()
@@ -385,7 +390,7 @@ mod tests {
             config: None,
         };
         let s = Settings::load(&g, &[]).unwrap();
-        assert_eq!(s.db_url, "sqlite:///tmp/x/vts.db");
+        assert_eq!(&*s.db_url, "sqlite:///tmp/x/vts.db");
         assert_eq!(s.listen.len(), 2);
         assert_eq!(s.proxy.first_response_timeout, Duration::from_secs(5));
     }
