@@ -20,7 +20,6 @@ const BALANCE_EVERY: u32 = 4;
 const PURGE_EVERY: u32 = 240;
 
 pub(crate) async fn run(store: Store, directory: DirectorySource, balances: BalanceSource) {
-    let mut version = directory.load().version;
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut polls = 0u32;
@@ -50,11 +49,15 @@ pub(crate) async fn run(store: Store, directory: DirectorySource, balances: Bala
                 continue;
             }
         };
-        if versions.config != version {
+        // Each snapshot carries its version: compare with the one in use.
+        if versions.config != directory.version() {
             match store.load_directory().await {
                 Ok(d) => {
-                    info!(from = version, to = d.version, "configuration reloaded");
-                    version = d.version;
+                    info!(
+                        from = directory.version(),
+                        to = d.version,
+                        "configuration reloaded"
+                    );
                     directory.store(d);
                 }
                 Err(e) => warn!(error = %e, "configuration reload failed; keeping the current one"),
