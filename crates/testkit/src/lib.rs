@@ -8,8 +8,17 @@
 //!   the switch (ring timeout, failover, session reaper) in virtual time: seconds of
 //!   timers run in milliseconds;
 //! - [`Ua`]: a scripted SIP user agent on a tokio UDP socket (customer or carrier side),
-//!   with builders for the messages tests send.
+//!   with builders for the messages tests send;
+//! - [`process`]: the real `vts` binary as a process: a data directory and its CLI
+//!   ([`process::Vts`]), a running `vts serve` ([`process::Serve`]), and waiters for its
+//!   status, configuration versions, CDRs and log lines;
+//! - [`sipp`]: real sipp as carriers ([`sipp::Uas`]) and customers ([`sipp::Uac`]) with
+//!   named arguments, on the scenarios in `sipp/`;
+//! - [`raw`]: a raw SIP endpoint on a blocking UDP socket, for tests against a process.
 
+pub mod process;
+pub mod raw;
+pub mod sipp;
 mod switch;
 mod ua;
 mod world;

@@ -2,7 +2,14 @@
 //! other test shares the two cores with it): the switch must drop the flooder unread and
 //! still complete every call of a customer.
 
-mod common;
+/// The harness: testkit's real-process half, and the binary under test.
+mod common {
+    pub(crate) use testkit::process::*;
+    pub(crate) use testkit::sipp::*;
+
+    /// The `vts` binary under test.
+    pub(crate) const VTS: &str = env!("CARGO_BIN_EXE_vts");
+}
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -42,13 +49,13 @@ fn guard(v: &Vts, group: &str, name: &str) -> u64 {
 /// the flooder reached is printed for the note.
 #[test]
 fn a_customers_calls_complete_during_a_20_s_flood_at_full_rate() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let calm = vts.add_customer("calm", "127.0.0.2");
     let port = free_port();
     vts.add_carrier("up", port, 1, "udp");
     let switch = at(free_port());
     let serve = vts.serve(&[format!("udp:{switch}")]);
-    let carrier = Sipp::uas("uas_answer.xml", port, "u1", 20);
+    let carrier = Uas::new("uas_answer.xml", port).calls(20).spawn();
     let flood = std::thread::spawn(move || {
         let sock = std::net::UdpSocket::bind("127.0.0.3:0").unwrap();
         let me = sock.local_addr().unwrap();
@@ -64,7 +71,11 @@ fn a_customers_calls_complete_during_a_20_s_flood_at_full_rate() {
         }
         (sent, started.elapsed())
     });
-    let (ok, err) = uac_from("127.0.0.2", "uac_call.xml", switch, 20, 1, free_port());
+    let (ok, err) = Uac::new("uac_call.xml", switch)
+        .ip("127.0.0.2")
+        .calls(20)
+        .source_port(free_port())
+        .run();
     let (sent, took) = flood.join().unwrap();
     let rate = sent as f64 / took.as_secs_f64();
     eprintln!(

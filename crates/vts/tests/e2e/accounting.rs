@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::common::{Sipp, Vts, at, free_port, uac, uac_from};
+use crate::common::{Sipp, Uac, Uas, VTS, Vts, at, free_port};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -35,7 +35,7 @@ fn outage(url_var: &str) -> Option<Outage> {
         return None;
     };
     let _server = pg_server();
-    let mut vts = Vts::new();
+    let mut vts = Vts::new(VTS);
     vts.db = Some(url);
     vts.env.push(("VTS_CDR_BATCH_SIZE".into(), "50".into()));
     vts.env.push(("VTS_CDR_MEMORY_QUEUE".into(), "100".into()));
@@ -58,7 +58,7 @@ fn acme_and_one_carrier(vts: &Vts, calls: u32) -> (crate::common::Serve, u16, Si
     (
         serve,
         switch,
-        Sipp::uas("uas_answer.xml", port, "u1", calls),
+        Uas::new("uas_answer.xml", port).calls(calls).spawn(),
     )
 }
 
@@ -86,7 +86,7 @@ fn write(vts: &Vts, name: &str, text: &str) -> String {
 /// markup on cost; numbers in E.164 on the CDR; profit in the CSV export.
 #[test]
 fn calls_are_rated_when_their_cdr_is_written() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let own = vts.add_customer("own-rates", "127.0.0.1").to_string();
     let planned = vts.add_customer("planned", "127.0.0.2").to_string();
     let port = free_port();
@@ -105,10 +105,15 @@ fn calls_are_rated_when_their_cdr_is_written() {
     vts.cli(&["customer", "rateplan", &planned, &plan]);
     let switch = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
-    let uas = Sipp::uas("uas_answer.xml", port, "u1", 2);
-    let (ok, err) = uac("uac_call.xml", at(switch), "u1", 1, 1, free_port());
+    let uas = Uas::new("uas_answer.xml", port).calls(2).spawn();
+    let (ok, err) = Uac::new("uac_call.xml", at(switch))
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
-    let (ok, err) = uac_from("127.0.0.2", "uac_call.xml", at(switch), 1, 1, free_port());
+    let (ok, err) = Uac::new("uac_call.xml", at(switch))
+        .ip("127.0.0.2")
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     assert!(uas.wait(WAIT).0);
     serve.stop();
@@ -204,9 +209,14 @@ fn answered_at(messages: &str) -> Vec<(String, i64)> {
 /// by the switch at the last moment it was known alive; no CDR is written twice.
 #[test]
 fn a_kill_9_loses_no_cdr_and_duplicates_none() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let (serve, switch, carrier) = acme_and_one_carrier(&vts, 200);
-    let customer = Sipp::uac_traced_background("uac_call.xml", at(switch), 200, 50, free_port());
+    let customer = Uac::new("uac_call.xml", at(switch))
+        .calls(200)
+        .rate(50)
+        .source_port(free_port())
+        .timeout_s(120)
+        .spawn_traced();
     // Wait until calls are up (an event, not a pause): at 50 a second, held 1 s, ~50 are.
     vts.await_status("30 calls up", |s| s["calls"].as_u64().unwrap_or(0) >= 30);
     let killed_ms = jiff::Timestamp::now().as_millisecond();
@@ -285,7 +295,12 @@ fn a_database_outage_of_60_s_loses_and_duplicates_no_cdr() {
     let (serve, switch, carrier) = acme_and_one_carrier(&vts, 1_000);
     let calls = 900;
     let customer = std::thread::spawn(move || {
-        crate::common::uac_long("uac_call.xml", at(switch), calls, 10, free_port(), 240)
+        Uac::new("uac_call.xml", at(switch))
+            .calls(calls)
+            .rate(10)
+            .source_port(free_port())
+            .timeout_s(240)
+            .run()
     });
     // Some CDRs written before the outage.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -327,7 +342,7 @@ fn a_database_outage_of_60_s_loses_and_duplicates_no_cdr() {
 /// `billing.refuse_code` says so).
 #[test]
 fn prepaid_balances_are_checked_at_admission_and_charged_per_cdr() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let customer = vts.add_customer("prepaid", "127.0.0.1").to_string();
     let port = free_port();
     let carrier = vts.add_carrier("up", port, 1, "udp").to_string();
@@ -344,14 +359,16 @@ fn prepaid_balances_are_checked_at_admission_and_charged_per_cdr() {
         });
     };
     let call = |scenario: &str| {
-        let (ok, err) = uac(scenario, at(switch), "u1", 1, 1, free_port());
+        let (ok, err) = Uac::new(scenario, at(switch))
+            .source_port(free_port())
+            .run();
         assert!(ok, "{scenario}: {err}\n{}", serve.log_text());
     };
     balance_is("0.000000");
     call("uac_expect_402.xml");
     vts.cli(&["customer", "credit", &customer, "0.10", "--note", "top-up"]);
     balance_is("0.100000");
-    let uas = Sipp::uas("uas_answer.xml", port, "u1", 1);
+    let uas = Uas::new("uas_answer.xml", port).spawn();
     call("uac_call.xml");
     assert!(uas.wait(WAIT).0);
     balance_is("0.040000");
@@ -437,16 +454,11 @@ fn prepaid_balances_are_checked_at_admission_and_charged_per_cdr() {
 /// the switch ended it and why.
 #[test]
 fn a_call_whose_session_is_never_refreshed_is_reaped() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let (serve, switch, carrier) = acme_and_one_carrier(&vts, 1);
-    let (ok, err) = uac(
-        "uac_session_expires.xml",
-        at(switch),
-        "u1",
-        1,
-        1,
-        free_port(),
-    );
+    let (ok, err) = Uac::new("uac_session_expires.xml", at(switch))
+        .source_port(free_port())
+        .run();
     assert!(
         ok,
         "the customer got the switch's BYE: {err}\n{}",
@@ -494,9 +506,13 @@ fn fifty_calls_share_a_balance_and_are_cut_when_it_runs_out(vts: Vts) {
     vts.cli(&["customer", "credit", &customer, "10"]);
     let switch = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
-    let uas = Sipp::uas("uas_answer.xml", port, "u1", 50);
-    let (ok, err) =
-        crate::common::uac_long("uac_until_bye.xml", at(switch), 50, 25, free_port(), 90);
+    let uas = Uas::new("uas_answer.xml", port).calls(50).spawn();
+    let (ok, err) = Uac::new("uac_until_bye.xml", at(switch))
+        .calls(50)
+        .rate(25)
+        .source_port(free_port())
+        .timeout_s(90)
+        .run();
     assert!(
         ok,
         "every customer leg got the switch's BYE: {err}\n{}",
@@ -546,7 +562,7 @@ fn fifty_calls_share_a_balance_and_are_cut_when_it_runs_out(vts: Vts) {
 
 #[test]
 fn balance_cut_off_on_sqlite() {
-    fifty_calls_share_a_balance_and_are_cut_when_it_runs_out(Vts::new());
+    fifty_calls_share_a_balance_and_are_cut_when_it_runs_out(Vts::new(VTS));
 }
 
 #[test]
@@ -556,7 +572,7 @@ fn balance_cut_off_on_postgres() {
         return;
     };
     let _server = pg_server();
-    let mut vts = Vts::new();
+    let mut vts = Vts::new(VTS);
     vts.db = Some(url);
     fifty_calls_share_a_balance_and_are_cut_when_it_runs_out(vts);
 }
@@ -565,7 +581,7 @@ fn balance_cut_off_on_postgres() {
 /// credited while the call is up, makes it 15 s.
 #[test]
 fn a_credit_during_a_call_extends_it() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let customer = vts.add_customer("prepaid", "127.0.0.1").to_string();
     let port = free_port();
     vts.add_carrier("up", port, 1, "udp");
@@ -575,8 +591,11 @@ fn a_credit_during_a_call_extends_it() {
     vts.cli(&["customer", "credit", &customer, "0.05"]);
     let switch = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
-    let uas = Sipp::uas("uas_answer.xml", port, "u1", 1);
-    let uac = Sipp::uac_traced_background("uac_until_bye.xml", at(switch), 1, 1, free_port());
+    let uas = Uas::new("uas_answer.xml", port).spawn();
+    let uac = Uac::new("uac_until_bye.xml", at(switch))
+        .source_port(free_port())
+        .timeout_s(120)
+        .spawn_traced();
     vts.await_status("the call is up", |s| s["calls"] == 1);
     vts.cli(&["customer", "credit", &customer, "0.10"]);
     let (ok, _, err) = uac.wait_messages(WAIT);
@@ -598,7 +617,7 @@ fn a_credit_during_a_call_extends_it() {
 /// rebuild counts the same; bad input is refused.
 #[test]
 fn usage_counters_follow_calls_customer_days_and_carrier_attempts() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let customer = vts.add_customer("far", "127.0.0.1").to_string();
     let zone = "Pacific/Kiritimati";
     vts.cli(&["customer", "timezone", &customer, zone]);
@@ -619,9 +638,12 @@ fn usage_counters_follow_calls_customer_days_and_carrier_attempts() {
     }
     let switch = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
-    let refusing = Sipp::uas("uas_503.xml", busy_port, "u1", 2);
-    let answering = Sipp::uas("uas_answer.xml", good_port, "u1", 2);
-    let (ok, err) = uac("uac_call.xml", at(switch), "u1", 2, 1, free_port());
+    let refusing = Uas::new("uas_503.xml", busy_port).calls(2).spawn();
+    let answering = Uas::new("uas_answer.xml", good_port).calls(2).spawn();
+    let (ok, err) = Uac::new("uac_call.xml", at(switch))
+        .calls(2)
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     let (refused, err_a) = refusing.wait(Duration::from_secs(5));
     let (answered, err_b) = answering.wait(WAIT);
@@ -743,10 +765,17 @@ fn a_full_cdr_log_refuses_new_calls_until_the_database_returns() {
     let (serve, switch, carrier) = acme_and_one_carrier(&vts, 100_000);
     sh(&stop);
     // Calls until the log is full (about 2 KB of log a call: some 500 calls).
-    let customer = Sipp::uac_traced_background("uac_call.xml", at(switch), 3_000, 40, free_port());
+    let customer = Uac::new("uac_call.xml", at(switch))
+        .calls(3_000)
+        .rate(40)
+        .source_port(free_port())
+        .timeout_s(120)
+        .spawn_traced();
     serve.await_log("CDR_LOG_FULL", 1, Duration::from_secs(90));
-    let (ok, err, messages) =
-        crate::common::uac_traced("uac_expect_503.xml", at(switch), free_port());
+    let (ok, err, messages) = Uac::new("uac_expect_503.xml", at(switch))
+        .source_port(free_port())
+        .timeout_s(30)
+        .run_traced();
     assert!(ok, "{err}");
     assert!(
         messages.contains("SIP/2.0 503 Service Unavailable - CDR Log Full"),
@@ -755,7 +784,9 @@ fn a_full_cdr_log_refuses_new_calls_until_the_database_returns() {
     drop(customer.kill_messages());
     sh(&start);
     serve.await_log("CDR_LOG_OK", 1, Duration::from_secs(60));
-    let (ok, err) = uac("uac_call.xml", at(switch), "u1", 1, 1, free_port());
+    let (ok, err) = Uac::new("uac_call.xml", at(switch))
+        .source_port(free_port())
+        .run();
     assert!(ok, "calls are taken again: {err}\n{}", serve.log_text());
     drop(carrier);
     serve.stop();
@@ -786,7 +817,7 @@ fn a_from_user_with_nul_bytes_ends_in_a_clean_cdr_on_postgres() {
         return;
     };
     let _server = pg_server();
-    let mut vts = Vts::new();
+    let mut vts = Vts::new(VTS);
     vts.db = Some(url);
     // The shared database may hold customers of earlier runs: a name and address of our own.
     let nanos = std::time::SystemTime::now()
@@ -804,10 +835,16 @@ fn a_from_user_with_nul_bytes_ends_in_a_clean_cdr_on_postgres() {
     vts.add_carrier(&format!("nul-up-{nanos}"), port, 1, "udp");
     let switch = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
-    let uas = Sipp::uas("uas_answer.xml", port, "u1", 2);
-    let (ok, err) = uac_from(&ip, "uac_nul_from.xml", at(switch), 1, 1, free_port());
+    let uas = Uas::new("uas_answer.xml", port).calls(2).spawn();
+    let (ok, err) = Uac::new("uac_nul_from.xml", at(switch))
+        .ip(&ip)
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
-    let (ok, err) = uac_from(&ip, "uac_call.xml", at(switch), 1, 1, free_port());
+    let (ok, err) = Uac::new("uac_call.xml", at(switch))
+        .ip(&ip)
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     assert!(uas.wait(WAIT).0);
     assert!(serve.stop().success());
@@ -843,7 +880,7 @@ fn a_from_user_with_nul_bytes_ends_in_a_clean_cdr_on_postgres() {
 /// admitted on the same 0.10 and the balance went below zero).
 #[test]
 fn simultaneous_invites_cannot_spend_a_prepaid_balance_twice() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let customer = vts.add_customer("prepaid", "127.0.0.1").to_string();
     let port = free_port();
     let carrier = vts.add_carrier("up", port, 1, "udp").to_string();
@@ -856,15 +893,12 @@ fn simultaneous_invites_cannot_spend_a_prepaid_balance_twice() {
     let switch = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
     vts.await_status("balance", |s| s["balances"][&customer] == "0.100000");
-    let uas = Sipp::uas("uas_answer.xml", port, "u1", 1);
-    let (ok, err) = uac(
-        "uac_hold_or_402.xml",
-        at(switch),
-        "u1",
-        5,
-        1000,
-        free_port(),
-    );
+    let uas = Uas::new("uas_answer.xml", port).spawn();
+    let (ok, err) = Uac::new("uac_hold_or_402.xml", at(switch))
+        .calls(5)
+        .rate(1000)
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     assert!(uas.wait(WAIT).0);
     serve.stop();

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::{Sipp, Vts, at, free_port, uac, uac_number, uac_traced};
+use crate::common::{Uac, Uas, VTS, Vts, at, free_port};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -56,7 +56,7 @@ fn received_invite(messages: &str) -> (String, String, String, String) {
 /// profile: nothing of the first carrier's tech prefix or format leaks into it.
 #[test]
 fn failover_rebuilds_the_number_for_each_carrier_from_the_pristine_invite() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let customer = vts.add_customer("acme", "127.0.0.1").to_string();
     vts.cli(&[
         "customer",
@@ -94,17 +94,12 @@ fn failover_rebuilds_the_number_for_each_carrier_from_the_pristine_invite() {
     ]);
     let switch = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
-    let first = Sipp::uas_traced("uas_503.xml", pa, "u1", 1);
-    let second = Sipp::uas_traced("uas_answer.xml", pb, "u1", 1);
-    let (ok, err) = uac_number(
-        "uac_call.xml",
-        at(switch),
-        "u1",
-        1,
-        1,
-        free_port(),
-        "02079460018",
-    );
+    let first = Uas::new("uas_503.xml", pa).traced().spawn();
+    let second = Uas::new("uas_answer.xml", pb).traced().spawn();
+    let (ok, err) = Uac::new("uac_call.xml", at(switch))
+        .source_port(free_port())
+        .number("02079460018")
+        .run();
     assert!(ok, "customer call failed: {err}\n{}", serve.log_text());
     let (ok, err, to_a) = first.wait_messages(WAIT);
     assert!(ok, "carrier a: {err}");
@@ -139,7 +134,7 @@ fn failover_rebuilds_the_number_for_each_carrier_from_the_pristine_invite() {
 /// switch.
 #[test]
 fn dialing_plans_and_unreadable_numbers_are_refused_with_their_replies() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let customer = vts.add_customer("acme", "127.0.0.1").to_string();
     let port = free_port();
     vts.add_carrier("a", port, 10, "udp");
@@ -164,14 +159,17 @@ fn dialing_plans_and_unreadable_numbers_are_refused_with_their_replies() {
     let switch = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
     let call = |scenario: &str, number: &str| {
-        let (ok, err) = uac_number(scenario, at(switch), "u1", 1, 1, free_port(), number);
+        let (ok, err) = Uac::new(scenario, at(switch))
+            .source_port(free_port())
+            .number(number)
+            .run();
         assert!(ok, "{number}: {err}\n{}", serve.log_text());
     };
     call("uac_expect_403.xml", "33142685300"); // the default: deny
     call("uac_expect_403.xml", "447700900123"); // rule 447*: deny
     call("uac_expect_403.xml", "449011234567"); // premium (UK 09)
     call("uac_expect_484.xml", "12ab34"); // not a number
-    let carrier = Sipp::uas("uas_answer.xml", port, "u1", 2);
+    let carrier = Uas::new("uas_answer.xml", port).calls(2).spawn();
     call("uac_call.xml", "442079460018"); // rule 44: allow
     vts.change(&["plan", "remove-rule", &mobiles]);
     call("uac_call.xml", "447700900123"); // now allowed by 44
@@ -228,7 +226,7 @@ fn write_rates(vts: &Vts, name: &str, rows: &str) -> String {
 /// customer's own rate, with effective dates honoured; `vts route` says why.
 #[test]
 fn lcr_routes_to_the_cheapest_carrier_within_the_customers_rate() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let customer = vts.add_customer("acme", "127.0.0.1").to_string();
     let (pa, pb, pc) = (free_port(), free_port(), free_port());
     // Priority would pick a, then c, then b.
@@ -278,8 +276,10 @@ fn lcr_routes_to_the_cheapest_carrier_within_the_customers_rate() {
 
     let switch = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
-    let carrier = Sipp::uas("uas_answer.xml", pb, "u1", 1);
-    let (ok, err) = uac("uac_call.xml", at(switch), "u1", 1, 1, free_port());
+    let carrier = Uas::new("uas_answer.xml", pb).spawn();
+    let (ok, err) = Uac::new("uac_call.xml", at(switch))
+        .source_port(free_port())
+        .run();
     assert!(ok, "customer: {err}\n{}", serve.log_text());
     let (ok, err) = carrier.wait(WAIT);
     assert!(ok, "carrier b: {err}");
@@ -308,7 +308,7 @@ fn lcr_routes_to_the_cheapest_carrier_within_the_customers_rate() {
 /// the next gets the offer cut to its codecs.
 #[test]
 fn a_carrier_that_takes_none_of_the_offered_codecs_is_skipped() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     vts.add_customer("acme", "127.0.0.1");
     let (pa, pb) = (free_port(), free_port());
     let a = vts.add_carrier("g729-only", pa, 10, "udp").to_string();
@@ -317,8 +317,10 @@ fn a_carrier_that_takes_none_of_the_offered_codecs_is_skipped() {
     vts.cli(&["carrier", "profile", &b, "--codecs", "pcma,G722"]);
     let switch = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
-    let carrier = Sipp::uas_traced("uas_answer.xml", pb, "u1", 1);
-    let (ok, err) = uac("uac_call.xml", at(switch), "u1", 1, 1, free_port());
+    let carrier = Uas::new("uas_answer.xml", pb).traced().spawn();
+    let (ok, err) = Uac::new("uac_call.xml", at(switch))
+        .source_port(free_port())
+        .run();
     assert!(ok, "customer: {err}\n{}", serve.log_text());
     let (ok, err, messages) = carrier.wait_messages(WAIT);
     assert!(ok, "carrier: {err}");
@@ -331,7 +333,9 @@ fn a_carrier_that_takes_none_of_the_offered_codecs_is_skipped() {
     assert!(!body.contains("PCMU"), "{body}");
     // Nobody takes the offer: 488.
     vts.change(&["carrier", "profile", &b, "--codecs", "G722"]);
-    let (ok, err) = uac("uac_expect_488.xml", at(switch), "u1", 1, 1, free_port());
+    let (ok, err) = Uac::new("uac_expect_488.xml", at(switch))
+        .source_port(free_port())
+        .run();
     assert!(ok, "customer: {err}\n{}", serve.log_text());
     serve.stop();
     let cdrs = vts.cdrs();
@@ -351,7 +355,7 @@ fn a_carrier_that_takes_none_of_the_offered_codecs_is_skipped() {
 /// list`, and survives a restart.
 #[test]
 fn a_carrier_that_stops_answering_options_goes_down_and_comes_back() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     vts.add_customer("acme", "127.0.0.1");
     let (pa, pb) = (free_port(), free_port());
     let a = vts.add_carrier("a", pa, 10, "udp").to_string();
@@ -360,8 +364,8 @@ fn a_carrier_that_stops_answering_options_goes_down_and_comes_back() {
     let switch = free_port();
     // Both carriers answer probes (sipp -aa; each probe counts as one of sipp's calls, so
     // these are not waited for: the CDRs say where calls went).
-    let carrier_b = Sipp::uas("uas_answer.xml", pb, "u1", 1000);
-    let alive = Sipp::uas("uas_answer.xml", pa, "u1", 1000);
+    let carrier_b = Uas::new("uas_answer.xml", pb).calls(1000).spawn();
+    let alive = Uas::new("uas_answer.xml", pa).calls(1000).spawn();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
     let health = |vts: &Vts, id: &str| vts.status()["health"][id].as_str().map(String::from);
     let change =
@@ -387,12 +391,16 @@ fn a_carrier_that_stops_answering_options_goes_down_and_comes_back() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // A call goes straight to b (no attempt at a, no first-response timeout).
-    let (ok, err) = uac("uac_call.xml", at(switch), "u1", 1, 1, free_port());
+    let (ok, err) = Uac::new("uac_call.xml", at(switch))
+        .source_port(free_port())
+        .run();
     assert!(ok, "customer: {err}\n{}", serve.log_text());
     // a answers again: two answered probes bring it back, and a call goes to it.
-    let back = Sipp::uas("uas_answer.xml", pa, "u1", 1000);
+    let back = Uas::new("uas_answer.xml", pa).calls(1000).spawn();
     serve.await_log(&change("down", "up"), 1, WAIT);
-    let (ok, err) = uac("uac_call.xml", at(switch), "u1", 1, 1, free_port());
+    let (ok, err) = Uac::new("uac_call.xml", at(switch))
+        .source_port(free_port())
+        .run();
     assert!(ok, "customer: {err}\n{}", serve.log_text());
     drop(back);
     serve.await_log(&change("suspect", "down"), 2, WAIT);
@@ -412,8 +420,10 @@ fn a_carrier_that_stops_answering_options_goes_down_and_comes_back() {
     vts.cli(&["settings", "set", "health.probe_interval_seconds", "3600"]);
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
     assert_eq!(health(&vts, &a).as_deref(), Some("down"));
-    let carrier_b = Sipp::uas("uas_answer.xml", pb, "u1", 1);
-    let (ok, err) = uac("uac_call.xml", at(switch), "u1", 1, 1, free_port());
+    let carrier_b = Uas::new("uas_answer.xml", pb).spawn();
+    let (ok, err) = Uac::new("uac_call.xml", at(switch))
+        .source_port(free_port())
+        .run();
     assert!(ok, "customer: {err}\n{}", serve.log_text());
     let (ok, err) = carrier_b.wait(WAIT);
     assert!(ok, "carrier b: {err}");
@@ -430,7 +440,7 @@ fn a_carrier_that_stops_answering_options_goes_down_and_comes_back() {
 /// every channel back when the calls end.
 #[test]
 fn a_channel_limit_of_10_holds_under_100_simultaneous_invites() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let customer = vts.add_customer("acme", "127.0.0.1").to_string();
     vts.cli(&["customer", "limits", &customer, "--max-channels", "10"]);
     // 1000 INVITEs a second from one address would be a flood.
@@ -439,21 +449,20 @@ fn a_channel_limit_of_10_holds_under_100_simultaneous_invites() {
     vts.add_carrier("up", port, 1, "udp");
     let switch = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
-    let carrier = Sipp::uas("uas_answer.xml", port, "u1", 11);
+    let carrier = Uas::new("uas_answer.xml", port).calls(11).spawn();
     // 100 calls at 1000 a second: all in before the first (held 1.5 s) ends.
-    let (ok, err) = uac(
-        "uac_hold_or_486.xml",
-        at(switch),
-        "u1",
-        100,
-        1000,
-        free_port(),
-    );
+    let (ok, err) = Uac::new("uac_hold_or_486.xml", at(switch))
+        .calls(100)
+        .rate(1000)
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     let status = vts.status();
     assert_eq!(status["calls"], 0, "every call ended: {status}");
     // The channels are back: one more call goes through.
-    let (ok, err) = uac("uac_call.xml", at(switch), "u1", 1, 1, free_port());
+    let (ok, err) = Uac::new("uac_call.xml", at(switch))
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     let (ok, err) = carrier.wait(WAIT);
     assert!(ok, "carrier: {err}");
@@ -502,24 +511,23 @@ fn a_channel_limit_of_10_holds_under_100_simultaneous_invites() {
 /// 1 minute refuses once any time is used).
 #[test]
 fn minute_caps_count_calls_in_progress_and_survive_a_restart() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let customer = vts.add_customer("acme", "127.0.0.1").to_string();
     vts.cli(&["customer", "limits", &customer, "--daily-minutes", "2"]);
     let port = free_port();
     vts.add_carrier("up", port, 1, "udp");
     let switch = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
-    let carrier = Sipp::uas("uas_answer.xml", port, "u1", 3);
-    let (ok, err) = uac(
-        "uac_hold_or_486.xml",
-        at(switch),
-        "u1",
-        5,
-        1000,
-        free_port(),
-    );
+    let carrier = Uas::new("uas_answer.xml", port).calls(3).spawn();
+    let (ok, err) = Uac::new("uac_hold_or_486.xml", at(switch))
+        .calls(5)
+        .rate(1000)
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
-    let (ok, err) = uac("uac_call.xml", at(switch), "u1", 1, 1, free_port());
+    let (ok, err) = Uac::new("uac_call.xml", at(switch))
+        .source_port(free_port())
+        .run();
     assert!(ok, "after the burst: {err}\n{}", serve.log_text());
     let (ok, err) = carrier.wait(WAIT);
     assert!(ok, "carrier: {err}");
@@ -559,7 +567,9 @@ fn minute_caps_count_calls_in_progress_and_survive_a_restart() {
         "1",
     ]);
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
-    let (ok, err) = uac("uac_expect_486.xml", at(switch), "u1", 1, 1, free_port());
+    let (ok, err) = Uac::new("uac_expect_486.xml", at(switch))
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     serve.stop();
     let cdrs = vts.cdrs();
@@ -574,14 +584,17 @@ fn minute_caps_count_calls_in_progress_and_survive_a_restart() {
 /// and the system CPS limit, each with its exact status line as the customer receives it.
 #[test]
 fn refusals_before_a_call_exists_have_their_exact_status_lines() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     vts.add_customer("acme", "127.0.0.2");
     let port = free_port();
     vts.add_carrier("up", port, 1, "udp");
     let switch = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
     let status_line = |scenario: &str| {
-        let (ok, err, messages) = uac_traced(scenario, at(switch), free_port());
+        let (ok, err, messages) = Uac::new(scenario, at(switch))
+            .source_port(free_port())
+            .timeout_s(30)
+            .run_traced();
         assert!(ok, "{err}\n{}", serve.log_text());
         messages
             .lines()
@@ -602,13 +615,17 @@ fn refusals_before_a_call_exists_have_their_exact_status_lines() {
     serve.stop();
 
     // The switch's CPS: 20 calls at 40 a second against 5 a second.
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     vts.add_customer("acme", "127.0.0.1");
     vts.add_carrier("up", port, 1, "udp");
     vts.cli(&["settings", "set", "limits.global_max_cps", "5"]);
     let serve = vts.serve(&[format!("udp:127.0.0.1:{switch}")]);
-    let carrier = Sipp::uas("uas_answer.xml", port, "u1", 20);
-    let (ok, err) = uac("uac_cps.xml", at(switch), "u1", 20, 40, free_port());
+    let carrier = Uas::new("uas_answer.xml", port).calls(20).spawn();
+    let (ok, err) = Uac::new("uac_cps.xml", at(switch))
+        .calls(20)
+        .rate(40)
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     drop(carrier);
     serve.stop();
@@ -631,7 +648,7 @@ fn refusals_before_a_call_exists_have_their_exact_status_lines() {
 /// and timers, removing prefix-list entries, disabling and enabling; bad values refused.
 #[test]
 fn carrier_limits_prefix_removal_and_disabling() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let customer = vts.add_customer("acme", "127.0.0.1").to_string();
     let a = vts.add_carrier("a", free_port(), 10, "udp").to_string();
     let b = vts.add_carrier("b", free_port(), 5, "udp").to_string();

@@ -80,7 +80,7 @@ struct World {
 }
 
 fn world(env: &[(&str, &str)]) -> World {
-    let mut vts = Vts::new();
+    let mut vts = Vts::new(VTS);
     vts.env = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -105,16 +105,16 @@ fn world(env: &[(&str, &str)]) -> World {
 fn in_dialog_requests_only_from_the_parties_and_only_along_the_dialog() {
     let w = world(&[]);
     let serve = w.vts.serve(&[format!("udp:{}", w.switch)]);
-    let carrier = Sipp::uas("uas_answer.xml", w.carrier_port, "u1", 1);
+    let carrier = Uas::new("uas_answer.xml", w.carrier_port).spawn();
     let ua = Raw::bind("127.0.0.1");
     let stranger = Raw::bind("127.0.0.2");
     let victim = Raw::bind("127.0.0.1");
     let call_id = "attack-bye-1";
     ua.send(w.switch, &invite(ua.addr(), w.switch, call_id, 1));
     let ok = ua.expect("200 OK", WAIT);
-    let to_tag = tag_of(header(&ok, "To")).to_string();
+    let to_tag = required_tag(required_header(&ok, "To")).to_string();
     let from_tag = format!("raw-{call_id}");
-    let contact = header(&ok, "Contact");
+    let contact = required_header(&ok, "Contact");
     assert!(
         contact.contains(&w.switch.to_string()),
         "the customer sees the switch as the remote target: {contact}"
@@ -308,7 +308,7 @@ fn requests_that_open_nothing_get_exactly_one_stateless_reply() {
 fn a_2xx_never_acked_ends_both_legs_after_64_t1() {
     let w = world(&[("VTS_SIP_T1_MS", "100")]);
     let serve = w.vts.serve(&[format!("udp:{}", w.switch)]);
-    let carrier = Sipp::uas("uas_answer_no_ack.xml", w.carrier_port, "u1", 1);
+    let carrier = Uas::new("uas_answer_no_ack.xml", w.carrier_port).spawn();
     let ua = Raw::bind("127.0.0.1");
     ua.send(w.switch, &invite(ua.addr(), w.switch, "no-ack-1", 1));
     ua.expect("200 OK", WAIT);
@@ -341,7 +341,7 @@ fn a_2xx_never_acked_ends_both_legs_after_64_t1() {
 /// CDR, not looped; the customer is not blocked.
 #[test]
 fn a_carrier_at_the_switchs_own_address_is_never_called() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     vts.add_customer("acme", "127.0.0.1");
     let switch = free_port();
     vts.add_carrier("myself", switch, 10, "udp");
@@ -382,7 +382,7 @@ fn a_carrier_at_the_switchs_own_address_is_never_called() {
 /// on top). Asserts: the switch answers that looped INVITE 482 Loop Detected.
 #[test]
 fn a_request_carrying_the_switchs_own_via_gets_482() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     vts.add_customer("acme", "127.0.0.1");
     let carrier = Raw::bind("127.0.0.1");
     vts.add_carrier("raw", carrier.addr().port(), 10, "udp");
@@ -440,14 +440,14 @@ fn the_switch_stays_in_the_path_when_the_carrier_drops_record_route() {
         "the carrier copied no Record-Route: {ok}"
     );
     // The remote target: the Contact's host and port.
-    let contact = header(&ok, "Contact");
+    let contact = required_header(&ok, "Contact");
     let uri = contact.trim_start_matches('<').split('>').next().unwrap();
     let hostport = uri.trim_start_matches("sip:").rsplit('@').next().unwrap();
     let hostport = hostport.split(';').next().unwrap();
     let target: SocketAddr = hostport.parse().unwrap();
     let (from_tag, to_tag) = (
         format!("raw-{call_id}"),
-        tag_of(header(&ok, "To")).to_string(),
+        required_tag(required_header(&ok, "To")).to_string(),
     );
     let tags = (from_tag.as_str(), to_tag.as_str());
     ua.send(
@@ -568,8 +568,12 @@ fn baresip_hangs_up_through_the_switch_when_the_carrier_drops_record_route() {
 fn ended_calls_leave_no_timers_behind() {
     let w = world(&[("VTS_SIP_T1_MS", "100")]);
     let serve = w.vts.serve(&[format!("udp:{}", w.switch)]);
-    let carrier = Sipp::uas("uas_answer.xml", w.carrier_port, "u1", 20);
-    let (ok, err) = uac("uac_call.xml", w.switch, "u1", 20, 20, free_port());
+    let carrier = Uas::new("uas_answer.xml", w.carrier_port).calls(20).spawn();
+    let (ok, err) = Uac::new("uac_call.xml", w.switch)
+        .calls(20)
+        .rate(20)
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}");
     assert!(carrier.wait(WAIT).0);
     w.vts
@@ -600,7 +604,7 @@ fn answer(request: &str, status: &str, extra: &str) -> String {
 /// customer's.
 #[test]
 fn identity_headers_and_routes_from_a_customer_never_reach_a_carrier() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     vts.add_customer("acme", "127.0.0.1");
     let carrier = Raw::bind("127.0.0.1");
     vts.add_carrier("raw", carrier.addr().port(), 10, "udp");
@@ -634,7 +638,7 @@ Diversion: <sip:+12125550199@evil>;reason=unconditional\n"
         );
     }
     assert!(
-        header(&got, "Contact").contains(&switch.to_string()),
+        required_header(&got, "Contact").contains(&switch.to_string()),
         "{got}"
     );
     carrier.send(switch, &answer(&got, "486 Busy Here", ""));
@@ -651,7 +655,7 @@ Diversion: <sip:+12125550199@evil>;reason=unconditional\n"
 /// carrier's, and the switch's Contact.
 #[test]
 fn topology_hiding_per_customer_and_carrier_and_trusted_identity() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let customer = vts.add_customer("acme", "127.0.0.1").to_string();
     let carrier = Raw::bind("127.0.0.1");
     let carrier_id = vts
@@ -710,11 +714,11 @@ fn topology_hiding_per_customer_and_carrier_and_trusted_identity() {
         "{reply}"
     );
     assert!(
-        header(&reply, "Record-Route").contains(&switch.to_string()),
+        required_header(&reply, "Record-Route").contains(&switch.to_string()),
         "{reply}"
     );
     assert!(
-        header(&reply, "Contact").contains(&switch.to_string()),
+        required_header(&reply, "Contact").contains(&switch.to_string()),
         "{reply}"
     );
     serve.stop();

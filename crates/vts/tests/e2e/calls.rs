@@ -35,7 +35,7 @@ impl Call {
     }
 
     fn setup_env(carriers: &[(&str, i32)], transport: &str, env: &[(&str, &str)]) -> Call {
-        let mut vts = Vts::new();
+        let mut vts = Vts::new(VTS);
         vts.env = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -67,8 +67,10 @@ fn a_basic_call_has_a_complete_cdr() {
         "started in {:?}",
         serve.ready_after
     );
-    let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "u1", 1);
-    let (ok, err) = uac("uac_call.xml", at(c.switch_port), "u1", 1, 1, c.source_port);
+    let uas = Uas::new("uas_answer.xml", c.carriers[0].1).spawn();
+    let (ok, err) = Uac::new("uac_call.xml", at(c.switch_port))
+        .source_port(c.source_port)
+        .run();
     assert!(ok, "customer call failed: {err}\n{}", serve.log_text());
     let (ok, err) = uas.wait(WAIT);
     assert!(ok, "carrier side failed: {err}");
@@ -120,15 +122,10 @@ fn a_basic_call_has_a_complete_cdr() {
 fn a_busy_carrier_is_not_failed_over() {
     let c = Call::setup(&[("busy", 10), ("never-tried", 5)], "udp");
     let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
-    let uas = Sipp::uas("uas_486.xml", c.carriers[0].1, "u1", 1);
-    let (ok, err) = uac(
-        "uac_expect_486.xml",
-        at(c.switch_port),
-        "u1",
-        1,
-        1,
-        c.source_port,
-    );
+    let uas = Uas::new("uas_486.xml", c.carriers[0].1).spawn();
+    let (ok, err) = Uac::new("uac_expect_486.xml", at(c.switch_port))
+        .source_port(c.source_port)
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     assert!(uas.wait(WAIT).0);
     serve.stop();
@@ -144,9 +141,11 @@ fn a_busy_carrier_is_not_failed_over() {
 fn a_503_fails_over_to_the_next_carrier() {
     let c = Call::setup(&[("a-503", 10), ("b-answers", 5)], "udp");
     let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
-    let a = Sipp::uas("uas_503.xml", c.carriers[0].1, "u1", 1);
-    let b = Sipp::uas("uas_answer.xml", c.carriers[1].1, "u1", 1);
-    let (ok, err) = uac("uac_call.xml", at(c.switch_port), "u1", 1, 1, c.source_port);
+    let a = Uas::new("uas_503.xml", c.carriers[0].1).spawn();
+    let b = Uas::new("uas_answer.xml", c.carriers[1].1).spawn();
+    let (ok, err) = Uac::new("uac_call.xml", at(c.switch_port))
+        .source_port(c.source_port)
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     assert!(a.wait(WAIT).0 && b.wait(WAIT).0);
     serve.stop();
@@ -201,8 +200,10 @@ fn a_silent_carrier_is_failed_over_after_the_first_response_timeout() {
     );
     let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
     // Nothing listens on carrier A's port.
-    let b = Sipp::uas("uas_answer.xml", c.carriers[1].1, "u1", 1);
-    let (ok, err) = uac("uac_call.xml", at(c.switch_port), "u1", 1, 1, c.source_port);
+    let b = Uas::new("uas_answer.xml", c.carriers[1].1).spawn();
+    let (ok, err) = Uac::new("uac_call.xml", at(c.switch_port))
+        .source_port(c.source_port)
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     assert!(b.wait(WAIT).0);
     serve.stop();
@@ -220,15 +221,10 @@ fn a_silent_carrier_is_failed_over_after_the_first_response_timeout() {
 fn a_cancel_while_ringing_gives_487_and_a_caller_hangup() {
     let c = Call::setup(&[("rings", 10)], "udp");
     let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
-    let uas = Sipp::uas("uas_cancel.xml", c.carriers[0].1, "u1", 1);
-    let (ok, err) = uac(
-        "uac_cancel.xml",
-        at(c.switch_port),
-        "u1",
-        1,
-        1,
-        c.source_port,
-    );
+    let uas = Uas::new("uas_cancel.xml", c.carriers[0].1).spawn();
+    let (ok, err) = Uac::new("uac_cancel.xml", at(c.switch_port))
+        .source_port(c.source_port)
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     let (ok, err) = uas.wait(WAIT);
     assert!(ok, "the carrier got no CANCEL: {err}");
@@ -244,15 +240,10 @@ fn a_cancel_while_ringing_gives_487_and_a_caller_hangup() {
 fn a_carrier_bye_reaches_the_customer_and_the_cdr_says_callee() {
     let c = Call::setup(&[("hangs-up", 10)], "udp");
     let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
-    let uas = Sipp::uas("uas_hangs_up.xml", c.carriers[0].1, "u1", 1);
-    let (ok, err) = uac(
-        "uac_callee_hangs_up.xml",
-        at(c.switch_port),
-        "u1",
-        1,
-        1,
-        c.source_port,
-    );
+    let uas = Uas::new("uas_hangs_up.xml", c.carriers[0].1).spawn();
+    let (ok, err) = Uac::new("uac_callee_hangs_up.xml", at(c.switch_port))
+        .source_port(c.source_port)
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     let (ok, err) = uas.wait(WAIT);
     assert!(ok, "{err}");
@@ -270,15 +261,10 @@ fn a_carrier_bye_reaches_the_customer_and_the_cdr_says_callee() {
 fn a_reinvite_is_relayed_and_does_not_move_the_answer_time() {
     let c = Call::setup(&[("reinvite", 10)], "udp");
     let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
-    let uas = Sipp::uas("uas_reinvite.xml", c.carriers[0].1, "u1", 1);
-    let (ok, err) = uac(
-        "uac_reinvite.xml",
-        at(c.switch_port),
-        "u1",
-        1,
-        1,
-        c.source_port,
-    );
+    let uas = Uas::new("uas_reinvite.xml", c.carriers[0].1).spawn();
+    let (ok, err) = Uac::new("uac_reinvite.xml", at(c.switch_port))
+        .source_port(c.source_port)
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     let (ok, err) = uas.wait(WAIT);
     assert!(ok, "the carrier did not get the re-INVITE: {err}");
@@ -297,14 +283,16 @@ fn a_reinvite_is_relayed_and_does_not_move_the_answer_time() {
 
 #[test]
 fn an_unknown_source_gets_403_and_no_cdr() {
-    let mut vts = Vts::new();
+    let mut vts = Vts::new(VTS);
     vts.env.clear();
     vts.add_customer("elsewhere", "127.0.0.2");
     let carrier_port = free_port();
     vts.add_carrier("never", carrier_port, 1, "udp");
     let port = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
-    let (ok, err) = uac("uac_expect_403.xml", at(port), "u1", 1, 1, free_port());
+    let (ok, err) = Uac::new("uac_expect_403.xml", at(port))
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}");
     let log = serve.log_text();
     serve.stop();
@@ -323,12 +311,16 @@ fn an_unknown_source_gets_403_and_no_cdr() {
 
 #[test]
 fn options_gets_200_and_register_405_with_allow() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let port = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
-    let (ok, err) = uac("uac_OPTIONS.xml", at(port), "u1", 1, 1, free_port());
+    let (ok, err) = Uac::new("uac_OPTIONS.xml", at(port))
+        .source_port(free_port())
+        .run();
     assert!(ok, "OPTIONS: {err}");
-    let (ok, err) = uac("uac_REGISTER.xml", at(port), "u1", 1, 1, free_port());
+    let (ok, err) = Uac::new("uac_REGISTER.xml", at(port))
+        .source_port(free_port())
+        .run();
     assert!(ok, "REGISTER: {err}");
     serve.stop();
 }
@@ -337,8 +329,13 @@ fn options_gets_200_and_register_405_with_allow() {
 fn a_basic_call_over_tcp() {
     let c = Call::setup(&[("tcp-carrier", 10)], "tcp");
     let serve = c.vts.serve(&[format!("tcp:127.0.0.1:{}", c.switch_port)]);
-    let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "t1", 1);
-    let (ok, err) = uac("uac_call.xml", at(c.switch_port), "t1", 1, 1, c.source_port);
+    let uas = Uas::new("uas_answer.xml", c.carriers[0].1)
+        .transport("t1")
+        .spawn();
+    let (ok, err) = Uac::new("uac_call.xml", at(c.switch_port))
+        .transport("t1")
+        .source_port(c.source_port)
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     let (ok, err) = uas.wait(WAIT);
     assert!(ok, "{err}");
@@ -352,15 +349,14 @@ fn a_basic_call_over_tcp() {
 fn two_hundred_calls_at_50_cps_give_exactly_200_cdrs() {
     let c = Call::setup(&[("bulk", 10)], "udp");
     let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
-    let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "u1", 200);
-    let (ok, err) = uac(
-        "uac_call.xml",
-        at(c.switch_port),
-        "u1",
-        200,
-        50,
-        c.source_port,
-    );
+    let uas = Uas::new("uas_answer.xml", c.carriers[0].1)
+        .calls(200)
+        .spawn();
+    let (ok, err) = Uac::new("uac_call.xml", at(c.switch_port))
+        .calls(200)
+        .rate(50)
+        .source_port(c.source_port)
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     assert!(uas.wait(WAIT).0);
     assert!(serve.stop().success());
@@ -381,18 +377,22 @@ fn two_hundred_calls_at_50_cps_give_exactly_200_cdrs() {
 
 #[test]
 fn a_customer_added_while_serving_can_call_within_a_second() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let carrier_port = free_port();
     vts.add_carrier("up", carrier_port, 1, "udp");
     let port = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
-    let uas = Sipp::uas("uas_answer.xml", carrier_port, "u1", 1);
+    let uas = Uas::new("uas_answer.xml", carrier_port).spawn();
     vts.add_customer("late", "127.0.0.1");
     let added = Instant::now();
     let mut answered_after = None;
     while added.elapsed() < Duration::from_secs(5) {
         let started = added.elapsed();
-        if uac("uac_call.xml", at(port), "u1", 1, 1, free_port()).0 {
+        if Uac::new("uac_call.xml", at(port))
+            .source_port(free_port())
+            .run()
+            .0
+        {
             answered_after = Some(started);
             break;
         }
@@ -411,14 +411,9 @@ fn a_customer_added_while_serving_can_call_within_a_second() {
 fn no_carrier_gives_503_no_routes_and_a_cdr_without_attempts() {
     let c = Call::setup(&[], "udp");
     let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
-    let (ok, err) = uac(
-        "uac_expect_503.xml",
-        at(c.switch_port),
-        "u1",
-        1,
-        1,
-        c.source_port,
-    );
+    let (ok, err) = Uac::new("uac_expect_503.xml", at(c.switch_port))
+        .source_port(c.source_port)
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     serve.stop();
     let cdr = only_cdr(&c.vts);
@@ -431,7 +426,7 @@ fn no_carrier_gives_503_no_routes_and_a_cdr_without_attempts() {
 
 #[test]
 fn a_cps_limit_of_10_holds_over_10_seconds_of_20_cps() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     vts.cli(&[
         "customer",
         "add",
@@ -446,8 +441,12 @@ fn a_cps_limit_of_10_holds_over_10_seconds_of_20_cps() {
     vts.add_carrier("up", carrier_port, 1, "udp");
     let port = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
-    let uas = Sipp::uas("uas_answer.xml", carrier_port, "u1", 200);
-    let (ok, err) = uac("uac_cps.xml", at(port), "u1", 200, 20, free_port());
+    let uas = Uas::new("uas_answer.xml", carrier_port).calls(200).spawn();
+    let (ok, err) = Uac::new("uac_cps.xml", at(port))
+        .calls(200)
+        .rate(20)
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     drop(uas);
     let log = serve.log_text();
@@ -475,7 +474,12 @@ fn suspended_and_blocked_customers_are_refused_and_can_be_let_back() {
     let c = Call::setup(&[("up", 1)], "udp");
     let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
     let id = c.customer.to_string();
-    let call = |scenario| uac(scenario, at(c.switch_port), "u1", 1, 1, free_port()).0;
+    let call = |scenario| {
+        Uac::new(scenario, at(c.switch_port))
+            .source_port(free_port())
+            .run()
+            .0
+    };
     c.vts
         .change(&["customer", "suspend", &id, "--reason", "unpaid invoice"]);
     assert!(call("uac_expect_403.xml"));
@@ -488,7 +492,7 @@ fn suspended_and_blocked_customers_are_refused_and_can_be_let_back() {
         .change(&["customer", "block", &id, "--reason", "fraud"]);
     assert!(call("uac_expect_403.xml"));
     c.vts.change(&["customer", "activate", &id]);
-    let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "u1", 1);
+    let uas = Uas::new("uas_answer.xml", c.carriers[0].1).spawn();
     assert!(call("uac_call.xml"));
     assert!(uas.wait(WAIT).0);
     serve.stop();
@@ -522,9 +526,13 @@ fn global_channel_limit_refuses_the_call_over_it() {
             .cli(&["settings", "list"])
             .contains("limits.global_max_channels")
     );
-    let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "u1", 1);
+    let uas = Uas::new("uas_answer.xml", c.carriers[0].1).spawn();
     // Two calls 100 ms apart, each held 200 ms: the second arrives while the first is up.
-    let (ok, err) = uac("uac_cps.xml", at(c.switch_port), "u1", 2, 10, c.source_port);
+    let (ok, err) = Uac::new("uac_cps.xml", at(c.switch_port))
+        .calls(2)
+        .rate(10)
+        .source_port(c.source_port)
+        .run();
     assert!(ok, "{err}");
     assert!(uas.wait(WAIT).0);
     serve.stop();
@@ -557,27 +565,19 @@ fn a_blocked_source_gets_403_blacklisted_until_unblocked() {
         .change(&["block", "add", "127.0.0.0/8", "--reason", "scanner"]);
     assert!(c.vts.cli(&["block", "list"]).contains("scanner"));
     // Every request is checked, not only INVITE.
-    let (ok, _) = uac(
-        "uac_OPTIONS.xml",
-        at(c.switch_port),
-        "u1",
-        1,
-        1,
-        free_port(),
-    );
+    let (ok, _) = Uac::new("uac_OPTIONS.xml", at(c.switch_port))
+        .source_port(free_port())
+        .run();
     assert!(!ok, "OPTIONS from a blocked source must not get 200");
-    let (ok, err) = uac(
-        "uac_expect_403.xml",
-        at(c.switch_port),
-        "u1",
-        1,
-        1,
-        free_port(),
-    );
+    let (ok, err) = Uac::new("uac_expect_403.xml", at(c.switch_port))
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}");
     c.vts.change(&["block", "remove", "127.0.0.0/8"]);
-    let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "u1", 1);
-    let (ok, err) = uac("uac_call.xml", at(c.switch_port), "u1", 1, 1, free_port());
+    let uas = Uas::new("uas_answer.xml", c.carriers[0].1).spawn();
+    let (ok, err) = Uac::new("uac_call.xml", at(c.switch_port))
+        .source_port(free_port())
+        .run();
     assert!(ok, "unblocked: {err}");
     assert!(uas.wait(WAIT).0);
     serve.stop();
@@ -592,7 +592,7 @@ fn a_blocked_source_gets_403_blacklisted_until_unblocked() {
 
 #[test]
 fn carrier_channel_limits_are_checked_per_attempt() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     vts.add_customer("acme", "127.0.0.1");
     let (a_port, b_port) = (free_port(), free_port());
     for (name, port, priority) in [("a", a_port, "10"), ("b", b_port, "5")] {
@@ -614,11 +614,15 @@ fn carrier_channel_limits_are_checked_per_attempt() {
     }
     let port = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
-    let a = Sipp::uas("uas_answer.xml", a_port, "u1", 1);
-    let b = Sipp::uas("uas_answer.xml", b_port, "u1", 1);
+    let a = Uas::new("uas_answer.xml", a_port).spawn();
+    let b = Uas::new("uas_answer.xml", b_port).spawn();
     // Three calls 50 ms apart, each held 200 ms: A takes the first, B the second (A is full),
     // and nobody the third.
-    let (ok, err) = uac("uac_cps.xml", at(port), "u1", 3, 20, free_port());
+    let (ok, err) = Uac::new("uac_cps.xml", at(port))
+        .calls(3)
+        .rate(20)
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     assert!(a.wait(WAIT).0 && b.wait(WAIT).0);
     serve.stop();
@@ -650,15 +654,10 @@ fn the_attempt_cap_stops_failover() {
         &[("VTS_SIP_MAX_ATTEMPTS", "1")],
     );
     let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
-    let a = Sipp::uas("uas_503.xml", c.carriers[0].1, "u1", 1);
-    let (ok, err) = uac(
-        "uac_expect_503.xml",
-        at(c.switch_port),
-        "u1",
-        1,
-        1,
-        c.source_port,
-    );
+    let a = Uas::new("uas_503.xml", c.carriers[0].1).spawn();
+    let (ok, err) = Uac::new("uac_expect_503.xml", at(c.switch_port))
+        .source_port(c.source_port)
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     assert!(a.wait(WAIT).0);
     serve.stop();
@@ -677,20 +676,17 @@ fn prefix_rules_send_each_destination_to_the_carrier_that_takes_it() {
     assert!(c.vts.cli(&["carrier", "list"]).contains("allow 349,44"));
     let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
     // 34911234567: denied on A, allowed on B.
-    let uas = Sipp::uas("uas_answer.xml", c.carriers[1].1, "u1", 1);
-    let (ok, err) = uac("uac_call.xml", at(c.switch_port), "u1", 1, 1, c.source_port);
+    let uas = Uas::new("uas_answer.xml", c.carriers[1].1).spawn();
+    let (ok, err) = Uac::new("uac_call.xml", at(c.switch_port))
+        .source_port(c.source_port)
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     assert!(uas.wait(WAIT).0);
     // 34... to nobody else: block B's 349 by denying it too: now no carrier takes it.
     c.vts.change(&["carrier", "deny", &b, "3491"]);
-    let (ok, err) = uac(
-        "uac_expect_404.xml",
-        at(c.switch_port),
-        "u1",
-        1,
-        1,
-        free_port(),
-    );
+    let (ok, err) = Uac::new("uac_expect_404.xml", at(c.switch_port))
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}");
     serve.stop();
     let cdrs = c.vts.cdrs();
@@ -788,8 +784,10 @@ fn a_flooding_stranger_is_blocked_in_the_store_until_removed() {
         .await_versions("the flood block", |(_, b)| b > blocklist);
     assert_eq!(now.0, config, "a block must not reload the configuration");
     // The customer's calls are not the stranger's problem.
-    let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "u1", 1);
-    let (ok, err) = uac("uac_call.xml", at(c.switch_port), "u1", 1, 1, free_port());
+    let uas = Uas::new("uas_answer.xml", c.carriers[0].1).spawn();
+    let (ok, err) = Uac::new("uac_call.xml", at(c.switch_port))
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     assert!(uas.wait(WAIT).0);
     // Lifted by removing the store's entry, with no request in between (the engine's own
@@ -825,7 +823,7 @@ fn a_whitelisted_source_is_never_blocked_for_flooding() {
 
 #[test]
 fn an_unknown_source_is_blocked_after_more_than_5_refused_invites() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     vts.add_customer("elsewhere", "127.0.0.2");
     vts.add_carrier("never", free_port(), 1, "udp");
     let port = free_port();
@@ -833,14 +831,12 @@ fn an_unknown_source_is_blocked_after_more_than_5_refused_invites() {
     // 7 INVITEs from 127.0.0.4, which belongs to no customer or carrier: the first 6 are
     // refused as unknown (the 6th is one more than 5 and blocks the address), the last as
     // blocked (what a blocked stranger sends next is dropped unread: one reply per 10 s).
-    let (ok, err) = uac_from(
-        "127.0.0.4",
-        "uac_expect_403.xml",
-        at(port),
-        7,
-        10,
-        free_port(),
-    );
+    let (ok, err) = Uac::new("uac_expect_403.xml", at(port))
+        .ip("127.0.0.4")
+        .calls(7)
+        .rate(10)
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}");
     let log = serve.log_text();
     assert_eq!(
@@ -878,7 +874,7 @@ fn an_unknown_source_is_blocked_after_more_than_5_refused_invites() {
 /// prefix rules is `prefix_rules_send_each_destination_to_the_carrier_that_takes_it`).
 #[test]
 fn route_simulator_lists_the_attempts_and_why_carriers_are_skipped() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let customer = vts.add_customer("acme", "127.0.0.1").to_string();
     let a = vts.add_carrier("a", free_port(), 10, "udp").to_string();
     let b = vts.add_carrier("b", free_port(), 5, "udp").to_string();
@@ -951,7 +947,7 @@ fn route_simulator_lists_the_attempts_and_why_carriers_are_skipped() {
 
 #[test]
 fn carriers_of_equal_priority_share_calls_by_weight() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     vts.add_customer("acme", "127.0.0.1");
     let add = |name: &str, port: u16, weight: &str| -> i64 {
         vts.cli(&[
@@ -977,9 +973,13 @@ fn carriers_of_equal_priority_share_calls_by_weight() {
     add("one", pb, "1");
     let port = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
-    let uas_a = Sipp::uas("uas_answer.xml", pa, "u1", 100);
-    let uas_b = Sipp::uas("uas_answer.xml", pb, "u1", 100);
-    let (ok, err) = uac("uac_cps.xml", at(port), "u1", 100, 50, free_port());
+    let uas_a = Uas::new("uas_answer.xml", pa).calls(100).spawn();
+    let uas_b = Uas::new("uas_answer.xml", pb).calls(100).spawn();
+    let (ok, err) = Uac::new("uac_cps.xml", at(port))
+        .calls(100)
+        .rate(50)
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}");
     drop((uas_a, uas_b));
     serve.stop();
@@ -1000,13 +1000,23 @@ fn customer_limits_change_on_a_running_switch() {
     let id = c.customer.to_string();
     let serve = c.vts.serve(&[format!("udp:127.0.0.1:{}", c.switch_port)]);
     c.vts.change(&["customer", "limits", &id, "--max-cps", "1"]);
-    let uas = Sipp::uas("uas_answer.xml", c.carriers[0].1, "u1", 10);
+    let uas = Uas::new("uas_answer.xml", c.carriers[0].1)
+        .calls(10)
+        .spawn();
     // 5 calls in a quarter of a second at 1 CPS: one answered.
-    let (ok, err) = uac("uac_cps.xml", at(c.switch_port), "u1", 5, 20, free_port());
+    let (ok, err) = Uac::new("uac_cps.xml", at(c.switch_port))
+        .calls(5)
+        .rate(20)
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}");
     c.vts
         .change(&["customer", "limits", &id, "--max-cps", "unlimited"]);
-    let (ok, err) = uac("uac_cps.xml", at(c.switch_port), "u1", 5, 20, free_port());
+    let (ok, err) = Uac::new("uac_cps.xml", at(c.switch_port))
+        .calls(5)
+        .rate(20)
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}");
     drop(uas);
     serve.stop();

@@ -27,7 +27,7 @@ fn wait_for_calls(vts: &Vts, calls: u32) {
 
 /// A customer whose carrier answers and never hangs up; the customer waits for a BYE.
 fn held_call(env: &[(&str, &str)]) -> (Vts, u16, u16) {
-    let mut vts = Vts::new();
+    let mut vts = Vts::new(VTS);
     vts.env = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -43,8 +43,10 @@ fn the_maximum_duration_ends_a_call_with_bye_to_both_sides() {
     let (vts, carrier_port, port) = held_call(&[("VTS_SIP_MAX_CALL_DURATION_SECS", "1")]);
     let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
     // The carrier expects a BYE (from the switch); so does the customer.
-    let uas = Sipp::uas("uas_answer.xml", carrier_port, "u1", 1);
-    let (ok, err) = uac("uac_callee_hangs_up.xml", at(port), "u1", 1, 1, free_port());
+    let uas = Uas::new("uas_answer.xml", carrier_port).spawn();
+    let (ok, err) = Uac::new("uac_callee_hangs_up.xml", at(port))
+        .source_port(free_port())
+        .run();
     assert!(ok, "customer got no BYE: {err}\n{}", serve.log_text());
     let (ok, err) = uas.wait(WAIT);
     assert!(ok, "carrier got no BYE: {err}");
@@ -65,9 +67,10 @@ fn the_maximum_duration_ends_a_call_with_bye_to_both_sides() {
 fn shutdown_lets_calls_finish_within_the_drain_period() {
     let (vts, carrier_port, port) = held_call(&[("VTS_SIP_DRAIN_SECS", "30")]);
     let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
-    let uas = Sipp::uas("uas_answer.xml", carrier_port, "u1", 1);
+    let uas = Uas::new("uas_answer.xml", carrier_port).spawn();
     let source = free_port();
-    let caller = std::thread::spawn(move || uac("uac_call.xml", at(port), "u1", 1, 1, source));
+    let caller =
+        std::thread::spawn(move || Uac::new("uac_call.xml", at(port)).source_port(source).run());
     wait_for_calls(&vts, 1);
     let stopped = std::thread::spawn(move || serve.stop());
     // The caller hangs up 1 s after the answer, inside the drain period.
@@ -84,10 +87,13 @@ fn shutdown_lets_calls_finish_within_the_drain_period() {
 fn shutdown_ends_calls_still_up_after_the_drain_period() {
     let (vts, carrier_port, port) = held_call(&[("VTS_SIP_DRAIN_SECS", "1")]);
     let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
-    let uas = Sipp::uas("uas_answer.xml", carrier_port, "u1", 1);
+    let uas = Uas::new("uas_answer.xml", carrier_port).spawn();
     let source = free_port();
-    let caller =
-        std::thread::spawn(move || uac("uac_callee_hangs_up.xml", at(port), "u1", 1, 1, source));
+    let caller = std::thread::spawn(move || {
+        Uac::new("uac_callee_hangs_up.xml", at(port))
+            .source_port(source)
+            .run()
+    });
     wait_for_calls(&vts, 1);
     let began = Instant::now();
     assert!(serve.stop().success());
@@ -109,7 +115,7 @@ fn shutdown_ends_calls_still_up_after_the_drain_period() {
 /// sends RFC 4475 torture messages and reads the status line of the reply.
 #[test]
 fn sanity_rejects_go_out_as_replies_or_silent_drops() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let port = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -166,8 +172,10 @@ fn ringing_past_the_ring_timeout_ends_the_call_with_408_and_cancels_the_carrier(
     vts.add_carrier("backup-never-tried", free_port(), 0, "udp");
     let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
     // This carrier rings and never answers; it expects a CANCEL.
-    let uas = Sipp::uas("uas_cancel.xml", carrier_port, "u1", 1);
-    let (ok, err) = uac("uac_expect_408.xml", at(port), "u1", 1, 1, free_port());
+    let uas = Uas::new("uas_cancel.xml", carrier_port).spawn();
+    let (ok, err) = Uac::new("uac_expect_408.xml", at(port))
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     let (ok, err) = uas.wait(WAIT);
     assert!(ok, "the carrier got no CANCEL: {err}");
@@ -186,7 +194,7 @@ fn ringing_past_the_ring_timeout_ends_the_call_with_408_and_cancels_the_carrier(
 /// A carrier's own timers override the switch's (`sip.*`, defaults 5 s and 120 s).
 #[test]
 fn a_carriers_own_ring_timeout_ends_the_call_with_408() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     vts.add_customer("acme", "127.0.0.1");
     let carrier_port = free_port();
     vts.cli(&[
@@ -203,8 +211,10 @@ fn a_carriers_own_ring_timeout_ends_the_call_with_408() {
     ]);
     let port = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
-    let uas = Sipp::uas("uas_cancel.xml", carrier_port, "u1", 1);
-    let (ok, err) = uac("uac_expect_408.xml", at(port), "u1", 1, 1, free_port());
+    let uas = Uas::new("uas_cancel.xml", carrier_port).spawn();
+    let (ok, err) = Uac::new("uac_expect_408.xml", at(port))
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     assert!(uas.wait(WAIT).0, "the carrier got no CANCEL");
     serve.stop();
@@ -216,7 +226,7 @@ fn a_carriers_own_ring_timeout_ends_the_call_with_408() {
 
 #[test]
 fn a_carriers_own_first_response_timeout_fails_over_early() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     vts.add_customer("acme", "127.0.0.1");
     let (silent_port, backup_port) = (free_port(), free_port());
     vts.cli(&[
@@ -236,9 +246,11 @@ fn a_carriers_own_first_response_timeout_fails_over_early() {
     vts.add_carrier("backup", backup_port, 1, "udp");
     let port = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
-    let silent = Sipp::uas("uas_silent.xml", silent_port, "u1", 1);
-    let uas = Sipp::uas("uas_answer.xml", backup_port, "u1", 1);
-    let (ok, err) = uac("uac_call.xml", at(port), "u1", 1, 1, free_port());
+    let silent = Uas::new("uas_silent.xml", silent_port).spawn();
+    let uas = Uas::new("uas_answer.xml", backup_port).spawn();
+    let (ok, err) = Uac::new("uac_call.xml", at(port))
+        .source_port(free_port())
+        .run();
     assert!(ok, "{err}\n{}", serve.log_text());
     assert!(uas.wait(WAIT).0);
     drop(silent);

@@ -45,7 +45,7 @@ fn help_never_prints_the_database_password() {
 /// is closed after its timeout; the switch's own user gets its status.
 #[test]
 fn the_data_directory_and_control_socket_are_private() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     std::fs::set_permissions(vts.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     vts.add_customer("acme", "127.0.0.1");
     let serve = vts.serve(&[format!("udp:127.0.0.1:{}", free_port())]);
@@ -91,7 +91,7 @@ fn the_data_directory_and_control_socket_are_private() {
 /// with no SIP engine. The CDR path still stops cleanly.
 #[test]
 fn a_panic_on_the_sip_thread_exits_non_zero() {
-    let mut vts = Vts::new();
+    let mut vts = Vts::new(VTS);
     vts.env.push(("VTS_DEBUG_PANIC_SIP".into(), "1".into()));
     vts.add_customer("acme", "127.0.0.1");
     let mut serve = vts.serve(&[format!("udp:127.0.0.1:{}", free_port())]);

@@ -26,7 +26,7 @@ fn await_guard(v: &Vts, section: &str, key: &str, ok: impl Fn(u64) -> bool) {
 }
 
 fn with_env(pairs: &[(&str, &str)]) -> Vts {
-    let mut v = Vts::new();
+    let mut v = Vts::new(VTS);
     v.env = pairs
         .iter()
         .map(|(k, val)| (k.to_string(), val.to_string()))
@@ -331,7 +331,7 @@ fn options_works(port: u16, call_id: &str) {
 
 #[test]
 fn more_connections_than_descriptors_are_refused_at_the_cap_without_spinning() {
-    let v = Vts::new();
+    let v = Vts::new(VTS);
     let port = free_port();
     let serve = serve_with_nofile(&v, port, 256);
     let pid = serve.child.id();
@@ -357,7 +357,7 @@ fn more_connections_than_descriptors_are_refused_at_the_cap_without_spinning() {
 
 #[test]
 fn accept_backs_off_when_descriptors_run_out_under_the_cap() {
-    let v = Vts::new();
+    let v = Vts::new(VTS);
     let port = free_port();
     let serve = serve_with_nofile(&v, port, 1024);
     let pid = serve.child.id();
@@ -458,7 +458,7 @@ fn respond(req: &str, status: &str) -> Vec<u8> {
 
 #[test]
 fn a_reply_never_opens_a_connection_to_where_the_request_came_from() {
-    let v = Vts::new();
+    let v = Vts::new(VTS);
     v.add_customer("acme", "127.0.0.1");
     let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
     let carrier_port = carrier.local_addr().unwrap().port();
@@ -511,7 +511,7 @@ fn a_reply_never_opens_a_connection_to_where_the_request_came_from() {
 
 #[test]
 fn oversize_messages_get_513_unframeable_ones_400_and_bare_lf_heads_are_answered() {
-    let v = Vts::new();
+    let v = Vts::new(VTS);
     let port = free_port();
     let serve = v.serve(&[format!("tcp:127.0.0.1:{port}")]);
 

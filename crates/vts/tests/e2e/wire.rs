@@ -125,7 +125,7 @@ fn request_with_body(
 }
 
 fn switch() -> (Vts, Serve, SocketAddr) {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     let port = free_port();
     let serve = vts.serve(&[format!("udp:127.0.0.1:{port}")]);
     (vts, serve, at(port))
@@ -215,7 +215,7 @@ fn an_invite_whose_cseq_leaves_no_room_gets_400() {
 
 #[test]
 fn a_crafted_15_kb_offer_gets_488_and_never_reaches_the_carrier() {
-    let vts = Vts::new();
+    let vts = Vts::new(VTS);
     vts.add_customer("acme", "127.0.0.1");
     let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
     let carrier_port = carrier.local_addr().unwrap().port();
