@@ -38,4 +38,4 @@ pub use party::{
 pub use rates::{Money, Rate, RatePlan, RatePlanId, RateTable};
 pub use settings::{Setting, Settings};
 pub use spend::{LiveCall, Spending};
-pub use zone::{Zone, now_ms};
+pub use zone::{Zone, now_ms, parse_instant};

@@ -16,6 +16,23 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// A moment as an operator types it: `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time
+/// (`2026-12-01T12:00:00Z`); milliseconds since the epoch. The error says what is expected.
+pub fn parse_instant(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    if text.len() == 10
+        && let Ok(date) = text.parse::<jiff::civil::Date>()
+    {
+        return date
+            .to_zoned(TimeZone::UTC)
+            .map(|z| z.timestamp().as_millisecond())
+            .map_err(|e| e.to_string());
+    }
+    text.parse::<Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|_| format!("{text:?}: YYYY-MM-DD or an RFC 3339 time (2026-12-01T00:00:00Z)"))
+}
+
 /// A time zone by name.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Zone {

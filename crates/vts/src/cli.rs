@@ -609,18 +609,7 @@ pub(crate) enum Format {
 
 /// A moment as typed: `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time; epoch ms.
 pub(crate) fn parse_time(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    if text.len() == 10
-        && let Ok(date) = text.parse::<jiff::civil::Date>()
-    {
-        return date
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .map(|z| z.timestamp().as_millisecond())
-            .map_err(|e| e.to_string());
-    }
-    text.parse::<jiff::Timestamp>()
-        .map(|t| t.as_millisecond())
-        .map_err(|_| format!("{text:?}: YYYY-MM-DD or an RFC 3339 time (2026-12-01T00:00:00Z)"))
+    domain::parse_instant(text)
 }
 
 fn parse_transport(s: &str) -> Result<domain::Transport, String> {

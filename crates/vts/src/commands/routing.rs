@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use domain::{CarrierId, CustomerId, DialPlanId, Money, NumberProfile, Pattern, Rate, RatePlanId};
+use domain::{CarrierId, CustomerId, DialPlanId, NumberProfile, Pattern, Rate, RatePlanId};
 use store::{EntryKind, NumbersChange, Store};
 
 use crate::cli::{CarrierCmd, CustomerCmd, PlanCmd, RatePlanCmd};
@@ -425,94 +425,10 @@ fn effective_text(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
 }
 
-/// Reads a rate CSV: `prefix, rate per minute, connection fee, increment s, minimum s,
-/// effective date`, an optional header row. Every row is checked before anything is
-/// imported; an error names its line.
+/// Reads a rate sheet (`accounting::rate_sheet`); an error names the file, line and field.
 pub(crate) fn read_rates(path: &Path) -> Result<Vec<Rate>, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    parse_rates(file).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn parse_rates(input: impl std::io::Read) -> Result<Vec<Rate>, String> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(input);
-    let mut rates: Vec<Rate> = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| e.to_string())?;
-        let line = record.position().map_or(i as u64 + 1, |p| p.line());
-        let field = |n: usize| record.get(n).unwrap_or("");
-        if i == 0
-            && !field(0)
-                .trim_start_matches('+')
-                .starts_with(|c: char| c.is_ascii_digit())
-        {
-            continue; // a header row
-        }
-        if record.len() < 2 || record.len() > 6 {
-            return Err(format!(
-                "line {line}: {} fields; expected prefix, rate[, connection fee, increment, minimum, effective date]",
-                record.len()
-            ));
-        }
-        let at = |what: &str, e: String| format!("line {line}: {what}: {e}");
-        let prefix = domain::checked_prefix(field(0)).map_err(|e| at("prefix", e))?;
-        let per_minute = Money::parse(field(1)).map_err(|e| at("rate", e))?;
-        let connection_fee = match field(2) {
-            "" => Money(0),
-            f => Money::parse(f).map_err(|e| at("connection fee", e))?,
-        };
-        let whole = |n: usize, what: &str, default: u32, min: u32| -> Result<u32, String> {
-            match field(n) {
-                "" => Ok(default),
-                f => f
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|v| (min..=3600).contains(v))
-                    .ok_or_else(|| {
-                        at(
-                            what,
-                            format!("{f:?} is not a whole number from {min} to 3600"),
-                        )
-                    }),
-            }
-        };
-        let increment_s = whole(3, "increment", 1, 1)?;
-        let minimum_s = whole(4, "minimum", 0, 0)?;
-        let effective_ms = parse_effective(field(5)).map_err(|e| at("effective date", e))?;
-        if let Some(dup) = rates
-            .iter()
-            .find(|r| r.prefix == prefix && r.effective_ms == effective_ms)
-        {
-            return Err(format!(
-                "line {line}: prefix {} with the same effective date appears twice",
-                dup.prefix
-            ));
-        }
-        rates.push(Rate {
-            prefix,
-            per_minute,
-            connection_fee,
-            increment_s,
-            minimum_s,
-            effective_ms,
-        });
-    }
-    if rates.is_empty() {
-        return Err("no rates in the file".into());
-    }
-    Ok(rates)
-}
-
-/// An effective date: empty (always), `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time.
-fn parse_effective(text: &str) -> Result<i64, String> {
-    if text.is_empty() {
-        return Ok(0);
-    }
-    crate::cli::parse_time(text)
+    accounting::rate_sheet::parse(file).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -625,37 +541,5 @@ mod tests {
             "{text}"
         );
         assert!(carrier_headers_text(true).starts_with("hide-topology yes"));
-    }
-
-    #[test]
-    fn rate_csv() {
-        let csv = "prefix,rate,connection_fee,increment,minimum,effective\n\
-                   44,0.0100,0.01,60,60,2026-12-01\n\
-                   447, 0.05 ,,1,,\n\
-                   # a comment\n\
-                   33,0.02,0,6,30,2026-12-01T12:00:00Z\n";
-        let rates = parse_rates(csv.as_bytes()).unwrap();
-        assert_eq!(rates.len(), 3);
-        assert_eq!(rates[0].per_minute, Money(10_000));
-        assert_eq!(rates[0].connection_fee, Money(10_000));
-        assert_eq!((rates[0].increment_s, rates[0].minimum_s), (60, 60));
-        assert_eq!(rates[0].effective_ms, 1_796_083_200_000);
-        assert_eq!((rates[1].increment_s, rates[1].effective_ms), (1, 0));
-        assert_eq!(rates[2].effective_ms, 1_796_083_200_000 + 12 * 3_600_000);
-        for (bad, needle) in [
-            ("44,abc\n", "line 1: rate"),
-            ("44,0.01\n4x,0.01\n", "line 2: prefix"),
-            ("44,0.01,0,0\n", "line 1: increment"),
-            ("44,0.01,0,1,0,tomorrow\n", "line 1: effective date"),
-            (
-                "44,0.01\n44,0.02\n",
-                "line 2: prefix 44 with the same effective date",
-            ),
-            ("44\n", "line 1: 1 fields"),
-            ("prefix,rate\n", "no rates"),
-        ] {
-            let e = parse_rates(bad.as_bytes()).unwrap_err();
-            assert!(e.contains(needle), "{bad:?}: {e}");
-        }
     }
 }
