@@ -3,14 +3,16 @@
 //! transactions, admits and routes new calls, relays responses and in-dialog requests, and
 //! reports every call state change as a [`CallEvent`].
 //!
-//! Files: `mod.rs` (the loop, dispatch, replies), `blocks.rs` (the block list, the drop
-//! list, automatic blocks), `responses.rs` (responses and transaction events to calls,
-//! rewritten and relayed), `call.rs` (a call's
-//! state), `setup.rs` (a new INVITE: admission), `attempts.rs` (attempts to carriers,
-//! failover, their timers), `cancel.rs`, `end.rs` (failed, ended, forgotten calls),
-//! `dialog.rs` (answered calls: in-dialog relay, BYE, switch hang-ups), `money.rs`
-//! (balances of calls in progress), `probe.rs` (OPTIONS to carriers), `wire.rs` (messages
-//! the engine writes, addresses).
+//! Files: `mod.rs` (the engine's state, timers, dispatch of timeouts), `switch.rs` (the
+//! running switch: its loop, output, drain on shutdown), `requests.rs` (a message in:
+//! sanity, matching, new requests, replies), `blocks.rs` (the block list, the drop list,
+//! automatic blocks), `responses.rs` (responses and transaction events to calls, rewritten
+//! and relayed), `call.rs` (a call's state), `setup.rs` (a new INVITE: admission),
+//! `attempts.rs` (attempts to carriers, failover, their timers), `cancel.rs`, `end.rs`
+//! (failed, ended, forgotten calls), `dialog/` (answered calls: the dialog state in
+//! `mod.rs`, in-dialog relay in `relay.rs`, BYE and the switch's hang-ups in
+//! `hangup.rs`), `money.rs` (balances of calls in progress), `probe.rs` (OPTIONS to
+//! carriers), `wire.rs` (messages the engine writes, addresses).
 
 mod attempts;
 mod blocks;
@@ -20,13 +22,13 @@ mod dialog;
 mod end;
 mod money;
 mod probe;
+mod requests;
 mod responses;
 mod setup;
+mod switch;
 mod wire;
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
-use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,16 +39,17 @@ use sip_message::sanity::{self, Reject as Sanity};
 use sip_message::{Message, Method, build, parse_datagram, parse_stream_message};
 use sip_transaction::{ClientTxnId, RequestOutcome, ServerTxnId, Transactions, TxnId};
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::config::ProxyConfig;
 use crate::guard::Counter;
 use crate::latency::{Kind, Latency};
-use crate::transport::{Inbound, Listener, ListenerSpec, Peer, Transports};
+use crate::transport::{Inbound, ListenerSpec, Peer, Transports};
 use cluster::DirectorySource;
-use cluster::status::{self, Status, StatusHandle};
+use cluster::status::Status;
 
 use call::Call;
+pub use switch::{Shared, Switch};
 
 /// Methods the switch handles, for Allow headers.
 const ALLOW: &[u8] = b"INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK";
@@ -312,190 +315,6 @@ pub(crate) struct Engine {
     guards: crate::Guards,
 }
 
-/// The state the switch shares with other nodes (`cluster`): which implementation of each
-/// the switch uses. [`Shared::local`] keeps everything in this process.
-pub struct Shared {
-    pub limiter: Box<dyn cluster::Limiter>,
-    pub channels: Arc<dyn cluster::Channels>,
-    pub minutes: Box<dyn cluster::Minutes>,
-    /// Balances, kept current by whoever owns the store.
-    pub balances: cluster::BalanceSource,
-    /// Closed by accounting when it cannot record more calls.
-    pub accounting: cluster::AccountingGate,
-}
-
-impl Shared {
-    /// In-process limits, channels and minutes (one node).
-    pub fn local() -> Shared {
-        Shared {
-            limiter: Box::new(cluster::LocalLimiter::new()),
-            channels: Arc::new(cluster::LocalChannels::new()),
-            minutes: Box::new(cluster::LocalMinutes::new()),
-            balances: cluster::BalanceSource::default(),
-            accounting: cluster::AccountingGate::default(),
-        }
-    }
-}
-
-/// A running switch: its bound addresses and status, and [`Switch::run`] to drive it.
-pub struct Switch {
-    engine: Engine,
-    transports: Transports,
-    inbound: mpsc::Receiver<Inbound>,
-    bound: Vec<ListenerSpec>,
-    status: StatusHandle,
-}
-
-impl Switch {
-    /// Starts the transports on `listeners`. Call [`Switch::run`] to process messages.
-    pub fn start(
-        cfg: ProxyConfig,
-        listeners: Vec<Listener>,
-        directory: DirectorySource,
-        events: mpsc::UnboundedSender<CallEvent>,
-        notices: mpsc::UnboundedSender<SwitchEvent>,
-        shared: Shared,
-    ) -> io::Result<Switch> {
-        let (tx, inbound) = mpsc::channel(16 * 1024);
-        let guards = crate::Guards::new(notices.clone());
-        let (transports, bound) = Transports::start(
-            listeners,
-            tx,
-            cfg.sanity.max_message_size,
-            cfg.limits.clone(),
-            guards,
-        )?;
-        let (status_tx, status) = status::channel();
-        let engine = Engine::new(
-            cfg,
-            directory,
-            (events, notices),
-            status_tx,
-            &bound,
-            &transports,
-            shared,
-        );
-        Ok(Switch {
-            engine,
-            transports,
-            inbound,
-            bound,
-            status,
-        })
-    }
-
-    /// The addresses the switch listens on (with the ports chosen for port 0).
-    pub fn local_addrs(&self) -> &[ListenerSpec] {
-        &self.bound
-    }
-
-    /// Calls in progress, updated as they change.
-    pub fn status(&self) -> StatusHandle {
-        self.status.clone()
-    }
-
-    /// The protective bounds' counters (caps reached, drops, resources in use).
-    pub fn guards(&self) -> crate::Guards {
-        self.engine.guards.clone()
-    }
-
-    /// Time spent inside the switch by INVITEs and responses.
-    pub fn latency(&self) -> Latency {
-        self.engine.latency.clone()
-    }
-
-    /// Processes messages until `shutdown` completes; then stops taking calls, lets calls in
-    /// progress end for the drain period, ends the rest with BYE, and returns once every
-    /// call has ended (their `CallEvent::Ended` sent).
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut drain_deadline: Option<Instant> = None;
-        loop {
-            let wake = self.engine.poll_timeout();
-            // Past the drain deadline, the next shutdown step is the end of the BYE grace.
-            let drain_wake =
-                drain_deadline.map(|d| if now() < d { d } else { d + SHUTDOWN_BYE_GRACE });
-            let sleep_until = match (wake, drain_wake) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let sleep = async {
-                match sleep_until {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                biased;
-                msg = self.inbound.recv() => {
-                    let Some(msg) = msg else { break };
-                    // One message, then its output goes out: nothing waits behind a batch.
-                    self.engine.handle_inbound(now(), msg);
-                }
-                () = sleep => self.engine.handle_timeout(now()),
-                () = &mut shutdown, if drain_deadline.is_none() => {
-                    info!(calls = self.engine.calls_in_progress(), "shutting down: draining calls");
-                    self.engine.draining = true;
-                    self.engine.status.send_modify(|s| s.draining = true);
-                    drain_deadline = Some(now() + self.engine.cfg.drain_timeout);
-                }
-            }
-            let now = now();
-            if let Some(deadline) = drain_deadline {
-                if now >= deadline && self.engine.calls_in_progress() > 0 {
-                    if !self.engine.draining_past_deadline {
-                        warn!(
-                            calls = self.engine.calls_in_progress(),
-                            "drain period over: ending calls with BYE"
-                        );
-                        self.engine.draining_past_deadline = true;
-                    }
-                    self.engine.hang_up_all(now);
-                    if now >= deadline + SHUTDOWN_BYE_GRACE {
-                        warn!(
-                            calls = self.engine.calls_in_progress(),
-                            "hang-ups not confirmed in time: calls closed"
-                        );
-                        self.engine.force_end_all(now);
-                    }
-                }
-                if self.engine.calls_in_progress() == 0 && self.engine.requests_done(deadline, now)
-                {
-                    self.flush();
-                    break;
-                }
-            }
-            self.flush();
-        }
-    }
-
-    fn flush(&mut self) {
-        use crate::transport::Connect;
-        // Only requests of client transactions may open a TCP connection: responses and
-        // stateless messages go on the connection they belong to, or nowhere.
-        while let Some(t) = self.engine.txns.poll_transmit() {
-            let connect = match t.id {
-                TxnId::Client(_) => Connect::Allowed,
-                TxnId::Server(_) => Connect::Never,
-            };
-            self.transports.send(t.to, t.payload, connect);
-        }
-        for (peer, data) in self.engine.out.drain(..) {
-            self.transports.send(peer, data, Connect::Never);
-        }
-        if !self.engine.samples.is_empty() {
-            let sent = now();
-            let samples: Vec<(Kind, Duration)> = self
-                .engine
-                .samples
-                .drain(..)
-                .map(|(kind, at)| (kind, sent.saturating_duration_since(at)))
-                .collect();
-            self.engine.latency.record(&samples);
-        }
-    }
-}
-
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
@@ -734,342 +553,4 @@ impl Engine {
             _ => None,
         }
     }
-
-    fn handle_message(&mut self, now: Instant, data: Bytes, peer: Peer) {
-        let directory = self.directory.load();
-        let blocks = self.directory.blocklist();
-        self.refresh_drops(&directory, &blocks, now);
-        let now_ms = self.clock.epoch_ms(now);
-        // A blocked stranger's datagrams are dropped before parsing (customers and carriers
-        // go on: a block never cuts a call already up; see `handle_request`).
-        if self.is_blocked(&blocks, peer.addr.ip(), now_ms)
-            && !directory.is_known(peer.addr.ip())
-            && !self.blocked_replies.due(peer.addr.ip(), now)
-        {
-            self.guards.count(Counter::BlockedDropped);
-            return;
-        }
-        let parsed = if peer.reliable() {
-            parse_stream_message(data)
-        } else {
-            parse_datagram(data)
-        };
-        let msg = match parsed {
-            Ok(m) => m,
-            Err(e) => {
-                if let (Sanity::Reply { status, reason, .. }, Some(h)) =
-                    (sanity::reject_unparseable(&e), e.request_headers())
-                {
-                    debug!(from = %peer.addr, error = %e, status, "malformed request");
-                    let tag = wire::tag();
-                    let source = Some(peer.addr.into());
-                    let reply =
-                        build::response_from(h, source, status, reason, Some(tag.as_bytes()), &[]);
-                    self.out.push((reply_peer(h, peer), reply));
-                }
-                return;
-            }
-        };
-        if msg.is_request() {
-            self.handle_request(now, msg, peer);
-        } else {
-            self.handle_response(now, msg, peer);
-        }
-    }
-
-    /// A response the switch writes without a transaction (nothing is kept, nothing is
-    /// retransmitted: one reply per request, never more).
-    fn stateless(
-        &mut self,
-        msg: &Message,
-        peer: Peer,
-        status: u16,
-        reason: &str,
-        extra: &[(&str, &[u8])],
-    ) {
-        self.guards.count(Counter::StatelessReplies);
-        let server: (&str, &[u8]) = ("Server", self.cfg.user_agent.as_bytes());
-        let mut headers: Vec<(&str, &[u8])> = extra.to_vec();
-        headers.push(server);
-        let tag = wire::tag();
-        let reply = build::response_from(
-            msg.headers(),
-            Some(peer.addr.into()),
-            status,
-            reason,
-            Some(tag.as_bytes()),
-            &headers,
-        );
-        self.out.push((reply_peer(msg.headers(), peer), reply));
-    }
-
-    fn handle_request(&mut self, now: Instant, msg: Message, peer: Peer) {
-        if let Err(reject) = sanity::check_request(&msg, &self.cfg.sanity) {
-            if let Sanity::Reply {
-                status,
-                reason,
-                unsupported,
-                detail,
-            } = reject
-            {
-                debug!(from = %peer.addr, status, ?detail, "request failed sanity");
-                let extra: Vec<(&str, &[u8])> = unsupported
-                    .iter()
-                    .map(|u| ("Unsupported", u.as_ref()))
-                    .collect();
-                let reply = build::response_from(
-                    msg.headers(),
-                    Some(peer.addr.into()),
-                    status,
-                    reason,
-                    Some(wire::tag().as_bytes()),
-                    &extra,
-                );
-                self.out.push((reply_peer(msg.headers(), peer), reply));
-            }
-            return;
-        }
-        let method = msg.method();
-        let to_peer = reply_peer(msg.headers(), peer);
-        let directory = self.directory.load();
-        let now_ms = self.clock.epoch_ms(now);
-        let ip = peer.addr.ip();
-        // The dialog this request names, if it has a To tag (looked up once).
-        let in_dialog = msg.headers().to().ok().and_then(|t| t.tag()).is_some();
-        let dialog = if in_dialog {
-            self.dialog_of(&msg, peer)
-        } else {
-            None
-        };
-        // Stage "block list", for every request: a stateless 403 (an ACK is dropped).
-        // Requests of a dialog the switch carries pass: a BYE from a source blocked
-        // mid-call must still end the call at the carrier (a block stops new traffic; it
-        // never keeps a billed call up).
-        let blocks = self.directory.blocklist();
-        if let Some(reason) = self.blocked(&blocks, ip, now_ms)
-            && dialog.is_none()
-        {
-            self.guards.count(Counter::BlockedDropped);
-            debug!(
-                target: "vts::security",
-                "BLOCKED source={ip} method={} reason={reason:?}",
-                String::from_utf8_lossy(msg.method_bytes().unwrap_or_default()),
-            );
-            if method == Some(Method::Ack) {
-                // An ACK for a refusal the switch sent (say the 503 that started a flood
-                // block) ends that transaction's retransmissions; any other ACK is dropped.
-                let _ = self
-                    .txns
-                    .receive_request(now, &msg, to_peer, peer.reliable());
-            } else {
-                // A stranger gets here only when a reply is due (`handle_message`).
-                self.guards.count(Counter::BlockedReplies);
-                let (status, reason) = Reject::Blacklisted.reply();
-                self.stateless(&msg, peer, status, reason, &[]);
-            }
-            return;
-        }
-        // A request that already passed through the switch (one of our branches in a
-        // Via): a loop (a carrier at the switch's own address, or a chain of proxies).
-        if self.is_loop(&msg) {
-            self.guards.count(Counter::LoopDetected);
-            warn!(target: "vts::security", "LOOP source={ip}: a request carries the switch's own Via");
-            if method != Some(Method::Ack) {
-                let (status, reason) = Reject::Loop.reply();
-                self.stateless(&msg, peer, status, reason, &[]);
-            }
-            return;
-        }
-        // Strangers (neither a customer's nor a carrier's address) pass a rate bucket for
-        // every method before anything is kept for them; customers are held by their own
-        // CPS limit, and nothing a customer or carrier sends blocks it automatically.
-        if !directory.is_known(ip)
-            && let Err(reject) = crate::pipeline::flood(&mut *self.limiter, &directory, ip, now)
-        {
-            if method != Some(Method::Ack) {
-                let (status, reason) = reject.reply();
-                self.stateless(&msg, peer, status, reason, &[]);
-            }
-            self.block_flood(now, ip, &directory);
-            return;
-        }
-        // What the switch answers without a transaction: nothing is kept for a request
-        // that opens nothing, and no response to it is ever retransmitted.
-        if method != Some(Method::Ack) {
-            let accept: (&str, &[u8]) = ("Accept", b"application/sdp");
-            let stateless: Option<StatelessReply<'_>> = match method {
-                Some(Method::Cancel) => (!self.cancel_matches(&msg, peer)).then_some((
-                    481,
-                    "Call/Transaction Does Not Exist",
-                    &[],
-                )),
-                _ if in_dialog => {
-                    dialog
-                        .is_none()
-                        .then_some((481, "Call/Transaction Does Not Exist", &[]))
-                }
-                Some(Method::Invite) => self.over_capacity().map(|(s, r)| (s, r, &[][..])),
-                Some(Method::Options) => Some((200, "OK", &[("Allow", ALLOW), accept])),
-                _ => Some((405, "Method Not Allowed", &[("Allow", ALLOW)])),
-            };
-            // (A retransmission of a request a transaction holds is absorbed by it.)
-            if let Some((status, reason, extra)) = stateless
-                && !self.is_retransmission(&msg)
-            {
-                if in_dialog && status == 481 && method != Some(Method::Cancel) {
-                    self.guards.count(Counter::InDialogRefused);
-                }
-                self.stateless(&msg, peer, status, reason, extra);
-                return;
-            }
-        }
-        let outcome = match self
-            .txns
-            .receive_request(now, &msg, to_peer, peer.reliable())
-        {
-            Ok(o) => o,
-            Err(e) => {
-                debug!(from = %peer.addr, error = %e, "request not matched");
-                return;
-            }
-        };
-        match outcome {
-            RequestOutcome::Retransmission | RequestOutcome::AckAbsorbed => {}
-            RequestOutcome::StrayAck => self.relay_ack(msg, peer, dialog),
-            RequestOutcome::Cancel { invite, cancel } => {
-                self.handle_cancel(now, invite, cancel, &msg)
-            }
-            RequestOutcome::New(id) => match dialog {
-                Some(dialog) if in_dialog => self.relay_in_dialog(now, id, msg, peer, dialog),
-                _ if method == Some(Method::Invite) => self.new_call(now, id, msg, peer),
-                _ => self.reply(now, id, &msg, 481, "Call/Transaction Does Not Exist", &[]),
-            },
-        }
-    }
-
-    /// Whether a request is a retransmission of one a server transaction holds.
-    fn is_retransmission(&self, msg: &Message) -> bool {
-        sip_transaction::ServerKey::from_request(msg)
-            .is_ok_and(|k| self.txns.find_server(&k).is_some())
-    }
-
-    /// Whether a CANCEL matches an INVITE the switch is handling, from that INVITE's source.
-    fn cancel_matches(&self, msg: &Message, peer: Peer) -> bool {
-        let Ok(key) = sip_transaction::ServerKey::from_request(msg) else {
-            return false;
-        };
-        let Some(invite) = self.txns.find_server(&key.invite_key_for_cancel()) else {
-            return false;
-        };
-        match self.by_server.get(&invite).and_then(|c| self.calls.get(c)) {
-            Some(call) => call.source.addr.ip() == peer.addr.ip(),
-            // An INVITE refused before a call was made: its transaction answers.
-            None => true,
-        }
-    }
-
-    /// Whether any Via of a request carries a branch the switch issued.
-    fn is_loop(&self, msg: &Message) -> bool {
-        // Almost no request carries our prefix anywhere: one search of the bytes before any
-        // Via is parsed.
-        static PREFIX: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(wire::BRANCH_PREFIX));
-        if PREFIX.find(msg.raw()).is_none() {
-            return false;
-        }
-        let h = msg.headers();
-        let call_id = h.call_id().unwrap_or_default();
-        h.vias().filter_map(Result::ok).any(|v| {
-            v.branch().is_some_and(|b| {
-                b.starts_with(wire::BRANCH_PREFIX) && self.branches.is_ours(b, call_id)
-            })
-        })
-    }
-
-    /// The transaction table or the calls being set up are at their bound: a new INVITE
-    /// gets a stateless 503 (counted, reported once per interval).
-    fn over_capacity(&mut self) -> Option<(u16, &'static str)> {
-        let limits = &self.cfg.limits;
-        if self.txns.len() >= limits.max_transactions {
-            self.guards
-                .reached(Cap::Transactions, limits.max_transactions as u64);
-            return Some(Reject::TooManyTransactions.reply());
-        }
-        if self.in_setup >= limits.max_calls_in_setup {
-            self.guards
-                .reached(Cap::CallsInSetup, limits.max_calls_in_setup as u64);
-            return Some(Reject::TooManyCallsInSetup.reply());
-        }
-        None
-    }
-
-    /// Answers a server transaction with a response the switch writes.
-    fn reply(
-        &mut self,
-        now: Instant,
-        id: ServerTxnId,
-        req: &Message,
-        status: u16,
-        reason: &str,
-        extra: &[(&str, &[u8])],
-    ) {
-        let tag = (status > 100).then(wire::tag);
-        let server: (&str, &[u8]) = ("Server", self.cfg.user_agent.as_bytes());
-        let mut headers: Vec<(&str, &[u8])> = extra.to_vec();
-        headers.push(server);
-        let bytes = build::response_from(
-            req.headers(),
-            self.txns.server_peer(id).map(|p| p.addr.into()),
-            status,
-            reason,
-            tag.as_ref().map(String::as_bytes),
-            &headers,
-        );
-        if let Err(e) = self.txns.respond(now, id, bytes) {
-            debug!(error = %e, status, "reply not sent");
-        }
-    }
-
-    /// Whether `peer` is one of the switch's own listening addresses (exactly: a listener
-    /// on 0.0.0.0 counts for the addresses it advertises, not for every address).
-    fn is_us_addr(&self, peer: &Peer) -> bool {
-        self.local.iter().any(|l| {
-            l.addr.port() == peer.addr.port()
-                && (l.addr.ip() == peer.addr.ip()
-                    || (l.addr.ip().is_unspecified()
-                        && (self.advertised_ips.contains(&peer.addr.ip())
-                            || peer.addr.ip().is_loopback())))
-        })
-    }
-
-    fn advertised(&self, transport: Transport) -> &str {
-        self.advertised
-            .get(&transport)
-            .or_else(|| self.advertised.values().next())
-            .map_or("127.0.0.1", String::as_str)
-    }
-}
-
-/// Where responses to a request go (RFC 3261 §18.2.2, RFC 3581): over a stream, back on the
-/// connection; over UDP, to the source address when the Via asks for rport (or when the
-/// Via's host is not the source), else to the Via's sent-by port on the source address.
-fn reply_peer(h: &sip_message::Headers, peer: Peer) -> Peer {
-    if peer.reliable() {
-        return peer;
-    }
-    let Ok(via) = h.top_via() else { return peer };
-    if via.rport().is_some() {
-        return peer;
-    }
-    let host_is_source = via.host().is_some_and(|host| match host {
-        sip_message::uri::Host::V4(a) => IpAddr::V4(a) == peer.addr.ip(),
-        sip_message::uri::Host::V6(a) => IpAddr::V6(a) == peer.addr.ip(),
-        sip_message::uri::Host::Name(_) => false,
-    });
-    if !host_is_source {
-        return peer;
-    }
-    let mut addr = peer.addr;
-    addr.set_port(via.port.unwrap_or(5060));
-    Peer { addr, ..peer }
 }
