@@ -20,4 +20,4 @@ pub mod reconcile;
 mod seen;
 mod wal;
 
-pub use accountant::{CdrState, Limits, Sink, run};
+pub use accountant::{CdrSnapshot, CdrState, Limits, Sink, run};

@@ -66,6 +66,72 @@ pub enum Reject {
 }
 
 impl Reject {
+    /// Every refusal, in declaration order (`ALL[r as usize] == r`).
+    pub const ALL: [Reject; 28] = [
+        Reject::Blacklisted,
+        Reject::RateLimited,
+        Reject::IpNotAuthorized,
+        Reject::AccountSuspended,
+        Reject::AccountBlocked,
+        Reject::SystemCapacity,
+        Reject::SystemCps,
+        Reject::ChannelLimit,
+        Reject::CpsLimit,
+        Reject::NoRoutes,
+        Reject::CarriersAtCapacity,
+        Reject::NoRouteForDestination,
+        Reject::InvalidNumber,
+        Reject::DestinationNotAllowed,
+        Reject::DailyMinutes,
+        Reject::MonthlyMinutes,
+        Reject::PaymentRequired,
+        Reject::InsufficientBalance,
+        Reject::ShuttingDown,
+        Reject::CdrLogFull,
+        Reject::TooManyTransactions,
+        Reject::TooManyCallsInSetup,
+        Reject::Loop,
+        Reject::NoCodec,
+        Reject::CarrierUnusable,
+        Reject::NoResponse,
+        Reject::RingTimeout,
+        Reject::Cancelled,
+    ];
+
+    /// A stable snake_case name: the `reason` label of `vts_admission_refusals_total`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reject::Blacklisted => "blacklisted",
+            Reject::RateLimited => "rate_limited",
+            Reject::IpNotAuthorized => "ip_not_authorized",
+            Reject::AccountSuspended => "account_suspended",
+            Reject::AccountBlocked => "account_blocked",
+            Reject::SystemCapacity => "system_capacity",
+            Reject::SystemCps => "system_cps",
+            Reject::ChannelLimit => "channel_limit",
+            Reject::CpsLimit => "cps_limit",
+            Reject::NoRoutes => "no_routes",
+            Reject::CarriersAtCapacity => "carriers_at_capacity",
+            Reject::NoRouteForDestination => "no_route_for_destination",
+            Reject::InvalidNumber => "invalid_number",
+            Reject::DestinationNotAllowed => "destination_not_allowed",
+            Reject::DailyMinutes => "daily_minutes",
+            Reject::MonthlyMinutes => "monthly_minutes",
+            Reject::PaymentRequired => "payment_required",
+            Reject::InsufficientBalance => "insufficient_balance",
+            Reject::ShuttingDown => "shutting_down",
+            Reject::CdrLogFull => "cdr_log_full",
+            Reject::TooManyTransactions => "too_many_transactions",
+            Reject::TooManyCallsInSetup => "too_many_calls_in_setup",
+            Reject::Loop => "loop",
+            Reject::NoCodec => "no_codec",
+            Reject::CarrierUnusable => "carrier_unusable",
+            Reject::NoResponse => "no_response",
+            Reject::RingTimeout => "ring_timeout",
+            Reject::Cancelled => "cancelled",
+        }
+    }
+
     /// Status and reason phrase of the reply (SPEC.md "Call admission"): the one table of
     /// the switch's own refusals, which are also the CDR's final code and reason.
     pub fn reply(self) -> (u16, &'static str) {
@@ -99,5 +165,21 @@ impl Reject {
             Reject::RingTimeout => (408, "Request Timeout - Ring Timeout"),
             Reject::Cancelled => (487, "Request Terminated"),
         }
+    }
+}
+
+#[cfg(test)]
+mod all_tests {
+    use super::Reject;
+
+    #[test]
+    fn all_is_in_declaration_order_and_names_are_distinct() {
+        for (i, r) in Reject::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?}");
+        }
+        let mut names: Vec<&str> = Reject::ALL.iter().map(|r| r.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Reject::ALL.len());
     }
 }

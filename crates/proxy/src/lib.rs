@@ -12,7 +12,6 @@ mod config;
 mod drops;
 mod engine;
 pub mod guard;
-pub mod latency;
 mod pipeline;
 pub mod sdp;
 pub mod transport;

@@ -494,10 +494,10 @@ impl PassOver {
 
     /// What a call that found no carrier answers because of this (the first such reason
     /// of a call is the one it ends with, unless a carrier answered).
-    pub(crate) fn reply(&self) -> (u16, &'static str) {
+    pub(crate) fn reject(&self) -> Reject {
         match self {
-            PassOver::Denied | PassOver::NotAllowed => Reject::NoRouteForDestination.reply(),
-            PassOver::AttemptCap(_) | PassOver::HostNotAddress => (503, "Service Unavailable"),
+            PassOver::Denied | PassOver::NotAllowed => Reject::NoRouteForDestination,
+            PassOver::AttemptCap(_) | PassOver::HostNotAddress => Reject::CarrierUnusable,
         }
     }
 }
@@ -709,10 +709,7 @@ mod tests {
             pass_over(&denied, "34611234567", 0, 3),
             Some(PassOver::HostNotAddress)
         );
-        assert_eq!(
-            PassOver::NotAllowed.reply(),
-            Reject::NoRouteForDestination.reply()
-        );
+        assert_eq!(PassOver::NotAllowed.reject(), Reject::NoRouteForDestination);
         assert_eq!(
             PassOver::HostNotAddress.reason(),
             "host is not an IP address"

@@ -19,8 +19,8 @@ mod state;
 mod write;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cluster::{AccountingGate, BalanceSource, DirectorySource};
@@ -29,6 +29,7 @@ use store::Store;
 use tokio::sync::mpsc;
 
 use state::{Accountant, job_done};
+use telemetry::latency::Histogram;
 
 /// The reason on the CDRs of calls a crash left open.
 const CRASH_REASON: &str = "Closed on restart (switch stopped without ending it)";
@@ -55,6 +56,25 @@ pub struct CdrState(Arc<CdrStateInner>);
 struct CdrStateInner {
     quarantined: AtomicU64,
     log_failed: AtomicBool,
+    /// CDRs waiting for a write (in memory, or in the log only after a spill).
+    queued: AtomicU64,
+    /// The write-ahead log's bytes on disk.
+    wal_bytes: AtomicU64,
+    /// CDRs committed to the store since the start.
+    written: AtomicU64,
+    /// Time of each batch insert.
+    write_latency: Mutex<Histogram>,
+}
+
+/// What `/metrics` reads of accounting, at one moment.
+#[derive(Debug, Clone)]
+pub struct CdrSnapshot {
+    pub quarantined: u64,
+    pub log_failed: bool,
+    pub queued: u64,
+    pub wal_bytes: u64,
+    pub written: u64,
+    pub write_latency: Histogram,
 }
 
 impl CdrState {
@@ -66,6 +86,39 @@ impl CdrState {
     /// Whether the write-ahead log is failing (new calls are refused).
     pub fn log_failed(&self) -> bool {
         self.0.log_failed.load(Ordering::Relaxed)
+    }
+
+    /// Everything at once, for `/metrics`.
+    pub fn snapshot(&self) -> CdrSnapshot {
+        let i = &self.0;
+        CdrSnapshot {
+            quarantined: i.quarantined.load(Ordering::Relaxed),
+            log_failed: i.log_failed.load(Ordering::Relaxed),
+            queued: i.queued.load(Ordering::Relaxed),
+            wal_bytes: i.wal_bytes.load(Ordering::Relaxed),
+            written: i.written.load(Ordering::Relaxed),
+            write_latency: i
+                .write_latency
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }
+    }
+
+    /// A batch insert took `d` and committed `n` CDRs (`n` = 0: it failed).
+    fn wrote(&self, d: Duration, n: usize) {
+        self.0
+            .write_latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(d);
+        self.0.written.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// The queue and the log's size, after a turn of the loop.
+    fn levels(&self, queued: usize, wal_bytes: u64) {
+        self.0.queued.store(queued as u64, Ordering::Relaxed);
+        self.0.wal_bytes.store(wal_bytes, Ordering::Relaxed);
     }
 }
 

@@ -262,6 +262,16 @@ impl Accountant {
             }
         }
         self.gate();
+        let queued = if self.spilled {
+            self.limits
+                .memory_queue
+                .max(self.pending.len() + self.in_job)
+        } else {
+            self.pending.len() + self.in_job
+        };
+        self.sink
+            .state
+            .levels(queued, self.wal.as_ref().map_or(0, Wal::bytes));
     }
 
     fn checkpoint_due(&self) -> bool {

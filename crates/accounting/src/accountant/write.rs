@@ -179,7 +179,11 @@ pub(super) async fn write(sink: &Sink, cdrs: Vec<Cdr>) -> Written {
             w.unwritten.extend(part);
             continue;
         }
-        match sink.store.insert_cdrs(&part).await {
+        let started = std::time::Instant::now();
+        let result = sink.store.insert_cdrs(&part).await;
+        let committed = if result.is_ok() { part.len() } else { 0 };
+        sink.state.wrote(started.elapsed(), committed);
+        match result {
             Ok(_) => {
                 sink.balances.committed(part.iter().map(|c| c.id.as_str()));
                 w.committed.extend(part);

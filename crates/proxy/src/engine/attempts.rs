@@ -12,11 +12,11 @@ use tracing::{debug, info, warn};
 use super::call::{Attempt, Call, Cancel, Failure, IDENTITY_HEADERS, Unsendable, fails_over};
 use super::dialog::Phase;
 use super::{CallTimer, ClientRole, Engine, wire};
-use crate::latency::Kind;
 use crate::pipeline::{self, Reject};
 use crate::sdp;
 use crate::transport::Peer;
 use cluster::{ChannelScope, Lease, Scope};
+use telemetry::latency::Kind;
 
 impl Engine {
     /// Sends the INVITE to the next carrier, or ends the call when none is left.
@@ -56,8 +56,7 @@ impl Engine {
             {
                 debug!(carrier = carrier.id.0, reason = %pass.reason(), "carrier skipped");
                 if call.last_failure.is_none() || pass == pipeline::PassOver::HostNotAddress {
-                    let (status, reason) = pass.reply();
-                    call.last_failure = Some(Box::new(Failure::Local(status, reason)));
+                    call.last_failure = Some(Box::new(Failure::Local(pass.reject())));
                 }
                 continue;
             }
@@ -77,8 +76,7 @@ impl Engine {
             if full {
                 debug!(carrier = carrier.id.0, "carrier at capacity: skipped");
                 if call.last_failure.is_none() {
-                    let (status, reason) = Reject::CarriersAtCapacity.reply();
-                    call.last_failure = Some(Box::new(Failure::Local(status, reason)));
+                    call.last_failure = Some(Box::new(Failure::local(Reject::CarriersAtCapacity)));
                 }
                 continue;
             }
@@ -165,6 +163,7 @@ impl Engine {
             }
             self.status
                 .send_modify(|s| s.carrier_changed(previous_carrier, Some(carrier_id)));
+            self.metrics.attempt(carrier_id);
             self.emit(CallEvent::AttemptStarted {
                 call: cref,
                 carrier: carrier_id,
@@ -477,8 +476,7 @@ impl Engine {
         now: Instant,
         cref: CallRef,
         number: u32,
-        status: u16,
-        reason: &'static str,
+        reject: Reject,
     ) {
         let Some(call) = self.calls.get_mut(&cref) else {
             return;
@@ -488,10 +486,10 @@ impl Engine {
         {
             return;
         }
-        call.last_failure = Some(Box::new(Failure::Local(status, reason)));
+        call.last_failure = Some(Box::new(Failure::Local(reject)));
         self.emit(CallEvent::AttemptEnded {
             call: cref,
-            code: status,
+            code: reject.reply().0,
         });
         self.next_attempt(now, cref);
     }

@@ -53,15 +53,15 @@ pub(super) enum Cancel {
 pub(super) enum Failure {
     /// A carrier's final response: relayed as it is.
     Response(Message),
-    /// A timeout or transport error the switch saw.
-    Local(u16, &'static str),
+    /// The switch's own failure (a timeout, a transport error, no carrier left): answered
+    /// as the reply table says.
+    Local(Reject),
 }
 
 impl Failure {
     /// The switch's own failure, as the reply table says.
     pub(super) fn local(reject: Reject) -> Failure {
-        let (status, reason) = reject.reply();
-        Failure::Local(status, reason)
+        Failure::Local(reject)
     }
 }
 

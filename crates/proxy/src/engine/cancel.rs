@@ -86,11 +86,10 @@ impl Engine {
             .get(&cref)
             .and_then(|c| c.attempt.as_ref())
             .map(|a| a.number);
-        let (status, reason) = Reject::ShuttingDown.reply();
         self.fail_call(
             now,
             cref,
-            Failure::Local(status, reason),
+            Failure::Local(Reject::ShuttingDown),
             HangupSide::Switch,
         );
         if let Some(number) = number {

@@ -29,7 +29,10 @@ impl Engine {
                 lossy(m.reason_phrase().unwrap_or_default()),
                 m.headers().q850_cause(),
             ),
-            Failure::Local(code, reason) => (*code, (*reason).to_string(), None),
+            Failure::Local(reject) => {
+                let (code, reason) = self.refuse(*reject);
+                (code, reason.to_string(), None)
+            }
         };
         match failure {
             Failure::Response(m) => {
@@ -37,7 +40,7 @@ impl Engine {
                 let back = self.back_for_invite(cref, number, false);
                 self.relay_response(now, server, &m, back)
             }
-            Failure::Local(code, reason) => {
+            Failure::Local(_) => {
                 if let Some(invite) = call.invite.as_ref() {
                     let tag = call.to_tag.as_bytes();
                     let source = self.txns.server_peer(server).map(|p| p.addr.into());
@@ -45,7 +48,7 @@ impl Engine {
                         invite.headers(),
                         source,
                         code,
-                        reason,
+                        &reason,
                         Some(tag),
                         &[],
                     );

@@ -43,10 +43,11 @@ use tracing::{debug, warn};
 
 use crate::config::ProxyConfig;
 use crate::guard::Counter;
-use crate::latency::{Kind, Latency};
 use crate::transport::{Inbound, ListenerSpec, Peer, Transports};
 use cluster::DirectorySource;
 use cluster::status::Status;
+use telemetry::latency::{Kind, Latency};
+use telemetry::{CpsMeter, SipMetrics};
 
 use call::Call;
 pub use switch::{Shared, Switch};
@@ -270,6 +271,9 @@ pub(crate) struct Engine {
     /// Latency samples of this batch, recorded once the batch is on the sockets.
     samples: Vec<(Kind, Instant)>,
     latency: Latency,
+    /// The SIP path's counters (handles registered once) and the CPS meter `/metrics` reads.
+    metrics: SipMetrics,
+    cps: CpsMeter,
     /// Rate limits (CPS of customers, carriers, the switch, source addresses).
     limiter: Box<dyn cluster::Limiter>,
     /// Channel reservations (leases held by calls).
@@ -332,6 +336,7 @@ impl Engine {
         transports: &Transports,
         shared: Shared,
     ) -> Engine {
+        let cps = CpsMeter::default();
         let mut advertised = HashMap::new();
         for spec in bound {
             let mut addr = spec.addr;
@@ -390,6 +395,8 @@ impl Engine {
             arrival: None,
             samples: Vec::new(),
             latency: Latency::default(),
+            metrics: SipMetrics::register(cps.clone()),
+            cps,
             limiter: shared.limiter,
             channels: shared.channels,
             minutes: shared.minutes,
@@ -413,6 +420,12 @@ impl Engine {
             drops_check: None,
             guards: transports.guards.clone(),
         }
+    }
+
+    /// The switch refuses or fails a call for `reject`: counted by reason; the reply.
+    fn refuse(&self, reject: Reject) -> (u16, &'static str) {
+        self.metrics.refused(reject);
+        reject.reply()
     }
 
     fn calls_in_progress(&self) -> usize {

@@ -41,8 +41,10 @@ impl Engine {
             }
         };
         if msg.is_request() {
+            self.metrics.request(msg.method_bytes().unwrap_or_default());
             self.handle_request(now, msg, peer);
         } else {
+            self.metrics.response(msg.status().unwrap_or_default());
             self.handle_response(now, msg, peer);
         }
     }
@@ -58,6 +60,7 @@ impl Engine {
         extra: &[(&str, &[u8])],
     ) {
         self.guards.count(Counter::StatelessReplies);
+        self.metrics.reply(status);
         let server: (&str, &[u8]) = ("Server", self.cfg.user_agent.as_bytes());
         let mut headers: Vec<(&str, &[u8])> = extra.to_vec();
         headers.push(server);
@@ -134,7 +137,7 @@ impl Engine {
             } else {
                 // A stranger gets here only when a reply is due (`handle_message`).
                 self.guards.count(Counter::BlockedReplies);
-                let (status, reason) = Reject::Blacklisted.reply();
+                let (status, reason) = self.refuse(Reject::Blacklisted);
                 self.stateless(&msg, peer, status, reason, &[]);
             }
             return;
@@ -145,7 +148,7 @@ impl Engine {
             self.guards.count(Counter::LoopDetected);
             warn!(target: "vts::security", "LOOP source={ip}: a request carries the switch's own Via");
             if method != Some(Method::Ack) {
-                let (status, reason) = Reject::Loop.reply();
+                let (status, reason) = self.refuse(Reject::Loop);
                 self.stateless(&msg, peer, status, reason, &[]);
             }
             return;
@@ -157,7 +160,7 @@ impl Engine {
             && let Err(reject) = crate::pipeline::flood(&mut *self.limiter, &directory, ip, now)
         {
             if method != Some(Method::Ack) {
-                let (status, reason) = reject.reply();
+                let (status, reason) = self.refuse(reject);
                 self.stateless(&msg, peer, status, reason, &[]);
             }
             self.block_flood(now, ip, &directory);
@@ -263,12 +266,12 @@ impl Engine {
         if self.txns.len() >= limits.max_transactions {
             self.guards
                 .reached(Cap::Transactions, limits.max_transactions as u64);
-            return Some(Reject::TooManyTransactions.reply());
+            return Some(self.refuse(Reject::TooManyTransactions));
         }
         if self.in_setup >= limits.max_calls_in_setup {
             self.guards
                 .reached(Cap::CallsInSetup, limits.max_calls_in_setup as u64);
-            return Some(Reject::TooManyCallsInSetup.reply());
+            return Some(self.refuse(Reject::TooManyCallsInSetup));
         }
         None
     }
@@ -283,6 +286,7 @@ impl Engine {
         reason: &str,
         extra: &[(&str, &[u8])],
     ) {
+        self.metrics.reply(status);
         let tag = (status > 100).then(wire::tag);
         let server: (&str, &[u8]) = ("Server", self.cfg.user_agent.as_bytes());
         let mut headers: Vec<(&str, &[u8])> = extra.to_vec();

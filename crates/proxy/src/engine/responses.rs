@@ -11,8 +11,9 @@ use tracing::debug;
 
 use super::{Back, ClientRole, Engine};
 use crate::guard::Gauge;
-use crate::latency::Kind;
 use crate::transport::Peer;
+use domain::Reject;
+use telemetry::latency::Kind;
 
 impl Engine {
     pub(super) fn handle_response(&mut self, now: Instant, msg: Message, peer: Peer) {
@@ -95,14 +96,15 @@ impl Engine {
     /// transport error.
     pub(super) fn client_failed(&mut self, now: Instant, id: ClientTxnId, timeout: bool) {
         self.awaiting_final.remove(&id);
-        let (status, reason) = if timeout {
-            (408, "Request Timeout")
+        // Timer B: no response (408); a transport error: the carrier is unusable (503).
+        let reject = if timeout {
+            Reject::NoResponse
         } else {
-            (503, "Service Unavailable")
+            Reject::CarrierUnusable
         };
         match self.by_client.get(&id).copied() {
             Some(ClientRole::Attempt { call, number }) => {
-                self.attempt_failed(now, call, number, status, reason)
+                self.attempt_failed(now, call, number, reject)
             }
             Some(ClientRole::Relay {
                 server,

@@ -55,13 +55,15 @@ impl Engine {
         peer: Peer,
     ) {
         self.reply(now, server, &invite, 100, "Trying", &[]);
+        self.metrics
+            .offered(u64::try_from(self.clock.epoch_ms(now) / 1000).unwrap_or_default());
         if self.draining {
-            let (status, reason) = Reject::ShuttingDown.reply();
+            let (status, reason) = self.refuse(Reject::ShuttingDown);
             self.reply(now, server, &invite, status, reason, &[]);
             return;
         }
         if self.accounting.is_full() {
-            let (status, reason) = Reject::CdrLogFull.reply();
+            let (status, reason) = self.refuse(Reject::CdrLogFull);
             self.reply(now, server, &invite, status, reason, &[]);
             return;
         }
@@ -69,7 +71,7 @@ impl Engine {
         let customer = match pipeline::identify(&directory, peer.addr.ip()) {
             Ok(c) => c.clone(),
             Err(reject) => {
-                let (status, reason) = reject.reply();
+                let (status, reason) = self.refuse(reject);
                 info!(
                     target: "vts::security",
                     "AUTH unauthorized source={} ruri={}",
@@ -135,7 +137,7 @@ impl Engine {
                 (a.numbers, a.leases, Ok(a.routes))
             }
             Err(reject) => {
-                let (code, reason) = reject.reply();
+                let (code, reason) = self.refuse(reject);
                 debug!(target: "vts::admission", customer = customer.id.0, code, reason, "refused");
                 let _ = self.notices.send(SwitchEvent::Refused {
                     customer: Some(customer.id),
@@ -183,13 +185,7 @@ impl Engine {
         match routes {
             Ok(_) => self.next_attempt(now, cref),
             Err(reject) => {
-                let (status, reason) = reject.reply();
-                self.fail_call(
-                    now,
-                    cref,
-                    Failure::Local(status, reason),
-                    HangupSide::Switch,
-                );
+                self.fail_call(now, cref, Failure::Local(reject), HangupSide::Switch);
             }
         }
     }

@@ -12,12 +12,12 @@ use tracing::{info, warn};
 
 use super::{Engine, SHUTDOWN_BYE_GRACE, now};
 use crate::config::ProxyConfig;
-use crate::latency::{Kind, Latency};
 use crate::transport::{Inbound, Listener, ListenerSpec, Transports};
 use cluster::DirectorySource;
 use cluster::status::{self, StatusHandle};
 use domain::{CallEvent, SwitchEvent};
 use sip_transaction::TxnId;
+use telemetry::latency::{Kind, Latency};
 
 /// The state the switch shares with other nodes (`cluster`): which implementation of each
 /// the switch uses. [`Shared::local`] keeps everything in this process.
@@ -109,6 +109,11 @@ impl Switch {
     /// Time spent inside the switch by INVITEs and responses.
     pub fn latency(&self) -> Latency {
         self.engine.latency.clone()
+    }
+
+    /// New calls a second, for `/metrics`.
+    pub fn cps(&self) -> telemetry::CpsMeter {
+        self.engine.cps.clone()
     }
 
     /// Processes messages until `shutdown` completes; then stops taking calls, lets calls in

@@ -349,7 +349,8 @@ impl Engine {
         };
         let reap_at = dialog.session_expires.map(|se| now + reap_after(se));
         let server = call.server;
-        let number = attempt.number;
+        let (number, carrier) = (attempt.number, attempt.carrier);
+        self.metrics.answer(carrier);
         let back = self.back_for_invite(cref, number, true);
         self.relay_response(now, server, &msg, back);
         self.emit(CallEvent::Answered {

@@ -1,7 +1,9 @@
 //! Time spent inside the switch: from the moment a transport read a message to the moment
 //! the engine handed what it produced to a socket. Two histograms: initial INVITEs (arrival
 //! to the INVITE leaving for the carrier) and responses (arrival to the relayed response
-//! leaving for the customer). Read through the control socket (`vts status --format json`).
+//! leaving for the customer). Read through the control socket (`vts status --format json`)
+//! and `GET /metrics` ([`crate::text::histogram`]). The same [`Histogram`] also times the
+//! store's CDR writes.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,6 +14,7 @@ pub struct Histogram {
     counts: Vec<u64>,
     total: u64,
     max_ns: u64,
+    sum_ns: u128,
 }
 
 const SUB: u32 = 8;
@@ -43,6 +46,7 @@ impl Default for Histogram {
             counts: vec![0; 64 * SUB as usize],
             total: 0,
             max_ns: 0,
+            sum_ns: 0,
         }
     }
 }
@@ -53,6 +57,24 @@ impl Histogram {
         self.counts[bucket(ns)] += 1;
         self.total += 1;
         self.max_ns = self.max_ns.max(ns);
+        self.sum_ns += u128::from(ns);
+    }
+
+    /// The sum of every sample.
+    pub fn sum(&self) -> Duration {
+        Duration::from_nanos(u64::try_from(self.sum_ns).unwrap_or(u64::MAX))
+    }
+
+    /// Samples at or below `bound` (counted by bucket: a bucket counts when its upper edge
+    /// is at or below `bound`, so the count is exact to within one bucket, 12.5 %).
+    pub fn count_le(&self, bound: Duration) -> u64 {
+        let ns = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
+        self.counts
+            .iter()
+            .enumerate()
+            .take_while(|&(i, _)| upper(i) <= ns)
+            .map(|(_, c)| c)
+            .sum()
     }
 
     pub fn count(&self) -> u64 {
@@ -112,13 +134,13 @@ pub struct Latency(Arc<Mutex<(Histogram, Histogram)>>);
 
 /// Which histogram a sample belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
     Invite,
     Reply,
 }
 
 impl Latency {
-    pub(crate) fn record(&self, samples: &[(Kind, Duration)]) {
+    pub fn record(&self, samples: &[(Kind, Duration)]) {
         let mut h = self.0.lock().unwrap_or_else(|p| p.into_inner());
         for (kind, d) in samples {
             match kind {
@@ -134,7 +156,14 @@ impl Latency {
         (h.0.summary(), h.1.summary())
     }
 
-    /// Starts both histograms again (the bench resets between steps).
+    /// Copies of (INVITE, reply) histograms, for `/metrics`.
+    pub fn histograms(&self) -> (Histogram, Histogram) {
+        let h = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        (h.0.clone(), h.1.clone())
+    }
+
+    /// Starts both histograms again (the bench resets between steps; Prometheus sees a
+    /// counter reset, which `rate()` handles).
     pub fn reset(&self) {
         let mut h = self.0.lock().unwrap_or_else(|p| p.into_inner());
         *h = (Histogram::default(), Histogram::default());
@@ -186,6 +215,11 @@ mod tests {
         assert!((p99 - 990).abs() <= 990 / 8 + 1, "{p99}");
         assert_eq!(h.max(), Duration::from_micros(1000));
         assert_eq!(h.count(), 1000);
+        assert_eq!(h.sum(), Duration::from_micros(500_500));
+        assert_eq!(h.count_le(Duration::from_secs(1)), 1000);
+        let le_100 = h.count_le(Duration::from_micros(100));
+        assert!((88..=100).contains(&le_100), "{le_100}");
+        assert_eq!(h.count_le(Duration::ZERO), 0);
         assert_eq!(Histogram::default().quantile(0.99), Duration::ZERO);
     }
 }
