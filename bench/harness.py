@@ -23,7 +23,9 @@ import uuid
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,8 +159,9 @@ class Direct(Proxy):
 class Vts(Proxy):
     name = "vts"
 
-    def __init__(self, binary, workdir, port, carriers, nice, db_url):
+    def __init__(self, binary, workdir, port, carriers, nice, db_url, http=None):
         super().__init__()
+        self.http = http
         self.binary = binary
         self.dir = workdir / f"vts-{port}"
         self.dir.mkdir()
@@ -175,11 +178,30 @@ class Vts(Proxy):
         self.proc = subprocess.Popen(
             ["nice", "-n", str(nice), str(self.binary), "--data-dir", str(self.dir),
              *(["--db", self.db] if self.db else []), "serve",
-             "--sip", f"udp:127.0.0.1:{port}"],
+             "--sip", f"udp:127.0.0.1:{port}", "--http", http or "off"],
             stdout=subprocess.PIPE, stderr=open(self.dir / "serve.log", "w"), env=env, start_new_session=True)
         line = self.proc.stdout.readline().decode()
         if not line.startswith("vts: ready"):
             raise SystemExit(f"vts did not start: {line!r}\n{(self.dir / 'serve.log').read_text()}")
+        # With metrics on, a scraper reads /metrics every 5 s, as Prometheus would.
+        self.scrapes, self.scrape_errors = 0, 0
+        self.scraping = http is not None
+        if self.scraping:
+            threading.Thread(target=self.scrape, daemon=True).start()
+
+    def scrape(self):
+        while self.scraping:
+            try:
+                with urllib.request.urlopen(f"http://{self.http}/metrics", timeout=5) as r:
+                    r.read()
+                self.scrapes += 1
+            except OSError:
+                self.scrape_errors += 1
+            time.sleep(5)
+
+    def stop(self):
+        self.scraping = False
+        super().stop()
 
     def cli(self, *args):
         db = ["--db", self.db] if self.db else []
@@ -398,7 +420,10 @@ def main():
     ap.add_argument("--examples-dir", required=True, help="target/<profile> with examples/cdr_rate")
     ap.add_argument("--postgres-url", help="a PostgreSQL database for the CDR writer run")
     ap.add_argument("--smoke", action="store_true", help="one short step each: checks the bench runs, not speed")
-    ap.add_argument("--only", choices=["vts", "kamailio", "direct"], help="run one only")
+    ap.add_argument("--only", choices=["vts", "vts-metrics", "kamailio", "direct"], help="run one only")
+    ap.add_argument("--metrics", action="store_true",
+                    help="also run vts with its HTTP server and metrics on (vts-metrics), scraped every 5 s; "
+                         "plain vts runs with --http off (no recorder: its counters are no-ops)")
     ap.add_argument("--out", default=str(BENCH / "results" / "latest.json"))
     ap.add_argument("--nice", type=int, default=0)
     ap.add_argument("--rates", help="comma-separated ramp (default: 250 to 6000)")
@@ -429,6 +454,8 @@ def main():
             log(f"work directory kept: {tmp}")
         workdir = Path(tmp)
         names = ["vts", "kamailio"] if args.smoke else ["direct", "vts", "kamailio"]
+        if args.metrics:
+            names.insert(names.index("vts") + 1, "vts-metrics")
         for name in ([args.only] if args.only else names):
 
             def start():
@@ -440,8 +467,9 @@ def main():
                 port = free_port()
                 db = fresh_database(args.postgres_url, name) if args.postgres_url else None
                 routes = list(zip(carrier_ports, [10, 5]))
-                if name == "vts":
-                    proxy = Vts(Path(args.vts), workdir, port, routes, args.nice, db)
+                if name in ("vts", "vts-metrics"):
+                    http = f"127.0.0.1:{free_port()}" if name == "vts-metrics" else None
+                    proxy = Vts(Path(args.vts), workdir, port, routes, args.nice, db, http)
                 else:
                     if not db:
                         raise SystemExit("Kamailio's accounting needs --postgres-url")
@@ -460,7 +488,7 @@ def main():
                 best, steps = ramp(proxy, port, rates, seconds, hold_ms, args.nice, workdir,
                                    refine=0 if args.smoke else 4)
                 entry = {"highest_passing_cps": best["rate"] if best else 0, "steps": steps}
-                if name == "vts" and best and not args.smoke:
+                if name.startswith("vts") and best and not args.smoke:
                     half = best["rate"] // 2
                     time.sleep(2)
                     proxy.before_step()
@@ -469,7 +497,9 @@ def main():
                     entry["at_half_rate"] = step
                     log(f"vts at {half} cps: INVITE p99 {step['invite_latency_us']['p99_us']} us, "
                         f"reply p99 {step['reply_latency_us']['p99_us']} us")
-                if name == "vts":
+                if name.startswith("vts"):
+                    if proxy.scraping:
+                        entry["scrapes"], entry["scrape_errors"] = proxy.scrapes, proxy.scrape_errors
                     time.sleep(2)
                     entry["cdrs_written"] = proxy.cdr_count()
                     entry["calls_made"] = sum(s["calls"] for s in steps) + entry.get("at_half_rate", {}).get("calls", 0)
@@ -492,11 +522,14 @@ def main():
     v, k = results.get("vts", {}), results.get("kamailio", {})
     if v and k and k.get("highest_passing_cps"):
         results["ratio"] = round(v["highest_passing_cps"] / k["highest_passing_cps"], 2)
+    vm = results.get("vts-metrics", {})
+    if v and vm and v.get("highest_passing_cps"):
+        results["metrics_ratio"] = round(vm["highest_passing_cps"] / v["highest_passing_cps"], 3)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
 
     print("\n== vts vs Kamailio (same machine, same harness, same pass rule) ==")
-    for name in ("direct", "vts", "kamailio"):
+    for name in ("direct", "vts", "vts-metrics", "kamailio"):
         if name in results:
             e = results[name]
             last = next((s for s in reversed(e["steps"]) if s["pass"]), None)
@@ -504,6 +537,9 @@ def main():
             print(f"{name:>9}: highest passing {e['highest_passing_cps']} cps ({cpu} at that step)")
     if "ratio" in results:
         print(f"    ratio: vts / Kamailio = {results['ratio']}")
+    if "metrics_ratio" in results:
+        print(f"    ratio: vts with metrics / without = {results['metrics_ratio']} "
+              f"({vm.get('scrapes')} scrapes, {vm.get('scrape_errors')} failed)")
     if "at_half_rate" in v:
         h = v["at_half_rate"]
         print(f"vts at {h['rate']} cps: time inside the switch, INVITE p50 {h['invite_latency_us']['p50_us']} us "

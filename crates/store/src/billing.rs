@@ -99,7 +99,7 @@ impl Store {
             }
             _ => {}
         }
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.event_tx().await?;
         exists(&mut tx, Table::Customer, id.0).await?;
         let after = change_balance(&mut tx, id, amount.0).await?;
         if amount.0 > 0 {
@@ -127,8 +127,23 @@ impl Store {
             note: note.trim().to_string(),
             at_ms: now_ms(),
         };
+        let customer = id;
         let id = insert_entry(&mut tx, id, &entry).await?;
-        tx.commit().await?;
+        let event = crate::NewEvent::new(
+            "balance.changed",
+            serde_json::json!({
+                "customer_id": customer.0,
+                "entry_id": id,
+                "kind": entry.kind,
+                "amount": entry.amount.0,
+                "balance_before": entry.balance_before.0,
+                "balance_after": entry.balance_after.0,
+                "note": entry.note,
+            }),
+        )
+        .customer(customer.0);
+        self.commit_with_events(tx, std::slice::from_ref(&event))
+            .await?;
         Ok(LedgerEntry { id, ..entry })
     }
 

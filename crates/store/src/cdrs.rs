@@ -7,7 +7,7 @@ use domain::{CarrierId, Cdr, CustomerId, HangupSide, Money};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::{Backend, Store, StoreError, billing, int, sql, usage};
+use crate::{Backend, NewEvent, Store, StoreError, billing, int, sql, usage};
 
 /// Which call records [`Store::find_cdrs`] returns (`None`: any).
 #[derive(Debug, Clone, Copy, Default)]
@@ -59,7 +59,8 @@ impl Store {
             .map(|c| serde_json::to_string(&c.attempt_log))
             .collect::<Result<_, _>>()
             .map_err(|e| StoreError::Invalid(format!("attempt log: {e}")))?;
-        let mut tx = self.write_tx().await?;
+        // (On PostgreSQL the append lock first: this batch appends its events.)
+        let mut tx = self.event_tx().await?;
         // The CDRs this write adds (a replay's are already stored): only they are charged.
         let mut stored: std::collections::HashSet<String> = std::collections::HashSet::new();
         for chunk in cdrs.chunks(rows.min(500)) {
@@ -121,7 +122,12 @@ impl Store {
         }
         billing::charge(&mut tx, &new).await?;
         usage::count(&mut tx, &new).await?;
-        tx.commit().await?;
+        let events: Vec<NewEvent> = new
+            .iter()
+            .copied()
+            .map(completed)
+            .collect::<Result<_, _>>()?;
+        self.commit_with_events(tx, &events).await?;
         Ok(inserted)
     }
 
@@ -235,4 +241,15 @@ pub(crate) fn cdr_from_row(row: &AnyRow) -> Result<Cdr, StoreError> {
         },
         id,
     })
+}
+
+/// The `call.completed` event of a CDR: the CDR itself.
+fn completed(cdr: &Cdr) -> Result<NewEvent, StoreError> {
+    let body =
+        serde_json::to_value(cdr).map_err(|e| StoreError::Invalid(format!("CDR as JSON: {e}")))?;
+    let mut event = NewEvent::new("call.completed", body).customer(cdr.customer_id.0);
+    if let Some(c) = cdr.carrier_id {
+        event = event.carrier(c.0);
+    }
+    Ok(event)
 }

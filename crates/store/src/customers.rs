@@ -129,6 +129,7 @@ impl Store {
                 "a status reason is at most 500 characters".into(),
             ));
         }
+        let mut tx = self.event_tx().await?;
         let done = sqlx::query(
             "UPDATE customers SET status = $1, status_reason = $2, updated_ms = $3 WHERE id = $4",
         )
@@ -136,9 +137,21 @@ impl Store {
         .bind(reason)
         .bind(now_ms())
         .bind(id.0)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        touched(done.rows_affected(), "customer", id.0)
+        touched(done.rows_affected(), "customer", id.0)?;
+        let kind = match status {
+            CustomerStatus::Active => "customer.activated",
+            CustomerStatus::Suspended => "customer.suspended",
+            CustomerStatus::Blocked => "customer.blocked",
+        };
+        let event = crate::NewEvent::new(
+            kind,
+            serde_json::json!({ "customer_id": id.0, "status": status.as_str(), "reason": reason }),
+        )
+        .customer(id.0);
+        self.commit_with_events(tx, std::slice::from_ref(&event))
+            .await
     }
 
     /// Changes a customer's limits: `Some(None)` makes one unlimited, `None` leaves it as it

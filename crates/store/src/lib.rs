@@ -32,6 +32,7 @@ mod cdrs;
 mod customers;
 mod directory;
 mod error;
+pub mod events;
 mod migrations;
 mod routing;
 mod security;
@@ -44,6 +45,7 @@ pub use carriers::NewCarrier;
 pub use cdrs::CdrFilter;
 pub use customers::{LimitsChange, NewCustomer};
 pub use directory::Versions;
+pub use events::{Event, EventSubscription, NewEvent};
 pub use routing::{CarrierLimitsChange, CustomerHeaders, NumbersChange};
 pub use usage::{CarrierUsage, CustomerUsage};
 
@@ -92,6 +94,27 @@ const POSTGRES_POOL_SIZE: u32 = 10;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Wakes this process's event consumers after a commit that appended events.
+    events: std::sync::Arc<tokio::sync::Notify>,
+    /// The PostgreSQL URL, for `LISTEN` (its `Debug` hides it: it may hold a password).
+    url: Option<ListenUrl>,
+}
+
+/// A database URL kept for `LISTEN`; `Debug` shows `***`.
+#[derive(Clone)]
+struct ListenUrl(std::sync::Arc<str>);
+
+impl std::fmt::Debug for ListenUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::ops::Deref for ListenUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
 }
 
 impl Store {
@@ -149,7 +172,13 @@ impl Store {
                     .await?
             }
         };
-        Ok(Store { pool, backend })
+        let url = (backend == Backend::Postgres).then(|| ListenUrl(url.into()));
+        Ok(Store {
+            pool,
+            backend,
+            events: Default::default(),
+            url,
+        })
     }
 
     pub fn backend(&self) -> Backend {

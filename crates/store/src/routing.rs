@@ -533,6 +533,12 @@ impl Store {
         health: Health,
         at_ms: i64,
     ) -> Result<(), StoreError> {
+        let mut tx = self.event_tx().await?;
+        let before: Option<String> =
+            sqlx::query_scalar("SELECT state FROM carrier_health WHERE carrier_id = $1")
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
         sqlx::query(
             "INSERT INTO carrier_health (carrier_id, state, changed_ms) VALUES ($1, $2, $3) \
              ON CONFLICT (carrier_id) DO UPDATE SET state = excluded.state, changed_ms = excluded.changed_ms",
@@ -540,9 +546,26 @@ impl Store {
         .bind(id.0)
         .bind(health.as_str())
         .bind(at_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        // A change of state only (a restart that writes the same state reports nothing).
+        let events = if before.as_deref() != Some(health.as_str()) {
+            let kind = match health {
+                Health::Up => "carrier.up",
+                Health::Suspect => "carrier.suspect",
+                Health::Down => "carrier.down",
+            };
+            let mut e = crate::NewEvent::new(
+                kind,
+                serde_json::json!({ "carrier_id": id.0, "from": before, "to": health.as_str() }),
+            )
+            .carrier(id.0);
+            e.at_ms = at_ms;
+            vec![e]
+        } else {
+            Vec::new()
+        };
+        self.commit_with_events(tx, &events).await
     }
 
     /// Every carrier's stored health and when it last changed.

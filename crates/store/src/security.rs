@@ -53,20 +53,36 @@ impl Store {
             )));
         }
         let now = now_ms();
-        sqlx::query(
+        let network = canonical(network).to_string();
+        let mut tx = self.event_tx().await?;
+        let done = sqlx::query(
             "INSERT INTO blocklist (network, reason, source, expires_ms, created_ms) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (network) DO UPDATE SET reason = excluded.reason, source = excluded.source, \
              expires_ms = excluded.expires_ms, created_ms = excluded.created_ms \
              WHERE blocklist.source <> 'manual' OR (blocklist.expires_ms IS NOT NULL AND blocklist.expires_ms <= $5)",
         )
-        .bind(canonical(network).to_string())
+        .bind(&network)
         .bind(reason)
         .bind(source)
         .bind(expires_ms)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        // A manual entry in force stays as it is: nothing was blocked, nothing to report.
+        let events = if done.rows_affected() > 0 {
+            vec![crate::NewEvent::new(
+                "security.blocked",
+                serde_json::json!({
+                    "network": network,
+                    "source": source,
+                    "reason": reason,
+                    "expires_ms": expires_ms,
+                }),
+            )]
+        } else {
+            Vec::new()
+        };
+        self.commit_with_events(tx, &events).await
     }
 
     /// Removes the entry for exactly this network; `false` when there was none.

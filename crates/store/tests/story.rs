@@ -202,7 +202,148 @@ async fn story(url: &str, backend: Backend) {
     whitelist(&store).await;
     header_policy(&store, acme, beta, high).await;
     routing_tables(&store, acme, high).await;
+    events(&store, url, acme, high).await;
     store.close().await;
+}
+
+/// Chapter: the event stream. The chapters before wrote events with what they report (one
+/// `call.completed` per CDR stored, none for a CDR stored again; a block; status changes);
+/// consumers read from their own checkpoint, which never moves back; a filter by kind; a
+/// commit wakes a subscriber of this process at once, and on PostgreSQL one of another
+/// store (another process) through NOTIFY; retention deletes by age.
+async fn events(store: &Store, url: &str, acme: CustomerId, carrier: CarrierId) {
+    let completed = store
+        .events_after(0, u32::MAX, Some("call.completed"))
+        .await
+        .unwrap();
+    assert_eq!(
+        completed.len() as i64,
+        store.count_cdrs().await.unwrap(),
+        "one per CDR stored, none for a CDR stored again"
+    );
+    assert_eq!(completed[0].body["id"], "01J00000000");
+    let seqs: Vec<i64> = completed.iter().map(|e| e.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "oldest first");
+    let all = store.events_after(0, u32::MAX, None).await.unwrap();
+    assert!(
+        all.iter().any(|e| e.kind == "security.blocked"),
+        "the blocks chapter's"
+    );
+    assert!(all.iter().any(|e| e.kind == "customer.suspended"));
+    let last = store.last_event_seq().await.unwrap();
+    assert_eq!(last, all.last().unwrap().seq);
+
+    // Status and money write their event in their own transaction.
+    store
+        .set_customer_status(acme, CustomerStatus::Blocked, Some("fraud"))
+        .await
+        .unwrap();
+    store
+        .post(acme, EntryKind::Credit, Money(5_000_000), "top-up")
+        .await
+        .unwrap();
+    let new = store.events_after(last, 10, None).await.unwrap();
+    let kinds: Vec<&str> = new.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["customer.blocked", "balance.changed"]);
+    assert_eq!(new[0].customer_id, Some(acme.0));
+    assert_eq!(new[0].body["reason"], "fraud");
+    assert_eq!(new[1].body["amount"], 5_000_000);
+    // A failed change writes no event.
+    assert!(
+        store
+            .set_customer_status(CustomerId(999_999), CustomerStatus::Active, None)
+            .await
+            .is_err()
+    );
+    assert_eq!(store.last_event_seq().await.unwrap(), new[1].seq);
+    // Health: an event on a change of state only.
+    let before = store.last_event_seq().await.unwrap();
+    store
+        .set_carrier_health(carrier, Health::Down, 1_000)
+        .await
+        .unwrap();
+    store
+        .set_carrier_health(carrier, Health::Down, 2_000)
+        .await
+        .unwrap();
+    let health = store.events_after(before, 10, None).await.unwrap();
+    assert_eq!(health.len(), 1, "{health:?}");
+    assert_eq!(
+        (health[0].kind.as_str(), health[0].carrier_id),
+        ("carrier.down", Some(carrier.0))
+    );
+
+    // Checkpoints: per consumer, never back.
+    assert_eq!(store.event_checkpoint("webhooks").await.unwrap(), 0);
+    store.save_event_checkpoint("webhooks", 40).await.unwrap();
+    store.save_event_checkpoint("webhooks", 30).await.unwrap();
+    assert_eq!(store.event_checkpoint("webhooks").await.unwrap(), 40);
+    assert_eq!(store.event_checkpoint("alerts").await.unwrap(), 0);
+    assert!(store.save_event_checkpoint("", 1).await.is_err());
+    let page = store.events_after(40, 5, None).await.unwrap();
+    assert_eq!(page.first().map(|e| e.seq), Some(41));
+    assert_eq!(page.len(), 5);
+    // The newest n, for `vts events tail`.
+    let tail = store.events_tail_start(2, None).await.unwrap();
+    let two = store.events_after(tail, 10, None).await.unwrap();
+    assert_eq!(two.len(), 2);
+    assert_eq!(two[1].seq, store.last_event_seq().await.unwrap());
+
+    // Standalone appends; an unknown kind is refused and appends nothing.
+    let bad = store::NewEvent::new("no.such", serde_json::json!({}));
+    assert!(matches!(
+        store.append_events(&[bad]).await.unwrap_err(),
+        StoreError::Invalid(_)
+    ));
+    // A subscriber is woken by a commit: here, and (PostgreSQL) in another store.
+    let mut here = store.subscribe_events().await.unwrap();
+    let other = Store::connect(url).await.unwrap();
+    let mut there = other.subscribe_events().await.unwrap();
+    let wake = tokio::spawn(async move {
+        here.wait(std::time::Duration::from_secs(60)).await;
+    });
+    let wake_there = tokio::spawn(async move {
+        there.wait(std::time::Duration::from_secs(60)).await;
+        there
+    });
+    tokio::task::yield_now().await;
+    let warn = store::NewEvent::new("limit.warning", serde_json::json!({ "limit": "cps" }))
+        .customer(acme.0);
+    // (Appended until the subscriber has seen one: it may not be waiting yet.)
+    let woke = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !wake.is_finished() {
+            store
+                .append_events(std::slice::from_ref(&warn))
+                .await
+                .unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(woke.is_ok(), "a commit of this store wakes its subscriber");
+    if store.backend() == Backend::Postgres {
+        let woke = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while !wake_there.is_finished() {
+                store
+                    .append_events(std::slice::from_ref(&warn))
+                    .await
+                    .unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert!(woke.is_ok(), "NOTIFY wakes a subscriber of another store");
+    } else {
+        wake_there.abort();
+    }
+    other.close().await;
+
+    // Retention: by age.
+    let total = store.events_after(0, u32::MAX, None).await.unwrap().len() as u64;
+    assert_eq!(store.delete_events_before(0).await.unwrap(), 0);
+    let deleted = store.delete_events_before(i64::MAX).await.unwrap();
+    assert_eq!(deleted, total);
+    assert!(store.events_after(0, 10, None).await.unwrap().is_empty());
 }
 
 /// Chapter: migrations are clean on an empty database and a no-op the second time; the

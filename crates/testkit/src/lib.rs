@@ -14,8 +14,10 @@
 //!   status, configuration versions, CDRs and log lines;
 //! - [`sipp`]: real sipp as carriers ([`sipp::Uas`]) and customers ([`sipp::Uac`]) with
 //!   named arguments, on the scenarios in `sipp/`;
-//! - [`raw`]: a raw SIP endpoint on a blocking UDP socket, for tests against a process.
+//! - [`raw`]: a raw SIP endpoint on a blocking UDP socket, for tests against a process;
+//! - [`http`]: a plain HTTP/1.1 client for the switch's HTTP server.
 
+pub mod http;
 pub mod process;
 pub mod raw;
 pub mod sipp;

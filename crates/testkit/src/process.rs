@@ -36,6 +36,9 @@ pub struct Vts {
     pub db: Option<String>,
     /// Extra environment for every command.
     pub env: Vec<(String, String)>,
+    /// `serve --http` (`127.0.0.1:PORT`); `None`: `--http off`, so that parallel tests do not
+    /// meet on the default port.
+    pub http: Option<String>,
 }
 
 impl Vts {
@@ -46,6 +49,7 @@ impl Vts {
             dir: tempfile::tempdir().unwrap(),
             db: None,
             env: Vec::new(),
+            http: None,
         }
     }
 
@@ -61,6 +65,7 @@ impl Vts {
             c.env(k, v);
         }
         c.env_remove("VTS_SIP")
+            .env_remove("VTS_HTTP")
             .env_remove("VTS_DB")
             .env_remove("VTS_DATA_DIR");
         c
@@ -115,6 +120,13 @@ impl Vts {
         for l in listen {
             c.arg("--sip").arg(l);
         }
+        c.arg("--http").arg(self.http.as_deref().unwrap_or("off"));
+        self.spawn_serve(c)
+    }
+
+    /// Spawns a `vts serve` command prepared by the caller (from [`Vts::command`]), its
+    /// stderr in `serve.log`, and waits for its ready line.
+    pub fn spawn_serve(&self, mut c: Command) -> Serve {
         let log = self.dir.path().join("serve.log");
         let mut child = c
             .stdout(Stdio::piped())

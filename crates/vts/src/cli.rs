@@ -91,6 +91,55 @@ pub(crate) enum Command {
     /// The whitelist: sources never blocked automatically (flood); manual blocks still apply.
     #[command(subcommand)]
     Whitelist(WhitelistCmd),
+    /// The durable event stream (calls completed, refusals, carriers up and down, status and
+    /// balance changes, blocks, limit warnings): docs/EVENTS.md.
+    #[command(subcommand)]
+    Events(EventsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EventsCmd {
+    /// Print events, oldest first: the last --limit, or those after --after; --follow
+    /// waits for new ones.
+    Tail {
+        /// Keep printing events as they are appended (until interrupted).
+        #[arg(long)]
+        follow: bool,
+        /// Only events of this kind (call.completed, carrier.down, ...).
+        #[arg(long = "type", value_name = "KIND", value_parser = parse_event_kind)]
+        kind: Option<String>,
+        /// Start after this sequence number (default: the last --limit events).
+        #[arg(long, value_name = "SEQ")]
+        after: Option<i64>,
+        /// How many events to print at first (with --consumer: at most this many, from its
+        /// checkpoint).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Read as this named consumer: start after its checkpoint, and move the checkpoint
+        /// past each event once it is printed (a second run prints only what is new).
+        #[arg(long, value_name = "NAME", conflicts_with = "after")]
+        consumer: Option<String>,
+        /// table, or json (one object a line).
+        #[arg(long, value_enum, default_value_t = EventFormat::Table)]
+        format: EventFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum EventFormat {
+    Table,
+    Json,
+}
+
+fn parse_event_kind(s: &str) -> Result<String, String> {
+    if store::events::KINDS.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not an event kind ({})",
+            store::events::KINDS.join(", ")
+        ))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +200,10 @@ pub(crate) struct ServeArgs {
         value_name = "TRANSPORT:ADDR:PORT"
     )]
     pub(crate) sip: Vec<ListenerSpec>,
+    /// The HTTP server (health, readiness, metrics): ADDR:PORT, or off
+    /// (default: 127.0.0.1:8080, or `[http] listen`).
+    #[arg(long, env = "VTS_HTTP", value_name = "ADDR:PORT|off")]
+    pub(crate) http: Option<crate::config::HttpListen>,
 }
 
 #[derive(Debug, Subcommand)]

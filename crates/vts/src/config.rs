@@ -19,6 +19,92 @@ struct FileConfig {
     sip: SipSection,
     #[serde(default)]
     cdr: CdrSection,
+    #[serde(default)]
+    http: HttpSection,
+    #[serde(default)]
+    events: EventsSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct EventsSection {
+    /// Events older than this many days are deleted; 0 keeps them for ever.
+    retention_days: u32,
+}
+
+impl Default for EventsSection {
+    fn default() -> Self {
+        EventsSection { retention_days: 30 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct HttpSection {
+    /// `ADDR:PORT`, or `off`.
+    listen: String,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    /// When set, `GET /metrics` needs `Authorization: Bearer TOKEN`.
+    metrics_token: Option<String>,
+    request_timeout_secs: u64,
+    header_timeout_secs: u64,
+    body_limit_bytes: usize,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            listen: "127.0.0.1:8080".into(),
+            tls_cert: None,
+            tls_key: None,
+            metrics_token: None,
+            request_timeout_secs: 30,
+            header_timeout_secs: 10,
+            body_limit_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Where the HTTP server listens: an address, or nowhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HttpListen {
+    Off,
+    At(std::net::SocketAddr),
+}
+
+impl std::str::FromStr for HttpListen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<HttpListen, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(HttpListen::Off);
+        }
+        s.parse()
+            .map(HttpListen::At)
+            .map_err(|_| format!("{s:?}: an address and port (127.0.0.1:8080, [::1]:8080) or off"))
+    }
+}
+
+/// A secret from the configuration: used as a `&str`, shown as `***` by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// The HTTP server's settings, resolved (`None` in [`Settings`] when it is off).
+#[derive(Debug, Clone)]
+pub(crate) struct HttpSettings {
+    pub(crate) listen: std::net::SocketAddr,
+    pub(crate) tls: Option<web::Tls>,
+    pub(crate) metrics_token: Option<Secret>,
+    pub(crate) request_timeout: Duration,
+    pub(crate) header_timeout: Duration,
+    pub(crate) body_limit: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +199,10 @@ pub(crate) struct Settings {
     /// The write-ahead log's bound on disk: past it (the database away that long) new
     /// calls are refused until the waiting CDRs are written.
     pub(crate) cdr_log_max_bytes: u64,
+    /// The HTTP server (health, metrics); `None`: off.
+    pub(crate) http: Option<HttpSettings>,
+    /// How long events are kept; `None`: for ever.
+    pub(crate) events_retention: Option<Duration>,
 }
 
 /// The database URL: used as a `&str`, but its `Debug` (so every `{:?}` of the settings)
@@ -158,14 +248,22 @@ where
 }
 
 impl Settings {
-    /// Resolves the layers. `listen_flags` are `serve --sip` values (empty when not given).
-    pub(crate) fn load(global: &Global, listen_flags: &[ListenerSpec]) -> Result<Settings, String> {
+    /// Resolves the layers. `listen_flags` are `serve --sip` values (empty when not given),
+    /// `http_flag` is `serve --http` (or `VTS_HTTP`).
+    pub(crate) fn load(
+        global: &Global,
+        listen_flags: &[ListenerSpec],
+        http_flag: Option<HttpListen>,
+    ) -> Result<Settings, String> {
         let file = match &global.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
         let mut sip = file.sip;
         let mut cdr = file.cdr;
+        let http = http_settings(file.http, http_flag)?;
+        let mut events = file.events;
+        env_override(&mut events.retention_days, "VTS_EVENTS_RETENTION_DAYS")?;
         env_override(&mut sip.ring_timeout_ms, "VTS_SIP_RING_TIMEOUT_MS")?;
         env_override(&mut sip.max_attempts, "VTS_SIP_MAX_ATTEMPTS")?;
         if sip.max_attempts == 0 {
@@ -328,6 +426,9 @@ impl Settings {
             cdr_flush: Duration::from_millis(cdr.flush_interval_ms),
             cdr_memory_queue: cdr.memory_queue,
             cdr_log_max_bytes: cdr.log_max_mb.saturating_mul(1024 * 1024),
+            http,
+            events_retention: (events.retention_days > 0)
+                .then(|| Duration::from_secs(u64::from(events.retention_days) * 86_400)),
         })
     }
 
@@ -335,6 +436,66 @@ impl Settings {
     pub(crate) fn control_socket(&self) -> PathBuf {
         self.data_dir.join("vts.sock")
     }
+}
+
+/// The `[http]` section with `--http`/`VTS_HTTP` over its `listen`; `None` when off.
+fn http_settings(
+    mut http: HttpSection,
+    flag: Option<HttpListen>,
+) -> Result<Option<HttpSettings>, String> {
+    env_override(
+        &mut http.request_timeout_secs,
+        "VTS_HTTP_REQUEST_TIMEOUT_SECS",
+    )?;
+    env_override(
+        &mut http.header_timeout_secs,
+        "VTS_HTTP_HEADER_TIMEOUT_SECS",
+    )?;
+    env_override(&mut http.body_limit_bytes, "VTS_HTTP_BODY_LIMIT_BYTES")?;
+    if let Ok(token) = std::env::var("VTS_HTTP_METRICS_TOKEN") {
+        http.metrics_token = Some(token);
+    }
+    let listen = match flag {
+        Some(l) => l,
+        None => http
+            .listen
+            .parse()
+            .map_err(|e| format!("http.listen: {e}"))?,
+    };
+    let HttpListen::At(listen) = listen else {
+        return Ok(None);
+    };
+    if http.request_timeout_secs == 0 || http.header_timeout_secs == 0 {
+        return Err(
+            "http.request_timeout_secs and http.header_timeout_secs must be above 0".into(),
+        );
+    }
+    if http.body_limit_bytes < 1024 {
+        return Err(format!(
+            "http.body_limit_bytes must be at least 1024 (got {})",
+            http.body_limit_bytes
+        ));
+    }
+    let tls = match (http.tls_cert, http.tls_key) {
+        (Some(cert), Some(key)) => Some(web::Tls { cert, key }),
+        (None, None) => None,
+        _ => return Err("http.tls_cert and http.tls_key go together: set both or neither".into()),
+    };
+    let metrics_token = match http.metrics_token {
+        Some(t) if t.trim().len() < 16 => {
+            return Err("http.metrics_token must be at least 16 characters".into());
+        }
+        Some(t) => Some(Secret(t.trim().to_string())),
+        None => None,
+    };
+    Ok(Some(HttpSettings {
+        listen,
+        tls,
+        metrics_token,
+        request_timeout: Duration::from_secs(http.request_timeout_secs),
+        header_timeout: Duration::from_secs(http.header_timeout_secs),
+        body_limit: http.body_limit_bytes,
+    }))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -361,7 +522,7 @@ mod tests {
             db: Some("postgres://vts:s3cret-pw@127.0.0.1/vts".into()),
             config: None,
         };
-        let debug = format!("{:?}", Settings::load(&g, &[]).unwrap());
+        let debug = format!("{:?}", Settings::load(&g, &[], None).unwrap());
         assert!(!debug.contains("s3cret-pw"), "{debug}");
         assert!(
             debug.contains("postgres://vts:***@127.0.0.1/vts"),
@@ -389,9 +550,52 @@ mod tests {
             db: None,
             config: None,
         };
-        let s = Settings::load(&g, &[]).unwrap();
+        let s = Settings::load(&g, &[], None).unwrap();
         assert_eq!(&*s.db_url, "sqlite:///tmp/x/vts.db");
         assert_eq!(s.listen.len(), 2);
         assert_eq!(s.proxy.first_response_timeout, Duration::from_secs(5));
+        let http = s.http.expect("HTTP is on by default");
+        assert_eq!(http.listen.to_string(), "127.0.0.1:8080");
+        assert!(http.tls.is_none() && http.metrics_token.is_none());
+    }
+
+    #[test]
+    fn http_listen_is_an_address_or_off() {
+        assert_eq!("off".parse::<HttpListen>().unwrap(), HttpListen::Off);
+        assert_eq!(
+            " [::1]:9090 ".parse::<HttpListen>().unwrap(),
+            HttpListen::At("[::1]:9090".parse().unwrap())
+        );
+        let e = "localhost:80".parse::<HttpListen>().unwrap_err();
+        assert!(e.contains("or off"), "{e}");
+        let off = http_settings(HttpSection::default(), Some(HttpListen::Off)).unwrap();
+        assert!(off.is_none());
+    }
+
+    #[test]
+    fn http_settings_refuse_half_a_tls_pair_and_short_tokens() {
+        let half = HttpSection {
+            tls_cert: Some("/x.pem".into()),
+            ..HttpSection::default()
+        };
+        let e = http_settings(half, None).unwrap_err();
+        assert!(e.contains("tls_cert and http.tls_key"), "{e}");
+        let short = HttpSection {
+            metrics_token: Some("short".into()),
+            ..HttpSection::default()
+        };
+        let e = http_settings(short, None).unwrap_err();
+        assert!(e.contains("at least 16"), "{e}");
+        let token = HttpSection {
+            metrics_token: Some("a-long-enough-scrape-token".into()),
+            ..HttpSection::default()
+        };
+        let s = http_settings(token, None).unwrap().unwrap();
+        assert!(
+            !format!("{s:?}").contains("scrape-token"),
+            "Debug hides the token"
+        );
+        let e = toml::from_str::<FileConfig>("[http]\nlistne = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("listne"), "{e}");
     }
 }

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cluster::{BalanceSource, DirectorySource, StatusHandle};
-use proxy::latency::{Latency, Summary};
 use proxy::{GuardReport, Guards};
 use serde::{Deserialize, Serialize};
+use telemetry::latency::{Latency, Summary};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tracing::warn;

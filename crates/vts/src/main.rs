@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod control;
 mod error;
+mod http;
 mod output;
 mod serve;
 mod watcher;

@@ -1,21 +1,31 @@
 //! `vts serve`: opens the store, loads the directory, binds the listeners, and runs the
-//! switch with its companions (directory watcher, accounting, control socket) until SIGINT
-//! or SIGTERM; then drains calls and writes every CDR before returning.
+//! switch with its companions (directory watcher, accounting, control socket, the HTTP
+//! server) until SIGINT or SIGTERM; then drains calls (the HTTP server answers until the
+//! drain is over, `/readyz` saying so) and writes every CDR before returning. SIGHUP
+//! reloads the HTTPS certificate.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use cluster::{BalanceSource, DirectorySource, Period, StatusHandle};
 use domain::{CallEvent, SecurityEvent, SwitchEvent};
-use proxy::latency::Latency;
 use proxy::{Guards, Listener, ListenerSpec, ProxyConfig, Shared, Switch};
 use store::Store;
+use telemetry::latency::Latency;
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
 use crate::config::Settings;
-use crate::{control, watcher};
+use crate::{control, http, watcher};
 
 pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String> {
     // First: a stop at any moment from here drains and flushes.
     let stop = shutdown_signal()?;
+    // The metrics recorder, before the engine registers its counters with it. Without the
+    // HTTP server nothing would read them: the counters then stay no-ops.
+    if settings.http.is_some() {
+        telemetry::exporter();
+    }
     let directory = store.load_directory().await.map_err(|e| e.to_string())?;
     let source = DirectorySource::new(directory);
     source.store_blocklist(
@@ -41,18 +51,48 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
     // this runtime never shares a thread with it.
     let mut proxy_cfg = settings.proxy.clone();
     proxy_cfg.branch_key = branch_key(&settings.data_dir)?;
+    let sip_alive = Arc::new(AtomicBool::new(true));
     let (sip, sip_died) = {
         let (cfg, listen, source) = (proxy_cfg, settings.listen.clone(), source.clone());
+        let alive = Alive(sip_alive.clone());
         spawn_guarded("vts-sip", move || {
+            let _alive = alive;
             let channels = (events_tx, security_tx);
             sip_thread(cfg, listen, source, channels, shared, ready_tx, stop_rx)
         })
         .map_err(|e| format!("cannot start the SIP thread: {e}"))?
     };
-    let (addrs, status, latency, guards) = ready_rx
+    let (addrs, status, latency, guards, cps) = ready_rx
         .await
         .map_err(|_| "the SIP thread stopped".to_string())??;
     let cdr_state = accounting::CdrState::default();
+    let ops = http::SwitchOps {
+        store: store.clone(),
+        sip_alive,
+        status: status.clone(),
+        latency: latency.clone(),
+        guards: guards.clone(),
+        cps,
+        cdr: cdr_state.clone(),
+        gate: gate.clone(),
+    };
+    let web = match &settings.http {
+        Some(h) => match start_http(h, ops).await {
+            Ok(running) => Some(Arc::new(running)),
+            Err(e) => {
+                // Nothing was taken yet: stop the SIP thread and say why.
+                let _ = stop_tx.send(());
+                let _ = tokio::task::spawn_blocking(move || sip.join()).await;
+                return Err(e.to_string());
+            }
+        },
+        None => None,
+    };
+    if let Some(w) = &web
+        && w.is_tls()
+    {
+        reload_on_sighup(w.clone())?;
+    }
     let control_path = settings.control_socket();
     let control =
         control::bind(&control_path).map_err(|e| format!("{}: {e}", control_path.display()))?;
@@ -66,6 +106,13 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
     ));
     let source_for_rating = source.clone();
     let watcher = tokio::spawn(watcher::run(store.clone(), source, balances.clone()));
+    let retention = tokio::spawn(jobs::retention::run(
+        store.clone(),
+        jobs::retention::Retention {
+            events: settings.events_retention,
+        },
+        RETENTION_EVERY,
+    ));
     tokio::spawn(record_events(store.clone(), security_rx));
     let accounting = tokio::spawn(accounting::run(
         accounting::Sink {
@@ -88,6 +135,10 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
     for spec in &addrs {
         info!("listening on {spec}");
     }
+    if let Some(w) = &web {
+        let scheme = if w.is_tls() { "https" } else { "http" };
+        info!("HTTP on {scheme}://{}", w.local_addr);
+    }
     // Tests and scripts wait for this line on stdout.
     println!(
         "vts: ready on {}",
@@ -104,7 +155,15 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
     let _ = stop_tx.send(());
     // The engine drains its calls; its end drops the event sender, which ends accounting.
     let _ = tokio::task::spawn_blocking(move || sip.join()).await;
+    // The HTTP server answered through the drain (`/readyz`: draining); now it stops,
+    // letting requests in flight finish.
+    if let Some(w) = web
+        && let Ok(w) = Arc::try_unwrap(w)
+    {
+        w.stop(HTTP_GRACE).await;
+    }
     watcher.abort();
+    retention.abort();
     let written = accounting.await.unwrap_or(0);
     let _ = std::fs::remove_file(&control_path);
     info!(cdrs = written, "stopped");
@@ -113,6 +172,65 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
         Some(why) => Err(format!("the SIP thread panicked ({why}); stopped")),
         None => Ok(()),
     }
+}
+
+/// How often retention runs.
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Requests in flight get this long to finish when the HTTP server stops.
+const HTTP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Clears the flag when dropped: when the SIP thread returns or unwinds.
+struct Alive(Arc<AtomicBool>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Starts the HTTP server (health, readiness, metrics).
+async fn start_http(
+    h: &crate::config::HttpSettings,
+    ops: http::SwitchOps,
+) -> std::io::Result<web::Running> {
+    if h.tls.is_some() {
+        // rustls with ring, as sqlx and the rest of the process (a second call is a no-op).
+        // rustls 0.23.48 deprecates ring's provider for lacking post-quantum key exchange;
+        // the one with it (aws-lc-rs) is a large C build we keep out (reference/crates.md).
+        #[allow(deprecated)]
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let router = web::router(
+        Arc::new(ops),
+        h.metrics_token.as_ref().map(|t| t.0.as_str()),
+        h.request_timeout,
+        h.body_limit,
+    );
+    let cfg = web::Config {
+        listen: h.listen,
+        tls: h.tls.clone(),
+        header_timeout: h.header_timeout,
+    };
+    web::serve(cfg, router).await
+}
+
+/// SIGHUP reloads the HTTPS certificate and key from their files (open connections keep
+/// theirs; a pair that does not load leaves the old one in use, logged).
+fn reload_on_sighup(web: Arc<web::Running>) -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match web.reload_tls().await {
+                Ok(()) => info!("SIGHUP: the HTTPS certificate is reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: the HTTPS certificate is not reloaded")
+                }
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Runs `f` on a thread of its own; the receiver gets the panic message if it panics
@@ -222,7 +340,16 @@ async fn shared_state(store: &Store, balances: &BalanceSource) -> Result<Shared,
     Ok(shared)
 }
 
-type Ready = Result<(Vec<ListenerSpec>, StatusHandle, Latency, Guards), String>;
+type Ready = Result<
+    (
+        Vec<ListenerSpec>,
+        StatusHandle,
+        Latency,
+        Guards,
+        telemetry::CpsMeter,
+    ),
+    String,
+>;
 
 fn sip_thread(
     cfg: ProxyConfig,
@@ -269,6 +396,7 @@ fn sip_thread(
             switch.status(),
             switch.latency(),
             switch.guards(),
+            switch.cps(),
         )));
         // Debug builds only (tests): `VTS_DEBUG_PANIC_SIP=1` panics the SIP thread once it
         // is ready, to prove the process then exits non-zero. Release builds have no such
@@ -285,59 +413,118 @@ fn sip_thread(
     });
 }
 
-/// Writes the blocks the switch decided on its own to the store, where they show in `vts
-/// block list`, reach every node, and can be lifted with `vts block remove`. Until the entry
-/// is back in the directory the engine holds the block itself.
-/// Stores what the switch's events decide (automatic blocks, carrier health); the events
-/// were logged where they happened.
+/// Stores what the switch's events decide and report, each event already logged where it
+/// happened: automatic blocks (with their `security.blocked` event) and carrier health
+/// (with `carrier.up|suspect|down`), written in one transaction each; refusals of customers'
+/// calls, limit warnings and caps reached appended to the event stream in batches. Events
+/// the store does not take wait (up to [`EVENTS_HELD`]) and go with the next batch.
 async fn record_events(store: Store, mut events: mpsc::UnboundedReceiver<SwitchEvent>) {
-    while let Some(event) = events.recv().await {
-        let event = match event {
-            SwitchEvent::Security(e) => e,
-            SwitchEvent::HealthChanged {
-                carrier, to, at_ms, ..
-            } => {
-                if let Err(e) = store.set_carrier_health(carrier, to, at_ms).await {
-                    tracing::error!(carrier = carrier.0, error = %e, "cannot record a carrier's health (a restart starts from the previous one)");
+    let mut batch = Vec::with_capacity(256);
+    let mut held: Vec<store::NewEvent> = Vec::new();
+    let mut dropped = 0u64;
+    while events.recv_many(&mut batch, 256).await > 0 {
+        for event in batch.drain(..) {
+            match event {
+                SwitchEvent::Security(e) => record_block(&store, e).await,
+                SwitchEvent::HealthChanged {
+                    carrier, to, at_ms, ..
+                } => {
+                    if let Err(e) = store.set_carrier_health(carrier, to, at_ms).await {
+                        tracing::error!(carrier = carrier.0, error = %e, "cannot record a carrier's health (a restart starts from the previous one)");
+                    }
                 }
-                continue;
-            }
-            SwitchEvent::Refused { .. }
-            | SwitchEvent::LimitWarning { .. }
-            | SwitchEvent::CapReached { .. } => continue,
-        };
-        match event {
-            SecurityEvent::FloodDetected {
-                source,
-                threshold,
-                blocked_until_ms,
-            } => {
-                let reason = format!("flood: more than {threshold} INVITEs a second");
-                let net = auto_block_network(source);
-                if let Err(e) = store
-                    .add_auto_block(net, "flood", &reason, blocked_until_ms)
-                    .await
-                {
-                    tracing::error!(%source, error = %e, "cannot record a flood block (it holds on this node only)");
-                }
-            }
-            SecurityEvent::AuthFailures {
-                source,
-                threshold,
-                window_s,
-                blocked_until_ms,
-            } => {
-                let reason =
-                    format!("auth_fail: more than {threshold} refused INVITEs in {window_s} s");
-                let net = auto_block_network(source);
-                if let Err(e) = store
-                    .add_auto_block(net, "auth_fail", &reason, blocked_until_ms)
-                    .await
-                {
-                    tracing::error!(%source, error = %e, "cannot record an auth-failure block (it holds on this node only)");
-                }
+                other => held.extend(stream_event(&other)),
             }
         }
+        if held.is_empty() {
+            continue;
+        }
+        match store.append_events(&held).await {
+            Ok(()) => held.clear(),
+            Err(e) => {
+                if held.len() > EVENTS_HELD {
+                    let over = held.len() - EVENTS_HELD;
+                    held.drain(..over);
+                    dropped += over as u64;
+                }
+                tracing::error!(error = %e, held = held.len(), dropped, "cannot append switch events to the event stream; they wait for the next batch");
+            }
+        }
+    }
+    if !held.is_empty()
+        && let Err(e) = store.append_events(&held).await
+    {
+        tracing::error!(error = %e, lost = held.len(), "switch events not appended at shutdown");
+    }
+}
+
+/// Switch events held in memory while the store refuses them; past it the oldest go.
+const EVENTS_HELD: usize = 100_000;
+
+/// The event-stream entry of a switch event with no write of its own (`None`: not one for
+/// the stream: a stranger's refusal is a security log line, and floods end in a block).
+fn stream_event(event: &SwitchEvent) -> Option<store::NewEvent> {
+    use serde_json::json;
+    use store::NewEvent;
+    Some(match *event {
+        SwitchEvent::Refused {
+            customer: Some(customer),
+            source,
+            code,
+            reason,
+        } => NewEvent::new(
+            "call.refused",
+            json!({ "customer_id": customer.0, "source": source.to_string(), "code": code, "reason": reason }),
+        )
+        .customer(customer.0),
+        SwitchEvent::LimitWarning {
+            customer,
+            limit,
+            used,
+            max,
+        } => NewEvent::new(
+            "limit.warning",
+            json!({ "customer_id": customer.0, "limit": limit.as_str(), "used": used, "max": max }),
+        )
+        .customer(customer.0),
+        SwitchEvent::CapReached { cap, limit, hits } => NewEvent::new(
+            "cap.reached",
+            json!({ "cap": cap.as_str(), "limit": limit, "hits": hits }),
+        ),
+        _ => return None,
+    })
+}
+
+/// Writes a block the switch decided on its own to the store, where it shows in `vts block
+/// list`, reaches every node, and can be lifted with `vts block remove`. Until the entry is
+/// back in the directory the engine holds the block itself.
+async fn record_block(store: &Store, event: SecurityEvent) {
+    let (source, kind, reason, until) = match event {
+        SecurityEvent::FloodDetected {
+            source,
+            threshold,
+            blocked_until_ms,
+        } => (
+            source,
+            "flood",
+            format!("flood: more than {threshold} INVITEs a second"),
+            blocked_until_ms,
+        ),
+        SecurityEvent::AuthFailures {
+            source,
+            threshold,
+            window_s,
+            blocked_until_ms,
+        } => (
+            source,
+            "auth_fail",
+            format!("auth_fail: more than {threshold} refused INVITEs in {window_s} s"),
+            blocked_until_ms,
+        ),
+    };
+    let net = auto_block_network(source);
+    if let Err(e) = store.add_auto_block(net, kind, &reason, until).await {
+        tracing::error!(%source, error = %e, "cannot record an automatic block (it holds on this node only)");
     }
 }
 

@@ -4,6 +4,7 @@
 mod carrier;
 mod cdr;
 mod customer;
+mod events;
 mod route;
 mod routing;
 mod security;
@@ -22,7 +23,11 @@ pub(crate) async fn run(cli: Cli) -> crate::error::Result {
         Command::Serve(args) => args.sip.clone(),
         _ => Vec::new(),
     };
-    let settings = Settings::load(&cli.global, &listen)?;
+    let http = match &cli.command {
+        Command::Serve(args) => args.http,
+        _ => None,
+    };
+    let settings = Settings::load(&cli.global, &listen, http)?;
     if matches!(cli.command, Command::Serve(_)) {
         init_logging();
     }
@@ -62,6 +67,7 @@ pub(crate) async fn run(cli: Cli) -> crate::error::Result {
         } => route::run(&store, &settings, (customer, number, cli)).await,
         Command::Usage(cmd) => usage::run(&store, cmd).await,
         Command::Cdr(cmd) => cdr::run(&store, &settings, cmd).await,
+        Command::Events(cmd) => events::run(&store, cmd).await,
     }
 }
 

@@ -18,6 +18,8 @@ mod accounting;
 mod admission;
 mod attacks;
 mod calls;
+mod events;
+mod http;
 mod lifecycle;
 mod security;
 mod transport;

@@ -280,6 +280,7 @@ fn serve_with_nofile(v: &Vts, port: u16, nofile: u32) -> Serve {
         .arg("serve")
         .arg("--sip")
         .arg(format!("tcp:127.0.0.1:{port}"))
+        .args(["--http", "off"])
         .env_remove("VTS_SIP")
         .env_remove("VTS_DB")
         .env_remove("VTS_DATA_DIR")

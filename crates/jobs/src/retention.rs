@@ -1,0 +1,79 @@
+//! Retention: deletes what is older than its keep period, once at start and then every
+//! interval. Today the event stream (`[events] retention_days`); SIP traces join it.
+
+use std::time::Duration;
+
+use store::Store;
+use tracing::{info, warn};
+
+/// How long the event stream is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Events older than this are deleted; `None`: kept for ever.
+    pub events: Option<Duration>,
+}
+
+/// Runs until the task is aborted: deletes at start, then every `every`.
+pub async fn run(store: Store, retention: Retention, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        once(&store, retention, domain::now_ms()).await;
+    }
+}
+
+/// One pass at `now_ms`: how many events it deleted.
+pub async fn once(store: &Store, retention: Retention, now_ms: i64) -> u64 {
+    let Some(keep) = retention.events else {
+        return 0;
+    };
+    let before = now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+    match store.delete_events_before(before).await {
+        Ok(0) => 0,
+        Ok(n) => {
+            info!(events = n, "retention: old events deleted");
+            n
+        }
+        Err(e) => {
+            warn!(error = %e, "retention: old events not deleted (retried at the next pass)");
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn events_older_than_the_keep_period_go() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let day = 86_400_000;
+        for at_ms in [10 * day, 20 * day, 29 * day] {
+            let mut e = store::NewEvent::new("cap.reached", serde_json::json!({}));
+            e.at_ms = at_ms;
+            store.append_events(&[e]).await.unwrap();
+        }
+        let keep = Retention {
+            events: Some(Duration::from_secs(15 * 86_400)),
+        };
+        assert_eq!(
+            once(&store, keep, 30 * day).await,
+            1,
+            "only day 10 is older than 15 days"
+        );
+        let left: Vec<i64> = store
+            .events_after(0, 10, None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.at_ms)
+            .collect();
+        assert_eq!(left, [20 * day, 29 * day]);
+        let forever = Retention { events: None };
+        assert_eq!(once(&store, forever, 1_000 * day).await, 0);
+        assert_eq!(store.events_after(0, 10, None).await.unwrap().len(), 2);
+    }
+}
