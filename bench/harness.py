@@ -456,7 +456,10 @@ def main():
         names = ["vts", "kamailio"] if args.smoke else ["direct", "vts", "kamailio"]
         if args.metrics:
             names.insert(names.index("vts") + 1, "vts-metrics")
-        for name in ([args.only] if args.only else names):
+        chosen = [args.only] if args.only else names
+        if args.only == "vts" and args.metrics:
+            chosen.append("vts-metrics")
+        for name in chosen:
 
             def start():
                 carrier_ports = [free_port(), free_port()]

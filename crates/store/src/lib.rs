@@ -38,6 +38,7 @@ mod routing;
 mod security;
 mod settings;
 mod sql;
+mod traces;
 mod usage;
 
 pub use billing::{EntryKind, LedgerEntry};
@@ -47,6 +48,7 @@ pub use customers::{LimitsChange, NewCustomer};
 pub use directory::Versions;
 pub use events::{Event, EventSubscription, NewEvent};
 pub use routing::{CarrierLimitsChange, CustomerHeaders, NumbersChange};
+pub use traces::TraceMessage;
 pub use usage::{CarrierUsage, CustomerUsage};
 
 use domain::now_ms;

@@ -10,12 +10,17 @@
 //! - [`CpsMeter`]: new calls in the last complete second;
 //! - [`latency`]: log-linear histograms of the time messages spend inside the switch;
 //! - [`text`]: the text format for what is read at scrape time (gauges from the switch's
-//!   state, the histograms), appended by [`Exporter::render`] to the counters.
+//!   state, the histograms), appended by [`Exporter::render`] to the counters;
+//! - [`capture`]: copies of every SIP message handed off the call path ([`capture::Tap`]);
+//! - [`hep`]: the HEPv3 encoding of a captured message, as Kamailio's siptrace sends it.
 
+pub mod capture;
 mod cps;
+pub mod hep;
 pub mod latency;
 mod sip;
 pub mod text;
+pub mod trace;
 
 use std::sync::OnceLock;
 

@@ -15,8 +15,10 @@
 //! - [`sipp`]: real sipp as carriers ([`sipp::Uas`]) and customers ([`sipp::Uac`]) with
 //!   named arguments, on the scenarios in `sipp/`;
 //! - [`raw`]: a raw SIP endpoint on a blocking UDP socket, for tests against a process;
-//! - [`http`]: a plain HTTP/1.1 client for the switch's HTTP server.
+//! - [`http`]: a plain HTTP/1.1 client for the switch's HTTP server;
+//! - [`hep`]: a HEPv3 decoder, written apart from the switch's encoder.
 
+pub mod hep;
 pub mod http;
 pub mod process;
 pub mod raw;

@@ -23,6 +23,28 @@ struct FileConfig {
     http: HttpSection,
     #[serde(default)]
     events: EventsSection,
+    #[serde(default)]
+    trace: TraceSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct TraceSection {
+    /// `udp:IP:PORT`: send every SIP message as HEPv3 to this collector.
+    hep: Option<String>,
+    /// The capture agent id in every HEP packet.
+    hep_id: u32,
+    hep_password: Option<String>,
+}
+
+impl Default for TraceSection {
+    fn default() -> Self {
+        TraceSection {
+            hep: None,
+            hep_id: 2001,
+            hep_password: None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,6 +225,8 @@ pub(crate) struct Settings {
     pub(crate) http: Option<HttpSettings>,
     /// How long events are kept; `None`: for ever.
     pub(crate) events_retention: Option<Duration>,
+    /// HEPv3 export of every SIP message; `None`: off.
+    pub(crate) hep: Option<telemetry::hep::Target>,
 }
 
 /// The database URL: used as a `&str`, but its `Debug` (so every `{:?}` of the settings)
@@ -263,6 +287,7 @@ impl Settings {
         let mut cdr = file.cdr;
         let http = http_settings(file.http, http_flag)?;
         let mut events = file.events;
+        let hep = hep_target(file.trace)?;
         env_override(&mut events.retention_days, "VTS_EVENTS_RETENTION_DAYS")?;
         env_override(&mut sip.ring_timeout_ms, "VTS_SIP_RING_TIMEOUT_MS")?;
         env_override(&mut sip.max_attempts, "VTS_SIP_MAX_ATTEMPTS")?;
@@ -427,6 +452,7 @@ impl Settings {
             cdr_memory_queue: cdr.memory_queue,
             cdr_log_max_bytes: cdr.log_max_mb.saturating_mul(1024 * 1024),
             http,
+            hep,
             events_retention: (events.retention_days > 0)
                 .then(|| Duration::from_secs(u64::from(events.retention_days) * 86_400)),
         })
@@ -495,6 +521,23 @@ fn http_settings(
         request_timeout: Duration::from_secs(http.request_timeout_secs),
         header_timeout: Duration::from_secs(http.header_timeout_secs),
         body_limit: http.body_limit_bytes,
+    }))
+}
+
+/// The `[trace]` HEP settings (`VTS_TRACE_HEP` over `hep`); `None` when there is no collector.
+fn hep_target(mut trace: TraceSection) -> Result<Option<telemetry::hep::Target>, String> {
+    if let Ok(v) = std::env::var("VTS_TRACE_HEP") {
+        trace.hep = Some(v).filter(|v| !v.trim().is_empty());
+    }
+    env_override(&mut trace.hep_id, "VTS_TRACE_HEP_ID")?;
+    let Some(hep) = trace.hep else {
+        return Ok(None);
+    };
+    let collector = telemetry::hep::parse_collector(&hep).map_err(|e| format!("trace.hep: {e}"))?;
+    Ok(Some(telemetry::hep::Target {
+        collector,
+        agent_id: trace.hep_id,
+        password: trace.hep_password.filter(|p| !p.is_empty()),
     }))
 }
 

@@ -5,12 +5,9 @@
 mod cli;
 mod commands;
 mod config;
-mod control;
 mod error;
-mod http;
 mod output;
 mod serve;
-mod watcher;
 
 use std::process::ExitCode;
 

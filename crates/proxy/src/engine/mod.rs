@@ -274,6 +274,12 @@ pub(crate) struct Engine {
     /// The SIP path's counters (handles registered once) and the CPS meter `/metrics` reads.
     metrics: SipMetrics,
     cps: CpsMeter,
+    /// Where copies of every message go (HEP, traces), and the switch's own address per
+    /// transport for them; `None`: no capture.
+    capture: Option<(
+        telemetry::capture::Tap,
+        HashMap<Transport, std::net::SocketAddr>,
+    )>,
     /// Rate limits (CPS of customers, carriers, the switch, source addresses).
     limiter: Box<dyn cluster::Limiter>,
     /// Channel reservations (leases held by calls).
@@ -397,6 +403,7 @@ impl Engine {
             latency: Latency::default(),
             metrics: SipMetrics::register(cps.clone()),
             cps,
+            capture: None,
             limiter: shared.limiter,
             channels: shared.channels,
             minutes: shared.minutes,
@@ -420,6 +427,30 @@ impl Engine {
             drops_check: None,
             guards: transports.guards.clone(),
         }
+    }
+
+    /// A copy of a message to the capture tap, when there is one: `inbound` from `peer` to
+    /// us, or from us to `peer`.
+    fn capture(&self, peer: Peer, bytes: &Bytes, inbound: bool) {
+        let Some((tap, local)) = &self.capture else {
+            return;
+        };
+        let us = local
+            .get(&peer.transport)
+            .copied()
+            .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+        let (source, destination) = if inbound {
+            (peer.addr, us)
+        } else {
+            (us, peer.addr)
+        };
+        tap.record(telemetry::capture::Captured {
+            at_us: telemetry::capture::now_us(),
+            source,
+            destination,
+            tcp: peer.reliable(),
+            bytes: bytes.clone(),
+        });
     }
 
     /// The switch refuses or fails a call for `reject`: counted by reason; the reply.

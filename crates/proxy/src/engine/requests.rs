@@ -19,6 +19,7 @@ impl Engine {
             self.guards.count(Counter::BlockedDropped);
             return;
         }
+        self.capture(peer, &data, true);
         let parsed = if peer.reliable() {
             parse_stream_message(data)
         } else {

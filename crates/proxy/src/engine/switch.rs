@@ -111,6 +111,18 @@ impl Switch {
         self.engine.latency.clone()
     }
 
+    /// Hands a copy of every message received or sent to `tap` (HEP export, traces), with
+    /// the switch's own address per transport as the advertised one.
+    pub fn capture(&mut self, tap: telemetry::capture::Tap) {
+        let local = self
+            .engine
+            .advertised
+            .iter()
+            .filter_map(|(t, a)| Some((*t, a.parse().ok()?)))
+            .collect();
+        self.engine.capture = Some((tap, local));
+    }
+
     /// New calls a second, for `/metrics`.
     pub fn cps(&self) -> telemetry::CpsMeter {
         self.engine.cps.clone()
@@ -190,11 +202,17 @@ impl Switch {
                 TxnId::Client(_) => Connect::Allowed,
                 TxnId::Server(_) => Connect::Never,
             };
+            self.engine.capture(t.to, &t.payload, false);
             self.transports.send(t.to, t.payload, connect);
         }
-        for (peer, data) in self.engine.out.drain(..) {
+        // (Taken and put back: the capture reads the engine while the queue drains, and
+        // the queue keeps its capacity.)
+        let mut out = std::mem::take(&mut self.engine.out);
+        for (peer, data) in out.drain(..) {
+            self.engine.capture(peer, &data, false);
             self.transports.send(peer, data, Connect::Never);
         }
+        self.engine.out = out;
         if !self.engine.samples.is_empty() {
             let sent = now();
             let samples: Vec<(Kind, Duration)> = self

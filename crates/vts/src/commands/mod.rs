@@ -16,7 +16,7 @@ use store::Store;
 
 use crate::cli::{CdrCmd, Cli, Command};
 use crate::config::{Settings, redact};
-use crate::{control, serve};
+use crate::serve::{self, control};
 
 pub(crate) async fn run(cli: Cli) -> crate::error::Result {
     let listen = match &cli.command {

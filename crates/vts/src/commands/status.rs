@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use super::open_store;
 use crate::cli::StatusFormat;
 use crate::config::Settings;
-use crate::control;
+use crate::serve::control;
 
 pub(super) async fn run(settings: &Settings, format: StatusFormat) -> crate::error::Result {
     if format == StatusFormat::Json {

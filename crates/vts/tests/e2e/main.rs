@@ -19,6 +19,7 @@ mod admission;
 mod attacks;
 mod calls;
 mod events;
+mod hep;
 mod http;
 mod lifecycle;
 mod security;

@@ -29,6 +29,8 @@ pub(crate) struct SwitchOps {
     pub(crate) cps: CpsMeter,
     pub(crate) cdr: accounting::CdrState,
     pub(crate) gate: AccountingGate,
+    /// HEP export: what it sent and failed, and the copies dropped because it fell behind.
+    pub(crate) hep: Option<(Arc<telemetry::hep::Sent>, Arc<std::sync::atomic::AtomicU64>)>,
 }
 
 impl web::Ops for SwitchOps {
@@ -205,6 +207,33 @@ impl SwitchOps {
             "1 while the write-ahead log is failing (new calls refused).",
             if cdr.log_failed { 1.0 } else { 0.0 },
         );
+        if let Some((sent, dropped)) = &self.hep {
+            text::family(
+                out,
+                "vts_hep_packets_total",
+                "counter",
+                "SIP messages exported as HEP: sent, failed (send error, too large), dropped (the sender behind).",
+            );
+            let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+            text::sample(
+                out,
+                "vts_hep_packets_total",
+                &[("result", "sent")],
+                n(&sent.packets),
+            );
+            text::sample(
+                out,
+                "vts_hep_packets_total",
+                &[("result", "failed")],
+                n(&sent.failed),
+            );
+            text::sample(
+                out,
+                "vts_hep_packets_total",
+                &[("result", "dropped")],
+                n(dropped),
+            );
+        }
         text::histogram(
             out,
             "vts_store_write_seconds",

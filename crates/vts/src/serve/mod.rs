@@ -1,0 +1,244 @@
+//! `vts serve`: opens the store, loads the directory, binds the listeners, and runs the
+//! switch with its companions (directory watcher, accounting, control socket, the HTTP
+//! server) until SIGINT or SIGTERM; then drains calls (the HTTP server answers until the
+//! drain is over, `/readyz` saying so) and writes every CDR before returning. SIGHUP
+//! reloads the HTTPS certificate.
+//!
+//! Files: `mod.rs` (the start and the stop, in order), `sip.rs` (the SIP thread),
+//! `notices.rs` (switch events to the store and the event stream), `watcher.rs` (the
+//! directory and balances from the store), `control.rs` (the control socket of `vts
+//! status`), `web_server.rs` and `ops.rs` (the HTTP server and what it reads).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use cluster::{BalanceSource, DirectorySource};
+use store::Store;
+use tokio::sync::{mpsc, oneshot};
+use tracing::info;
+
+pub(crate) mod control;
+mod notices;
+mod ops;
+mod sip;
+mod watcher;
+mod web_server;
+
+use crate::config::Settings;
+use sip::{Alive, branch_key, shared_state, sip_thread, spawn_guarded, stop_or_death};
+use web_server::{HTTP_GRACE, reload_on_sighup, start_http};
+
+pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String> {
+    // First: a stop at any moment from here drains and flushes.
+    let stop = shutdown_signal()?;
+    // The metrics recorder, before the engine registers its counters with it. Without the
+    // HTTP server nothing would read them: the counters then stay no-ops.
+    if settings.http.is_some() {
+        telemetry::exporter();
+    }
+    let directory = store.load_directory().await.map_err(|e| e.to_string())?;
+    let source = DirectorySource::new(directory);
+    source.store_blocklist(
+        store
+            .load_blocklist()
+            .await
+            .map_err(|e| format!("cannot read the block list: {e}"))?,
+    );
+    let balances = BalanceSource::new(
+        store
+            .balances()
+            .await
+            .map_err(|e| format!("cannot read the balances: {e}"))?,
+    );
+    let shared = shared_state(&store, &balances).await?;
+    let gate = shared.accounting.clone();
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (security_tx, security_rx) = mpsc::unbounded_channel();
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    // The SIP engine and its sockets get a thread and a single-threaded runtime of their own:
+    // no work stealing, no cross-thread wake-ups on the call path, and the database work of
+    // this runtime never shares a thread with it.
+    let mut proxy_cfg = settings.proxy.clone();
+    proxy_cfg.branch_key = branch_key(&settings.data_dir)?;
+    // HEP export: every message the engine receives or sends, copied off the call path.
+    let (capture, hep, hep_task) = match &settings.hep {
+        Some(target) => {
+            let (tap, taken) = telemetry::capture::Tap::channel(CAPTURE_QUEUE);
+            let sent = Arc::new(telemetry::hep::Sent::default());
+            let dropped = taken.dropped.clone();
+            let task = telemetry::hep::run(taken, target.clone(), sent.clone());
+            let task = tokio::spawn(async move {
+                if let Err(e) = task.await {
+                    tracing::error!(error = %e, "HEP export stopped: no socket to send from");
+                }
+            });
+            (Some(tap), Some((sent, dropped)), Some(task))
+        }
+        None => (None, None, None),
+    };
+    let sip_alive = Arc::new(AtomicBool::new(true));
+    let (sip, sip_died) = {
+        let (cfg, listen, source) = (proxy_cfg, settings.listen.clone(), source.clone());
+        let alive = Alive(sip_alive.clone());
+        spawn_guarded("vts-sip", move || {
+            let _alive = alive;
+            let channels = (events_tx, security_tx);
+            sip_thread(
+                cfg,
+                listen,
+                source,
+                channels,
+                (shared, capture),
+                ready_tx,
+                stop_rx,
+            )
+        })
+        .map_err(|e| format!("cannot start the SIP thread: {e}"))?
+    };
+    let (addrs, status, latency, guards, cps) = ready_rx
+        .await
+        .map_err(|_| "the SIP thread stopped".to_string())??;
+    let cdr_state = accounting::CdrState::default();
+    let ops = ops::SwitchOps {
+        store: store.clone(),
+        sip_alive,
+        status: status.clone(),
+        latency: latency.clone(),
+        guards: guards.clone(),
+        cps,
+        cdr: cdr_state.clone(),
+        gate: gate.clone(),
+        hep,
+    };
+    let web = match &settings.http {
+        Some(h) => match start_http(h, ops).await {
+            Ok(running) => Some(Arc::new(running)),
+            Err(e) => {
+                // Nothing was taken yet: stop the SIP thread and say why.
+                let _ = stop_tx.send(());
+                let _ = tokio::task::spawn_blocking(move || sip.join()).await;
+                return Err(e.to_string());
+            }
+        },
+        None => None,
+    };
+    if let Some(w) = &web
+        && w.is_tls()
+    {
+        reload_on_sighup(w.clone())?;
+    }
+    let control_path = settings.control_socket();
+    let control =
+        control::bind(&control_path).map_err(|e| format!("{}: {e}", control_path.display()))?;
+    tokio::spawn(control::serve(
+        control,
+        status,
+        latency,
+        (source.clone(), balances.clone()),
+        guards,
+        cdr_state.clone(),
+    ));
+    let source_for_rating = source.clone();
+    let watcher = tokio::spawn(watcher::run(store.clone(), source, balances.clone()));
+    let retention = tokio::spawn(jobs::retention::run(
+        store.clone(),
+        jobs::retention::Retention {
+            events: settings.events_retention,
+        },
+        RETENTION_EVERY,
+    ));
+    tokio::spawn(notices::record_events(store.clone(), security_rx));
+    let accounting = tokio::spawn(accounting::run(
+        accounting::Sink {
+            store,
+            balances: balances.clone(),
+            gate,
+            quarantine: accounting::quarantine::dir_in(&settings.data_dir),
+            state: cdr_state.clone(),
+        },
+        source_for_rating,
+        events_rx,
+        accounting::Limits {
+            batch: settings.cdr_batch,
+            memory_queue: settings.cdr_memory_queue,
+            log_max_bytes: settings.cdr_log_max_bytes,
+        },
+        settings.cdr_flush,
+        settings.data_dir.join("wal"),
+    ));
+    for spec in &addrs {
+        info!("listening on {spec}");
+    }
+    if let Some(w) = &web {
+        let scheme = if w.is_tls() { "https" } else { "http" };
+        info!("HTTP on {scheme}://{}", w.local_addr);
+    }
+    // Tests and scripts wait for this line on stdout.
+    println!(
+        "vts: ready on {}",
+        addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let died = stop_or_death(stop, sip_died).await;
+    if let Some(why) = &died {
+        tracing::error!(panic = %why, "the SIP thread panicked: no call can be taken; writing the CDRs, then exiting with an error");
+    }
+    let _ = stop_tx.send(());
+    // The engine drains its calls; its end drops the event sender, which ends accounting.
+    let _ = tokio::task::spawn_blocking(move || sip.join()).await;
+    // The engine's end closed the capture channel: the HEP sender sends what is left.
+    if let Some(task) = hep_task
+        && tokio::time::timeout(HEP_DRAIN, task).await.is_err()
+    {
+        tracing::warn!("HEP export: messages still queued at shutdown were not sent");
+    }
+    // The HTTP server answered through the drain (`/readyz`: draining); now it stops,
+    // letting requests in flight finish.
+    if let Some(w) = web
+        && let Ok(w) = Arc::try_unwrap(w)
+    {
+        w.stop(HTTP_GRACE).await;
+    }
+    watcher.abort();
+    retention.abort();
+    let written = accounting.await.unwrap_or(0);
+    let _ = std::fs::remove_file(&control_path);
+    info!(cdrs = written, "stopped");
+    match died {
+        // A non-zero exit: systemd (Restart=on-failure) starts a working switch.
+        Some(why) => Err(format!("the SIP thread panicked ({why}); stopped")),
+        None => Ok(()),
+    }
+}
+
+/// Messages in flight to the HEP sender; past it copies are dropped (counted), never waited
+/// for.
+const CAPTURE_QUEUE: usize = 65_536;
+
+/// How long the HEP sender gets at shutdown for the messages still queued.
+const HEP_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How often retention runs.
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// SIGINT or SIGTERM.
+/// Installs the SIGINT and SIGTERM handlers now and returns the future that completes on
+/// either. Installed before the ready line: a stop that follows it at once must drain and
+/// flush, not meet the default action (an immediate exit).
+fn shutdown_signal() -> Result<impl Future<Output = ()>, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
