@@ -159,7 +159,7 @@ class Direct(Proxy):
 class Vts(Proxy):
     name = "vts"
 
-    def __init__(self, binary, workdir, port, carriers, nice, db_url, http=None):
+    def __init__(self, binary, workdir, port, carriers, nice, db_url, http=None, trace_mode=None):
         super().__init__()
         self.http = http
         self.binary = binary
@@ -175,6 +175,8 @@ class Vts(Proxy):
             self.cli("carrier", "add", "--name", f"carrier-{i}", "--host", "127.0.0.1", "--port", str(port_),
                      "--priority", str(prio))
         env = dict(os.environ, VTS_LOG="warn")
+        if trace_mode:
+            env["VTS_TRACE_MODE"] = trace_mode
         self.proc = subprocess.Popen(
             ["nice", "-n", str(nice), str(self.binary), "--data-dir", str(self.dir),
              *(["--db", self.db] if self.db else []), "serve",
@@ -420,7 +422,10 @@ def main():
     ap.add_argument("--examples-dir", required=True, help="target/<profile> with examples/cdr_rate")
     ap.add_argument("--postgres-url", help="a PostgreSQL database for the CDR writer run")
     ap.add_argument("--smoke", action="store_true", help="one short step each: checks the bench runs, not speed")
-    ap.add_argument("--only", choices=["vts", "vts-metrics", "kamailio", "direct"], help="run one only")
+    ap.add_argument("--only", choices=["vts", "vts-metrics", "vts-trace-all", "kamailio", "direct"], help="run one only")
+    ap.add_argument("--trace-all", action="store_true",
+                    help="also run vts storing every call's SIP trace (vts-trace-all: [trace] mode = all, "
+                         "metrics off) beside plain vts (mode = failed, the default)")
     ap.add_argument("--metrics", action="store_true",
                     help="also run vts with its HTTP server and metrics on (vts-metrics), scraped every 5 s; "
                          "plain vts runs with --http off (no recorder: its counters are no-ops)")
@@ -456,9 +461,13 @@ def main():
         names = ["vts", "kamailio"] if args.smoke else ["direct", "vts", "kamailio"]
         if args.metrics:
             names.insert(names.index("vts") + 1, "vts-metrics")
+        if args.trace_all:
+            names.insert(names.index("vts") + 1, "vts-trace-all")
         chosen = [args.only] if args.only else names
         if args.only == "vts" and args.metrics:
             chosen.append("vts-metrics")
+        if args.only == "vts" and args.trace_all:
+            chosen.append("vts-trace-all")
         for name in chosen:
 
             def start():
@@ -470,9 +479,10 @@ def main():
                 port = free_port()
                 db = fresh_database(args.postgres_url, name) if args.postgres_url else None
                 routes = list(zip(carrier_ports, [10, 5]))
-                if name in ("vts", "vts-metrics"):
+                if name in ("vts", "vts-metrics", "vts-trace-all"):
                     http = f"127.0.0.1:{free_port()}" if name == "vts-metrics" else None
-                    proxy = Vts(Path(args.vts), workdir, port, routes, args.nice, db, http)
+                    mode = "all" if name == "vts-trace-all" else None
+                    proxy = Vts(Path(args.vts), workdir, port, routes, args.nice, db, http, mode)
                 else:
                     if not db:
                         raise SystemExit("Kamailio's accounting needs --postgres-url")
@@ -528,11 +538,14 @@ def main():
     vm = results.get("vts-metrics", {})
     if v and vm and v.get("highest_passing_cps"):
         results["metrics_ratio"] = round(vm["highest_passing_cps"] / v["highest_passing_cps"], 3)
+    vt = results.get("vts-trace-all", {})
+    if v and vt and v.get("highest_passing_cps"):
+        results["trace_all_ratio"] = round(vt["highest_passing_cps"] / v["highest_passing_cps"], 3)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
 
     print("\n== vts vs Kamailio (same machine, same harness, same pass rule) ==")
-    for name in ("direct", "vts", "vts-metrics", "kamailio"):
+    for name in ("direct", "vts", "vts-metrics", "vts-trace-all", "kamailio"):
         if name in results:
             e = results[name]
             last = next((s for s in reversed(e["steps"]) if s["pass"]), None)
@@ -540,6 +553,8 @@ def main():
             print(f"{name:>9}: highest passing {e['highest_passing_cps']} cps ({cpu} at that step)")
     if "ratio" in results:
         print(f"    ratio: vts / Kamailio = {results['ratio']}")
+    if "trace_all_ratio" in results:
+        print(f"    ratio: vts storing every trace / failed calls only = {results['trace_all_ratio']}")
     if "metrics_ratio" in results:
         print(f"    ratio: vts with metrics / without = {results['metrics_ratio']} "
               f"({vm.get('scrapes')} scrapes, {vm.get('scrape_errors')} failed)")

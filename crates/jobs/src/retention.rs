@@ -6,11 +6,13 @@ use std::time::Duration;
 use store::Store;
 use tracing::{info, warn};
 
-/// How long the event stream is kept.
+/// How long the event stream and the SIP traces are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// Events older than this are deleted; `None`: kept for ever.
     pub events: Option<Duration>,
+    /// Trace messages older than this are deleted; `None`: kept (within their byte budget).
+    pub traces: Option<Duration>,
 }
 
 /// Runs until the task is aborted: deletes at start, then every `every`.
@@ -23,8 +25,20 @@ pub async fn run(store: Store, retention: Retention, every: Duration) {
     }
 }
 
-/// One pass at `now_ms`: how many events it deleted.
+/// One pass at `now_ms`: how many events it deleted (and the old traces).
 pub async fn once(store: &Store, retention: Retention, now_ms: i64) -> u64 {
+    if let Some(keep) = retention.traces {
+        let before_us = now_ms
+            .saturating_mul(1000)
+            .saturating_sub(i64::try_from(keep.as_micros()).unwrap_or(i64::MAX));
+        match store.delete_traces_before(before_us).await {
+            Ok(0) => {}
+            Ok(n) => info!(messages = n, "retention: old SIP traces deleted"),
+            Err(e) => {
+                warn!(error = %e, "retention: old SIP traces not deleted (retried at the next pass)")
+            }
+        }
+    }
     let Some(keep) = retention.events else {
         return 0;
     };
@@ -58,6 +72,7 @@ mod tests {
         }
         let keep = Retention {
             events: Some(Duration::from_secs(15 * 86_400)),
+            traces: None,
         };
         assert_eq!(
             once(&store, keep, 30 * day).await,
@@ -72,7 +87,10 @@ mod tests {
             .map(|e| e.at_ms)
             .collect();
         assert_eq!(left, [20 * day, 29 * day]);
-        let forever = Retention { events: None };
+        let forever = Retention {
+            events: None,
+            traces: None,
+        };
         assert_eq!(once(&store, forever, 1_000 * day).await, 0);
         assert_eq!(store.events_after(0, 10, None).await.unwrap().len(), 2);
     }

@@ -93,3 +93,30 @@ impl Store {
         Ok(done.rows_affected())
     }
 }
+
+impl Store {
+    /// Deletes the oldest trace messages until the stored ones hold at most `max_bytes`;
+    /// how many it deleted.
+    pub async fn trim_traces(&self, max_bytes: u64) -> Result<u64, StoreError> {
+        // Per-backend SQL: the length of a BLOB (SQLite) or BYTEA (PostgreSQL) in bytes.
+        let len = match self.backend {
+            crate::Backend::Sqlite => "length(message)",
+            crate::Backend::Postgres => "octet_length(message)",
+        };
+        let cut: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT MAX(id) FROM (SELECT id, SUM({len}) OVER (ORDER BY id DESC) AS newer \
+             FROM sip_traces) t WHERE newer > $1"
+        )))
+        .bind(i64::try_from(max_bytes).unwrap_or(i64::MAX))
+        .fetch_one(&self.pool)
+        .await?;
+        let Some(cut) = cut else {
+            return Ok(0);
+        };
+        let done = sqlx::query("DELETE FROM sip_traces WHERE id <= $1")
+            .bind(cut)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}

@@ -216,39 +216,54 @@ pub fn parse_collector(text: &str) -> Result<SocketAddr, String> {
         })
 }
 
-/// Sends every captured message to the collector, one HEP packet each, until the capture
-/// channel closes (the engine stopped). Never waits on the engine: it reads the channel.
-pub async fn run(
-    mut taken: crate::capture::Taken,
+/// Sends captured messages to the collector, one HEP packet each.
+pub struct Sender {
+    socket: tokio::net::UdpSocket,
     target: Target,
     sent: std::sync::Arc<Sent>,
-) -> std::io::Result<()> {
-    use std::sync::atomic::Ordering;
-    let bind: SocketAddr = if target.collector.is_ipv6() {
-        "[::]:0".parse().expect("an address")
-    } else {
-        "0.0.0.0:0".parse().expect("an address")
-    };
-    let socket = tokio::net::UdpSocket::bind(bind).await?;
-    let mut batch = Vec::with_capacity(256);
-    let mut buf = Vec::with_capacity(4096);
-    while taken.rx.recv_many(&mut batch, 256).await > 0 {
-        for c in batch.drain(..) {
-            let packet = Packet {
-                source: c.source,
-                destination: c.destination,
-                tcp: c.tcp,
-                at_us: c.at_us,
-                agent_id: target.agent_id,
-                password: target.password.as_deref(),
-                correlation: crate::capture::call_id(&c.bytes),
-                payload: &c.bytes,
-            };
-            let ok = encode(&packet, &mut buf).is_ok()
-                && socket.send_to(&buf, target.collector).await.is_ok();
-            let counter = if ok { &sent.packets } else { &sent.failed };
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
+    buf: Vec<u8>,
+}
+
+impl Sender {
+    /// A socket of the collector's family, bound to any port.
+    pub async fn new(target: Target, sent: std::sync::Arc<Sent>) -> std::io::Result<Sender> {
+        let bind: SocketAddr = if target.collector.is_ipv6() {
+            "[::]:0".parse().expect("an address")
+        } else {
+            "0.0.0.0:0".parse().expect("an address")
+        };
+        Ok(Sender {
+            socket: tokio::net::UdpSocket::bind(bind).await?,
+            target,
+            sent,
+            buf: Vec::with_capacity(4096),
+        })
     }
-    Ok(())
+
+    /// Sends one message (counted as sent or failed).
+    pub async fn send(&mut self, c: &crate::capture::Captured) {
+        use std::sync::atomic::Ordering;
+        let packet = Packet {
+            source: c.source,
+            destination: c.destination,
+            tcp: c.tcp,
+            at_us: c.at_us,
+            agent_id: self.target.agent_id,
+            password: self.target.password.as_deref(),
+            correlation: crate::capture::call_id(&c.bytes),
+            payload: &c.bytes,
+        };
+        let ok = encode(&packet, &mut self.buf).is_ok()
+            && self
+                .socket
+                .send_to(&self.buf, self.target.collector)
+                .await
+                .is_ok();
+        let counter = if ok {
+            &self.sent.packets
+        } else {
+            &self.sent.failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }

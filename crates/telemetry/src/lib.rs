@@ -17,6 +17,7 @@
 pub mod capture;
 mod cps;
 pub mod hep;
+pub mod ladder;
 pub mod latency;
 mod sip;
 pub mod text;

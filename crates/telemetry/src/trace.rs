@@ -334,3 +334,202 @@ impl Recorder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CUSTOMER: &str = "192.0.2.10:5070";
+    const SWITCH: &str = "192.0.2.1:5060";
+    const CARRIER: &str = "198.51.100.7:5060";
+
+    fn msg(at_us: u64, from: &str, to: &str, text: &str) -> Captured {
+        Captured {
+            at_us,
+            source: from.parse().unwrap(),
+            destination: to.parse().unwrap(),
+            tcp: false,
+            bytes: Bytes::from(text.replace('\n', "\r\n")),
+        }
+    }
+
+    fn invite(at: u64, id: &str) -> Captured {
+        msg(
+            at,
+            CUSTOMER,
+            SWITCH,
+            &format!("INVITE sip:1@x SIP/2.0\nCall-ID: {id}\nTo: <sip:1@x>\nCSeq: 1 INVITE\n\n"),
+        )
+    }
+
+    fn response(at: u64, id: &str, status: u16, from: &str, to: &str) -> Captured {
+        msg(
+            at,
+            from,
+            to,
+            &format!("SIP/2.0 {status} X\nCall-ID: {id}\nTo: <sip:1@x>;tag=t\nCSeq: 1 INVITE\n\n"),
+        )
+    }
+
+    fn ack(at: u64, id: &str) -> Captured {
+        msg(
+            at,
+            CUSTOMER,
+            SWITCH,
+            &format!("ACK sip:1@x SIP/2.0\nCall-ID: {id}\nTo: <sip:1@x>;tag=t\nCSeq: 1 ACK\n\n"),
+        )
+    }
+
+    fn policy(mode: Mode) -> Policy {
+        Policy {
+            mode,
+            all_below_cps: 0,
+            memory_bytes: 1 << 20,
+        }
+    }
+
+    /// Runs `messages` through a recorder; the first lines of what it writes.
+    fn run(r: &mut Recorder, messages: Vec<Captured>) -> Vec<String> {
+        let mut out = Vec::new();
+        for m in messages {
+            r.push(m, &mut out);
+        }
+        out.iter()
+            .map(|(id, c)| {
+                let text = String::from_utf8_lossy(&c.bytes);
+                format!(
+                    "{} {}",
+                    String::from_utf8_lossy(id),
+                    text.lines().next().unwrap()
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_call_is_written_whole_with_its_ack_and_a_success_is_not() {
+        let mut r = Recorder::new(policy(Mode::Failed));
+        let failed = run(
+            &mut r,
+            vec![
+                invite(1, "f"),
+                response(2, "f", 100, SWITCH, CUSTOMER),
+                msg(
+                    3,
+                    SWITCH,
+                    CARRIER,
+                    "INVITE sip:1@c SIP/2.0\nCall-ID: f\nTo: <sip:1@c>\nCSeq: 1 INVITE\n\n",
+                ),
+                response(4, "f", 503, CARRIER, SWITCH),
+                response(5, "f", 503, SWITCH, CUSTOMER),
+                ack(6, "f"),
+            ],
+        );
+        assert_eq!(
+            failed,
+            [
+                "f INVITE sip:1@x SIP/2.0",
+                "f SIP/2.0 100 X",
+                "f INVITE sip:1@c SIP/2.0",
+                "f SIP/2.0 503 X",
+                "f SIP/2.0 503 X",
+                "f ACK sip:1@x SIP/2.0",
+            ],
+            "the carrier's 503 alone (not to the customer) decides nothing"
+        );
+        let answered = run(
+            &mut r,
+            vec![
+                invite(10, "ok"),
+                response(11, "ok", 200, SWITCH, CUSTOMER),
+                ack(12, "ok"),
+            ],
+        );
+        assert!(answered.is_empty(), "{answered:?}");
+        assert_eq!(r.pending_bytes(), 0);
+        let late = run(&mut r, vec![ack(6 + AFTER_FINAL_US + 1, "f")]);
+        assert!(late.is_empty(), "past the grace: forgotten");
+    }
+
+    #[test]
+    fn all_and_sample_write_through_and_skip_what_is_not_a_call() {
+        let mut r = Recorder::new(policy(Mode::All));
+        let out = run(
+            &mut r,
+            vec![
+                msg(
+                    1,
+                    CARRIER,
+                    SWITCH,
+                    "OPTIONS sip:s SIP/2.0\nCall-ID: probe\nCSeq: 1 OPTIONS\n\n",
+                ),
+                invite(2, "a"),
+                response(3, "a", 200, SWITCH, CUSTOMER),
+                msg(
+                    4,
+                    CUSTOMER,
+                    SWITCH,
+                    "BYE sip:s SIP/2.0\nCall-ID: a\nTo: <sip:1@x>;tag=t\nCSeq: 2 BYE\n\n",
+                ),
+            ],
+        );
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert!(out.iter().all(|l| l.starts_with("a ")));
+        let mut none = Recorder::new(policy(Mode::Sample(0)));
+        let mut every = Recorder::new(policy(Mode::Sample(100)));
+        let calls = || {
+            (0..50)
+                .map(|i| invite(i, &format!("c{i}")))
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            run(&mut none, calls()).is_empty(),
+            "0 %: as failed (none failed yet)"
+        );
+        assert_eq!(run(&mut every, calls()).len(), 50);
+        let mut half = Recorder::new(policy(Mode::Sample(50)));
+        let n = run(&mut half, calls()).len();
+        assert!((10..=40).contains(&n), "about half of 50: {n}");
+    }
+
+    #[test]
+    fn a_quiet_switch_keeps_every_call_and_memory_is_bounded() {
+        let mut quiet = Recorder::new(Policy {
+            all_below_cps: 2,
+            ..policy(Mode::Failed)
+        });
+        // Two calls in one second: both kept whole, answered or not.
+        let out = run(
+            &mut quiet,
+            vec![
+                invite(1_000_000, "q1"),
+                response(1_000_001, "q1", 200, SWITCH, CUSTOMER),
+                invite(1_000_002, "q2"),
+                invite(1_000_003, "busy"),
+                response(1_000_004, "busy", 200, SWITCH, CUSTOMER),
+            ],
+        );
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert!(
+            !out.iter().any(|l| l.starts_with("busy")),
+            "the third call of the second waits"
+        );
+        let mut small = Recorder::new(Policy {
+            memory_bytes: 300,
+            ..policy(Mode::Failed)
+        });
+        let out = run(
+            &mut small,
+            (0..10).map(|i| invite(i, &format!("m{i}"))).collect(),
+        );
+        assert!(out.is_empty());
+        assert!(small.pending_bytes() <= 300);
+        assert!(small.evicted() >= 6, "{}", small.evicted());
+        let failed = run(&mut small, vec![response(20, "m9", 486, SWITCH, CUSTOMER)]);
+        assert_eq!(
+            failed.len(),
+            2,
+            "the newest call's INVITE was kept: {failed:?}"
+        );
+    }
+}

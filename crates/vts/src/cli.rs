@@ -91,6 +91,13 @@ pub(crate) enum Command {
     /// The whitelist: sources never blocked automatically (flood); manual blocks still apply.
     #[command(subcommand)]
     Whitelist(WhitelistCmd),
+    /// The SIP trace of a call (the Call-ID of its CDR) as a ladder: customer, vts, each
+    /// carrier; an arrow per message with its time from the first.
+    Trace {
+        call_id: String,
+        #[arg(long, value_enum, default_value_t = TraceFormat::Text)]
+        format: TraceFormat,
+    },
     /// The durable event stream (calls completed, refusals, carriers up and down, status and
     /// balance changes, blocks, limit warnings): docs/EVENTS.md.
     #[command(subcommand)]
@@ -123,6 +130,12 @@ pub(crate) enum EventsCmd {
         #[arg(long, value_enum, default_value_t = EventFormat::Table)]
         format: EventFormat,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TraceFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

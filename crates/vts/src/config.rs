@@ -30,6 +30,18 @@ struct FileConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct TraceSection {
+    /// `failed` (default), `all`, `sample` or `off`: which calls' SIP messages are stored.
+    mode: String,
+    /// With `sample`: the percent of calls.
+    sample_percent: u8,
+    /// Below this many new calls a second every call is stored whole (0: never).
+    all_below_cps: u32,
+    /// Trace messages older than this many days are deleted (0: kept, within `max_mb`).
+    retention_days: u32,
+    /// Stored trace messages hold at most this many MiB; the oldest go first.
+    max_mb: u64,
+    /// Messages waiting for their call's outcome hold at most this many MiB.
+    memory_mb: usize,
     /// `udp:IP:PORT`: send every SIP message as HEPv3 to this collector.
     hep: Option<String>,
     /// The capture agent id in every HEP packet.
@@ -40,11 +52,25 @@ struct TraceSection {
 impl Default for TraceSection {
     fn default() -> Self {
         TraceSection {
+            mode: "failed".into(),
+            sample_percent: 10,
+            all_below_cps: 5,
+            retention_days: 7,
+            max_mb: 1024,
+            memory_mb: 64,
             hep: None,
             hep_id: 2001,
             hep_password: None,
         }
     }
+}
+
+/// Stored SIP traces, resolved (`None` in [`Settings`] when `mode = "off"`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct TraceSettings {
+    pub(crate) policy: telemetry::trace::Policy,
+    pub(crate) retention: Option<Duration>,
+    pub(crate) max_bytes: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,6 +253,8 @@ pub(crate) struct Settings {
     pub(crate) events_retention: Option<Duration>,
     /// HEPv3 export of every SIP message; `None`: off.
     pub(crate) hep: Option<telemetry::hep::Target>,
+    /// Stored SIP traces; `None`: off.
+    pub(crate) traces: Option<TraceSettings>,
 }
 
 /// The database URL: used as a `&str`, but its `Debug` (so every `{:?}` of the settings)
@@ -287,6 +315,7 @@ impl Settings {
         let mut cdr = file.cdr;
         let http = http_settings(file.http, http_flag)?;
         let mut events = file.events;
+        let traces = trace_settings(&file.trace)?;
         let hep = hep_target(file.trace)?;
         env_override(&mut events.retention_days, "VTS_EVENTS_RETENTION_DAYS")?;
         env_override(&mut sip.ring_timeout_ms, "VTS_SIP_RING_TIMEOUT_MS")?;
@@ -453,6 +482,7 @@ impl Settings {
             cdr_log_max_bytes: cdr.log_max_mb.saturating_mul(1024 * 1024),
             http,
             hep,
+            traces,
             events_retention: (events.retention_days > 0)
                 .then(|| Duration::from_secs(u64::from(events.retention_days) * 86_400)),
         })
@@ -521,6 +551,44 @@ fn http_settings(
         request_timeout: Duration::from_secs(http.request_timeout_secs),
         header_timeout: Duration::from_secs(http.header_timeout_secs),
         body_limit: http.body_limit_bytes,
+    }))
+}
+
+/// The `[trace]` settings of stored traces (`VTS_TRACE_MODE` over `mode`).
+fn trace_settings(trace: &TraceSection) -> Result<Option<TraceSettings>, String> {
+    let mode = std::env::var("VTS_TRACE_MODE").unwrap_or_else(|_| trace.mode.clone());
+    if mode.trim() == "off" {
+        return Ok(None);
+    }
+    let mode = match mode
+        .parse()
+        .map_err(|e| format!("trace.mode: {e} or off"))?
+    {
+        telemetry::trace::Mode::Sample(_) => {
+            if trace.sample_percent > 100 {
+                return Err(format!(
+                    "trace.sample_percent must be 0 to 100 (got {})",
+                    trace.sample_percent
+                ));
+            }
+            telemetry::trace::Mode::Sample(trace.sample_percent)
+        }
+        m => m,
+    };
+    let mut all_below_cps = trace.all_below_cps;
+    env_override(&mut all_below_cps, "VTS_TRACE_ALL_BELOW_CPS")?;
+    if trace.max_mb == 0 || trace.memory_mb == 0 {
+        return Err("trace.max_mb and trace.memory_mb must be at least 1".into());
+    }
+    Ok(Some(TraceSettings {
+        policy: telemetry::trace::Policy {
+            mode,
+            all_below_cps,
+            memory_bytes: trace.memory_mb.saturating_mul(1024 * 1024),
+        },
+        retention: (trace.retention_days > 0)
+            .then(|| Duration::from_secs(u64::from(trace.retention_days) * 86_400)),
+        max_bytes: trace.max_mb.saturating_mul(1024 * 1024),
     }))
 }
 

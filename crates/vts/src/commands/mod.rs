@@ -10,6 +10,7 @@ mod routing;
 mod security;
 mod settings;
 mod status;
+mod trace;
 mod usage;
 
 use store::Store;
@@ -68,6 +69,7 @@ pub(crate) async fn run(cli: Cli) -> crate::error::Result {
         Command::Usage(cmd) => usage::run(&store, cmd).await,
         Command::Cdr(cmd) => cdr::run(&store, &settings, cmd).await,
         Command::Events(cmd) => events::run(&store, cmd).await,
+        Command::Trace { call_id, format } => trace::run(&store, &call_id, format).await,
     }
 }
 

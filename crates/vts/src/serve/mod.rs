@@ -61,22 +61,9 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
     // this runtime never shares a thread with it.
     let mut proxy_cfg = settings.proxy.clone();
     proxy_cfg.branch_key = branch_key(&settings.data_dir)?;
-    // HEP export: every message the engine receives or sends, copied off the call path.
-    let (capture, hep, hep_task) = match &settings.hep {
-        Some(target) => {
-            let (tap, taken) = telemetry::capture::Tap::channel(CAPTURE_QUEUE);
-            let sent = Arc::new(telemetry::hep::Sent::default());
-            let dropped = taken.dropped.clone();
-            let task = telemetry::hep::run(taken, target.clone(), sent.clone());
-            let task = tokio::spawn(async move {
-                if let Err(e) = task.await {
-                    tracing::error!(error = %e, "HEP export stopped: no socket to send from");
-                }
-            });
-            (Some(tap), Some((sent, dropped)), Some(task))
-        }
-        None => (None, None, None),
-    };
+    // HEP export and stored traces: every message the engine receives or sends, copied off
+    // the call path to one consumer.
+    let (capture, capture_counts, capture_task) = start_capture(&settings, &store).await?;
     let sip_alive = Arc::new(AtomicBool::new(true));
     let (sip, sip_died) = {
         let (cfg, listen, source) = (proxy_cfg, settings.listen.clone(), source.clone());
@@ -109,7 +96,7 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
         cps,
         cdr: cdr_state.clone(),
         gate: gate.clone(),
-        hep,
+        capture: capture_counts,
     };
     let web = match &settings.http {
         Some(h) => match start_http(h, ops).await {
@@ -145,6 +132,7 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
         store.clone(),
         jobs::retention::Retention {
             events: settings.events_retention,
+            traces: settings.traces.and_then(|t| t.retention),
         },
         RETENTION_EVERY,
     ));
@@ -190,11 +178,12 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
     let _ = stop_tx.send(());
     // The engine drains its calls; its end drops the event sender, which ends accounting.
     let _ = tokio::task::spawn_blocking(move || sip.join()).await;
-    // The engine's end closed the capture channel: the HEP sender sends what is left.
-    if let Some(task) = hep_task
-        && tokio::time::timeout(HEP_DRAIN, task).await.is_err()
+    // The engine's end closed the capture queue: what is left goes to the HEP collector and
+    // the stored traces.
+    if let Some(task) = capture_task
+        && tokio::time::timeout(CAPTURE_DRAIN, task).await.is_err()
     {
-        tracing::warn!("HEP export: messages still queued at shutdown were not sent");
+        tracing::warn!("capture: messages still queued at shutdown were not exported or stored");
     }
     // The HTTP server answered through the drain (`/readyz`: draining); now it stops,
     // letting requests in flight finish.
@@ -219,8 +208,56 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
 /// for.
 const CAPTURE_QUEUE: usize = 65_536;
 
-/// How long the HEP sender gets at shutdown for the messages still queued.
-const HEP_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long the capture consumer gets at shutdown for the messages still queued.
+const CAPTURE_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Starts the consumer of the engine's copies of every message, when HEP or stored traces
+/// are on: the engine's end of the queue, the counters `/metrics` reads, the task.
+async fn start_capture(
+    settings: &Settings,
+    store: &Store,
+) -> Result<
+    (
+        Option<telemetry::capture::Tap>,
+        Option<ops::CaptureCounts>,
+        Option<tokio::task::JoinHandle<()>>,
+    ),
+    String,
+> {
+    if settings.hep.is_none() && settings.traces.is_none() {
+        return Ok((None, None, None));
+    }
+    let (tap, taken) = telemetry::capture::Tap::channel(CAPTURE_QUEUE);
+    let counts = ops::CaptureCounts {
+        dropped: taken.dropped.clone(),
+        hep: None,
+        traces: None,
+    };
+    let mut counts = counts;
+    let hep = match &settings.hep {
+        Some(target) => {
+            let sent = Arc::new(telemetry::hep::Sent::default());
+            counts.hep = Some(sent.clone());
+            let sender = telemetry::hep::Sender::new(target.clone(), sent)
+                .await
+                .map_err(|e| format!("HEP export: no socket to send from: {e}"))?;
+            Some(sender)
+        }
+        None => None,
+    };
+    let traces = settings.traces.map(|t| {
+        let c = Arc::new(jobs::capture::TraceCounts::default());
+        counts.traces = Some(c.clone());
+        jobs::capture::Traces {
+            store: store.clone(),
+            recorder: telemetry::trace::Recorder::new(t.policy),
+            max_bytes: t.max_bytes,
+            counts: c,
+        }
+    });
+    let task = tokio::spawn(jobs::capture::run(taken, hep, traces));
+    Ok((Some(tap), Some(counts), Some(task)))
+}
 
 /// How often retention runs.
 const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);

@@ -29,8 +29,16 @@ pub(crate) struct SwitchOps {
     pub(crate) cps: CpsMeter,
     pub(crate) cdr: accounting::CdrState,
     pub(crate) gate: AccountingGate,
-    /// HEP export: what it sent and failed, and the copies dropped because it fell behind.
-    pub(crate) hep: Option<(Arc<telemetry::hep::Sent>, Arc<std::sync::atomic::AtomicU64>)>,
+    /// The capture of SIP messages (HEP, traces), when on.
+    pub(crate) capture: Option<CaptureCounts>,
+}
+
+/// What the capture side counts.
+pub(crate) struct CaptureCounts {
+    /// Copies the engine dropped because the consumer was behind.
+    pub(crate) dropped: Arc<std::sync::atomic::AtomicU64>,
+    pub(crate) hep: Option<Arc<telemetry::hep::Sent>>,
+    pub(crate) traces: Option<Arc<jobs::capture::TraceCounts>>,
 }
 
 impl web::Ops for SwitchOps {
@@ -207,32 +215,8 @@ impl SwitchOps {
             "1 while the write-ahead log is failing (new calls refused).",
             if cdr.log_failed { 1.0 } else { 0.0 },
         );
-        if let Some((sent, dropped)) = &self.hep {
-            text::family(
-                out,
-                "vts_hep_packets_total",
-                "counter",
-                "SIP messages exported as HEP: sent, failed (send error, too large), dropped (the sender behind).",
-            );
-            let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
-            text::sample(
-                out,
-                "vts_hep_packets_total",
-                &[("result", "sent")],
-                n(&sent.packets),
-            );
-            text::sample(
-                out,
-                "vts_hep_packets_total",
-                &[("result", "failed")],
-                n(&sent.failed),
-            );
-            text::sample(
-                out,
-                "vts_hep_packets_total",
-                &[("result", "dropped")],
-                n(dropped),
-            );
+        if let Some(c) = &self.capture {
+            capture_families(out, c);
         }
         text::histogram(
             out,
@@ -263,5 +247,63 @@ fn per_id(
     }
     if let Some(n) = other {
         text::sample(out, name, &[(label, "other")], n as f64);
+    }
+}
+
+/// The capture families: the queue's drops, HEP packets, stored trace messages.
+fn capture_families(out: &mut String, c: &CaptureCounts) {
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+    text::family(
+        out,
+        "vts_capture_dropped_total",
+        "counter",
+        "Copies of SIP messages dropped because the capture consumer was behind (calls are never held).",
+    );
+    text::sample(out, "vts_capture_dropped_total", &[], n(&c.dropped));
+    if let Some(sent) = &c.hep {
+        text::family(
+            out,
+            "vts_hep_packets_total",
+            "counter",
+            "SIP messages exported as HEP: sent, or failed (send error, too large).",
+        );
+        text::sample(
+            out,
+            "vts_hep_packets_total",
+            &[("result", "sent")],
+            n(&sent.packets),
+        );
+        text::sample(
+            out,
+            "vts_hep_packets_total",
+            &[("result", "failed")],
+            n(&sent.failed),
+        );
+    }
+    if let Some(t) = &c.traces {
+        text::family(
+            out,
+            "vts_trace_messages_total",
+            "counter",
+            "SIP messages of stored traces: written, dropped (store away too long, or trimmed to trace.max_mb, oldest first), evicted (trace.memory_mb reached before the call's outcome).",
+        );
+        text::sample(
+            out,
+            "vts_trace_messages_total",
+            &[("result", "written")],
+            n(&t.written),
+        );
+        text::sample(
+            out,
+            "vts_trace_messages_total",
+            &[("result", "dropped")],
+            n(&t.dropped),
+        );
+        text::sample(
+            out,
+            "vts_trace_messages_total",
+            &[("result", "evicted")],
+            n(&t.evicted),
+        );
     }
 }

@@ -23,5 +23,6 @@ mod hep;
 mod http;
 mod lifecycle;
 mod security;
+mod trace;
 mod transport;
 mod wire;
