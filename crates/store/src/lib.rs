@@ -31,6 +31,7 @@ mod carriers;
 mod cdrs;
 mod customers;
 mod directory;
+mod doctor;
 mod error;
 pub mod events;
 mod migrations;

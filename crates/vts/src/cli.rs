@@ -91,6 +91,11 @@ pub(crate) enum Command {
     /// The whitelist: sources never blocked automatically (flood); manual blocks still apply.
     #[command(subcommand)]
     Whitelist(WhitelistCmd),
+    /// Checks the configuration, the store and its migrations, the ports, the clock, the
+    /// HTTPS certificate and the free disk space; each problem with what to do about it.
+    /// Exits non-zero when a check fails. Takes `serve`'s listen flags, to check the
+    /// addresses a start would use.
+    Doctor(ServeArgs),
     /// The SIP trace of a call (the Call-ID of its CDR) as a ladder: customer, vts, each
     /// carrier; an arrow per message with its time from the first.
     Trace {

@@ -4,6 +4,7 @@
 mod carrier;
 mod cdr;
 mod customer;
+mod doctor;
 mod events;
 mod route;
 mod routing;
@@ -21,11 +22,11 @@ use crate::serve::{self, control};
 
 pub(crate) async fn run(cli: Cli) -> crate::error::Result {
     let listen = match &cli.command {
-        Command::Serve(args) => args.sip.clone(),
+        Command::Serve(args) | Command::Doctor(args) => args.sip.clone(),
         _ => Vec::new(),
     };
     let http = match &cli.command {
-        Command::Serve(args) => args.http,
+        Command::Serve(args) | Command::Doctor(args) => args.http,
         _ => None,
     };
     let settings = Settings::load(&cli.global, &listen, http)?;
@@ -43,6 +44,9 @@ pub(crate) async fn run(cli: Cli) -> crate::error::Result {
         }
         return status::run(&settings, format).await;
     }
+    if matches!(cli.command, Command::Doctor(_)) {
+        return doctor::run(&settings).await;
+    }
     if let Command::Cdr(CdrCmd::Quarantine { format }) = cli.command {
         return cdr::quarantine(&settings, format);
     }
@@ -53,7 +57,7 @@ pub(crate) async fn run(cli: Cli) -> crate::error::Result {
             println!("migrations applied to {}", redact(&settings.db_url));
             Ok(())
         }
-        Command::Status { .. } => Ok(()),
+        Command::Status { .. } | Command::Doctor(_) => Ok(()),
         Command::Customer(cmd) => customer::run(&store, cmd).await,
         Command::Carrier(cmd) => carrier::run(&store, &settings, cmd).await,
         Command::Block(cmd) => security::block(&store, cmd).await,

@@ -18,6 +18,7 @@ mod accounting;
 mod admission;
 mod attacks;
 mod calls;
+mod doctor;
 mod events;
 mod hep;
 mod http;
