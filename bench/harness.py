@@ -131,7 +131,7 @@ class Proxy:
 def fresh_database(url, name):
     """A new, empty PostgreSQL database on the server of `url`; returns its URL."""
     base, _, _ = url.rpartition("/")
-    db = f"{name}_{uuid.uuid4().hex[:8]}"
+    db = f"{name.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
     out = subprocess.run(["psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-c", f"CREATE DATABASE {db}"],
                          capture_output=True, text=True)
     if out.returncode != 0:

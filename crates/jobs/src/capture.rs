@@ -1,7 +1,9 @@
 //! The consumer of the engine's capture queue: each message goes to the HEP collector (when
 //! one is set) and through the trace recorder (when traces are on), whose keeps are written
 //! to the store in batches (500 messages, or every 200 ms). Nothing here waits on the engine:
-//! the engine only `try_send`s into the queue.
+//! the engine only `try_send`s into the queue, and this task drains it every 20 ms instead
+//! of waiting on it, so that no message wakes a thread (a wake-up per message cost the SIP
+//! thread a futex call each).
 //!
 //! A store that is away keeps the batch (up to [`HELD`] messages; past it the oldest go,
 //! counted); every minute the stored traces are trimmed to `[trace] max_mb`, oldest first.
@@ -21,6 +23,8 @@ use tracing::warn;
 pub const HELD: usize = 100_000;
 const BATCH: usize = 500;
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// How often the queue is drained.
+const DRAIN_EVERY: Duration = Duration::from_millis(20);
 const TRIM_EVERY: Duration = Duration::from_secs(60);
 
 /// What the trace side did, for `/metrics`.
@@ -52,11 +56,25 @@ pub async fn run(mut taken: Taken, mut hep: Option<hep::Sender>, mut traces: Opt
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut trim = tokio::time::interval(TRIM_EVERY);
     trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    let mut drain = tokio::time::interval(DRAIN_EVERY);
+    drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut open = true;
+    while open {
         tokio::select! {
-            n = taken.rx.recv_many(&mut batch, 256) => {
-                if n == 0 {
-                    break;
+            _ = drain.tick() => {
+                // Everything queued now (no waiting on the queue: see the module's note).
+                loop {
+                    match taken.rx.try_recv() {
+                        Ok(c) => batch.push(c),
+                        Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                        Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                            open = false;
+                            break;
+                        }
+                    }
+                    if batch.len() >= 4096 {
+                        break;
+                    }
                 }
                 for c in batch.drain(..) {
                     if let Some(h) = hep.as_mut() {

@@ -20,7 +20,7 @@ use serde::Serialize;
 use sqlx::Row;
 use tokio::sync::Notify;
 
-use crate::{Backend, Store, StoreError};
+use crate::{Backend, Store, StoreError, sql};
 
 /// Every kind of event, for `--type` and the API's filters.
 pub const KINDS: &[&str] = &[
@@ -110,17 +110,27 @@ pub(crate) async fn append(
     if backend == Backend::Postgres {
         lock(tx).await?;
     }
-    for e in events {
-        sqlx::query(
-            "INSERT INTO events (at_ms, kind, customer_id, carrier_id, body) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(e.at_ms)
-        .bind(e.kind)
-        .bind(e.customer_id)
-        .bind(e.carrier_id)
-        .bind(e.body.to_string())
-        .execute(&mut **tx)
-        .await?;
+    // Many rows a statement (a CDR batch appends hundreds).
+    let (style, max_binds) = match backend {
+        Backend::Sqlite => (sql::Style::Anonymous, sql::SQLITE_MAX_BINDS),
+        Backend::Postgres => (sql::Style::Numbered, sql::POSTGRES_MAX_BINDS),
+    };
+    let rows = sql::rows_per_statement(max_binds, 5, 500);
+    for chunk in events.chunks(rows) {
+        let text = format!(
+            "INSERT INTO events (at_ms, kind, customer_id, carrier_id, body) VALUES {}",
+            sql::values_placeholders(style, chunk.len(), 5)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(text));
+        for e in chunk {
+            query = query
+                .bind(e.at_ms)
+                .bind(e.kind)
+                .bind(e.customer_id)
+                .bind(e.carrier_id)
+                .bind(e.body.to_string());
+        }
+        query.execute(&mut **tx).await?;
     }
     if backend == Backend::Postgres {
         // Per-backend SQL: delivered to listeners at commit, and only then.

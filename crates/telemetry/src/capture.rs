@@ -63,10 +63,17 @@ pub fn now_us() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
+/// Where a message's head ends (its length when it has no blank line).
+pub(crate) fn head_end(message: &[u8]) -> usize {
+    static BLANK: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
+    BLANK.find(message).unwrap_or(message.len())
+}
+
 /// The Call-ID of a SIP message (`Call-ID:` or its compact form `i:`, any case), trimmed;
 /// `None` when it has none in its head.
 pub fn call_id(message: &[u8]) -> Option<&[u8]> {
-    let head_end = memchr::memmem::find(message, b"\r\n\r\n").unwrap_or(message.len());
+    let head_end = head_end(message);
     let head = &message[..head_end];
     for line in head.split(|&b| b == b'\n').skip(1) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);

@@ -91,8 +91,7 @@ fn initial_invite(m: &[u8]) -> bool {
 }
 
 fn has_to_tag(m: &[u8]) -> bool {
-    let head_end = memchr::memmem::find(m, b"\r\n\r\n").unwrap_or(m.len());
-    m[..head_end]
+    m[..crate::capture::head_end(m)]
         .split(|&b| b == b'\n')
         .skip(1)
         .find(|l| {
@@ -101,7 +100,10 @@ fn has_to_tag(m: &[u8]) -> bool {
                 && (l[..3].eq_ignore_ascii_case(b"to:")
                     || (l.len() > 2 && l[..2].eq_ignore_ascii_case(b"t:")))
         })
-        .is_some_and(|l| memchr::memmem::find(&l.to_ascii_lowercase(), b";tag=").is_some())
+        .is_some_and(|l| {
+            l.windows(5)
+                .any(|w| w[0] == b';' && w[1..4].eq_ignore_ascii_case(b"tag") && w[4] == b'=')
+        })
 }
 
 /// The status of a final response to an INVITE (`SIP/2.0 NNN`, CSeq method INVITE).
@@ -111,12 +113,14 @@ fn final_invite_status(m: &[u8]) -> Option<u16> {
     if status < 200 {
         return None;
     }
-    let head_end = memchr::memmem::find(m, b"\r\n\r\n").unwrap_or(m.len());
-    let cseq = m[..head_end].split(|&b| b == b'\n').skip(1).find(|l| {
-        l.trim_ascii_start()
-            .get(..5)
-            .is_some_and(|n| n.eq_ignore_ascii_case(b"cseq:"))
-    })?;
+    let cseq = m[..crate::capture::head_end(m)]
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .find(|l| {
+            l.trim_ascii_start()
+                .get(..5)
+                .is_some_and(|n| n.eq_ignore_ascii_case(b"cseq:"))
+        })?;
     memchr::memmem::find(cseq, b"INVITE").map(|_| status)
 }
 
