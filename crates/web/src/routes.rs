@@ -232,6 +232,41 @@ mod tests {
         assert_eq!(get(closed(), "/healthz", None).await.0, StatusCode::OK);
     }
 
+    /// Readiness that takes `delay` (a store that hangs).
+    struct Slow(Duration);
+
+    impl Ops for Slow {
+        fn readiness(&self) -> Pin<Box<dyn Future<Output = Vec<Check>> + Send + '_>> {
+            let delay = self.0;
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                vec![Check::ok("store")]
+            })
+        }
+        fn metrics(&self) -> String {
+            String::new()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_past_its_timeout_gets_408() {
+        let slow = |delay| router(Arc::new(Slow(delay)), None, Duration::from_secs(30), 1024);
+        let (code, _) = get(slow(Duration::from_secs(60)), "/readyz", None).await;
+        assert_eq!(code, StatusCode::REQUEST_TIMEOUT);
+        let (code, _) = get(slow(Duration::from_secs(1)), "/readyz", None).await;
+        assert_eq!(code, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_limit_gets_413() {
+        let req = Request::post("/healthz")
+            .header(header::CONTENT_LENGTH, "4096")
+            .body(Body::from(vec![b'x'; 4096]))
+            .unwrap();
+        let r = app(vec![], None).oneshot(req).await.unwrap();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
     #[tokio::test]
     async fn unknown_paths_are_404() {
         assert_eq!(
