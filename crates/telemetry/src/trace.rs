@@ -1,8 +1,8 @@
 //! Which captured messages become stored SIP traces ([`Recorder`]), under `[trace] mode`:
 //!
-//! - `all`: every message of every call (a Call-ID opened by an INVITE; OPTIONS probes and
-//!   strays are not calls);
-//! - `sample`: the calls whose Call-ID hashes under `sample_percent`;
+//! - `all`: every message of every call (by its CSeq method: OPTIONS probes, REGISTER and
+//!   the like are not calls), with no state to lose: a BYE an hour later is kept too;
+//! - `sample`: the same for the calls whose Call-ID hashes under `sample_percent`;
 //! - `failed` (the default): the calls that fail. A call's messages wait in memory until the
 //!   switch sends the final response to its INVITE: a failure writes them (and what follows
 //!   for 32 s: the ACK), a success drops them. While new calls arrive slower than
@@ -124,6 +124,27 @@ fn final_invite_status(m: &[u8]) -> Option<u16> {
     memchr::memmem::find(cseq, b"INVITE").map(|_| status)
 }
 
+/// Whether a message is part of a call: its CSeq method is one a call uses (not OPTIONS,
+/// REGISTER, SUBSCRIBE, MESSAGE...).
+fn of_a_call(m: &[u8]) -> bool {
+    const CALL: [&[u8]; 7] = [
+        b"INVITE", b"ACK", b"BYE", b"CANCEL", b"UPDATE", b"INFO", b"PRACK",
+    ];
+    m[..crate::capture::head_end(m)]
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .find_map(|l| {
+            let l = l.trim_ascii();
+            l.get(..5).filter(|n| n.eq_ignore_ascii_case(b"cseq:"))?;
+            l[5..]
+                .trim_ascii()
+                .split(|&b| b == b' ')
+                .nth(1)
+                .map(<[u8]>::trim_ascii)
+        })
+        .is_some_and(|method| CALL.contains(&method))
+}
+
 /// A stable percent bucket of a Call-ID (FNV-1a).
 fn bucket(id: &[u8]) -> u8 {
     let mut h: u32 = 0x811c_9dc5;
@@ -170,16 +191,16 @@ impl Recorder {
             self.count_call(c.at_us);
         }
         match self.policy.mode {
+            // No state: a message belongs to a call by its CSeq method, so a BYE an hour
+            // later is kept as well as the INVITE.
             Mode::All => {
-                if invite || self.quiet.contains_key(&id) {
-                    self.remember_quiet(&id, invite);
+                if of_a_call(&c.bytes) {
                     write.push((id, c));
                 }
                 return;
             }
             Mode::Sample(p) if bucket(&id) < p => {
-                if invite || self.quiet.contains_key(&id) {
-                    self.remember_quiet(&id, invite);
+                if of_a_call(&c.bytes) {
                     write.push((id, c));
                 }
                 return;
@@ -479,6 +500,18 @@ mod tests {
         );
         assert_eq!(out.len(), 3, "{out:?}");
         assert!(out.iter().all(|l| l.starts_with("a ")));
+        // An hour and 200,000 calls later, the BYE of call `a` is still its call's.
+        let later: Vec<Captured> = (0..200_000)
+            .map(|i| invite(10 + i, &format!("n{i}")))
+            .chain([msg(
+                3_600_000_000,
+                CUSTOMER,
+                SWITCH,
+                "BYE sip:s SIP/2.0\nCall-ID: a\nTo: <sip:1@x>;tag=t\nCSeq: 3 BYE\n\n",
+            )])
+            .collect();
+        let out = run(&mut r, later);
+        assert_eq!(out.last().map(String::as_str), Some("a BYE sip:s SIP/2.0"));
         let mut none = Recorder::new(policy(Mode::Sample(0)));
         let mut every = Recorder::new(policy(Mode::Sample(100)));
         let calls = || {
