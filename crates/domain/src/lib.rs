@@ -8,6 +8,7 @@
 mod admission;
 mod blocklist;
 mod call;
+mod cdr;
 mod dialplan;
 mod directory;
 mod events;
@@ -16,15 +17,16 @@ pub mod numbers;
 mod party;
 mod rates;
 pub mod rating;
+pub mod routing;
 mod settings;
 pub mod spend;
 mod zone;
 
 pub use admission::Reject;
 pub use blocklist::{Block, BlockList, SecurityEvent};
-pub use call::{
-    AttemptRecord, CallEvent, CallRef, Cdr, CdrBuilder, HangupSide, REPLACEMENT, clean_text,
-    limits as cdr_limits, unsafe_char,
+pub use call::{CallEvent, CallRef, HangupSide};
+pub use cdr::{
+    AttemptRecord, Cdr, CdrBuilder, REPLACEMENT, clean_text, limits as cdr_limits, unsafe_char,
 };
 pub use dialplan::{DialPlan, DialPlanId, DialRule, PREMIUM_PREFIXES, Pattern, Verdict};
 pub use directory::Directory;

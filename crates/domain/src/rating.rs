@@ -2,7 +2,7 @@
 //! docs/CDR.md): cost from the carrier's rate, price from the customer's own rate, else its
 //! rate plan's rate, else the plan's markup on cost. Integer money only.
 
-use crate::call::Cdr;
+use crate::cdr::Cdr;
 use crate::directory::Directory;
 use crate::party::{CarrierId, CustomerId};
 use crate::rates::{Money, Rate};

@@ -8,16 +8,16 @@
 //!
 //! Start reading at [`Switch`], then `engine/mod.rs`.
 
+mod admission;
 mod config;
 mod drops;
 mod engine;
 pub mod guard;
-mod pipeline;
 pub mod sdp;
 pub mod transport;
 
 pub use config::{BranchKey, Limits, ProxyConfig};
+pub use domain::Reject;
 pub use engine::{Shared, Switch};
 pub use guard::{Counter, Gauge, GuardReport, Guards};
-pub use pipeline::{Reject, Simulation, Step, first_share, simulate};
 pub use transport::{Listener, ListenerSpec};

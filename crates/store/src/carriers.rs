@@ -1,12 +1,16 @@
-//! Carriers: adding one, its prefix allow and deny lists, and reading them all (for the
-//! directory and the CLI). Numbers, limits and timers are in `routing.rs`.
+//! Carriers: adding one, its prefix allow and deny lists, its limits and timers, its number
+//! profile and header policy, and reading them all (for the directory and the CLI).
 
 use std::str::FromStr;
 
-use domain::{Carrier, CarrierId, Transport, checked_prefix, now_ms};
+use domain::numbers::checked_country_code;
+use domain::{
+    Carrier, CarrierId, NumberProfile, OutboundFormat, Transport, checked_prefix, now_ms,
+};
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::{Store, StoreError, Table, checked_name, exists, flag, int, limit, routing};
+use crate::{Store, StoreError, Table, checked_name, exists, flag, int, limit, touched};
 
 /// A carrier to add.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +32,16 @@ pub struct NewCarrier {
     pub first_response_ms: Option<u32>,
     /// Ring timeout, seconds (1 to 3600); `None`: the switch's default.
     pub ring_timeout_s: Option<u32>,
+}
+
+/// What `vts carrier limits` changes (`None`: left as it is; `Some(None)`: unlimited, or the
+/// switch's default for the timers).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CarrierLimitsChange {
+    pub max_channels: Option<Option<u32>>,
+    pub max_cps: Option<Option<u32>>,
+    pub first_response_ms: Option<Option<u32>>,
+    pub ring_timeout_s: Option<Option<u32>>,
 }
 
 impl Store {
@@ -135,6 +149,168 @@ impl Store {
         let mut conn = self.pool.acquire().await?;
         carriers_on(&mut conn).await
     }
+
+    /// Whether customers see a carrier's topology (Record-Route, Server, Warning,
+    /// User-Agent). An unknown id is refused before any UPDATE: PostgreSQL's statement
+    /// triggers would bump the configuration version even for an UPDATE of no row.
+    pub async fn set_carrier_headers(
+        &self,
+        id: CarrierId,
+        hide_topology: bool,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        exists(&mut tx, Table::Carrier, id.0).await?;
+        sqlx::query("UPDATE carriers SET hide_topology = $1, updated_ms = $2 WHERE id = $3")
+            .bind(i32::from(hide_topology))
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Changes a carrier's limits and timers, checked like `add_carrier`'s.
+    pub async fn set_carrier_limits(
+        &self,
+        id: CarrierId,
+        change: &CarrierLimitsChange,
+    ) -> Result<(), StoreError> {
+        for (what, limit) in [
+            ("max_channels", change.max_channels),
+            ("max_cps", change.max_cps),
+        ] {
+            if limit == Some(Some(0)) {
+                return Err(StoreError::Invalid(format!(
+                    "carrier {what} 0 would skip the carrier on every call: disable it instead"
+                )));
+            }
+        }
+        if change
+            .first_response_ms
+            .flatten()
+            .is_some_and(|ms| !(100..=60_000).contains(&ms))
+        {
+            return Err(StoreError::Invalid(
+                "a carrier's first-response timeout is 100 to 60000 ms".into(),
+            ));
+        }
+        if change
+            .ring_timeout_s
+            .flatten()
+            .is_some_and(|s| !(1..=3600).contains(&s))
+        {
+            return Err(StoreError::Invalid(
+                "a carrier's ring timeout is 1 to 3600 s".into(),
+            ));
+        }
+        let mut tx = self.write_tx().await?;
+        exists(&mut tx, Table::Carrier, id.0).await?;
+        const SET: [&str; 4] = [
+            "UPDATE carriers SET max_channels = $1, updated_ms = $2 WHERE id = $3",
+            "UPDATE carriers SET max_cps = $1, updated_ms = $2 WHERE id = $3",
+            "UPDATE carriers SET first_response_ms = $1, updated_ms = $2 WHERE id = $3",
+            "UPDATE carriers SET ring_timeout_s = $1, updated_ms = $2 WHERE id = $3",
+        ];
+        let values = [
+            change.max_channels,
+            change.max_cps,
+            change.first_response_ms,
+            change.ring_timeout_s,
+        ];
+        crate::update_columns(&mut tx, &SET, &values, id.0).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Takes a carrier out of routing (and probing), or back in.
+    pub async fn set_carrier_active(&self, id: CarrierId, active: bool) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE carriers SET active = $1, updated_ms = $2 WHERE id = $3")
+            .bind(i32::from(active))
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        touched(done.rows_affected(), "carrier", id.0)
+    }
+
+    /// Removes destination prefixes from a carrier's allow (`allow = true`) or deny list;
+    /// returns how many were there.
+    pub async fn remove_carrier_prefixes(
+        &self,
+        id: CarrierId,
+        allow: bool,
+        prefixes: &[String],
+    ) -> Result<u64, StoreError> {
+        let checked: Vec<String> = prefixes
+            .iter()
+            .map(|p| checked_prefix(p).map_err(StoreError::Invalid))
+            .collect::<Result<_, _>>()?;
+        let mut tx = self.write_tx().await?;
+        exists(&mut tx, Table::Carrier, id.0).await?;
+        let mut removed = 0;
+        for p in &checked {
+            removed += sqlx::query(
+                "DELETE FROM carrier_prefixes WHERE carrier_id = $1 AND kind = $2 AND prefix = $3",
+            )
+            .bind(id.0)
+            .bind(if allow { "allow" } else { "deny" })
+            .bind(p.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// Replaces a carrier's number profile and codec list.
+    pub async fn set_carrier_profile(
+        &self,
+        id: CarrierId,
+        profile: &NumberProfile,
+        codecs: &[String],
+    ) -> Result<(), StoreError> {
+        if profile.strip > 20 {
+            return Err(StoreError::Invalid("strip is 0 to 20 digits".into()));
+        }
+        if profile.tech_prefix.len() > 20
+            || !profile
+                .tech_prefix
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'#' || b == b'*')
+        {
+            return Err(StoreError::Invalid(format!(
+                "tech prefix {:?}: up to 20 of digits, `#` and `*`",
+                profile.tech_prefix
+            )));
+        }
+        if let Some(cc) = &profile.country_code {
+            checked_country_code(cc).map_err(StoreError::Invalid)?;
+        }
+        let national = [profile.format, profile.cli_format].contains(&OutboundFormat::National);
+        if national && profile.country_code.is_none() {
+            return Err(StoreError::Invalid(
+                "the national format needs the carrier's country code (--country)".into(),
+            ));
+        }
+        let codecs = checked_codecs(codecs)?;
+        let done = sqlx::query(
+            "UPDATE carriers SET strip_digits = $1, tech_prefix = $2, number_format = $3, cli_format = $4, \
+             country_code = $5, codecs = $6, updated_ms = $7 WHERE id = $8",
+        )
+        .bind(i32::from(profile.strip))
+        .bind(profile.tech_prefix.as_str())
+        .bind(profile.format.as_str())
+        .bind(profile.cli_format.as_str())
+        .bind(profile.country_code.as_deref())
+        .bind(codecs.join(","))
+        .bind(now_ms())
+        .bind(id.0)
+        .execute(&self.pool)
+        .await?;
+        touched(done.rows_affected(), "carrier", id.0)
+    }
 }
 
 pub(crate) async fn carriers_on(conn: &mut AnyConnection) -> Result<Vec<Carrier>, StoreError> {
@@ -170,7 +346,7 @@ pub(crate) async fn carrier_rows_on(conn: &mut AnyConnection) -> Result<Vec<Carr
         .map(|row| {
             let id: i64 = row.try_get("id")?;
             let transport: String = row.try_get("transport")?;
-            let (numbers, codecs) = routing::carrier_profile(row, id)?;
+            let (numbers, codecs) = carrier_profile(row, id)?;
             Ok(Carrier {
                 numbers,
                 codecs,
@@ -193,4 +369,53 @@ pub(crate) async fn carrier_rows_on(conn: &mut AnyConnection) -> Result<Vec<Carr
             })
         })
         .collect::<Result<Vec<Carrier>, StoreError>>()
+}
+
+/// Codec names as SDP writes them (letters, digits, `-`, `_`, `.`), upper-cased, each once.
+fn checked_codecs(codecs: &[String]) -> Result<Vec<String>, StoreError> {
+    let mut out: Vec<String> = Vec::new();
+    for c in codecs {
+        let c = c.trim();
+        if c.is_empty()
+            || c.len() > 32
+            || !c
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(StoreError::Invalid(format!(
+                "{c:?} is not a codec name (e.g. PCMA, G729)"
+            )));
+        }
+        let c = c.to_ascii_uppercase();
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// The profile columns of a carrier row.
+pub(crate) fn carrier_profile(
+    row: &AnyRow,
+    id: i64,
+) -> Result<(NumberProfile, Vec<String>), StoreError> {
+    let corrupt = |e: String| StoreError::Corrupt(format!("carrier {id}: {e}"));
+    let format: String = row.try_get("number_format")?;
+    let cli_format: String = row.try_get("cli_format")?;
+    let codecs: String = row.try_get("codecs")?;
+    Ok((
+        NumberProfile {
+            strip: int(row, "strip_digits")?,
+            tech_prefix: row.try_get("tech_prefix")?,
+            format: OutboundFormat::from_str(&format).map_err(corrupt)?,
+            cli_format: OutboundFormat::from_str(&cli_format).map_err(corrupt)?,
+            country_code: row.try_get("country_code")?,
+        },
+        codecs
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect(),
+    ))
 }

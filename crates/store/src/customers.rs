@@ -1,15 +1,21 @@
-//! Customers: adding one with its source addresses, its status and limits, and reading
-//! them all (for the directory and the CLI).
+//! Customers: adding one with its source addresses, its status and limits, its number
+//! format, routing mode and header policy, and reading them all (for the directory and the
+//! CLI).
 
 use std::collections::HashMap;
+use std::str::FromStr;
 
-use domain::{Customer, CustomerId, CustomerStatus, Money, now_ms};
+use domain::numbers::checked_country_code;
+use domain::{
+    Customer, CustomerId, CustomerStatus, DialPlanId, InboundFormat, Money, RoutingMode, now_ms,
+};
 use ipnet::IpNet;
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::{
-    Store, StoreError, Table, canonical, checked_name, exists, flag, limit, parse_network, routing,
-    touched, update_columns,
+    Store, StoreError, Table, canonical, checked_name, exists, flag, limit, parse_network, touched,
+    update_columns,
 };
 
 /// A customer to add. Its addresses are host addresses (`/32`, `/128`) or networks; host
@@ -31,6 +37,25 @@ pub struct LimitsChange {
     pub max_cps: Option<Option<u32>>,
     pub daily_minutes: Option<Option<u32>>,
     pub monthly_minutes: Option<Option<u32>>,
+}
+
+/// What `vts customer numbers` changes (`None`: left as it is).
+#[derive(Debug, Clone, Default)]
+pub struct NumbersChange {
+    pub format: Option<InboundFormat>,
+    /// `Some(None)` clears it.
+    pub country_code: Option<Option<String>>,
+    /// `Some(None)` clears it.
+    pub forced_cli: Option<Option<String>>,
+}
+
+/// A customer's header policy (docs/ROUTING.md "Headers between customers and carriers").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CustomerHeaders {
+    /// The customer's identity headers reach carriers.
+    pub trusted: bool,
+    /// Carriers do not see the customer's Via headers or User-Agent.
+    pub hide_topology: bool,
 }
 
 impl Store {
@@ -195,6 +220,128 @@ impl Store {
         tx.commit().await?;
         Ok(customers)
     }
+
+    /// Changes a customer's header policy (`None`: left as it is; both `None` changes
+    /// nothing) and returns the policy now stored. An unknown id is refused before any
+    /// UPDATE, so the configuration version stays (on PostgreSQL too).
+    pub async fn set_customer_headers(
+        &self,
+        id: CustomerId,
+        trusted: Option<bool>,
+        hide_topology: Option<bool>,
+    ) -> Result<CustomerHeaders, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT trusted, hide_topology FROM customers WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound {
+                what: "customer",
+                id: id.0,
+            })?;
+        let now = CustomerHeaders {
+            trusted: match trusted {
+                Some(t) => t,
+                None => flag(&row, "trusted")?,
+            },
+            hide_topology: match hide_topology {
+                Some(h) => h,
+                None => flag(&row, "hide_topology")?,
+            },
+        };
+        if trusted.is_some() || hide_topology.is_some() {
+            sqlx::query(
+                "UPDATE customers SET trusted = $1, hide_topology = $2, updated_ms = $3 WHERE id = $4",
+            )
+            .bind(i32::from(now.trusted))
+            .bind(i32::from(now.hide_topology))
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(now)
+    }
+
+    /// Changes how a customer's numbers are read. A national or auto format needs a country
+    /// code (the one given or the one stored); a forced CLI must be E.164 digits.
+    pub async fn set_customer_numbers(
+        &self,
+        id: CustomerId,
+        change: &NumbersChange,
+    ) -> Result<(), StoreError> {
+        let country = match &change.country_code {
+            Some(Some(cc)) => Some(Some(checked_country_code(cc).map_err(StoreError::Invalid)?)),
+            other => other.clone(),
+        };
+        let forced = match &change.forced_cli {
+            Some(Some(cli)) => Some(Some(
+                domain::numbers::normalize(cli, InboundFormat::E164, None)
+                    .map_err(|e| StoreError::Invalid(format!("forced CLI: {e}")))?,
+            )),
+            other => other.clone(),
+        };
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT number_format, country_code FROM customers WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound {
+                what: "customer",
+                id: id.0,
+            })?;
+        let stored_format: String = row.try_get("number_format")?;
+        let stored_cc: Option<String> = row.try_get("country_code")?;
+        let format = match change.format {
+            Some(f) => f,
+            None => InboundFormat::from_str(&stored_format).map_err(StoreError::Corrupt)?,
+        };
+        let cc = country.clone().unwrap_or(stored_cc);
+        if format != InboundFormat::E164 && cc.is_none() {
+            return Err(StoreError::Invalid(format!(
+                "number format {format} needs the customer's country code (--country)"
+            )));
+        }
+        if format == InboundFormat::Auto
+            && let Some(cc) = &cc
+            && domain::numbers::country(cc).is_none()
+        {
+            return Err(StoreError::Invalid(format!(
+                "country code {cc} is not in the country table: use the national format"
+            )));
+        }
+        sqlx::query("UPDATE customers SET number_format = $1, country_code = $2, updated_ms = $3 WHERE id = $4")
+            .bind(format.as_str())
+            .bind(cc)
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(forced) = forced {
+            sqlx::query("UPDATE customers SET forced_cli = $1 WHERE id = $2")
+                .bind(forced)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_customer_routing(
+        &self,
+        id: CustomerId,
+        mode: RoutingMode,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE customers SET routing = $1, updated_ms = $2 WHERE id = $3")
+            .bind(mode.as_str())
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        touched(done.rows_affected(), "customer", id.0)
+    }
 }
 
 pub(crate) async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Customer>, StoreError> {
@@ -210,7 +357,7 @@ pub(crate) async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Custome
         let id: i64 = row.try_get("id")?;
         index.insert(id, customers.len());
         let (number_format, country_code, forced_cli, dial_plan, routing) =
-            routing::customer_numbers(row, id)?;
+            customer_numbers(row, id)?;
         customers.push(Customer {
             number_format,
             country_code,
@@ -268,4 +415,28 @@ pub(crate) async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Custome
         }
     }
     Ok(customers)
+}
+
+/// A customer row's number format, country, forced CLI, dialing plan and routing mode.
+type CustomerNumbers = (
+    InboundFormat,
+    Option<String>,
+    Option<String>,
+    Option<DialPlanId>,
+    RoutingMode,
+);
+
+/// The number columns of a customer row.
+pub(crate) fn customer_numbers(row: &AnyRow, id: i64) -> Result<CustomerNumbers, StoreError> {
+    let format: String = row.try_get("number_format")?;
+    let routing: String = row.try_get("routing")?;
+    let corrupt = |e: String| StoreError::Corrupt(format!("customer {id}: {e}"));
+    Ok((
+        InboundFormat::from_str(&format).map_err(corrupt)?,
+        row.try_get("country_code")?,
+        row.try_get("forced_cli")?,
+        row.try_get::<Option<i64>, _>("dial_plan_id")?
+            .map(DialPlanId),
+        RoutingMode::from_str(&routing).map_err(corrupt)?,
+    ))
 }

@@ -8,7 +8,7 @@ use crate::carriers::carriers_on;
 use crate::customers::customers_on;
 use crate::security::whitelist_on;
 use crate::settings::settings_on;
-use crate::{Store, StoreError, routing};
+use crate::{Store, StoreError};
 
 /// What the switch polls to know when to reload: the configuration version (customers,
 /// carriers, plans, rates, settings, whitelist) and the block list's, each bumped by
@@ -50,10 +50,10 @@ impl Store {
         let carriers = carriers_on(&mut tx).await?;
         let settings = settings_on(&mut tx).await?;
         let whitelist = whitelist_on(&mut tx).await?;
-        let plans = routing::dial_plans_on(&mut tx).await?;
-        let (carrier_rates, customer_rates) = routing::rates_on(&mut tx).await?;
-        let health = routing::health_on(&mut tx).await?;
-        let rate_plans = routing::rate_plans_on(&mut tx).await?;
+        let plans = crate::plans::dial_plans_on(&mut tx).await?;
+        let (carrier_rates, customer_rates) = crate::rates::rates_on(&mut tx).await?;
+        let health = crate::health::health_on(&mut tx).await?;
+        let rate_plans = crate::rates::rate_plans_on(&mut tx).await?;
         tx.commit().await?;
         Ok(Directory::new(version, customers, carriers)
             .with_settings(settings)

@@ -28,14 +28,17 @@
 
 mod billing;
 mod carriers;
+mod cdr_row;
 mod cdrs;
 mod customers;
 mod directory;
 mod doctor;
 mod error;
 pub mod events;
+mod health;
 mod migrations;
-mod routing;
+mod plans;
+mod rates;
 mod security;
 mod settings;
 mod sql;
@@ -43,12 +46,12 @@ mod traces;
 mod usage;
 
 pub use billing::{EntryKind, LedgerEntry};
-pub use carriers::NewCarrier;
+pub use carriers::{CarrierLimitsChange, NewCarrier};
 pub use cdrs::CdrFilter;
-pub use customers::{LimitsChange, NewCustomer};
+pub use customers::{CustomerHeaders, LimitsChange, NewCustomer, NumbersChange};
 pub use directory::Versions;
 pub use events::{Event, EventSubscription, NewEvent};
-pub use routing::{CarrierLimitsChange, CustomerHeaders, NumbersChange};
+pub use rates::RateOwner;
 pub use traces::TraceMessage;
 pub use usage::{CarrierUsage, CustomerUsage};
 

@@ -279,7 +279,7 @@ impl Store {
         loop {
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {} FROM cdrs WHERE id > $1 ORDER BY id LIMIT 5000",
-                crate::cdrs::CDR_COLUMNS
+                crate::cdr_row::CDR_COLUMNS
             )))
             .bind(after.as_str())
             .fetch_all(&mut *tx)
@@ -289,7 +289,7 @@ impl Store {
             }
             let cdrs: Vec<Cdr> = rows
                 .iter()
-                .map(crate::cdrs::cdr_from_row)
+                .map(crate::cdr_row::cdr_from_row)
                 .collect::<Result<_, _>>()?;
             let refs: Vec<&Cdr> = cdrs.iter().collect();
             count(&mut tx, &refs).await?;

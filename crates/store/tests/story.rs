@@ -15,7 +15,7 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::{AnyConnection, Connection};
 use store::{
     Backend, CarrierLimitsChange, CdrFilter, CustomerHeaders, EntryKind, LimitsChange, NewCarrier,
-    NewCustomer, NumbersChange, Store, StoreError,
+    NewCustomer, NumbersChange, RateOwner, Store, StoreError,
 };
 
 #[tokio::test]
@@ -925,8 +925,8 @@ async fn routing_tables(store: &Store, acme: CustomerId, carrier: CarrierId) {
         effective_ms,
     };
     let n = store
-        .import_carrier_rates(
-            carrier,
+        .import_rates(
+            RateOwner::Carrier(carrier),
             &[rate("44", 10_000, 0), rate("447", 50_000, 1_000)],
         )
         .await
@@ -934,20 +934,37 @@ async fn routing_tables(store: &Store, acme: CustomerId, carrier: CarrierId) {
     assert_eq!(n, 2);
     // Same prefix and date: replaced, not doubled.
     store
-        .import_carrier_rates(carrier, &[rate("447", 40_000, 1_000)])
+        .import_rates(RateOwner::Carrier(carrier), &[rate("447", 40_000, 1_000)])
         .await
         .unwrap();
-    assert_eq!(store.list_carrier_rates(carrier).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .list_rates(RateOwner::Carrier(carrier))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     // All or nothing.
     assert!(
         store
-            .import_carrier_rates(carrier, &[rate("33", 1, 0), rate("3x", 1, 0)])
+            .import_rates(
+                RateOwner::Carrier(carrier),
+                &[rate("33", 1, 0), rate("3x", 1, 0)]
+            )
             .await
             .is_err()
     );
-    assert_eq!(store.list_carrier_rates(carrier).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .list_rates(RateOwner::Carrier(carrier))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     store
-        .import_customer_rates(acme, &[rate("44", 30_000, 0)])
+        .import_rates(RateOwner::Customer(acme), &[rate("44", 30_000, 0)])
         .await
         .unwrap();
 
@@ -1076,12 +1093,12 @@ async fn routing_tables(store: &Store, acme: CustomerId, carrier: CarrierId) {
         StoreError::Conflict(_)
     ));
     store
-        .import_rate_plan_rates(retail, &[rate("44", 30_000, 0)])
+        .import_rates(RateOwner::Plan(retail), &[rate("44", 30_000, 0)])
         .await
         .unwrap();
     assert!(
         store
-            .import_rate_plan_rates(RatePlanId(999), &[rate("44", 1, 0)])
+            .import_rates(RateOwner::Plan(RatePlanId(999)), &[rate("44", 1, 0)])
             .await
             .is_err()
     );

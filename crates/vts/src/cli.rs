@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 use proxy::ListenerSpec;
 
+use crate::config::{Global, HttpListen};
+
 #[derive(Debug, Parser)]
 #[command(name = "vts", version, about = "A wholesale VoIP termination switch")]
 pub(crate) struct Cli {
@@ -14,26 +16,6 @@ pub(crate) struct Cli {
     pub(crate) global: Global,
     #[command(subcommand)]
     pub(crate) command: Command,
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct Global {
-    /// Directory for the SQLite database, the control socket and local state.
-    #[arg(long, global = true, env = "VTS_DATA_DIR", value_name = "DIR")]
-    pub(crate) data_dir: Option<PathBuf>,
-    /// Database URL: sqlite://PATH or postgres://... (default: SQLite in the data directory).
-    /// Its value may hold a password: `--help` never shows it.
-    #[arg(
-        long,
-        global = true,
-        env = "VTS_DB",
-        hide_env_values = true,
-        value_name = "URL"
-    )]
-    pub(crate) db: Option<String>,
-    /// TOML configuration file (unknown keys are an error).
-    #[arg(long, global = true, env = "VTS_CONFIG", value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,7 +203,7 @@ pub(crate) struct ServeArgs {
     /// The HTTP server (health, readiness, metrics): ADDR:PORT, or off
     /// (default: 127.0.0.1:8080, or `[http] listen`).
     #[arg(long, env = "VTS_HTTP", value_name = "ADDR:PORT|off")]
-    pub(crate) http: Option<crate::config::HttpListen>,
+    pub(crate) http: Option<HttpListen>,
 }
 
 #[derive(Debug, Subcommand)]

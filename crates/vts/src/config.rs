@@ -8,7 +8,27 @@ use std::time::Duration;
 use proxy::{ListenerSpec, ProxyConfig};
 use serde::Deserialize;
 
-use crate::cli::Global;
+/// The options every subcommand takes (`vts --data-dir DIR --db URL --config FILE ...`):
+/// where the settings come from.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Global {
+    /// Directory for the SQLite database, the control socket and local state.
+    #[arg(long, global = true, env = "VTS_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://... (default: SQLite in the data directory).
+    /// Its value may hold a password: `--help` never shows it.
+    #[arg(
+        long,
+        global = true,
+        env = "VTS_DB",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub(crate) db: Option<String>,
+    /// TOML configuration file (unknown keys are an error).
+    #[arg(long, global = true, env = "VTS_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

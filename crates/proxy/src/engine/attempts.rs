@@ -12,10 +12,11 @@ use tracing::{debug, info, warn};
 use super::call::{Attempt, Call, Cancel, Failure, IDENTITY_HEADERS, Unsendable, fails_over};
 use super::dialog::Phase;
 use super::{CallTimer, ClientRole, Engine, wire};
-use crate::pipeline::{self, Reject};
 use crate::sdp;
 use crate::transport::Peer;
 use cluster::{ChannelScope, Lease, Scope};
+use domain::Reject;
+use domain::routing;
 use telemetry::latency::Kind;
 
 impl Engine {
@@ -52,10 +53,10 @@ impl Engine {
             // What `vts route` decides too (prefix rules, a usable address), then what
             // depends on the moment (its limits): re-checked for every attempt.
             if let Some(pass) =
-                pipeline::pass_over(&carrier, &call.destination, call.sent, max_attempts)
+                routing::pass_over(&carrier, &call.destination, call.sent, max_attempts)
             {
                 debug!(carrier = carrier.id.0, reason = %pass.reason(), "carrier skipped");
-                if call.last_failure.is_none() || pass == pipeline::PassOver::HostNotAddress {
+                if call.last_failure.is_none() || pass == routing::PassOver::HostNotAddress {
                     call.last_failure = Some(Box::new(Failure::Local(pass.reject())));
                 }
                 continue;

@@ -94,7 +94,7 @@ impl Engine {
             now,
             ip,
             domain::SecurityEvent::FloodDetected {
-                source: crate::pipeline::aggregate(ip),
+                source: crate::admission::security::aggregate(ip),
                 threshold: settings.flood_threshold.unwrap_or_default(),
                 blocked_until_ms: until,
             },

@@ -12,9 +12,10 @@ use sip_transaction::{ClientTxnId, ServerTxnId};
 
 use super::dialog::Phase;
 use super::{Engine, wire};
-use crate::pipeline::{self, Reject};
 use crate::transport::Peer;
 use cluster::Lease;
+use domain::Reject;
+use domain::routing;
 
 /// One INVITE sent to one carrier.
 #[derive(Debug)]
@@ -158,7 +159,7 @@ pub(super) fn lossy(b: &[u8]) -> String {
 /// What admission gives a call it lets through.
 pub(super) struct Admitted {
     pub(super) leases: Vec<Lease>,
-    pub(super) numbers: pipeline::Numbers,
+    pub(super) numbers: routing::Numbers,
     pub(super) routes: Vec<Carrier>,
     /// The first increment (minimum and connection fee) a billed customer's call holds
     /// against the balance until it is answered or ends.

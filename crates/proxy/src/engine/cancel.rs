@@ -10,7 +10,7 @@ use sip_transaction::ServerTxnId;
 use super::call::{Cancel, Failure};
 use super::dialog::Phase;
 use super::{ClientRole, Engine, wire};
-use crate::pipeline::Reject;
+use domain::Reject;
 
 impl Engine {
     /// CANCEL from the customer: 200 to the CANCEL, 487 to the INVITE, CANCEL to the carrier.

@@ -231,12 +231,12 @@ pub(crate) struct Engine {
     /// Events for operators (blocks, refusals, warnings, health), for `vts` to record and log.
     notices: mpsc::UnboundedSender<SwitchEvent>,
     /// Automatic blocks not yet in the directory's block list (see `PendingBlocks`).
-    pending_blocks: crate::pipeline::PendingBlocks,
+    pending_blocks: crate::admission::security::PendingBlocks,
     /// While blocks are pending: when to check the directory for them again (so that they
     /// go as soon as the store's entries arrive, even with no traffic).
     pending_check: Option<Instant>,
     /// Refused INVITEs of unknown source addresses ("auth failures").
-    auth_failures: crate::pipeline::FailureCounter,
+    auth_failures: crate::admission::security::FailureCounter,
     /// Weighted shares among carriers of equal priority.
     rng: fastrand::Rng,
     status: watch::Sender<Status>,
@@ -287,7 +287,7 @@ pub(crate) struct Engine {
     /// Minutes used per customer, calls in progress counted.
     minutes: Box<dyn cluster::Minutes>,
     /// 80 % warnings already given.
-    warnings: crate::pipeline::Warnings,
+    warnings: crate::admission::limits::Warnings,
     balances: cluster::BalanceSource,
     /// Closed while accounting cannot record more calls.
     accounting: cluster::AccountingGate,
@@ -378,9 +378,9 @@ impl Engine {
             directory,
             events,
             notices,
-            pending_blocks: crate::pipeline::PendingBlocks::default(),
+            pending_blocks: crate::admission::security::PendingBlocks::default(),
             pending_check: None,
-            auth_failures: crate::pipeline::FailureCounter::default(),
+            auth_failures: crate::admission::security::FailureCounter::default(),
             rng: fastrand::Rng::new(),
             status,
             advertised,
@@ -414,7 +414,7 @@ impl Engine {
             balance_check: None,
             to_review: HashSet::new(),
             review_at: None,
-            warnings: crate::pipeline::Warnings::default(),
+            warnings: crate::admission::limits::Warnings::default(),
             probes: probe::Probes::starting(now()),
             in_setup: 0,
             held: HashMap::new(),

@@ -158,7 +158,8 @@ impl Engine {
         // every method before anything is kept for them; customers are held by their own
         // CPS limit, and nothing a customer or carrier sends blocks it automatically.
         if !directory.is_known(ip)
-            && let Err(reject) = crate::pipeline::flood(&mut *self.limiter, &directory, ip, now)
+            && let Err(reject) =
+                crate::admission::security::flood(&mut *self.limiter, &directory, ip, now)
         {
             if method != Some(Method::Ack) {
                 let (status, reason) = self.refuse(reject);

@@ -15,7 +15,10 @@ use tracing::{debug, info, warn};
 use super::call::{Admitted, Call, Failure, lossy};
 use super::dialog::Phase;
 use super::{Engine, wire};
-use crate::pipeline::{self, Reject};
+use domain::Reject;
+use domain::routing;
+
+use crate::admission::{limits, security};
 use crate::sdp;
 use crate::transport::Peer;
 use cluster::{ChannelScope, Lease, Period, Scope};
@@ -38,7 +41,7 @@ impl Engine {
         }
         let until = self.clock.epoch_ms(now) + i64::from(settings.block_s) * 1000;
         let event = SecurityEvent::AuthFailures {
-            source: pipeline::aggregate(ip),
+            source: security::aggregate(ip),
             threshold,
             window_s: settings.auth_fail_window_s,
             blocked_until_ms: until,
@@ -68,7 +71,7 @@ impl Engine {
             return;
         }
         let directory = self.directory.load();
-        let customer = match pipeline::identify(&directory, peer.addr.ip()) {
+        let customer = match routing::identify(&directory, peer.addr.ip()) {
             Ok(c) => c.clone(),
             Err(reject) => {
                 let (status, reason) = self.refuse(reject);
@@ -145,7 +148,7 @@ impl Engine {
                     code,
                     reason,
                 });
-                let numbers = pipeline::Numbers {
+                let numbers = routing::Numbers {
                     callee: callee_raw,
                     caller: caller_raw,
                 };
@@ -203,7 +206,7 @@ impl Engine {
     ) -> Result<Admitted, Reject> {
         let now_ms = self.clock.epoch_ms(now);
         let settings = &directory.settings;
-        pipeline::status(customer)?;
+        routing::status(customer)?;
         let global = Lease::acquire(
             &self.channels,
             ChannelScope::Global,
@@ -212,8 +215,8 @@ impl Engine {
             now,
         )
         .ok_or(Reject::SystemCapacity)?;
-        pipeline::global_cps(&mut *self.limiter, settings, now)?;
-        pipeline::customer_cps(&mut *self.limiter, customer, now)?;
+        limits::global_cps(&mut *self.limiter, settings, now)?;
+        limits::customer_cps(&mut *self.limiter, customer, now)?;
         let own = Lease::acquire(
             &self.channels,
             ChannelScope::Customer(customer.id.0),
@@ -222,14 +225,14 @@ impl Engine {
             now,
         )
         .ok_or(Reject::ChannelLimit)?;
-        pipeline::minutes(&*self.minutes, customer, now_ms)?;
+        limits::minutes(&*self.minutes, customer, now_ms)?;
         // (Billing off: no balance to read.)
         let balance = match customer.billing {
             domain::BillingMode::Off => domain::Money(0),
             _ => self.balance_now(customer.id, now_ms),
         };
-        pipeline::balance(customer, balance, settings)?;
-        let numbers = pipeline::numbers(customer, callee, caller)?;
+        limits::balance(customer, balance, settings)?;
+        let numbers = routing::numbers(customer, callee, caller)?;
         let first = match customer.spendable(balance) {
             Some(_) => {
                 domain::rating::tariff(directory, customer.id, None, &numbers.callee, now_ms)
@@ -238,11 +241,11 @@ impl Engine {
             }
             None => None,
         };
-        pipeline::first_increment(customer, balance, first, settings)?;
-        pipeline::dial_plan(directory, customer, &numbers.callee)?;
+        limits::first_increment(customer, balance, first, settings)?;
+        routing::dial_plan(directory, customer, &numbers.callee)?;
         let probes = &self.probes;
         let health = |c: &Carrier| probes.state(c.id, directory);
-        let routes = pipeline::route(
+        let routes = routing::route(
             directory,
             customer,
             &numbers.callee,

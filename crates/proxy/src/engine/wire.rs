@@ -153,7 +153,7 @@ pub(super) fn record_route(host: &str, t: Transport) -> String {
 /// A carrier's address; `None` when its host is not an IP address (names are resolved by
 /// the directory loader, not on the call path).
 pub(super) fn carrier_peer(c: &Carrier) -> Option<Peer> {
-    let ip = crate::pipeline::carrier_ip(c)?;
+    let ip = domain::routing::carrier_ip(c)?;
     Some(Peer {
         addr: SocketAddr::new(ip, c.port),
         transport: c.transport,

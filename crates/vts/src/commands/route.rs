@@ -1,5 +1,5 @@
 //! `vts route`: what the switch would do with a call (the same per-carrier decision as
-//! live calls, `proxy::simulate`), printed.
+//! live calls, `domain::routing::simulate`), printed.
 
 use domain::{Customer, CustomerId, now_ms};
 use store::Store;
@@ -15,7 +15,7 @@ pub(super) async fn run(
     let c = directory
         .customer(CustomerId(customer))
         .ok_or_else(|| format!("no customer {customer}"))?;
-    let sim = proxy::simulate(
+    let sim = domain::routing::simulate(
         &directory,
         c,
         &number,
@@ -27,7 +27,7 @@ pub(super) async fn run(
     Ok(())
 }
 
-fn render_route(customer: &Customer, sim: &proxy::Simulation) -> String {
+fn render_route(customer: &Customer, sim: &domain::routing::Simulation) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let status = match (customer.active, customer.status) {
@@ -84,7 +84,7 @@ fn render_route(customer: &Customer, sim: &proxy::Simulation) -> String {
         let attempt = step.attempt.map_or("-".to_string(), |n| n.to_string());
         let verdict = match &step.skipped {
             None if customer.routing == domain::RoutingMode::Lcr => "try".to_string(),
-            None => match proxy::first_share(&routes, c) {
+            None => match domain::routing::first_share(&routes, c) {
                 // The order among equal priorities is drawn per call, by weight.
                 Some(share) => format!(
                     "try (first at priority {} in {:.0}% of calls)",

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use domain::{CarrierId, CustomerId, DialPlanId, NumberProfile, Pattern, Rate, RatePlanId};
-use store::{EntryKind, NumbersChange, Store};
+use store::{EntryKind, NumbersChange, RateOwner, Store};
 
 use crate::cli::{CarrierCmd, CustomerCmd, PlanCmd, RatePlanCmd};
 
@@ -151,7 +151,9 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> crate::error::R
         }
         CustomerCmd::ImportRates { id, file } => {
             let rates = read_rates(&file)?;
-            let n = store.import_customer_rates(CustomerId(id), &rates).await?;
+            let n = store
+                .import_rates(RateOwner::Customer(CustomerId(id)), &rates)
+                .await?;
             println!("customer {id}: {n} rates imported");
         }
         _ => unreachable!("other customer commands are handled in commands.rs"),
@@ -167,7 +169,9 @@ pub(crate) async fn rate_plan(store: &Store, cmd: RatePlanCmd) -> crate::error::
         }
         RatePlanCmd::ImportRates { id, file } => {
             let rates = read_rates(&file)?;
-            let n = store.import_rate_plan_rates(RatePlanId(id), &rates).await?;
+            let n = store
+                .import_rates(RateOwner::Plan(RatePlanId(id)), &rates)
+                .await?;
             println!("rate plan {id}: {n} rates imported");
         }
         RatePlanCmd::List => {
@@ -331,7 +335,9 @@ pub(crate) async fn carrier(store: &Store, cmd: CarrierCmd) -> crate::error::Res
         }
         CarrierCmd::ImportRates { id, file } => {
             let rates = read_rates(&file)?;
-            let n = store.import_carrier_rates(CarrierId(id), &rates).await?;
+            let n = store
+                .import_rates(RateOwner::Carrier(CarrierId(id)), &rates)
+                .await?;
             println!("carrier {id}: {n} rates imported");
         }
         CarrierCmd::Rates { id } => {
@@ -339,7 +345,7 @@ pub(crate) async fn carrier(store: &Store, cmd: CarrierCmd) -> crate::error::Res
                 "{:<16} {:>12} {:>12} {:>9} {:>8} EFFECTIVE",
                 "PREFIX", "PER MINUTE", "CONNECTION", "INCREMENT", "MINIMUM"
             );
-            for r in store.list_carrier_rates(CarrierId(id)).await? {
+            for r in store.list_rates(RateOwner::Carrier(CarrierId(id))).await? {
                 println!(
                     "{:<16} {:>12} {:>12} {:>9} {:>8} {}",
                     r.prefix,
