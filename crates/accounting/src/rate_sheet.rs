@@ -71,10 +71,10 @@ pub fn parse(input: impl Read) -> Result<Vec<Rate>, SheetError> {
             });
         }
         let at = |field: &'static str| {
-            move |problem: String| SheetError::Field {
+            move |problem: domain::Invalid| SheetError::Field {
                 line,
                 field,
-                problem,
+                problem: problem.to_string(),
             }
         };
         let prefix = domain::checked_prefix(field(0)).map_err(at("prefix"))?;
@@ -89,7 +89,11 @@ pub fn parse(input: impl Read) -> Result<Vec<Rate>, SheetError> {
                 .parse::<u32>()
                 .ok()
                 .filter(|v| (min..=3600).contains(v))
-                .ok_or_else(|| at(what)(format!("{f:?} is not a whole number from {min} to 3600"))),
+                .ok_or_else(|| {
+                    at(what)(domain::Invalid::new(format!(
+                        "{f:?} is not a whole number from {min} to 3600"
+                    )))
+                }),
         };
         let increment_s = whole(3, "increment", 1, 1)?;
         let minimum_s = whole(4, "minimum", 0, 0)?;

@@ -15,7 +15,7 @@ use crate::{seen, wal};
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     #[error("{0}")]
-    Day(String),
+    Day(domain::Invalid),
     #[error("cannot read the calls seen: {0}")]
     Seen(std::io::Error),
     #[error("cannot read the write-ahead log: {0}")]

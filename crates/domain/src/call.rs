@@ -2,6 +2,7 @@
 //! accounting turns them into CDRs (`cdr.rs`). Times are epoch milliseconds taken from a
 //! monotonic clock by the proxy.
 
+use crate::invalid::Invalid;
 use std::fmt;
 use std::str::FromStr;
 
@@ -43,14 +44,14 @@ impl fmt::Display for HangupSide {
 }
 
 impl FromStr for HangupSide {
-    type Err = String;
+    type Err = Invalid;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "caller" => Ok(HangupSide::Caller),
             "callee" => Ok(HangupSide::Callee),
             "switch" => Ok(HangupSide::Switch),
-            other => Err(format!("unknown hangup side {other:?}")),
+            other => Err(format!("unknown hangup side {other:?}").into()),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! customer may call. Rules are tried by priority (lower first); the first that matches
 //! decides; no match leaves the plan's default. Numbers are E.164 digits (normalised).
 
+use crate::invalid::Invalid;
 use serde::{Deserialize, Serialize};
 
 /// A dialing plan's id in the store.
@@ -17,7 +18,7 @@ pub struct Pattern(String);
 
 impl Pattern {
     /// Checks a pattern as typed (a leading `+` is dropped).
-    pub fn parse(text: &str) -> Result<Pattern, String> {
+    pub fn parse(text: &str) -> Result<Pattern, Invalid> {
         let t = text.trim();
         let t = t.strip_prefix('+').unwrap_or(t);
         if t.is_empty()
@@ -28,7 +29,8 @@ impl Pattern {
         {
             return Err(format!(
                 "{text:?} is not a pattern (1 to 32 of: digits, `*` for any run, `?` for one digit)"
-            ));
+            )
+            .into());
         }
         Ok(Pattern(t.to_string()))
     }

@@ -2,6 +2,7 @@
 //! carrier down, consecutive successes bring it back. Only probes count: a failed call fails
 //! over but never changes health.
 
+use crate::invalid::Invalid;
 use std::fmt;
 use std::str::FromStr;
 
@@ -36,14 +37,14 @@ impl Health {
 }
 
 impl FromStr for Health {
-    type Err = String;
+    type Err = Invalid;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "up" => Ok(Health::Up),
             "suspect" => Ok(Health::Suspect),
             "down" => Ok(Health::Down),
-            other => Err(format!("unknown health {other:?} (up, suspect or down)")),
+            other => Err(format!("unknown health {other:?} (up, suspect or down)").into()),
         }
     }
 }

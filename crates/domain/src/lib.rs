@@ -13,6 +13,7 @@ mod dialplan;
 mod directory;
 mod events;
 mod health;
+mod invalid;
 pub mod numbers;
 mod party;
 mod rates;
@@ -32,6 +33,7 @@ pub use dialplan::{DialPlan, DialPlanId, DialRule, PREMIUM_PREFIXES, Pattern, Ve
 pub use directory::Directory;
 pub use events::{Cap, LimitKind, SwitchEvent};
 pub use health::{Health, HealthTracker, probe_alive};
+pub use invalid::Invalid;
 pub use numbers::{InboundFormat, NumberProfile, OutboundFormat};
 pub use party::{
     BillingMode, Carrier, CarrierId, Customer, CustomerId, CustomerStatus, PrefixVerdict,

@@ -3,6 +3,7 @@
 //! that carrier wants, for each attempt, from the number as normalised (never from the
 //! previous attempt's output).
 
+use crate::invalid::Invalid;
 use std::fmt;
 use std::str::FromStr;
 
@@ -33,16 +34,16 @@ impl InboundFormat {
 }
 
 impl FromStr for InboundFormat {
-    type Err = String;
+    type Err = Invalid;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "e164" => Ok(InboundFormat::E164),
             "national" => Ok(InboundFormat::National),
             "auto" => Ok(InboundFormat::Auto),
-            other => Err(format!(
-                "unknown number format {other:?} (e164, national or auto)"
-            )),
+            other => {
+                Err(format!("unknown number format {other:?} (e164, national or auto)").into())
+            }
         }
     }
 }
@@ -78,7 +79,7 @@ impl OutboundFormat {
 }
 
 impl FromStr for OutboundFormat {
-    type Err = String;
+    type Err = Invalid;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
@@ -87,7 +88,8 @@ impl FromStr for OutboundFormat {
             "national" => Ok(OutboundFormat::National),
             other => Err(format!(
                 "unknown number format {other:?} (international, plus or national)"
-            )),
+            )
+            .into()),
         }
     }
 }
@@ -189,39 +191,29 @@ pub fn country_of(e164: &str) -> Option<&'static Country> {
 }
 
 /// Checks a country code: 1 to 3 digits, not starting with 0.
-pub fn checked_country_code(code: &str) -> Result<String, String> {
+pub fn checked_country_code(code: &str) -> Result<String, Invalid> {
     let code = code.trim().trim_start_matches('+');
     if code.is_empty()
         || code.len() > 3
         || code.starts_with('0')
         || !code.bytes().all(|b| b.is_ascii_digit())
     {
-        return Err(format!(
-            "{code:?} is not a country code (1 to 3 digits, not starting with 0)"
-        ));
+        return Err(
+            format!("{code:?} is not a country code (1 to 3 digits, not starting with 0)").into(),
+        );
     }
     Ok(code.to_string())
-}
-
-/// Why a number could not be normalised.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NumberError(pub String);
-
-impl fmt::Display for NumberError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// Shortest and longest E.164 number accepted (E.164 allows 15 digits at most; short
 /// codes below 4 digits are never international destinations).
 const E164_LEN: std::ops::RangeInclusive<usize> = 4..=15;
 
-fn e164(digits: String, raw: &str) -> Result<String, NumberError> {
+fn e164(digits: String, raw: &str) -> Result<String, Invalid> {
     if E164_LEN.contains(&digits.len()) {
         Ok(digits)
     } else {
-        Err(NumberError(format!(
+        Err(Invalid::new(format!(
             "{raw:?} gives {} digits: an E.164 number has 4 to 15",
             digits.len()
         )))
@@ -235,7 +227,7 @@ pub fn normalize(
     raw: &str,
     format: InboundFormat,
     country_code: Option<&str>,
-) -> Result<String, NumberError> {
+) -> Result<String, Invalid> {
     let cleaned: String = raw
         .trim()
         .chars()
@@ -249,13 +241,13 @@ pub fn normalize(
         },
     };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(NumberError(format!("{raw:?} is not a phone number")));
+        return Err(Invalid::new(format!("{raw:?} is not a phone number")));
     }
     if international || format == InboundFormat::E164 {
         return e164(digits.to_string(), raw);
     }
     let Some(cc) = country_code else {
-        return Err(NumberError(format!(
+        return Err(Invalid::new(format!(
             "{raw:?} is national but the customer has no country code"
         )));
     };
@@ -272,7 +264,7 @@ pub fn normalize(
         }
         InboundFormat::Auto => {
             let Some(home) = home else {
-                return Err(NumberError(format!(
+                return Err(Invalid::new(format!(
                     "country code {cc} is not in the country table: auto-detection needs it"
                 )));
             };
@@ -291,7 +283,7 @@ pub fn normalize(
             {
                 return e164(digits.to_string(), raw);
             }
-            Err(NumberError(format!(
+            Err(Invalid::new(format!(
                 "{raw:?} fits neither a national number of +{cc} nor an international one"
             )))
         }
@@ -384,7 +376,7 @@ mod tests {
         assert!(
             normalize("0201", InboundFormat::National, None)
                 .unwrap_err()
-                .0
+                .message()
                 .contains("no country code")
         );
         // A country without a trunk prefix keeps a leading 0 (Italy's fixed numbers).
@@ -413,7 +405,7 @@ mod tests {
         assert!(
             normalize("123", InboundFormat::Auto, Some("999"))
                 .unwrap_err()
-                .0
+                .message()
                 .contains("country table")
         );
     }

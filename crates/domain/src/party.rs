@@ -1,6 +1,7 @@
 //! Customers (who send us calls, identified by source address) and carriers (where we send
 //! them).
 
+use crate::invalid::Invalid;
 use std::fmt;
 use std::str::FromStr;
 
@@ -59,7 +60,7 @@ impl CustomerStatus {
 }
 
 impl FromStr for CustomerStatus {
-    type Err = String;
+    type Err = Invalid;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
@@ -68,7 +69,8 @@ impl FromStr for CustomerStatus {
             "blocked" => Ok(CustomerStatus::Blocked),
             other => Err(format!(
                 "unknown customer status {other:?} (active, suspended or blocked)"
-            )),
+            )
+            .into()),
         }
     }
 }
@@ -165,16 +167,14 @@ impl BillingMode {
 }
 
 impl FromStr for BillingMode {
-    type Err = String;
+    type Err = Invalid;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "off" => Ok(BillingMode::Off),
             "prepaid" => Ok(BillingMode::Prepaid),
             "postpaid" => Ok(BillingMode::Postpaid),
-            other => Err(format!(
-                "unknown billing {other:?} (off, prepaid or postpaid)"
-            )),
+            other => Err(format!("unknown billing {other:?} (off, prepaid or postpaid)").into()),
         }
     }
 }
@@ -234,13 +234,13 @@ impl RoutingMode {
 }
 
 impl FromStr for RoutingMode {
-    type Err = String;
+    type Err = Invalid;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "priority" => Ok(RoutingMode::Priority),
             "lcr" => Ok(RoutingMode::Lcr),
-            other => Err(format!("unknown routing mode {other:?} (priority or lcr)")),
+            other => Err(format!("unknown routing mode {other:?} (priority or lcr)").into()),
         }
     }
 }
@@ -276,13 +276,13 @@ impl fmt::Display for Transport {
 }
 
 impl FromStr for Transport {
-    type Err = String;
+    type Err = Invalid;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "udp" => Ok(Transport::Udp),
             "tcp" => Ok(Transport::Tcp),
-            other => Err(format!("unknown transport {other:?} (expected udp or tcp)")),
+            other => Err(format!("unknown transport {other:?} (expected udp or tcp)").into()),
         }
     }
 }
@@ -356,13 +356,11 @@ impl Carrier {
 }
 
 /// Checks a destination prefix: digits only (1 to 20 of them), a leading `+` dropped.
-pub fn checked_prefix(prefix: &str) -> Result<String, String> {
+pub fn checked_prefix(prefix: &str) -> Result<String, Invalid> {
     let p = prefix.trim();
     let p = p.strip_prefix('+').unwrap_or(p);
     if p.is_empty() || p.len() > 20 || !p.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "{prefix:?} is not a destination prefix (1 to 20 digits)"
-        ));
+        return Err(format!("{prefix:?} is not a destination prefix (1 to 20 digits)").into());
     }
     Ok(p.to_string())
 }

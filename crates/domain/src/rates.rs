@@ -1,6 +1,7 @@
 //! Rates per destination prefix with effective dates: what a carrier costs (LCR) and what a
 //! customer pays (the cap LCR never exceeds). Money is integer fixed point.
 
+use crate::invalid::Invalid;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -19,9 +20,13 @@ impl Money {
 
     /// Parses a decimal amount (`0.0125`, `1`, `.5`) exactly; at most 6 decimals, not
     /// negative.
-    pub fn parse(text: &str) -> Result<Money, String> {
+    pub fn parse(text: &str) -> Result<Money, Invalid> {
         let t = text.trim();
-        let bad = || format!("{text:?} is not an amount (digits, up to 6 decimals, e.g. 0.0125)");
+        let bad = || {
+            Invalid::new(format!(
+                "{text:?} is not an amount (digits, up to 6 decimals, e.g. 0.0125)"
+            ))
+        };
         let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
         if (whole.is_empty() && frac.is_empty())
             || frac.len() > 6

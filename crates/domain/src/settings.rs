@@ -2,6 +2,7 @@
 //! key that is not here cannot be set, so a misspelt key fails loudly instead of silently
 //! keeping a default.
 
+use crate::invalid::Invalid;
 use std::fmt;
 
 /// The switch-wide settings in force.
@@ -132,19 +133,22 @@ impl Setting {
     }
 
     /// The setting a key names.
-    pub fn from_key(key: &str) -> Result<Setting, String> {
+    pub fn from_key(key: &str) -> Result<Setting, Invalid> {
         Setting::ALL
             .iter()
             .copied()
             .find(|s| s.key() == key)
             .ok_or_else(|| {
                 let known: Vec<&str> = Setting::ALL.iter().map(|s| s.key()).collect();
-                format!("unknown setting {key:?} (known: {})", known.join(", "))
+                Invalid::new(format!(
+                    "unknown setting {key:?} (known: {})",
+                    known.join(", ")
+                ))
             })
     }
 
     /// Checks a value and returns it in its stored form.
-    pub fn check(self, value: &str) -> Result<String, String> {
+    pub fn check(self, value: &str) -> Result<String, Invalid> {
         let v = value.trim();
         let n = v.parse::<u32>().map_err(|_| {
             format!(
@@ -161,13 +165,13 @@ impl Setting {
                 | Setting::ProbeRecoverThreshold
         ) && n == 0
         {
-            return Err(format!("{}: at least 1", self.key()));
+            return Err(format!("{}: at least 1", self.key()).into());
         }
         if self == Setting::BalanceRefuseCode && n != 402 && n != 403 {
-            return Err(format!("{}: 402 or 403", self.key()));
+            return Err(format!("{}: 402 or 403", self.key()).into());
         }
         if self == Setting::ProbeInterval && n > 3600 {
-            return Err(format!("{}: at most 3600 seconds", self.key()));
+            return Err(format!("{}: at most 3600 seconds", self.key()).into());
         }
         Ok(n.to_string())
     }
@@ -182,7 +186,7 @@ impl fmt::Display for Setting {
 impl Settings {
     /// Applies one stored `(key, value)`; unknown keys and bad values are errors (a row
     /// written by hand into the table must not be silently ignored).
-    pub fn apply(&mut self, key: &str, value: &str) -> Result<(), String> {
+    pub fn apply(&mut self, key: &str, value: &str) -> Result<(), Invalid> {
         let setting = Setting::from_key(key)?;
         let n: u32 = setting
             .check(value)?
@@ -219,6 +223,7 @@ mod tests {
         assert!(
             s.apply("limits.global_max_chanels", "1")
                 .unwrap_err()
+                .message()
                 .contains("unknown setting")
         );
         assert!(s.apply("limits.global_max_cps", "-1").is_err());

@@ -2,6 +2,7 @@
 //! local midnight and on the first of its local month. Zone rules come from the system's
 //! time zone database (`/usr/share/zoneinfo`, Debian's `tzdata`); `UTC` needs none.
 
+use crate::invalid::Invalid;
 use std::fmt;
 
 use jiff::Timestamp;
@@ -18,7 +19,7 @@ pub fn now_ms() -> i64 {
 
 /// A moment as an operator types it: `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time
 /// (`2026-12-01T12:00:00Z`); milliseconds since the epoch. The error says what is expected.
-pub fn parse_instant(text: &str) -> Result<i64, String> {
+pub fn parse_instant(text: &str) -> Result<i64, Invalid> {
     let text = text.trim();
     if text.len() == 10
         && let Ok(date) = text.parse::<jiff::civil::Date>()
@@ -26,11 +27,15 @@ pub fn parse_instant(text: &str) -> Result<i64, String> {
         return date
             .to_zoned(TimeZone::UTC)
             .map(|z| z.timestamp().as_millisecond())
-            .map_err(|e| e.to_string());
+            .map_err(|e| Invalid::new(e.to_string()));
     }
     text.parse::<Timestamp>()
         .map(|t| t.as_millisecond())
-        .map_err(|_| format!("{text:?}: YYYY-MM-DD or an RFC 3339 time (2026-12-01T00:00:00Z)"))
+        .map_err(|_| {
+            Invalid::new(format!(
+                "{text:?}: YYYY-MM-DD or an RFC 3339 time (2026-12-01T00:00:00Z)"
+            ))
+        })
 }
 
 /// A time zone by name.
@@ -49,7 +54,7 @@ impl Zone {
     }
 
     /// A zone by IANA name (`Europe/Madrid`, `America/Mexico_City`, `UTC`).
-    pub fn parse(name: &str) -> Result<Zone, String> {
+    pub fn parse(name: &str) -> Result<Zone, Invalid> {
         let name = name.trim();
         if name.eq_ignore_ascii_case("utc") {
             return Ok(Zone::utc());
@@ -83,13 +88,13 @@ impl Zone {
     }
 
     /// The first millisecond (UTC epoch) of local date `date` (`YYYY-MM-DD`).
-    pub fn start_of(&self, date: &str) -> Result<i64, String> {
+    pub fn start_of(&self, date: &str) -> Result<i64, Invalid> {
         let d: jiff::civil::Date = date
             .parse()
             .map_err(|e| format!("bad date {date:?} (YYYY-MM-DD): {e}"))?;
         d.to_zoned(self.tz.clone())
             .map(|z| z.timestamp().as_millisecond())
-            .map_err(|e| format!("date {date:?} in {}: {e}", self.name))
+            .map_err(|e| Invalid::new(format!("date {date:?} in {}: {e}", self.name)))
     }
 }
 
@@ -149,6 +154,7 @@ mod tests {
         assert!(
             Zone::parse("Mars/Olympus")
                 .unwrap_err()
+                .message()
                 .contains("unknown time zone")
         );
         assert!(utc.start_of("2026-13-01").is_err());

@@ -249,7 +249,8 @@ pub(crate) async fn charge(conn: &mut AnyConnection, new: &[&Cdr]) -> Result<(),
         .await?;
         let Some(row) = row else { continue };
         let billing: String = row.try_get("billing")?;
-        let mode = BillingMode::from_str(&billing).map_err(StoreError::Corrupt)?;
+        let mode =
+            BillingMode::from_str(&billing).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if mode == BillingMode::Off {
             continue;
         }

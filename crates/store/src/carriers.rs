@@ -125,7 +125,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let checked: Vec<String> = prefixes
             .iter()
-            .map(|p| checked_prefix(p).map_err(StoreError::Invalid))
+            .map(|p| checked_prefix(p).map_err(StoreError::from))
             .collect::<Result<_, _>>()?;
         let mut tx = self.write_tx().await?;
         exists(&mut tx, Table::Carrier, id.0).await?;
@@ -244,7 +244,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let checked: Vec<String> = prefixes
             .iter()
-            .map(|p| checked_prefix(p).map_err(StoreError::Invalid))
+            .map(|p| checked_prefix(p).map_err(StoreError::from))
             .collect::<Result<_, _>>()?;
         let mut tx = self.write_tx().await?;
         exists(&mut tx, Table::Carrier, id.0).await?;
@@ -286,7 +286,7 @@ impl Store {
             )));
         }
         if let Some(cc) = &profile.country_code {
-            checked_country_code(cc).map_err(StoreError::Invalid)?;
+            checked_country_code(cc).map_err(StoreError::from)?;
         }
         let national = [profile.format, profile.cli_format].contains(&OutboundFormat::National);
         if national && profile.country_code.is_none() {
@@ -399,7 +399,7 @@ pub(crate) fn carrier_profile(
     row: &AnyRow,
     id: i64,
 ) -> Result<(NumberProfile, Vec<String>), StoreError> {
-    let corrupt = |e: String| StoreError::Corrupt(format!("carrier {id}: {e}"));
+    let corrupt = |e: domain::Invalid| StoreError::Corrupt(format!("carrier {id}: {e}"));
     let format: String = row.try_get("number_format")?;
     let cli_format: String = row.try_get("cli_format")?;
     let codecs: String = row.try_get("codecs")?;

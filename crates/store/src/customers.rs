@@ -272,7 +272,7 @@ impl Store {
         change: &NumbersChange,
     ) -> Result<(), StoreError> {
         let country = match &change.country_code {
-            Some(Some(cc)) => Some(Some(checked_country_code(cc).map_err(StoreError::Invalid)?)),
+            Some(Some(cc)) => Some(Some(checked_country_code(cc).map_err(StoreError::from)?)),
             other => other.clone(),
         };
         let forced = match &change.forced_cli {
@@ -295,7 +295,8 @@ impl Store {
         let stored_cc: Option<String> = row.try_get("country_code")?;
         let format = match change.format {
             Some(f) => f,
-            None => InboundFormat::from_str(&stored_format).map_err(StoreError::Corrupt)?,
+            None => InboundFormat::from_str(&stored_format)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         };
         let cc = country.clone().unwrap_or(stored_cc);
         if format != InboundFormat::E164 && cc.is_none() {
@@ -430,7 +431,7 @@ type CustomerNumbers = (
 pub(crate) fn customer_numbers(row: &AnyRow, id: i64) -> Result<CustomerNumbers, StoreError> {
     let format: String = row.try_get("number_format")?;
     let routing: String = row.try_get("routing")?;
-    let corrupt = |e: String| StoreError::Corrupt(format!("customer {id}: {e}"));
+    let corrupt = |e: domain::Invalid| StoreError::Corrupt(format!("customer {id}: {e}"));
     Ok((
         InboundFormat::from_str(&format).map_err(corrupt)?,
         row.try_get("country_code")?,

@@ -67,3 +67,10 @@ impl StoreError {
         }
     }
 }
+
+/// A value domain's checks refused, on its way in.
+impl From<domain::Invalid> for StoreError {
+    fn from(e: domain::Invalid) -> StoreError {
+        StoreError::Invalid(e.to_string())
+    }
+}

@@ -213,7 +213,7 @@ async fn insert_rates(
 }
 
 fn check_rate(r: &Rate) -> Result<(), StoreError> {
-    domain::checked_prefix(&r.prefix).map_err(StoreError::Invalid)?;
+    domain::checked_prefix(&r.prefix).map_err(StoreError::from)?;
     if r.increment_s == 0 || r.increment_s > 3600 || r.minimum_s > 3600 {
         return Err(StoreError::Invalid(format!(
             "rate {}: the increment is 1 to 3600 s, the minimum 0 to 3600 s",

@@ -9,8 +9,8 @@ impl Store {
     /// Sets a global setting (a known key, a checked value). The running switch sees it at
     /// its next configuration reload.
     pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        let setting = Setting::from_key(key).map_err(StoreError::Invalid)?;
-        let value = setting.check(value).map_err(StoreError::Invalid)?;
+        let setting = Setting::from_key(key).map_err(StoreError::from)?;
+        let value = setting.check(value).map_err(StoreError::from)?;
         sqlx::query(
             "INSERT INTO settings (key, value, updated_ms) VALUES ($1, $2, $3) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",

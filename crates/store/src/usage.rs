@@ -308,7 +308,7 @@ impl Store {
         id: CustomerId,
         zone: &str,
     ) -> Result<(), StoreError> {
-        let zone = Zone::parse(zone).map_err(StoreError::Invalid)?;
+        let zone = Zone::parse(zone).map_err(StoreError::from)?;
         let done = sqlx::query("UPDATE customers SET timezone = $1, updated_ms = $2 WHERE id = $3")
             .bind(zone.name())
             .bind(crate::now_ms())

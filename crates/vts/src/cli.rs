@@ -359,15 +359,15 @@ pub(crate) enum RatePlanCmd {
     List,
 }
 
-fn parse_billing(s: &str) -> Result<domain::BillingMode, String> {
+fn parse_billing(s: &str) -> Result<domain::BillingMode, domain::Invalid> {
     s.parse()
 }
 
-fn parse_money(s: &str) -> Result<domain::Money, String> {
+fn parse_money(s: &str) -> Result<domain::Money, domain::Invalid> {
     domain::Money::parse(s)
 }
 
-fn parse_signed_money(s: &str) -> Result<domain::Money, String> {
+fn parse_signed_money(s: &str) -> Result<domain::Money, domain::Invalid> {
     match s.trim().strip_prefix('-') {
         Some(rest) => domain::Money::parse(rest).map(|m| domain::Money(-m.0)),
         None => domain::Money::parse(s),
@@ -430,11 +430,11 @@ impl Action {
     }
 }
 
-fn parse_inbound(s: &str) -> Result<domain::InboundFormat, String> {
+fn parse_inbound(s: &str) -> Result<domain::InboundFormat, domain::Invalid> {
     s.parse()
 }
 
-fn parse_outbound(s: &str) -> Result<domain::OutboundFormat, String> {
+fn parse_outbound(s: &str) -> Result<domain::OutboundFormat, domain::Invalid> {
     s.parse()
 }
 
@@ -447,7 +447,7 @@ pub(crate) fn parse_yes_no(s: &str) -> Result<bool, String> {
     }
 }
 
-fn parse_routing(s: &str) -> Result<domain::RoutingMode, String> {
+fn parse_routing(s: &str) -> Result<domain::RoutingMode, domain::Invalid> {
     s.parse()
 }
 
@@ -661,11 +661,11 @@ pub(crate) enum Format {
 }
 
 /// A moment as typed: `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time; epoch ms.
-pub(crate) fn parse_time(text: &str) -> Result<i64, String> {
+pub(crate) fn parse_time(text: &str) -> Result<i64, domain::Invalid> {
     domain::parse_instant(text)
 }
 
-fn parse_transport(s: &str) -> Result<domain::Transport, String> {
+fn parse_transport(s: &str) -> Result<domain::Transport, domain::Invalid> {
     s.parse()
 }
 

@@ -7,6 +7,9 @@
 pub(crate) enum Error {
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// A value domain's checks refused (a pattern, an amount, a date).
+    #[error(transparent)]
+    Invalid(#[from] domain::Invalid),
     #[error(transparent)]
     Reconcile(#[from] accounting::reconcile::ReconcileError),
     /// Writing the output (JSON, CSV) failed.
