@@ -41,6 +41,19 @@ pub fn get(addr: SocketAddr, path: &str, headers: &[&str]) -> Response {
     parse(&String::from_utf8_lossy(&raw))
 }
 
+/// Sends `bytes` as they are (a malformed request, say) and reads what comes back until the
+/// server closes (bounded: 10 s); `None` when it closed without a response.
+pub fn raw(addr: SocketAddr, bytes: &[u8]) -> Option<Response> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The server may answer and close before it has read everything sent.
+    let _ = s.write_all(bytes);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    text.contains("\r\n\r\n").then(|| parse(&text))
+}
+
 fn parse(raw: &str) -> Response {
     let (head, body) = raw
         .split_once("\r\n\r\n")

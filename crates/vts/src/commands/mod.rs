@@ -31,7 +31,7 @@ pub(crate) async fn run(cli: Cli) -> crate::error::Result {
     };
     let settings = Settings::load(&cli.global, &listen, http)?;
     if matches!(cli.command, Command::Serve(_)) {
-        init_logging();
+        init_logging()?;
     }
     if let Command::Status {
         format,
@@ -112,15 +112,41 @@ fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
         .then(|| path.into())
 }
 
-fn init_logging() {
+/// How log lines are written (`VTS_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogFormat {
+    /// One line of text per event (the default; what deploy/fail2ban matches).
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `fields`), for log
+    /// shippers.
+    Json,
+}
+
+impl LogFormat {
+    fn from_env() -> Result<LogFormat, String> {
+        match std::env::var("VTS_LOG_FORMAT").as_deref().map(str::trim) {
+            Err(_) | Ok("" | "text") => Ok(LogFormat::Text),
+            Ok("json") => Ok(LogFormat::Json),
+            Ok(other) => Err(format!(
+                "environment variable VTS_LOG_FORMAT={other:?}: text or json"
+            )),
+        }
+    }
+}
+
+fn init_logging() -> Result<(), String> {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("VTS_LOG").unwrap_or_else(|_| "info".into());
-    // Colours only on a terminal: log files and journald get plain lines that fail2ban
-    // (deploy/fail2ban) can match.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match LogFormat::from_env()? {
+        LogFormat::Json => builder.json().try_init(),
+        // Colours only on a terminal: log files and journald get plain lines that fail2ban
+        // (deploy/fail2ban) can match.
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
+    Ok(())
 }

@@ -34,8 +34,22 @@ fn kinds_of(events: &[Value], kind: &str) -> usize {
 
 #[test]
 fn events_written_before_a_kill_9_are_read_after_restart_once_per_consumer() {
+    kill_9_and_restart(Vts::new(VTS));
+}
+
+#[test]
+fn events_written_before_a_kill_9_are_read_after_restart_once_per_consumer_on_postgres() {
+    let Some(url) = fresh_postgres("events_kill_9") else {
+        return;
+    };
+    let mut vts = Vts::new(VTS);
+    vts.db = Some(url);
+    kill_9_and_restart(vts);
+}
+
+/// Calls and a suspension, a kill -9, a restart: every event read once per consumer.
+fn kill_9_and_restart(vts: Vts) {
     const CALLS: u32 = 5;
-    let vts = Vts::new(VTS);
     let acme = vts.add_customer("acme", "127.0.0.1").to_string();
     let carrier_port = free_port();
     vts.add_carrier("up", carrier_port, 1, "udp");

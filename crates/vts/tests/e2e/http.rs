@@ -45,8 +45,21 @@ fn promtool(text: &str) -> (bool, String) {
 
 #[test]
 fn health_readiness_and_metrics_count_real_calls() {
-    const CALLS: u32 = 20;
+    health_and_metrics(Vts::new(VTS));
+}
+
+#[test]
+fn health_readiness_and_metrics_count_real_calls_on_postgres() {
+    let Some(url) = fresh_postgres("http_metrics") else {
+        return;
+    };
     let mut vts = Vts::new(VTS);
+    vts.db = Some(url);
+    health_and_metrics(vts);
+}
+
+fn health_and_metrics(mut vts: Vts) {
+    const CALLS: u32 = 20;
     let web = at(free_port());
     vts.http = Some(web.to_string());
     vts.add_customer("acme", "127.0.0.1");

@@ -12,6 +12,39 @@ mod common {
 
     /// The `vts` binary under test.
     pub(crate) const VTS: &str = env!("CARGO_BIN_EXE_vts");
+
+    /// A database of its own on the test PostgreSQL server (`VTS_TEST_POSTGRES_URL`, whose
+    /// role may create databases; `scripts/test` starts a private throw-away cluster), named
+    /// after the test and this process; `None`, said on stderr, when no server is set.
+    pub(crate) fn fresh_postgres(test: &str) -> Option<String> {
+        use sqlx::migrate::MigrateDatabase;
+        let Ok(base) = std::env::var("VTS_TEST_POSTGRES_URL") else {
+            eprintln!("VTS_TEST_POSTGRES_URL is not set: skipping {test} on PostgreSQL");
+            return None;
+        };
+        let (head, query) = base.split_once('?').unwrap_or((&base, ""));
+        let server = head.rsplit_once('/').map_or(head, |(server, _)| server);
+        let name = format!("vts_e2e_{test}_{}", std::process::id());
+        let url = if query.is_empty() {
+            format!("{server}/{name}")
+        } else {
+            format!("{server}/{name}?{query}")
+        };
+        sqlx::any::install_default_drivers();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                if sqlx::Any::database_exists(&url).await.unwrap() {
+                    sqlx::Any::drop_database(&url).await.unwrap();
+                }
+                sqlx::Any::create_database(&url)
+                    .await
+                    .expect("create a test database (the role needs CREATEDB)");
+            });
+        Some(url)
+    }
 }
 
 mod accounting;
@@ -23,6 +56,7 @@ mod events;
 mod hep;
 mod http;
 mod lifecycle;
+mod ops;
 mod security;
 mod trace;
 mod transport;

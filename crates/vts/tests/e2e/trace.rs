@@ -45,7 +45,20 @@ fn trace(vts: &Vts, call_id: &str, format: &str) -> (bool, String, String) {
 
 #[test]
 fn a_failed_call_is_traced_on_both_legs_and_drawn_as_a_ladder() {
+    failed_call_traced(Vts::new(VTS));
+}
+
+#[test]
+fn a_failed_call_is_traced_on_both_legs_and_drawn_as_a_ladder_on_postgres() {
+    let Some(url) = fresh_postgres("trace_failed") else {
+        return;
+    };
     let mut vts = Vts::new(VTS);
+    vts.db = Some(url);
+    failed_call_traced(vts);
+}
+
+fn failed_call_traced(mut vts: Vts) {
     vts.env.push(("VTS_TRACE_ALL_BELOW_CPS".into(), "0".into()));
     vts.add_customer("acme", "127.0.0.1");
     let cdr = one_call(&vts, "uas_486.xml", "uac_expect_486.xml");
