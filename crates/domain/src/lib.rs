@@ -5,6 +5,7 @@
 //! the [`CallEvent`]s the proxy emits, and the [`Cdr`] that accounting builds from them
 //! ([`CdrBuilder`]).
 
+mod access;
 mod admission;
 mod blocklist;
 mod call;
@@ -23,6 +24,7 @@ mod settings;
 pub mod spend;
 mod zone;
 
+pub use access::Scope;
 pub use admission::Reject;
 pub use blocklist::{Block, BlockList, SecurityEvent};
 pub use call::{CallEvent, CallRef, HangupSide};

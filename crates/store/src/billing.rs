@@ -9,6 +9,7 @@ use std::str::FromStr;
 use domain::{BillingMode, Cdr, CustomerId, Money};
 use sqlx::{AnyConnection, Row};
 
+use crate::audit::Target;
 use crate::{Store, StoreError, Table, exists, now_ms, touched};
 
 /// What a ledger row records.
@@ -59,6 +60,10 @@ impl Store {
         if credit_limit.0 < 0 {
             return Err(StoreError::Invalid("a credit limit is not negative".into()));
         }
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(&mut tx, "customer.billing", Target::Customer(id.0))
+            .await?;
         let done = sqlx::query(
             "UPDATE customers SET billing = $1, credit_limit = $2, suspend_at_zero = $3, updated_ms = $4 \
              WHERE id = $5",
@@ -68,9 +73,11 @@ impl Store {
         .bind(i32::from(suspend_at_zero))
         .bind(now_ms())
         .bind(id.0)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        touched(done.rows_affected(), "customer", id.0)
+        touched(done.rows_affected(), "customer", id.0)?;
+        self.audit_commit(tx, audit, &[]).await?;
+        Ok(())
     }
 
     /// Changes a customer's balance by `amount` (credits and refunds positive, adjustments
@@ -100,6 +107,9 @@ impl Store {
             _ => {}
         }
         let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(&mut tx, "customer.ledger", Target::Customer(id.0))
+            .await?;
         exists(&mut tx, Table::Customer, id.0).await?;
         let after = change_balance(&mut tx, id, amount.0).await?;
         if amount.0 > 0 {
@@ -142,7 +152,7 @@ impl Store {
             }),
         )
         .customer(customer.0);
-        self.commit_with_events(tx, std::slice::from_ref(&event))
+        self.audit_commit(tx, audit, std::slice::from_ref(&event))
             .await?;
         Ok(LedgerEntry { id, ..entry })
     }

@@ -10,6 +10,7 @@ use domain::{
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use crate::audit::{Audit, Target};
 use crate::{Store, StoreError, Table, checked_name, exists, flag, int, limit, touched};
 
 /// A carrier to add.
@@ -80,7 +81,7 @@ impl Store {
                 "a carrier's ring timeout is 1 to 3600 s".into(),
             ));
         }
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.event_tx().await?;
         let taken = sqlx::query("SELECT id FROM carriers WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -111,7 +112,12 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| StoreError::unique_or(e, || format!("a carrier named {name:?} already exists")))?;
-        tx.commit().await?;
+        self.audit_commit(
+            tx,
+            Audit::created("carrier.create", Target::Carrier(id)),
+            &[],
+        )
+        .await?;
         Ok(CarrierId(id))
     }
 
@@ -127,7 +133,10 @@ impl Store {
             .iter()
             .map(|p| checked_prefix(p).map_err(StoreError::from))
             .collect::<Result<_, _>>()?;
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(&mut tx, "carrier.prefixes", Target::Carrier(id.0))
+            .await?;
         exists(&mut tx, Table::Carrier, id.0).await?;
         for p in &checked {
             sqlx::query(
@@ -140,7 +149,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        self.audit_commit(tx, audit, &[]).await?;
         Ok(())
     }
 
@@ -158,7 +167,10 @@ impl Store {
         id: CarrierId,
         hide_topology: bool,
     ) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(&mut tx, "carrier.headers", Target::Carrier(id.0))
+            .await?;
         exists(&mut tx, Table::Carrier, id.0).await?;
         sqlx::query("UPDATE carriers SET hide_topology = $1, updated_ms = $2 WHERE id = $3")
             .bind(i32::from(hide_topology))
@@ -166,7 +178,7 @@ impl Store {
             .bind(id.0)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.audit_commit(tx, audit, &[]).await?;
         Ok(())
     }
 
@@ -204,7 +216,10 @@ impl Store {
                 "a carrier's ring timeout is 1 to 3600 s".into(),
             ));
         }
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(&mut tx, "carrier.limits", Target::Carrier(id.0))
+            .await?;
         exists(&mut tx, Table::Carrier, id.0).await?;
         const SET: [&str; 4] = [
             "UPDATE carriers SET max_channels = $1, updated_ms = $2 WHERE id = $3",
@@ -219,19 +234,25 @@ impl Store {
             change.ring_timeout_s,
         ];
         crate::update_columns(&mut tx, &SET, &values, id.0).await?;
-        tx.commit().await?;
+        self.audit_commit(tx, audit, &[]).await?;
         Ok(())
     }
 
     /// Takes a carrier out of routing (and probing), or back in.
     pub async fn set_carrier_active(&self, id: CarrierId, active: bool) -> Result<(), StoreError> {
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(&mut tx, "carrier.active", Target::Carrier(id.0))
+            .await?;
         let done = sqlx::query("UPDATE carriers SET active = $1, updated_ms = $2 WHERE id = $3")
             .bind(i32::from(active))
             .bind(now_ms())
             .bind(id.0)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        touched(done.rows_affected(), "carrier", id.0)
+        touched(done.rows_affected(), "carrier", id.0)?;
+        self.audit_commit(tx, audit, &[]).await?;
+        Ok(())
     }
 
     /// Removes destination prefixes from a carrier's allow (`allow = true`) or deny list;
@@ -246,7 +267,10 @@ impl Store {
             .iter()
             .map(|p| checked_prefix(p).map_err(StoreError::from))
             .collect::<Result<_, _>>()?;
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(&mut tx, "carrier.prefixes", Target::Carrier(id.0))
+            .await?;
         exists(&mut tx, Table::Carrier, id.0).await?;
         let mut removed = 0;
         for p in &checked {
@@ -260,7 +284,7 @@ impl Store {
             .await?
             .rows_affected();
         }
-        tx.commit().await?;
+        self.audit_commit(tx, audit, &[]).await?;
         Ok(removed)
     }
 
@@ -295,6 +319,10 @@ impl Store {
             ));
         }
         let codecs = checked_codecs(codecs)?;
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(&mut tx, "carrier.profile", Target::Carrier(id.0))
+            .await?;
         let done = sqlx::query(
             "UPDATE carriers SET strip_digits = $1, tech_prefix = $2, number_format = $3, cli_format = $4, \
              country_code = $5, codecs = $6, updated_ms = $7 WHERE id = $8",
@@ -307,9 +335,11 @@ impl Store {
         .bind(codecs.join(","))
         .bind(now_ms())
         .bind(id.0)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        touched(done.rows_affected(), "carrier", id.0)
+        touched(done.rows_affected(), "carrier", id.0)?;
+        self.audit_commit(tx, audit, &[]).await?;
+        Ok(())
     }
 }
 

@@ -13,6 +13,7 @@ use ipnet::IpNet;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use crate::audit::{Audit, Target};
 use crate::{
     Store, StoreError, Table, canonical, checked_name, exists, flag, limit, parse_network, touched,
     update_columns,
@@ -83,7 +84,7 @@ impl Store {
             }
         }
 
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.event_tx().await?;
         let taken = sqlx::query("SELECT id FROM customers WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -136,7 +137,12 @@ impl Store {
                 StoreError::unique_or(e, || format!("{net} is already in use by another customer"))
             })?;
         }
-        tx.commit().await?;
+        self.audit_commit(
+            tx,
+            Audit::created("customer.create", Target::Customer(id)),
+            &[],
+        )
+        .await?;
         Ok(CustomerId(id))
     }
 
@@ -155,6 +161,15 @@ impl Store {
             ));
         }
         let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_existing(
+                &mut tx,
+                "customer.status",
+                Target::Customer(id.0),
+                "customer",
+                id.0,
+            )
+            .await?;
         let done = sqlx::query(
             "UPDATE customers SET status = $1, status_reason = $2, updated_ms = $3 WHERE id = $4",
         )
@@ -175,8 +190,9 @@ impl Store {
             serde_json::json!({ "customer_id": id.0, "status": status.as_str(), "reason": reason }),
         )
         .customer(id.0);
-        self.commit_with_events(tx, std::slice::from_ref(&event))
+        self.audit_commit(tx, audit, std::slice::from_ref(&event))
             .await
+            .map(|_| ())
     }
 
     /// Changes a customer's limits: `Some(None)` makes one unlimited, `None` leaves it as it
@@ -199,7 +215,10 @@ impl Store {
                 )));
             }
         }
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(&mut tx, "customer.limits", Target::Customer(id.0))
+            .await?;
         exists(&mut tx, Table::Customer, id.0).await?;
         const SET: [&str; 4] = [
             "UPDATE customers SET max_channels = $1, updated_ms = $2 WHERE id = $3",
@@ -209,7 +228,7 @@ impl Store {
         ];
         let values = all.map(|(_, limit)| limit);
         update_columns(&mut tx, &SET, &values, id.0).await?;
-        tx.commit().await?;
+        self.audit_commit(tx, audit, &[]).await?;
         Ok(())
     }
 
@@ -230,7 +249,10 @@ impl Store {
         trusted: Option<bool>,
         hide_topology: Option<bool>,
     ) -> Result<CustomerHeaders, StoreError> {
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(&mut tx, "customer.headers", Target::Customer(id.0))
+            .await?;
         let row = sqlx::query("SELECT trusted, hide_topology FROM customers WHERE id = $1")
             .bind(id.0)
             .fetch_optional(&mut *tx)
@@ -260,7 +282,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        self.audit_commit(tx, audit, &[]).await?;
         Ok(now)
     }
 
@@ -282,7 +304,10 @@ impl Store {
             )),
             other => other.clone(),
         };
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(&mut tx, "customer.numbers", Target::Customer(id.0))
+            .await?;
         let row = sqlx::query("SELECT number_format, country_code FROM customers WHERE id = $1")
             .bind(id.0)
             .fetch_optional(&mut *tx)
@@ -326,7 +351,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
+        self.audit_commit(tx, audit, &[]).await?;
         Ok(())
     }
 
@@ -335,13 +360,19 @@ impl Store {
         id: CustomerId,
         mode: RoutingMode,
     ) -> Result<(), StoreError> {
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(&mut tx, "customer.routing", Target::Customer(id.0))
+            .await?;
         let done = sqlx::query("UPDATE customers SET routing = $1, updated_ms = $2 WHERE id = $3")
             .bind(mode.as_str())
             .bind(now_ms())
             .bind(id.0)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        touched(done.rows_affected(), "customer", id.0)
+        touched(done.rows_affected(), "customer", id.0)?;
+        self.audit_commit(tx, audit, &[]).await?;
+        Ok(())
     }
 }
 

@@ -36,6 +36,7 @@ pub const KINDS: &[&str] = &[
     "limit.warning",
     "cap.reached",
     "security.blocked",
+    "config.changed",
 ];
 
 /// The advisory lock every appending transaction takes first on PostgreSQL ("vts_evts").

@@ -26,6 +26,7 @@
 //! Migrations are embedded with `include_str!` rather than `sqlx::migrate!`: see
 //! `src/migrations.rs` for why.
 
+mod audit;
 mod billing;
 mod carriers;
 mod cdr_row;
@@ -42,9 +43,11 @@ mod rates;
 mod security;
 mod settings;
 mod sql;
+mod tokens;
 mod traces;
 mod usage;
 
+pub use audit::{Actor, AuditRecord, Target};
 pub use billing::{EntryKind, LedgerEntry};
 pub use carriers::{CarrierLimitsChange, NewCarrier};
 pub use cdrs::CdrFilter;
@@ -52,6 +55,7 @@ pub use customers::{CustomerHeaders, LimitsChange, NewCustomer, NumbersChange};
 pub use directory::Versions;
 pub use events::{Event, EventSubscription, NewEvent};
 pub use rates::RateOwner;
+pub use tokens::{TOKEN_PREFIX, Token, token_hash};
 pub use traces::TraceMessage;
 pub use usage::{CarrierUsage, CustomerUsage};
 
@@ -94,8 +98,9 @@ const POSTGRES_POOL_SIZE: u32 = 10;
 
 /// The database: configuration (customers, carriers, plans, rates, settings, the block list)
 /// and call records with their charges. Its methods are grouped by what they keep, one
-/// file each: `customers.rs`, `carriers.rs`, `routing.rs` (numbers, plans, rates, health),
-/// `security.rs`, `settings.rs`, `directory.rs`, `cdrs.rs`, `billing.rs`, `usage.rs`.
+/// file each: `customers.rs`, `carriers.rs`, `plans.rs`, `rates.rs`, `health.rs`,
+/// `security.rs`, `settings.rs`, `directory.rs`, `cdrs.rs`, `billing.rs`, `usage.rs`,
+/// `events.rs`, `traces.rs`, `tokens.rs`; every change is audited (`audit.rs`).
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
@@ -104,6 +109,8 @@ pub struct Store {
     events: std::sync::Arc<tokio::sync::Notify>,
     /// The PostgreSQL URL, for `LISTEN` (its `Debug` hides it: it may hold a password).
     url: Option<ListenUrl>,
+    /// Who this handle's changes are recorded as (`audit.rs`; [`Store::acting_as`]).
+    actor: std::sync::Arc<Actor>,
 }
 
 /// A database URL kept for `LISTEN`; `Debug` shows `***`.
@@ -184,6 +191,7 @@ impl Store {
             backend,
             events: Default::default(),
             url,
+            actor: Default::default(),
         })
     }
 

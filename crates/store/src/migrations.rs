@@ -24,8 +24,8 @@ macro_rules! embed {
     };
 }
 
-const SQLITE: &[(&str, &str)] = embed!("sqlite": "0001_initial.sql", "0002_customer_status.sql", "0003_settings.sql", "0004_blocklist.sql", "0005_carrier_limits.sql", "0006_carrier_prefixes.sql", "0007_whitelist.sql", "0008_carrier_timers.sql", "0009_numbers_plans_rates_health.sql", "0010_minutes.sql", "0011_rating.sql", "0012_usage.sql", "0013_header_policy.sql", "0014_blocklist_version.sql", "0015_events.sql", "0016_sip_traces.sql");
-const POSTGRES: &[(&str, &str)] = embed!("postgres": "0001_initial.sql", "0002_customer_status.sql", "0003_settings.sql", "0004_blocklist.sql", "0005_carrier_limits.sql", "0006_carrier_prefixes.sql", "0007_whitelist.sql", "0008_carrier_timers.sql", "0009_numbers_plans_rates_health.sql", "0010_minutes.sql", "0011_rating.sql", "0012_usage.sql", "0013_header_policy.sql", "0014_blocklist_version.sql", "0015_events.sql", "0016_sip_traces.sql");
+const SQLITE: &[(&str, &str)] = embed!("sqlite": "0001_initial.sql", "0002_customer_status.sql", "0003_settings.sql", "0004_blocklist.sql", "0005_carrier_limits.sql", "0006_carrier_prefixes.sql", "0007_whitelist.sql", "0008_carrier_timers.sql", "0009_numbers_plans_rates_health.sql", "0010_minutes.sql", "0011_rating.sql", "0012_usage.sql", "0013_header_policy.sql", "0014_blocklist_version.sql", "0015_events.sql", "0016_sip_traces.sql", "0017_api.sql");
+const POSTGRES: &[(&str, &str)] = embed!("postgres": "0001_initial.sql", "0002_customer_status.sql", "0003_settings.sql", "0004_blocklist.sql", "0005_carrier_limits.sql", "0006_carrier_prefixes.sql", "0007_whitelist.sql", "0008_carrier_timers.sql", "0009_numbers_plans_rates_health.sql", "0010_minutes.sql", "0011_rating.sql", "0012_usage.sql", "0013_header_policy.sql", "0014_blocklist_version.sql", "0015_events.sql", "0016_sip_traces.sql", "0017_api.sql");
 
 pub(crate) fn files(backend: Backend) -> &'static [(&'static str, &'static str)] {
     match backend {

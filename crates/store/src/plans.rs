@@ -3,6 +3,7 @@
 use domain::{CustomerId, DialPlan, DialPlanId, DialRule, Pattern};
 use sqlx::{AnyConnection, Row};
 
+use crate::audit::{Audit, Target};
 use crate::{Store, StoreError, Table, checked_name, exists, flag, int, now_ms};
 
 impl Store {
@@ -23,15 +24,22 @@ impl Store {
         block_premium: bool,
     ) -> Result<DialPlanId, StoreError> {
         let name = checked_name(name, "dialing plan")?;
+        let mut tx = self.event_tx().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO dial_plans (name, default_allow, block_premium) VALUES ($1, $2, $3) RETURNING id",
         )
         .bind(name)
         .bind(i32::from(default_allow))
         .bind(i32::from(block_premium))
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| StoreError::unique_or(e, || format!("a dialing plan named {name:?} already exists")))?;
+        self.audit_commit(
+            tx,
+            Audit::created("dial_plan.create", Target::DialPlan(id)),
+            &[],
+        )
+        .await?;
         Ok(DialPlanId(id))
     }
 
@@ -43,10 +51,16 @@ impl Store {
         pattern: &Pattern,
         allow: bool,
     ) -> Result<i64, StoreError> {
-        // No transaction: a failed insert must not leave a write lock waiting for the
-        // rollback of a dropped transaction (SQLite).
-        let mut conn = self.pool.acquire().await?;
-        exists(&mut conn, Table::DialPlan, plan.0).await?;
+        let mut conn = self.event_tx().await?;
+        let audit = self
+            .audit_existing(
+                &mut conn,
+                "dial_plan.rule_add",
+                Target::DialPlan(plan.0),
+                "dialing plan",
+                plan.0,
+            )
+            .await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO dial_plan_rules (plan_id, priority, pattern, allow) VALUES ($1, $2, $3, $4) RETURNING id",
         )
@@ -59,15 +73,29 @@ impl Store {
         .map_err(|e| {
             StoreError::unique_or(e, || format!("plan {} already has a rule for {}", plan.0, pattern.as_str()))
         })?;
+        self.audit_commit(conn, audit, &[]).await?;
         Ok(id)
     }
 
     /// Removes a rule; `false` when there was none with that id.
     pub async fn remove_dial_rule(&self, rule: i64) -> Result<bool, StoreError> {
+        let mut tx = self.event_tx().await?;
+        let plan: Option<i64> =
+            sqlx::query_scalar("SELECT plan_id FROM dial_plan_rules WHERE id = $1")
+                .bind(rule)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(plan) = plan else {
+            return Ok(false);
+        };
+        let audit = self
+            .audit_begin(&mut tx, "dial_plan.rule_remove", Target::DialPlan(plan))
+            .await?;
         let done = sqlx::query("DELETE FROM dial_plan_rules WHERE id = $1")
             .bind(rule)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        self.audit_commit(tx, audit, &[]).await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -94,7 +122,10 @@ impl Store {
                 "UPDATE customers SET rate_plan_id = $1, updated_ms = $2 WHERE id = $3",
             ),
         };
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(&mut tx, "customer.plan", Target::Customer(id.0))
+            .await?;
         exists(&mut tx, Table::Customer, id.0).await?;
         if let Some(plan) = plan {
             exists(&mut tx, table, plan).await?;
@@ -105,7 +136,7 @@ impl Store {
             .bind(id.0)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.audit_commit(tx, audit, &[]).await?;
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ use domain::{CarrierId, CustomerId, Money, Rate, RatePlan, RatePlanId, RateTable
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use crate::audit::{Audit, Target};
 use crate::plans::Plan;
 use crate::{Store, StoreError, Table, checked_name, exists, int};
 
@@ -54,6 +55,15 @@ pub enum RateOwner {
 }
 
 impl RateOwner {
+    /// What the audit record of an import names.
+    fn target(self) -> Target {
+        match self {
+            RateOwner::Carrier(id) => Target::Carrier(id.0),
+            RateOwner::Customer(id) => Target::Customer(id.0),
+            RateOwner::Plan(id) => Target::RatePlan(id.0),
+        }
+    }
+
     /// The row that owns the rates.
     fn row(self) -> (Table, i64) {
         match self {
@@ -92,16 +102,23 @@ impl Store {
         if markup_ppm > 100_000_000 {
             return Err(StoreError::Invalid("a markup is at most 10,000 %".into()));
         }
+        let mut tx = self.event_tx().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO rate_plans (name, markup_ppm) VALUES ($1, $2) RETURNING id",
         )
         .bind(name)
         .bind(markup_ppm as i32)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| {
             StoreError::unique_or(e, || format!("a rate plan named {name:?} already exists"))
         })?;
+        self.audit_commit(
+            tx,
+            Audit::created("rate_plan.create", Target::RatePlan(id)),
+            &[],
+        )
+        .await?;
         Ok(RatePlanId(id))
     }
 
@@ -131,10 +148,13 @@ impl Store {
     ) -> Result<usize, StoreError> {
         check_rates(rates)?;
         let (table, id) = owner.row();
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(&mut tx, "rates.import", owner.target())
+            .await?;
         exists(&mut tx, table, id).await?;
         insert_rates(&mut tx, owner.upsert(), id, rates).await?;
-        tx.commit().await?;
+        self.audit_commit(tx, audit, &[]).await?;
         Ok(rates.len())
     }
 

@@ -5,6 +5,7 @@ use domain::{Block, BlockList, now_ms};
 use ipnet::IpNet;
 use sqlx::{AnyConnection, Row};
 
+use crate::audit::Target;
 use crate::{Store, StoreError, canonical, network_column};
 
 impl Store {
@@ -23,6 +24,10 @@ impl Store {
                 "a block reason is at most 500 characters".into(),
             ));
         }
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(&mut tx, "block.add", Target::Block(net.clone()))
+            .await?;
         sqlx::query(
             "INSERT INTO blocklist (network, reason, source, expires_ms, created_ms) VALUES ($1, $2, 'manual', $3, $4) \
              ON CONFLICT (network) DO UPDATE SET reason = excluded.reason, source = excluded.source, \
@@ -32,8 +37,9 @@ impl Store {
         .bind(reason)
         .bind(expires_ms)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        self.audit_commit(tx, audit, &[]).await?;
         Ok(())
     }
 
@@ -55,6 +61,13 @@ impl Store {
         let now = now_ms();
         let network = canonical(network).to_string();
         let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(
+                &mut tx,
+                "block.automatic",
+                Target::Block(network.to_string()),
+            )
+            .await?;
         let done = sqlx::query(
             "INSERT INTO blocklist (network, reason, source, expires_ms, created_ms) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (network) DO UPDATE SET reason = excluded.reason, source = excluded.source, \
@@ -82,15 +95,24 @@ impl Store {
         } else {
             Vec::new()
         };
-        self.commit_with_events(tx, &events).await
+        self.audit_commit(tx, audit, &events).await.map(|_| ())
     }
 
     /// Removes the entry for exactly this network; `false` when there was none.
     pub async fn remove_block(&self, network: IpNet) -> Result<bool, StoreError> {
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(
+                &mut tx,
+                "block.remove",
+                Target::Block(canonical(network).to_string()),
+            )
+            .await?;
         let done = sqlx::query("DELETE FROM blocklist WHERE network = $1")
             .bind(canonical(network).to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        self.audit_commit(tx, audit, &[]).await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -133,6 +155,14 @@ impl Store {
                 "a whitelist reason is at most 500 characters".into(),
             ));
         }
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(
+                &mut tx,
+                "whitelist.add",
+                Target::Whitelist(canonical(network).to_string()),
+            )
+            .await?;
         sqlx::query(
             "INSERT INTO whitelist (network, reason, created_ms) VALUES ($1, $2, $3) \
              ON CONFLICT (network) DO UPDATE SET reason = excluded.reason",
@@ -140,17 +170,27 @@ impl Store {
         .bind(canonical(network).to_string())
         .bind(reason)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        self.audit_commit(tx, audit, &[]).await?;
         Ok(())
     }
 
     /// Removes the whitelist entry for exactly this network; `false` when there was none.
     pub async fn remove_whitelist(&self, network: IpNet) -> Result<bool, StoreError> {
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(
+                &mut tx,
+                "whitelist.remove",
+                Target::Whitelist(canonical(network).to_string()),
+            )
+            .await?;
         let done = sqlx::query("DELETE FROM whitelist WHERE network = $1")
             .bind(canonical(network).to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        self.audit_commit(tx, audit, &[]).await?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -3,6 +3,7 @@
 use domain::{Setting, Settings, now_ms};
 use sqlx::{AnyConnection, Row};
 
+use crate::audit::Target;
 use crate::{Store, StoreError};
 
 impl Store {
@@ -11,6 +12,14 @@ impl Store {
     pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
         let setting = Setting::from_key(key).map_err(StoreError::from)?;
         let value = setting.check(value).map_err(StoreError::from)?;
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(
+                &mut tx,
+                "setting.set",
+                Target::Setting(setting.key().to_string()),
+            )
+            .await?;
         sqlx::query(
             "INSERT INTO settings (key, value, updated_ms) VALUES ($1, $2, $3) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
@@ -18,8 +27,9 @@ impl Store {
         .bind(setting.key())
         .bind(value)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        self.audit_commit(tx, audit, &[]).await?;
         Ok(())
     }
 

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use domain::{CarrierId, Cdr, CustomerId, Money, Zone};
 use sqlx::{AnyConnection, Row};
 
+use crate::audit::Target;
 use crate::{Store, StoreError};
 
 /// One customer's usage over a day or a month (of its own zone).
@@ -309,13 +310,19 @@ impl Store {
         zone: &str,
     ) -> Result<(), StoreError> {
         let zone = Zone::parse(zone).map_err(StoreError::from)?;
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_begin(&mut tx, "customer.timezone", Target::Customer(id.0))
+            .await?;
         let done = sqlx::query("UPDATE customers SET timezone = $1, updated_ms = $2 WHERE id = $3")
             .bind(zone.name())
             .bind(crate::now_ms())
             .bind(id.0)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        crate::touched(done.rows_affected(), "customer", id.0)
+        crate::touched(done.rows_affected(), "customer", id.0)?;
+        self.audit_commit(tx, audit, &[]).await?;
+        Ok(())
     }
 }
 

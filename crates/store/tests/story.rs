@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use domain::Scope;
 use domain::{
     BillingMode, Carrier, CarrierId, Cdr, CustomerId, CustomerStatus, DialPlanId, HangupSide,
     Health, InboundFormat, Money, NumberProfile, OutboundFormat, Pattern, Rate, RatePlanId,
@@ -14,8 +15,8 @@ use ipnet::IpNet;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::{AnyConnection, Connection};
 use store::{
-    Backend, CarrierLimitsChange, CdrFilter, CustomerHeaders, EntryKind, LimitsChange, NewCarrier,
-    NewCustomer, NumbersChange, RateOwner, Store, StoreError,
+    Actor, Backend, CarrierLimitsChange, CdrFilter, CustomerHeaders, EntryKind, LimitsChange,
+    NewCarrier, NewCustomer, NumbersChange, RateOwner, Store, StoreError,
 };
 
 #[tokio::test]
@@ -202,8 +203,156 @@ async fn story(url: &str, backend: Backend) {
     whitelist(&store).await;
     header_policy(&store, acme, beta, high).await;
     routing_tables(&store, acme, high).await;
+    audit_and_tokens(&store, url, acme).await;
     events(&store, url, acme, high).await;
     store.close().await;
+}
+
+/// Chapter: every change is audited with who, what, before and after, in its own
+/// transaction with an event; a change that changes nothing, or fails, records nothing.
+/// Tokens: shown once, kept as a hash, found by what a request presents until revoked or
+/// expired.
+async fn audit_and_tokens(store: &Store, url: &str, acme: CustomerId) {
+    let as_token = store.acting_as(Actor::Token {
+        id: 7,
+        name: "billing".into(),
+    });
+    let last = store.last_event_seq().await.unwrap();
+    let change = LimitsChange {
+        max_channels: Some(Some(44)),
+        ..LimitsChange::default()
+    };
+    as_token.set_customer_limits(acme, &change).await.unwrap();
+    let target = format!("customer:{}", acme.0);
+    let records = store.audit_records(Some(&target), None, 10).await.unwrap();
+    let newest = &records[0];
+    assert_eq!(
+        (newest.actor.as_str(), newest.action.as_str()),
+        ("token:7:billing", "customer.limits")
+    );
+    let (before, after) = (
+        newest.before.as_ref().unwrap(),
+        newest.after.as_ref().unwrap(),
+    );
+    assert_ne!(before["max_channels"], 44);
+    assert_eq!(after["max_channels"], 44);
+    assert_eq!(after["name"], "acme");
+    assert!(
+        after["ips"].is_array(),
+        "the rows that belong to it: {after}"
+    );
+    let event = store.events_after(last, 10, None).await.unwrap();
+    assert_eq!(event.len(), 1, "{event:?}");
+    assert_eq!(event[0].kind, "config.changed");
+    assert_eq!(event[0].customer_id, Some(acme.0));
+    assert_eq!(event[0].body["audit_id"], newest.id);
+    assert_eq!(event[0].body["actor"], "token:7:billing");
+    // The same change again changes nothing: no record, no event.
+    as_token.set_customer_limits(acme, &change).await.unwrap();
+    assert_eq!(
+        store
+            .audit_records(Some(&target), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        records.len()
+    );
+    assert_eq!(store.last_event_seq().await.unwrap(), event[0].seq);
+    // A change refused records nothing.
+    assert!(
+        as_token
+            .set_customer_limits(CustomerId(999_999), &change)
+            .await
+            .is_err()
+    );
+    assert_eq!(store.last_event_seq().await.unwrap(), event[0].seq);
+    // Paging, newest first.
+    let all = store.audit_records(None, None, 1000).await.unwrap();
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id));
+    let next = store.audit_records(None, Some(all[0].id), 1).await.unwrap();
+    assert_eq!(next[0].id, all[1].id);
+
+    // Tokens.
+    assert!(matches!(
+        store
+            .create_token("ghost", Scope::Customer(CustomerId(999_999)), None)
+            .await
+            .unwrap_err(),
+        StoreError::NotFound { .. }
+    ));
+    assert!(
+        store
+            .create_token("old", Scope::Read, Some(1))
+            .await
+            .is_err(),
+        "expired already"
+    );
+    let (admin, secret) = store.create_token("ops", Scope::Admin, None).await.unwrap();
+    assert!(secret.starts_with("vts_") && secret.len() == 44, "{secret}");
+    assert_eq!(admin.scope, Scope::Admin);
+    let now = domain::now_ms();
+    let found = store.token_by_secret(&secret, now).await.unwrap().unwrap();
+    assert_eq!(found.id, admin.id);
+    assert!(
+        store
+            .token_by_secret("vts_nothing", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let wrong = format!("{}x", &secret[..43]);
+    assert!(store.token_by_secret(&wrong, now).await.unwrap().is_none());
+    // Only the hash is stored.
+    let mut raw = AnyConnection::connect(url).await.unwrap();
+    let stored: String = sqlx::query_scalar("SELECT token_hash FROM api_tokens WHERE id = $1")
+        .bind(admin.id)
+        .fetch_one(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(stored, store::token_hash(&secret));
+    assert!(!stored.contains(&secret[4..]));
+    raw.close().await.unwrap();
+    let (mine, mine_secret) = store
+        .create_token("acme portal", Scope::Customer(acme), Some(now + 86_400_000))
+        .await
+        .unwrap();
+    assert_eq!(mine.scope, Scope::Customer(acme));
+    assert!(
+        store
+            .token_by_secret(&mine_secret, now + 86_400_001)
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+    let revoked = store.revoke_token(mine.id).await.unwrap();
+    assert!(revoked.revoked_ms.is_some());
+    assert!(
+        store
+            .token_by_secret(&mine_secret, now)
+            .await
+            .unwrap()
+            .is_none(),
+        "revoked"
+    );
+    assert_eq!(store.list_tokens().await.unwrap().len(), 2);
+    let token_audit = store
+        .audit_records(Some(&format!("token:{}", mine.id)), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(token_audit.len(), 2, "created and revoked");
+    assert!(
+        !token_audit[1]
+            .after
+            .as_ref()
+            .unwrap()
+            .to_string()
+            .contains("hash")
+    );
+    assert!(matches!(
+        store.revoke_token(999_999).await.unwrap_err(),
+        StoreError::NotFound { .. }
+    ));
 }
 
 /// Chapter: the event stream. The chapters before wrote events with what they report (one

@@ -14,7 +14,8 @@ mod values;
 pub(crate) use carrier::CarrierCmd;
 pub(crate) use customer::{CustomerCmd, PlanCmd, RatePlanCmd};
 pub(crate) use operations::{
-    BlockCmd, CdrCmd, EventFormat, EventsCmd, SettingsCmd, TraceFormat, UsageCmd, WhitelistCmd,
+    BlockCmd, CdrCmd, EventFormat, EventsCmd, SettingsCmd, TokenCmd, TraceFormat, UsageCmd,
+    WhitelistCmd,
 };
 use values::parse_number;
 pub(crate) use values::{LimitsChange, NewLimits};
@@ -99,6 +100,20 @@ pub(crate) enum Command {
     /// balance changes, blocks, limit warnings): docs/EVENTS.md.
     #[command(subcommand)]
     Events(EventsCmd),
+    /// API tokens: `Authorization: Bearer TOKEN` for the REST API (docs/API.md).
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// The audit record: who changed what (CLI, API token, the switch), newest first, with
+    /// the row before and after.
+    Audit {
+        /// Only the changes of one thing: customer:ID, carrier:ID, setting:KEY, token:ID...
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long, value_enum, default_value_t = EventFormat::Table)]
+        format: EventFormat,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -4,7 +4,7 @@
 use clap::{Subcommand, ValueEnum};
 
 use super::Format;
-use super::values::{IpOrNet, parse_time};
+use super::values::{IpOrNet, parse_scope, parse_time};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum EventsCmd {
@@ -166,4 +166,28 @@ pub(crate) enum UsageCmd {
     },
     /// Count every stored CDR again (after an upgrade, or a change of a customer's zone).
     Rebuild,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCmd {
+    /// Create a token. Its secret is printed once, as the last line of stdout; only its
+    /// SHA-256 is kept.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// admin (everything), read (reads everything, changes nothing) or customer:ID (that
+        /// customer's own resources only).
+        #[arg(long, value_parser = parse_scope)]
+        scope: domain::Scope,
+        /// Days until it stops working (default: never).
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires: Option<u32>,
+    },
+    /// Every token: id, name, scope, created, expiry, last use, revoked.
+    List {
+        #[arg(long, value_enum, default_value_t = EventFormat::Table)]
+        format: EventFormat,
+    },
+    /// Revoke a token: requests with it get 401 from now on.
+    Revoke { id: i64 },
 }

@@ -137,3 +137,8 @@ pub(crate) struct LimitsChange {
     #[arg(long, value_parser = parse_limit, value_name = "N|unlimited")]
     pub(crate) max_cps: Option<Limit>,
 }
+
+/// A token scope: admin, read or customer:ID.
+pub(super) fn parse_scope(s: &str) -> Result<domain::Scope, domain::Invalid> {
+    s.parse()
+}

@@ -11,6 +11,7 @@ mod routing;
 mod security;
 mod settings;
 mod status;
+mod token;
 mod trace;
 mod usage;
 
@@ -51,6 +52,13 @@ pub(crate) async fn run(cli: Cli) -> crate::error::Result {
         return cdr::quarantine(&settings, format);
     }
     let store = open_store(&settings).await?;
+    // Who the audit records name: the running switch for its own changes (automatic
+    // blocks), the operator at the machine for every other command; API requests act as
+    // their token.
+    let store = match cli.command {
+        Command::Serve(_) => store.acting_as(store::Actor::Switch),
+        _ => store.acting_as(store::Actor::Cli),
+    };
     match cli.command {
         Command::Serve(_) => Ok(serve::serve(settings, store).await?),
         Command::Migrate => {
@@ -74,6 +82,12 @@ pub(crate) async fn run(cli: Cli) -> crate::error::Result {
         Command::Cdr(cmd) => cdr::run(&store, &settings, cmd).await,
         Command::Events(cmd) => events::run(&store, cmd).await,
         Command::Trace { call_id, format } => trace::run(&store, &call_id, format).await,
+        Command::Token(cmd) => token::run(&store, cmd).await,
+        Command::Audit {
+            target,
+            limit,
+            format,
+        } => token::audit(&store, target, limit, format).await,
     }
 }
 
