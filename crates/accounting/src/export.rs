@@ -154,6 +154,19 @@ pub fn write_csv<'a, T: 'a, W: io::Write>(
     w.flush()
 }
 
+/// One page of an export: the header first when `header`, then one row per CDR, cells made
+/// [`safe_cell`]. Pages written one after another make one CSV (the API streams them).
+pub fn write_page<W: io::Write>(out: W, header: bool, cdrs: &[Cdr]) -> io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    if header {
+        w.write_record(COLUMNS)?;
+    }
+    for cdr in cdrs {
+        w.write_record(fields(cdr).iter().map(|c| safe_cell(c).into_owned()))?;
+    }
+    w.flush()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

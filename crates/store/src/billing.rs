@@ -32,8 +32,27 @@ impl EntryKind {
     }
 }
 
-/// One ledger row.
+/// A request's idempotency key (`Idempotency-Key`, per token): a request repeated with the
+/// same key returns what the first returned and moves nothing. `request` is a digest of
+/// what the request asked (method, path, body): the same key for another request is refused.
+#[derive(Debug, Clone, Copy)]
+pub struct IdempotencyKey<'a> {
+    pub token_id: i64,
+    pub key: &'a str,
+    pub request: &'a str,
+}
+
+/// What a posting with an idempotency key did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Posted {
+    /// Done now.
+    New(LedgerEntry),
+    /// Done before, with this key: the first result.
+    Repeat(LedgerEntry),
+}
+
+/// One ledger row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LedgerEntry {
     pub id: i64,
     pub kind: String,
@@ -89,6 +108,29 @@ impl Store {
         amount: Money,
         note: &str,
     ) -> Result<LedgerEntry, StoreError> {
+        match self.post_once(id, kind, amount, note, None).await? {
+            Posted::New(e) | Posted::Repeat(e) => Ok(e),
+        }
+    }
+
+    /// [`Store::post`] with an idempotency key: the key is recorded with the ledger row in
+    /// one transaction, so a repeat (even after a crash) returns the first row and moves
+    /// nothing; the same key with another request is a `Conflict`.
+    pub async fn post_once(
+        &self,
+        id: CustomerId,
+        kind: EntryKind,
+        amount: Money,
+        note: &str,
+        key: Option<IdempotencyKey<'_>>,
+    ) -> Result<Posted, StoreError> {
+        if let Some(k) = key
+            && (k.key.is_empty() || k.key.len() > 200 || k.key.chars().any(char::is_control))
+        {
+            return Err(StoreError::Invalid(
+                "an Idempotency-Key is 1 to 200 characters, no control characters".into(),
+            ));
+        }
         match kind {
             EntryKind::Credit | EntryKind::Refund if amount.0 <= 0 => {
                 return Err(StoreError::Invalid(format!(
@@ -107,6 +149,11 @@ impl Store {
             _ => {}
         }
         let mut tx = self.event_tx().await?;
+        if let Some(k) = key
+            && let Some(first) = idempotent(&mut tx, k).await?
+        {
+            return Ok(Posted::Repeat(first));
+        }
         let audit = self
             .audit_begin(&mut tx, "customer.ledger", Target::Customer(id.0))
             .await?;
@@ -152,9 +199,35 @@ impl Store {
             }),
         )
         .customer(customer.0);
+        let entry = LedgerEntry { id, ..entry };
+        if let Some(k) = key {
+            let response = serde_json::to_string(&entry)
+                .map_err(|e| StoreError::Invalid(format!("ledger row as JSON: {e}")))?;
+            sqlx::query(
+                "INSERT INTO idempotency_keys (token_id, key, request, status, response, created_ms) \
+                 VALUES ($1, $2, $3, 201, $4, $5)",
+            )
+            .bind(k.token_id)
+            .bind(k.key)
+            .bind(k.request)
+            .bind(response)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        }
         self.audit_commit(tx, audit, std::slice::from_ref(&event))
             .await?;
-        Ok(LedgerEntry { id, ..entry })
+        Ok(Posted::New(entry))
+    }
+
+    /// Deletes idempotency keys older than `before_ms` (a repeat after that moves money
+    /// again: keys are kept a day).
+    pub async fn delete_idempotency_keys_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_ms < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     /// A customer's latest ledger rows, newest first.
@@ -197,6 +270,34 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// The first result of a request with this key, if there was one; a `Conflict` when the key
+/// was used for another request.
+async fn idempotent(
+    conn: &mut AnyConnection,
+    key: IdempotencyKey<'_>,
+) -> Result<Option<LedgerEntry>, StoreError> {
+    let row = sqlx::query(
+        "SELECT request, response FROM idempotency_keys WHERE token_id = $1 AND key = $2",
+    )
+    .bind(key.token_id)
+    .bind(key.key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let request: String = row.try_get("request")?;
+    if request != key.request {
+        return Err(StoreError::Conflict(
+            "this Idempotency-Key was used for another request".into(),
+        ));
+    }
+    let response: String = row.try_get("response")?;
+    serde_json::from_str(&response)
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt(format!("idempotency_keys: {e}")))
 }
 
 async fn change_balance(

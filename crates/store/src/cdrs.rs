@@ -148,6 +148,72 @@ impl Store {
         rows.iter().map(cdr_from_row).collect()
     }
 
+    /// One page of call records matching `filter`, newest first (INVITE time, then id, both
+    /// descending), after `cursor` (the last record of the previous page: its INVITE time
+    /// and id) when given. Only the conditions given are in the statement, so each filter
+    /// uses its index (`cdrs_invite_ms`, `cdrs_customer_invite`, `cdrs_carrier_invite`).
+    pub async fn cdr_page(
+        &self,
+        filter: &CdrFilter,
+        cursor: Option<(i64, &str)>,
+        limit: u32,
+    ) -> Result<Vec<Cdr>, StoreError> {
+        let mut conditions: Vec<String> = Vec::new();
+        let mut ints: Vec<i64> = Vec::new();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        for (column, op, value) in [
+            ("customer_id", "=", filter.customer.map(|c| c.0)),
+            ("carrier_id", "=", filter.carrier.map(|c| c.0)),
+            ("invite_ms", ">=", filter.since_ms),
+            ("invite_ms", "<", filter.until_ms),
+            ("final_code", "=", filter.code.map(i64::from)),
+            ("billable_ms", ">=", filter.min_billable_ms),
+        ] {
+            if let Some(v) = value {
+                conditions.push(format!("{column} {op} {}", next()));
+                ints.push(v);
+            }
+        }
+        let cursor_sql = cursor.map(|_| {
+            let (a, b, c) = (next(), next(), next());
+            format!("(invite_ms < {a} OR (invite_ms = {b} AND id < {c}))")
+        });
+        conditions.extend(cursor_sql);
+        let limit_param = next();
+        let sql = format!(
+            "SELECT {CDR_COLUMNS} FROM cdrs {} ORDER BY invite_ms DESC, id DESC LIMIT {limit_param}",
+            if conditions.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", conditions.join(" AND "))
+            }
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for v in ints {
+            query = query.bind(v);
+        }
+        if let Some((at, id)) = cursor {
+            query = query.bind(at).bind(at).bind(id.to_string());
+        }
+        let rows = query.bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        rows.iter().map(cdr_from_row).collect()
+    }
+
+    /// One call record by id.
+    pub async fn cdr(&self, id: &str) -> Result<Option<Cdr>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CDR_COLUMNS} FROM cdrs WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(cdr_from_row).transpose()
+    }
+
     /// CDRs stored per minute of their INVITE (epoch ms / 60,000) in `[from_ms, until_ms)`.
     pub async fn cdrs_per_minute(
         &self,

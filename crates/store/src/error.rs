@@ -57,6 +57,27 @@ impl StoreError {
         }
     }
 
+    /// Whether the database could not be reached or was too busy (worth trying again
+    /// later), as opposed to refusing the request: pool timeouts, I/O, PostgreSQL's 08
+    /// (connection), 53 (resources) and 57 (operator intervention), SQLite's busy (5) and
+    /// locked (6).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+            ) => true,
+            StoreError::Database(e) => e.as_database_error().is_some_and(|db| {
+                let code = db.code();
+                let code = code.as_deref().unwrap_or("");
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57")
+                    || matches!(code, "5" | "6")
+            }),
+            _ => false,
+        }
+    }
+
     /// A unique-constraint violation becomes [`StoreError::Conflict`] with `what` as its
     /// message; any other error stays a [`StoreError::Database`]. The store checks for
     /// conflicts before writing, so this only catches a concurrent writer that won the race.

@@ -48,7 +48,7 @@ mod traces;
 mod usage;
 
 pub use audit::{Actor, AuditRecord, Target};
-pub use billing::{EntryKind, LedgerEntry};
+pub use billing::{EntryKind, IdempotencyKey, LedgerEntry, Posted};
 pub use carriers::{CarrierLimitsChange, NewCarrier};
 pub use cdrs::CdrFilter;
 pub use customers::{CustomerHeaders, LimitsChange, NewCustomer, NumbersChange};

@@ -300,7 +300,8 @@ async fn audit_and_tokens(store: &Store, url: &str, acme: CustomerId) {
             .unwrap()
             .is_none()
     );
-    let wrong = format!("{}x", &secret[..43]);
+    let other = if secret.ends_with('x') { 'y' } else { 'x' };
+    let wrong = format!("{}{other}", &secret[..43]);
     assert!(store.token_by_secret(&wrong, now).await.unwrap().is_none());
     // Only the hash is stored.
     let mut raw = AnyConnection::connect(url).await.unwrap();

@@ -11,6 +11,7 @@
 //! imports the proxy (checked by `scripts/check-deps`), and meets background work only
 //! through `store` and `cluster`.
 
+pub mod api;
 mod routes;
 mod server;
 

@@ -61,21 +61,29 @@ pub fn router(
     metrics_token: Option<&str>,
     request_timeout: Duration,
     body_limit: usize,
+    api: Option<crate::api::Api>,
 ) -> Router {
     let app = App {
         ops,
         metrics_token: metrics_token.map(|t| Sha256::digest(t.as_bytes()).into()),
     };
-    Router::new()
+    let ops_routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(app)
+        .with_state(app);
+    let routes = match api {
+        Some(api) => ops_routes.merge(crate::api::router(api)),
+        None => ops_routes,
+    };
+    routes
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
+        // Outermost: the API's refusals by the layers above are problem documents too.
+        .layer(axum::middleware::map_response(crate::api::as_problem))
 }
 
 #[derive(Serialize)]
@@ -170,7 +178,13 @@ mod tests {
     }
 
     fn app(checks: Vec<Check>, token: Option<&str>) -> Router {
-        router(Arc::new(Fixed(checks)), token, Duration::from_secs(5), 1024)
+        router(
+            Arc::new(Fixed(checks)),
+            token,
+            Duration::from_secs(5),
+            1024,
+            None,
+        )
     }
 
     async fn get(app: Router, path: &str, auth: Option<&str>) -> (StatusCode, String) {
@@ -250,7 +264,15 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_request_past_its_timeout_gets_408() {
-        let slow = |delay| router(Arc::new(Slow(delay)), None, Duration::from_secs(30), 1024);
+        let slow = |delay| {
+            router(
+                Arc::new(Slow(delay)),
+                None,
+                Duration::from_secs(30),
+                1024,
+                None,
+            )
+        };
         let (code, _) = get(slow(Duration::from_secs(60)), "/readyz", None).await;
         assert_eq!(code, StatusCode::REQUEST_TIMEOUT);
         let (code, _) = get(slow(Duration::from_secs(1)), "/readyz", None).await;

@@ -70,4 +70,8 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_ms);
 CREATE INDEX webhook_deliveries_of ON webhook_deliveries (webhook_id, id);
 
+-- The API's CDR pages by customer or carrier and time (keyset: invite_ms, id).
+CREATE INDEX cdrs_customer_invite ON cdrs (customer_id, invite_ms, id);
+CREATE INDEX cdrs_carrier_invite ON cdrs (carrier_id, invite_ms, id);
+
 ALTER TABLE customers ADD COLUMN low_balance BIGINT;

@@ -8,10 +8,12 @@ use std::time::Duration;
 use proxy::{ListenerSpec, ProxyConfig};
 use serde::Deserialize;
 
+mod api;
 mod http;
 mod sip;
 mod trace;
 
+use api::{ApiSection, api_settings};
 pub(crate) use http::{HttpListen, HttpSettings};
 use http::{HttpSection, http_settings};
 use sip::SipSection;
@@ -55,6 +57,8 @@ struct FileConfig {
     events: EventsSection,
     #[serde(default)]
     trace: TraceSection,
+    #[serde(default)]
+    api: ApiSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,6 +105,8 @@ pub(crate) struct Settings {
     pub(crate) hep: Option<telemetry::hep::Target>,
     /// Stored SIP traces; `None`: off.
     pub(crate) traces: Option<TraceSettings>,
+    /// The REST API's rates.
+    pub(crate) api: web::api::Config,
 }
 
 /// The database URL: used as a `&str`, but its `Debug` (so every `{:?}` of the settings)
@@ -160,6 +166,7 @@ impl Settings {
         let sip = file.sip;
         let mut cdr = file.cdr;
         let http = http_settings(file.http, http_flag)?;
+        let api = api_settings(file.api)?;
         let mut events = file.events;
         let traces = trace_settings(&file.trace)?;
         let hep = hep_target(file.trace)?;
@@ -210,6 +217,7 @@ impl Settings {
             traces,
             events_retention: (events.retention_days > 0)
                 .then(|| Duration::from_secs(u64::from(events.retention_days) * 86_400)),
+            api,
         })
     }
 

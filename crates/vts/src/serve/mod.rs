@@ -98,8 +98,17 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
         gate: gate.clone(),
         capture: capture_counts,
     };
+    let api = web::api::Api::new(
+        store.clone(),
+        Some(web::api::Live {
+            status: status.clone(),
+            directory: source.clone(),
+            max_attempts: settings.proxy.max_attempts,
+        }),
+        &settings.api,
+    );
     let web = match &settings.http {
-        Some(h) => match start_http(h, ops).await {
+        Some(h) => match start_http(h, ops, api).await {
             Ok(running) => Some(Arc::new(running)),
             Err(e) => {
                 // Nothing was taken yet: stop the SIP thread and say why.

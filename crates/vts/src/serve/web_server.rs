@@ -9,10 +9,11 @@ use super::ops;
 /// Requests in flight get this long to finish when the HTTP server stops.
 pub(super) const HTTP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Starts the HTTP server (health, readiness, metrics).
+/// Starts the HTTP server (health, readiness, metrics, the REST API).
 pub(super) async fn start_http(
     h: &crate::config::HttpSettings,
     ops: ops::SwitchOps,
+    api: web::api::Api,
 ) -> std::io::Result<web::Running> {
     if h.tls.is_some() {
         // rustls with ring, as sqlx and the rest of the process (a second call is a no-op).
@@ -26,6 +27,7 @@ pub(super) async fn start_http(
         h.metrics_token.as_ref().map(|t| t.0.as_str()),
         h.request_timeout,
         h.body_limit,
+        Some(api),
     );
     let cfg = web::Config {
         listen: h.listen,

@@ -49,6 +49,7 @@ mod common {
 
 mod accounting;
 mod admission;
+mod api;
 mod attacks;
 mod calls;
 mod doctor;
