@@ -129,6 +129,8 @@ pub struct Customer {
     /// Postpaid: how far below zero the balance may go.
     #[serde(default)]
     pub credit_limit: crate::rates::Money,
+    /// A `balance.low` event when the balance goes from above this to at or below it.
+    pub low_balance: Option<crate::rates::Money>,
     /// Where the customer's days and months begin (usage counters, minute caps).
     #[serde(default)]
     pub timezone: crate::zone::Zone,

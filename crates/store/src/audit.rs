@@ -369,6 +369,37 @@ impl Store {
         Ok(Some(id))
     }
 
+    /// Like [`Store::audit_commit`] for a change that leaves the target's rows as they are
+    /// (a redelivery): always recorded, `after` the note of what was done.
+    pub(crate) async fn audit_commit_always(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        audit: Audit,
+        note: Value,
+    ) -> Result<i64, StoreError> {
+        let target = audit.target.key();
+        let actor = self.actor.to_string();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO audit_log (at_ms, actor, action, target, before, after) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(now_ms())
+        .bind(actor.as_str())
+        .bind(audit.action)
+        .bind(target.as_str())
+        .bind(audit.before.as_ref().map(Value::to_string))
+        .bind(note.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        let event = NewEvent::new(
+            "config.changed",
+            serde_json::json!({ "audit_id": id, "action": audit.action, "target": target, "actor": actor }),
+        );
+        self.commit_with_events(tx, std::slice::from_ref(&event))
+            .await?;
+        Ok(id)
+    }
+
     /// Audit records, newest first: those of `target` (`customer:12`) when given, at most
     /// `limit`, before id `before` when given (the next page).
     pub async fn audit_records(

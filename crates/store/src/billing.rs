@@ -75,6 +75,7 @@ impl Store {
         mode: BillingMode,
         credit_limit: Money,
         suspend_at_zero: bool,
+        low_balance: Option<Money>,
     ) -> Result<(), StoreError> {
         if credit_limit.0 < 0 {
             return Err(StoreError::Invalid("a credit limit is not negative".into()));
@@ -84,14 +85,15 @@ impl Store {
             .audit_begin(&mut tx, "customer.billing", Target::Customer(id.0))
             .await?;
         let done = sqlx::query(
-            "UPDATE customers SET billing = $1, credit_limit = $2, suspend_at_zero = $3, updated_ms = $4 \
-             WHERE id = $5",
+            "UPDATE customers SET billing = $1, credit_limit = $2, suspend_at_zero = $3, updated_ms = $4, \
+             low_balance = $6 WHERE id = $5",
         )
         .bind(mode.as_str())
         .bind(credit_limit.0)
         .bind(i32::from(suspend_at_zero))
         .bind(now_ms())
         .bind(id.0)
+        .bind(low_balance.map(|m| m.0))
         .execute(&mut *tx)
         .await?;
         touched(done.rows_affected(), "customer", id.0)?;
@@ -215,8 +217,19 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        self.audit_commit(tx, audit, std::slice::from_ref(&event))
-            .await?;
+        let mark: Option<i64> =
+            sqlx::query_scalar("SELECT low_balance FROM customers WHERE id = $1")
+                .bind(customer.0)
+                .fetch_one(&mut *tx)
+                .await?;
+        let mut events = vec![event];
+        events.extend(low_balance(
+            customer,
+            mark,
+            entry.balance_before.0,
+            entry.balance_after.0,
+        ));
+        self.audit_commit(tx, audit, &events).await?;
         Ok(Posted::New(entry))
     }
 
@@ -300,6 +313,23 @@ async fn idempotent(
         .map_err(|e| StoreError::Corrupt(format!("idempotency_keys: {e}")))
 }
 
+/// The `balance.low` event of a balance that went from above `mark` to at or below it.
+fn low_balance(
+    customer: CustomerId,
+    mark: Option<i64>,
+    before: i64,
+    after: i64,
+) -> Option<crate::NewEvent> {
+    let mark = mark?;
+    (before > mark && after <= mark).then(|| {
+        crate::NewEvent::new(
+            "balance.low",
+            serde_json::json!({ "customer_id": customer.0, "balance": after, "low_balance": mark }),
+        )
+        .customer(customer.0)
+    })
+}
+
 async fn change_balance(
     conn: &mut AnyConnection,
     id: CustomerId,
@@ -344,7 +374,14 @@ async fn insert_entry(
 
 /// Charges the priced CDRs of billed customers (`new`: CDRs not in the database before this
 /// transaction), one balance change per customer and a ledger row per CDR.
-pub(crate) async fn charge(conn: &mut AnyConnection, new: &[&Cdr]) -> Result<(), StoreError> {
+/// Charges the new CDRs of billed customers (one ledger row each). Returns the
+/// `balance.low` events of customers whose balance these charges took from above their
+/// low-balance mark to at or below it.
+pub(crate) async fn charge(
+    conn: &mut AnyConnection,
+    new: &[&Cdr],
+) -> Result<Vec<crate::NewEvent>, StoreError> {
+    let mut low = Vec::new();
     let mut by_customer: HashMap<CustomerId, Vec<&Cdr>> = HashMap::new();
     for c in new.iter().filter(|c| c.price.is_some_and(|p| p.0 > 0)) {
         by_customer.entry(c.customer_id).or_default().push(c);
@@ -353,7 +390,7 @@ pub(crate) async fn charge(conn: &mut AnyConnection, new: &[&Cdr]) -> Result<(),
     customers.sort();
     for customer in customers {
         let row = sqlx::query(
-            "SELECT billing, credit_limit, suspend_at_zero FROM customers WHERE id = $1",
+            "SELECT billing, credit_limit, suspend_at_zero, low_balance FROM customers WHERE id = $1",
         )
         .bind(customer.0)
         .fetch_optional(&mut *conn)
@@ -386,6 +423,8 @@ pub(crate) async fn charge(conn: &mut AnyConnection, new: &[&Cdr]) -> Result<(),
             balance -= price;
             insert_entry(conn, customer, &entry).await?;
         }
+        let mark: Option<i64> = row.try_get("low_balance")?;
+        low.extend(low_balance(customer, mark, after + total, after));
         let exhausted = match mode {
             BillingMode::Prepaid => after <= 0,
             BillingMode::Postpaid => after <= -credit_limit,
@@ -403,7 +442,7 @@ pub(crate) async fn charge(conn: &mut AnyConnection, new: &[&Cdr]) -> Result<(),
             .await?;
         }
     }
-    Ok(())
+    Ok(low)
 }
 
 /// The status reason of a suspension the balance caused.

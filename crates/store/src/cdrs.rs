@@ -111,13 +111,14 @@ impl Store {
             }
             inserted += query.execute(&mut *tx).await?.rows_affected();
         }
-        billing::charge(&mut tx, &new).await?;
+        let low = billing::charge(&mut tx, &new).await?;
         usage::count(&mut tx, &new).await?;
-        let events: Vec<NewEvent> = new
+        let mut events: Vec<NewEvent> = new
             .iter()
             .copied()
             .map(completed)
             .collect::<Result<_, _>>()?;
+        events.extend(low);
         self.commit_with_events(tx, &events).await?;
         Ok(inserted)
     }

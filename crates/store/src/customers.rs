@@ -380,7 +380,7 @@ pub(crate) async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Custome
     let rows =
         sqlx::query("SELECT id, name, active, max_channels, max_cps, status, status_reason, number_format, country_code, \
              forced_cli, dial_plan_id, routing, daily_minutes, monthly_minutes, rate_plan_id, billing, \
-             credit_limit, timezone, trusted, hide_topology FROM customers ORDER BY id")
+             credit_limit, timezone, trusted, hide_topology, low_balance FROM customers ORDER BY id")
             .fetch_all(&mut *conn)
             .await?;
     let mut customers = Vec::with_capacity(rows.len());
@@ -411,6 +411,7 @@ pub(crate) async fn customers_on(conn: &mut AnyConnection) -> Result<Vec<Custome
                     .map_err(|e| StoreError::Corrupt(format!("customer {id}: {e}")))?
             },
             credit_limit: Money(row.try_get("credit_limit")?),
+            low_balance: row.try_get::<Option<i64>, _>("low_balance")?.map(Money),
             timezone: {
                 let name: String = row.try_get("timezone")?;
                 // A zone the system's database lacks (tzdata removed?) must not stop the

@@ -37,6 +37,8 @@ pub const KINDS: &[&str] = &[
     "cap.reached",
     "security.blocked",
     "config.changed",
+    "balance.low",
+    "webhook.disabled",
 ];
 
 /// The advisory lock every appending transaction takes first on PostgreSQL ("vts_evts").
@@ -150,6 +152,42 @@ pub(crate) async fn lock(tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> Resu
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Saves `consumer`'s checkpoint on `conn` (in the caller's transaction, when it is one): a
+/// checkpoint never moves back.
+pub(crate) async fn save_checkpoint_on(
+    conn: &mut sqlx::AnyConnection,
+    consumer: &str,
+    seq: i64,
+) -> Result<(), StoreError> {
+    if consumer.is_empty() || consumer.len() > 100 {
+        return Err(StoreError::Invalid(
+            "a consumer name is 1 to 100 characters".into(),
+        ));
+    }
+    sqlx::query(
+        "INSERT INTO event_checkpoints (consumer, seq, updated_ms) VALUES ($1, $2, $3) \
+         ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq, updated_ms = excluded.updated_ms \
+         WHERE event_checkpoints.seq < excluded.seq",
+    )
+    .bind(consumer)
+    .bind(seq)
+    .bind(domain::now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// One event by its seq (`None`: retention deleted it, or there never was one).
+pub(crate) async fn event_on(pool: &sqlx::AnyPool, seq: i64) -> Result<Option<Event>, StoreError> {
+    let row = sqlx::query(
+        "SELECT seq, at_ms, kind, customer_id, carrier_id, body FROM events WHERE seq = $1",
+    )
+    .bind(seq)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(event_from_row).transpose()
 }
 
 fn event_from_row(row: &sqlx::any::AnyRow) -> Result<Event, StoreError> {
@@ -289,22 +327,8 @@ impl Store {
     /// Records that `consumer` finished every event up to `seq` (a checkpoint never moves
     /// back).
     pub async fn save_event_checkpoint(&self, consumer: &str, seq: i64) -> Result<(), StoreError> {
-        if consumer.is_empty() || consumer.len() > 100 {
-            return Err(StoreError::Invalid(
-                "a consumer name is 1 to 100 characters".into(),
-            ));
-        }
-        sqlx::query(
-            "INSERT INTO event_checkpoints (consumer, seq, updated_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq, updated_ms = excluded.updated_ms \
-             WHERE event_checkpoints.seq < excluded.seq",
-        )
-        .bind(consumer)
-        .bind(seq)
-        .bind(domain::now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        save_checkpoint_on(&mut conn, consumer, seq).await
     }
 
     /// Deletes events older than `before_ms` (retention); how many.

@@ -46,6 +46,7 @@ mod sql;
 mod tokens;
 mod traces;
 mod usage;
+mod webhooks;
 
 pub use audit::{Actor, AuditRecord, Target};
 pub use billing::{EntryKind, IdempotencyKey, LedgerEntry, Posted};
@@ -58,6 +59,7 @@ pub use rates::RateOwner;
 pub use tokens::{TOKEN_PREFIX, Token, token_hash};
 pub use traces::TraceMessage;
 pub use usage::{CarrierUsage, CustomerUsage};
+pub use webhooks::{Attempt, CUSTOMER_KINDS, Delivery, Due, WEBHOOK_CONSUMER, Webhook};
 
 use domain::now_ms;
 use std::net::IpAddr;

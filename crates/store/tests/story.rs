@@ -1348,9 +1348,16 @@ async fn balances(store: &Store, acme: CustomerId) {
     // Balances: credits, adjustments, and one charge per new priced CDR of a billed
     // customer, never two (a replay of the same CDRs charges nothing).
     store
-        .set_customer_billing(acme, BillingMode::Prepaid, Money(0), true)
+        .set_customer_billing(
+            acme,
+            BillingMode::Prepaid,
+            Money(0),
+            true,
+            Some(Money(700_000)),
+        )
         .await
         .unwrap();
+    let low_before = store.last_event_seq().await.unwrap();
     let credit = store
         .post(acme, EntryKind::Credit, Money(1_000_000), "prepayment")
         .await
@@ -1396,6 +1403,15 @@ async fn balances(store: &Store, acme: CustomerId) {
     store.insert_cdrs(&batch).await.unwrap();
     store.insert_cdrs(&batch[..1]).await.unwrap();
     assert_eq!(store.balances().await.unwrap()[&acme], Money(675_000));
+    // The charges took the balance past the low-balance mark (700,000): one event, in the
+    // CDRs' own transaction; the adjustment to 750,000 and the replays did not.
+    let low = store
+        .events_after(low_before, 100, Some("balance.low"))
+        .await
+        .unwrap();
+    assert_eq!(low.len(), 1, "{low:?}");
+    assert_eq!(low[0].customer_id, Some(acme.0));
+    assert_eq!(low[0].body["balance"], 675_000);
     let ledger = store.ledger(acme, 10).await.unwrap();
     let charges: Vec<(Option<&str>, i64, i64, i64)> = ledger
         .iter()

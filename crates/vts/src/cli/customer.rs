@@ -87,6 +87,10 @@ pub(crate) enum CustomerCmd {
         /// Suspend the customer when a charge leaves nothing to spend (a credit lifts it).
         #[arg(long)]
         suspend_at_zero: bool,
+        /// A `balance.low` event (webhooks, alerts) when a charge or an adjustment takes the
+        /// balance from above this amount to at or below it (default: none).
+        #[arg(long, value_parser = parse_signed_money, value_name = "AMOUNT")]
+        low_balance: Option<domain::Money>,
     },
     /// Add money to the customer's balance (a ledger credit).
     Credit {

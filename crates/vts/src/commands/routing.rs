@@ -64,9 +64,16 @@ pub(crate) async fn customer(store: &Store, cmd: CustomerCmd) -> crate::error::R
             mode,
             credit_limit,
             suspend_at_zero,
+            low_balance,
         } => {
             store
-                .set_customer_billing(CustomerId(id), mode, credit_limit, suspend_at_zero)
+                .set_customer_billing(
+                    CustomerId(id),
+                    mode,
+                    credit_limit,
+                    suspend_at_zero,
+                    low_balance,
+                )
                 .await?;
             let suspend = if suspend_at_zero {
                 ", suspended when nothing is left"

@@ -57,6 +57,8 @@ pub(crate) struct CustomerView {
     /// Postpaid: how far below zero the balance may go (millionths).
     pub credit_limit_minor: i64,
     pub credit_limit: String,
+    /// The mark below which the balance raises `balance.low` (millionths), if any.
+    pub low_balance_minor: Option<i64>,
     /// IANA time zone of the customer's days and months.
     pub timezone: String,
     pub trusted: bool,
@@ -89,6 +91,7 @@ impl From<&Customer> for CustomerView {
             billing: c.billing.as_str().to_string(),
             credit_limit_minor,
             credit_limit,
+            low_balance_minor: c.low_balance.map(|m| m.0),
             timezone: c.timezone.name().to_string(),
             trusted: c.trusted,
             hide_topology: c.hide_topology,
@@ -423,6 +426,9 @@ pub(crate) struct BillingChange {
     pub credit_limit: Option<String>,
     /// A charge that leaves nothing to spend suspends the customer (default true).
     pub suspend_at_zero: Option<bool>,
+    /// A `balance.low` event when the balance goes from above this decimal amount to at or
+    /// below it (default: none).
+    pub low_balance: Option<String>,
 }
 
 /// Changes how a customer pays (admin).
@@ -452,6 +458,11 @@ pub(crate) async fn set_billing(
             mode,
             limit,
             change.suspend_at_zero.unwrap_or(true),
+            change
+                .low_balance
+                .as_deref()
+                .map(|t| parse_money("low_balance", t, true))
+                .transpose()?,
         )
         .await?;
     view(&api, &who, id).await
