@@ -331,7 +331,7 @@ impl Store {
         let mut made = 0;
         for event in events {
             for hook in &hooks {
-                let wanted = hook.events.iter().any(|k| *k == event.kind);
+                let wanted = hook.events.contains(&event.kind);
                 let theirs = match hook.customer_id {
                     None => true,
                     Some(c) => {
