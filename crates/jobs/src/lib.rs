@@ -1,7 +1,7 @@
 //! # jobs
 //!
 //! Background work that is not on the call path: consumers of the durable event stream
-//! (webhooks, alerts: later issues), [`capture`] (the engine's copies of SIP messages to the
+//! ([`webhooks`]; alerts: later issues), [`capture`] (the engine's copies of SIP messages to the
 //! HEP collector and to stored traces), [`retention`] (old events and traces), scheduled
 //! reports.
 //!
@@ -10,3 +10,4 @@
 
 pub mod capture;
 pub mod retention;
+pub mod webhooks;

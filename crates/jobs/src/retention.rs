@@ -13,7 +13,12 @@ pub struct Retention {
     pub events: Option<Duration>,
     /// Trace messages older than this are deleted; `None`: kept (within their byte budget).
     pub traces: Option<Duration>,
+    /// Webhook deliveries that ended (delivered, failed) older than this are deleted.
+    pub deliveries: Option<Duration>,
 }
+
+/// Idempotency keys answer repeats for a day.
+const IDEMPOTENCY_KEEP_MS: i64 = 86_400_000;
 
 /// Runs until the task is aborted: deletes at start, then every `every`.
 pub async fn run(store: Store, retention: Retention, every: Duration) {
@@ -38,6 +43,22 @@ pub async fn once(store: &Store, retention: Retention, now_ms: i64) -> u64 {
                 warn!(error = %e, "retention: old SIP traces not deleted (retried at the next pass)")
             }
         }
+    }
+    if let Some(keep) = retention.deliveries {
+        let before = now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+        match store.delete_deliveries_before(before).await {
+            Ok(0) => {}
+            Ok(n) => info!(deliveries = n, "retention: old webhook deliveries deleted"),
+            Err(e) => {
+                warn!(error = %e, "retention: old webhook deliveries not deleted (retried at the next pass)")
+            }
+        }
+    }
+    if let Err(e) = store
+        .delete_idempotency_keys_before(now_ms - IDEMPOTENCY_KEEP_MS)
+        .await
+    {
+        warn!(error = %e, "retention: old idempotency keys not deleted (retried at the next pass)");
     }
     let Some(keep) = retention.events else {
         return 0;
@@ -73,6 +94,7 @@ mod tests {
         let keep = Retention {
             events: Some(Duration::from_secs(15 * 86_400)),
             traces: None,
+            deliveries: None,
         };
         assert_eq!(
             once(&store, keep, 30 * day).await,
@@ -90,6 +112,7 @@ mod tests {
         let forever = Retention {
             events: None,
             traces: None,
+            deliveries: None,
         };
         assert_eq!(once(&store, forever, 1_000 * day).await, 0);
         assert_eq!(store.events_after(0, 10, None).await.unwrap().len(), 2);

@@ -112,3 +112,143 @@ mod tests {
         assert_eq!(r.header("transfer-encoding"), Some("chunked"));
     }
 }
+
+/// What a [`Receiver`] does with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// Answers with this status (and an empty body).
+    Status(u16),
+    /// Reads the request and never answers (the connection stays open until the test ends).
+    Hang,
+}
+
+/// One request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A webhook receiver on loopback: answers requests by its script (the last entry for every
+/// request past the end) and keeps each request it read, in order. A thread per connection.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    got: std::sync::Arc<(std::sync::Mutex<Vec<Received>>, std::sync::Condvar)>,
+}
+
+impl Receiver {
+    pub fn start(script: Vec<Reply>) -> Receiver {
+        use std::io::BufRead;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let got: std::sync::Arc<(std::sync::Mutex<Vec<Received>>, std::sync::Condvar)> =
+            Default::default();
+        let shared = got.clone();
+        let script = std::sync::Arc::new(script);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (shared, script) = (shared.clone(), script.clone());
+                std::thread::spawn(move || {
+                    let mut reader = std::io::BufReader::new(conn);
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut parts = line.split_whitespace();
+                        let method = parts.next().unwrap_or("").to_string();
+                        let path = parts.next().unwrap_or("").to_string();
+                        let mut headers = Vec::new();
+                        loop {
+                            let mut h = String::new();
+                            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let h = h.trim_end();
+                            if h.is_empty() {
+                                break;
+                            }
+                            if let Some((n, v)) = h.split_once(':') {
+                                headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+                            }
+                        }
+                        let len: usize = headers
+                            .iter()
+                            .find(|(n, _)| n == "content-length")
+                            .and_then(|(_, v)| v.parse().ok())
+                            .unwrap_or(0);
+                        let mut body = vec![0; len];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        let reply = {
+                            let (lock, cv) = &*shared;
+                            let mut got = lock.lock().unwrap();
+                            got.push(Received {
+                                method,
+                                path,
+                                headers,
+                                body,
+                            });
+                            cv.notify_all();
+                            let n = got.len() - 1;
+                            *script
+                                .get(n)
+                                .or(script.last())
+                                .unwrap_or(&Reply::Status(200))
+                        };
+                        match reply {
+                            Reply::Hang => loop {
+                                std::thread::park();
+                            },
+                            Reply::Status(code) => {
+                                let out = format!(
+                                    "HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n"
+                                );
+                                if reader.get_mut().write_all(out.as_bytes()).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Receiver { addr, got }
+    }
+
+    /// The requests so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.got.0.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) until `n` requests came; they.
+    pub fn await_requests(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        let (lock, cv) = &*self.got;
+        let deadline = std::time::Instant::now() + timeout;
+        let mut got = lock.lock().unwrap();
+        while got.len() < n {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(
+                !left.is_zero(),
+                "{} requests of {n} within {timeout:?}",
+                got.len()
+            );
+            got = cv.wait_timeout(got, left).unwrap().0;
+        }
+        got.clone()
+    }
+}

@@ -50,5 +50,7 @@ pub(super) fn api_settings(mut api: ApiSection) -> Result<web::api::Config, Stri
             burst: api.burst,
             auth_failures_per_minute: api.auth_failures_per_minute,
         },
+        // From `[webhooks] customer_hosts` (Settings::load).
+        webhook_hosts: Vec::new(),
     })
 }

@@ -12,6 +12,7 @@ mod api;
 mod http;
 mod sip;
 mod trace;
+mod webhooks;
 
 use api::{ApiSection, api_settings};
 pub(crate) use http::{HttpListen, HttpSettings};
@@ -19,6 +20,8 @@ use http::{HttpSection, http_settings};
 use sip::SipSection;
 pub(crate) use trace::TraceSettings;
 use trace::{EventsSection, TraceSection, hep_target, trace_settings};
+pub(crate) use webhooks::WebhookSettings;
+use webhooks::{WebhooksSection, webhook_settings};
 
 /// The options every subcommand takes (`vts --data-dir DIR --db URL --config FILE ...`):
 /// where the settings come from.
@@ -59,6 +62,8 @@ struct FileConfig {
     trace: TraceSection,
     #[serde(default)]
     api: ApiSection,
+    #[serde(default)]
+    webhooks: WebhooksSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,8 +110,9 @@ pub(crate) struct Settings {
     pub(crate) hep: Option<telemetry::hep::Target>,
     /// Stored SIP traces; `None`: off.
     pub(crate) traces: Option<TraceSettings>,
-    /// The REST API's rates.
+    /// The REST API's rates and the hosts customers' webhooks may point at.
     pub(crate) api: web::api::Config,
+    pub(crate) webhooks: WebhookSettings,
 }
 
 /// The database URL: used as a `&str`, but its `Debug` (so every `{:?}` of the settings)
@@ -166,7 +172,9 @@ impl Settings {
         let sip = file.sip;
         let mut cdr = file.cdr;
         let http = http_settings(file.http, http_flag)?;
-        let api = api_settings(file.api)?;
+        let webhooks = webhook_settings(file.webhooks)?;
+        let mut api = api_settings(file.api)?;
+        api.webhook_hosts = webhooks.customer_hosts.clone();
         let mut events = file.events;
         let traces = trace_settings(&file.trace)?;
         let hep = hep_target(file.trace)?;
@@ -218,6 +226,7 @@ impl Settings {
             events_retention: (events.retention_days > 0)
                 .then(|| Duration::from_secs(u64::from(events.retention_days) * 86_400)),
             api,
+            webhooks,
         })
     }
 

@@ -31,6 +31,11 @@ use web_server::{HTTP_GRACE, reload_on_sighup, start_http};
 pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String> {
     // First: a stop at any moment from here drains and flushes.
     let stop = shutdown_signal()?;
+    // rustls with ring for every TLS of the process (HTTPS, webhooks to https:// receivers).
+    // rustls 0.23.48 deprecates ring's provider for lacking post-quantum key exchange; the
+    // one with it (aws-lc-rs) is a large C build we keep out (reference/crates.md).
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
     // The metrics recorder, before the engine registers its counters with it. Without the
     // HTTP server nothing would read them: the counters then stay no-ops.
     if settings.http.is_some() {
@@ -87,7 +92,9 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
         .await
         .map_err(|_| "the SIP thread stopped".to_string())??;
     let cdr_state = accounting::CdrState::default();
+    let webhook_counts = Arc::new(jobs::webhooks::Counts::default());
     let ops = ops::SwitchOps {
+        webhooks: webhook_counts.clone(),
         store: store.clone(),
         sip_alive,
         status: status.clone(),
@@ -142,8 +149,16 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
         jobs::retention::Retention {
             events: settings.events_retention,
             traces: settings.traces.and_then(|t| t.retention),
+            deliveries: settings.webhooks.log_retention,
         },
         RETENTION_EVERY,
+    ));
+    // Webhooks: deliveries from the event stream (jobs::webhooks); HTTPS to receivers uses
+    // rustls with ring, as the rest of the process.
+    let webhooks = tokio::spawn(jobs::webhooks::run(
+        store.clone(),
+        settings.webhooks.delivery,
+        webhook_counts,
     ));
     tokio::spawn(notices::record_events(store.clone(), security_rx));
     let accounting = tokio::spawn(accounting::run(
@@ -203,6 +218,9 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
     }
     watcher.abort();
     retention.abort();
+    // Deliveries in flight are sent again after a restart (receivers dedupe on
+    // X-Vts-Delivery).
+    webhooks.abort();
     let written = accounting.await.unwrap_or(0);
     let _ = std::fs::remove_file(&control_path);
     info!(cdrs = written, "stopped");

@@ -31,6 +31,8 @@ pub(crate) struct SwitchOps {
     pub(crate) gate: AccountingGate,
     /// The capture of SIP messages (HEP, traces), when on.
     pub(crate) capture: Option<CaptureCounts>,
+    /// Webhook deliveries.
+    pub(crate) webhooks: Arc<jobs::webhooks::Counts>,
 }
 
 /// What the capture side counts.
@@ -218,6 +220,7 @@ impl SwitchOps {
         if let Some(c) = &self.capture {
             capture_families(out, c);
         }
+        webhook_families(out, &self.webhooks);
         text::histogram(
             out,
             "vts_store_write_seconds",
@@ -247,6 +250,29 @@ fn per_id(
     }
     if let Some(n) = other {
         text::sample(out, name, &[(label, "other")], n as f64);
+    }
+}
+
+/// Webhook deliveries by outcome.
+fn webhook_families(out: &mut String, c: &jobs::webhooks::Counts) {
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+    text::family(
+        out,
+        "vts_webhook_deliveries_total",
+        "counter",
+        "Webhook delivery attempts by outcome: delivered (2xx), retried (timeout, connection error, 5xx, 408, 429), failed (given up).",
+    );
+    for (result, v) in [
+        ("delivered", &c.delivered),
+        ("retried", &c.retried),
+        ("failed", &c.failed),
+    ] {
+        text::sample(
+            out,
+            "vts_webhook_deliveries_total",
+            &[("result", result)],
+            n(v),
+        );
     }
 }
 

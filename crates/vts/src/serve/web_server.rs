@@ -15,13 +15,6 @@ pub(super) async fn start_http(
     ops: ops::SwitchOps,
     api: web::api::Api,
 ) -> std::io::Result<web::Running> {
-    if h.tls.is_some() {
-        // rustls with ring, as sqlx and the rest of the process (a second call is a no-op).
-        // rustls 0.23.48 deprecates ring's provider for lacking post-quantum key exchange;
-        // the one with it (aws-lc-rs) is a large C build we keep out (reference/crates.md).
-        #[allow(deprecated)]
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
     let router = web::router(
         Arc::new(ops),
         h.metrics_token.as_ref().map(|t| t.0.as_str()),

@@ -28,6 +28,8 @@ struct World {
     admin: String,
     read: String,
     mine: String,
+    /// A subscription of the admin's, made by the matrix.
+    webhook: std::cell::Cell<i64>,
 }
 
 /// The secret on the last line of `vts token create`.
@@ -59,10 +61,7 @@ impl World {
             vts,
             serve,
             base: format!("http://{web}"),
-            client: Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
+            client: http_client(),
             acme,
             beta,
             carrier,
@@ -71,6 +70,7 @@ impl World {
             admin,
             read,
             mine,
+            webhook: std::cell::Cell::new(0),
         }
     }
 
@@ -339,12 +339,47 @@ fn matrix() -> Vec<Case> {
             [201, 403, 403],
         ),
         case(M::DELETE, "/api/v1/tokens/999999", None, [404, 403, 403]),
+        case(M::GET, "/api/v1/webhooks", None, [200, 200, 200]),
+        // A customer token: no host is allowed for customers in this world.
+        case(
+            M::POST,
+            "/api/v1/webhooks",
+            Some(json!({ "url": "http://127.0.0.1:9/in", "events": ["call.completed"] })),
+            [201, 403, 422],
+        ),
+        case(M::GET, "/api/v1/webhooks/{webhook}", None, [200, 200, 404]),
+        case(
+            M::PUT,
+            "/api/v1/webhooks/{webhook}/active",
+            Some(json!({ "active": true })),
+            [200, 403, 404],
+        ),
+        case(
+            M::GET,
+            "/api/v1/webhooks/{webhook}/deliveries",
+            None,
+            [200, 200, 404],
+        ),
+        case(
+            M::POST,
+            "/api/v1/webhooks/deliveries/999999/redeliver",
+            None,
+            [404, 404, 404],
+        ),
+        // Last: the admin deletes it, then it is no more for the others.
+        case(
+            M::DELETE,
+            "/api/v1/webhooks/{webhook}",
+            None,
+            [204, 404, 404],
+        ),
     ]
 }
 
 /// `path` with the world's ids filled in, and `{n}` a fresh number.
 fn fill(path: &str, w: &World, cdrs: (&str, &str), n: u32) -> String {
     path.replace("{acme}", &w.acme.to_string())
+        .replace("{webhook}", &w.webhook.get().to_string())
         .replace("{beta}", &w.beta.to_string())
         .replace("{carrier}", &w.carrier.to_string())
         .replace("{cdr_acme}", cdrs.0)
@@ -364,6 +399,14 @@ fn scope_matrix(w: &World) {
             .to_string()
     };
     let (cdr_acme, cdr_beta) = (of(w.acme), of(w.beta));
+    let (status, _, hook) = w.call(
+        Method::POST,
+        "/api/v1/webhooks",
+        Some(&w.admin),
+        Some(&json!({ "url": "http://127.0.0.1:9/ops", "events": ["carrier.down"] })),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    w.webhook.set(hook["webhook"]["id"].as_i64().unwrap());
 
     // Every operation of the spec is in the matrix.
     let (status, _, spec) = w.call(Method::GET, "/api/openapi.json", None, None);
@@ -385,6 +428,7 @@ fn scope_matrix(w: &World) {
                 .replace("{carrier}", "{id}")
                 .replace("{cdr_acme}", "{id}")
                 .replace("{cdr_beta}", "{id}")
+                .replace("{webhook}", "{id}")
                 .replace("198.51.100.250", "{network}")
                 .replace("203.0.113.250", "{network}")
                 .replace("limits.global_max_cps", "{key}")

@@ -13,6 +13,18 @@ mod common {
     /// The `vts` binary under test.
     pub(crate) const VTS: &str = env!("CARGO_BIN_EXE_vts");
 
+    /// An HTTP client for the API (reqwest, bounded in time). reqwest is built with the
+    /// webhooks' `rustls-no-provider`, so the process's rustls provider (ring, as the switch
+    /// has) is installed first.
+    pub(crate) fn http_client() -> reqwest::blocking::Client {
+        #[allow(deprecated)]
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
     /// A database of its own on the test PostgreSQL server (`VTS_TEST_POSTGRES_URL`, whose
     /// role may create databases; `scripts/test` starts a private throw-away cluster), named
     /// after the test and this process; `None`, said on stderr, when no server is set.
@@ -61,4 +73,5 @@ mod ops;
 mod security;
 mod trace;
 mod transport;
+mod webhooks;
 mod wire;

@@ -20,6 +20,7 @@ mod live;
 mod problem;
 mod records;
 mod security;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -48,6 +49,9 @@ pub struct Live {
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub rates: Rates,
+    /// Hosts a customer token may point a webhook at (`[webhooks] customer_hosts`); none:
+    /// customers' tokens cannot subscribe.
+    pub webhook_hosts: Vec<String>,
 }
 
 /// What every handler shares.
@@ -56,6 +60,7 @@ pub struct Api {
     pub(crate) store: Store,
     pub(crate) limits: Arc<auth::Limits>,
     pub(crate) live: Option<Live>,
+    pub(crate) webhook_hosts: Arc<[String]>,
 }
 
 impl Api {
@@ -79,6 +84,11 @@ impl Api {
             store,
             limits,
             live,
+            webhook_hosts: config
+                .webhook_hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
         }
     }
 }
@@ -192,6 +202,11 @@ pub fn router(api: Api) -> Router {
         .routes(routes!(records::audit))
         .routes(routes!(records::tokens, records::create_token))
         .routes(routes!(records::revoke_token))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::get, webhooks::delete))
+        .routes(routes!(webhooks::set_active))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::redeliver))
         .with_state(api)
         .split_for_parts();
     router.merge(

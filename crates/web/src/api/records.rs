@@ -15,18 +15,6 @@ use super::auth::Principal;
 use super::input::{Body, Query, time};
 use super::problem::{ApiResult, Problem};
 
-/// Kinds a customer token may read (about its own customer).
-const CUSTOMER_KINDS: &[&str] = &[
-    "call.completed",
-    "call.refused",
-    "customer.activated",
-    "customer.suspended",
-    "customer.blocked",
-    "balance.changed",
-    "balance.low",
-    "limit.warning",
-];
-
 /// One event.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct EventView {
@@ -92,7 +80,9 @@ pub(crate) async fn events(
         .into_iter()
         .filter(|e| match who.scope.customer() {
             None => true,
-            Some(own) => e.customer_id == Some(own.0) && CUSTOMER_KINDS.contains(&e.kind.as_str()),
+            Some(own) => {
+                e.customer_id == Some(own.0) && store::CUSTOMER_KINDS.contains(&e.kind.as_str())
+            }
         })
         .map(|e| EventView {
             seq: e.seq,
