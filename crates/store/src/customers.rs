@@ -232,6 +232,91 @@ impl Store {
         Ok(())
     }
 
+    /// Adds source addresses or networks to a customer (host bits cleared; ones it has
+    /// already are skipped). An address active for another customer is a `Conflict`; all or
+    /// none are added.
+    pub async fn add_customer_ips(&self, id: CustomerId, ips: &[IpNet]) -> Result<(), StoreError> {
+        if ips.is_empty() {
+            return Err(StoreError::Invalid("no address or network to add".into()));
+        }
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_existing(
+                &mut tx,
+                "customer.ips",
+                Target::Customer(id.0),
+                "customer",
+                id.0,
+            )
+            .await?;
+        for net in ips {
+            let net = canonical(*net).to_string();
+            let owner: Option<i64> = sqlx::query_scalar(
+                "SELECT customer_id FROM customer_ips WHERE network = $1 AND active = 1",
+            )
+            .bind(net.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            match owner {
+                Some(o) if o == id.0 => continue,
+                Some(_) => {
+                    return Err(StoreError::Conflict(format!(
+                        "{net} is already in use by another customer"
+                    )));
+                }
+                None => {}
+            }
+            sqlx::query(
+                "INSERT INTO customer_ips (customer_id, network, active) VALUES ($1, $2, 1)",
+            )
+            .bind(id.0)
+            .bind(net.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                StoreError::unique_or(e, || format!("{net} is already in use by another customer"))
+            })?;
+        }
+        self.audit_commit(tx, audit, &[]).await?;
+        Ok(())
+    }
+
+    /// Removes one of a customer's addresses or networks (exactly as stored); `false` when
+    /// it has none such. Its last one cannot go: suspend the customer instead.
+    pub async fn remove_customer_ip(&self, id: CustomerId, net: IpNet) -> Result<bool, StoreError> {
+        let net = canonical(net).to_string();
+        let mut tx = self.event_tx().await?;
+        let audit = self
+            .audit_existing(
+                &mut tx,
+                "customer.ips",
+                Target::Customer(id.0),
+                "customer",
+                id.0,
+            )
+            .await?;
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM customer_ips WHERE customer_id = $1 AND active = 1",
+        )
+        .bind(id.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        let done = sqlx::query(
+            "DELETE FROM customer_ips WHERE customer_id = $1 AND network = $2 AND active = 1",
+        )
+        .bind(id.0)
+        .bind(net.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() > 0 && count <= 1 {
+            return Err(StoreError::Invalid(
+                "a customer keeps at least one address (suspend it instead)".into(),
+            ));
+        }
+        self.audit_commit(tx, audit, &[]).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Every customer (active or not) with its active addresses, by id.
     pub async fn list_customers(&self) -> Result<Vec<Customer>, StoreError> {
         let mut tx = self.begin_read().await?;

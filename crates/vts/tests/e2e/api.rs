@@ -28,8 +28,10 @@ struct World {
     admin: String,
     read: String,
     mine: String,
-    /// A subscription of the admin's, made by the matrix.
+    /// A subscription of the admin's, a dialing plan and a rate plan, made by the matrix.
     webhook: std::cell::Cell<i64>,
+    plan: std::cell::Cell<i64>,
+    rate_plan: std::cell::Cell<i64>,
 }
 
 /// The secret on the last line of `vts token create`.
@@ -71,6 +73,8 @@ impl World {
             read,
             mine,
             webhook: std::cell::Cell::new(0),
+            plan: std::cell::Cell::new(0),
+            rate_plan: std::cell::Cell::new(0),
         }
     }
 
@@ -103,6 +107,31 @@ impl World {
         (status, kind, value)
     }
 
+    /// `POST path` with a `text/csv` body.
+    fn csv(&self, path: &str, token: &str, body: &str) -> (StatusCode, String, Value) {
+        let res = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "text/csv")
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        let status = res.status();
+        let kind = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let text = res.text().unwrap();
+        (
+            status,
+            kind,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     fn get(&self, path: &str, token: &str) -> Value {
         let (status, _, v) = self.call(Method::GET, path, Some(token), None);
         assert_eq!(status, StatusCode::OK, "GET {path}: {v}");
@@ -131,6 +160,8 @@ struct Case {
     method: Method,
     path: &'static str,
     body: Option<Value>,
+    /// A `text/csv` body instead (rate sheets).
+    csv: Option<&'static str>,
     admin: u16,
     read: u16,
     mine: u16,
@@ -141,9 +172,17 @@ fn case(method: Method, path: &'static str, body: Option<Value>, s: [u16; 3]) ->
         method,
         path,
         body,
+        csv: None,
         admin: s[0],
         read: s[1],
         mine: s[2],
+    }
+}
+
+fn sheet(path: &'static str, csv: &'static str, s: [u16; 3]) -> Case {
+    Case {
+        csv: Some(csv),
+        ..case(Method::POST, path, None, s)
     }
 }
 
@@ -366,6 +405,89 @@ fn matrix() -> Vec<Case> {
             None,
             [404, 404, 404],
         ),
+        sheet(
+            "/api/v1/carriers/{carrier}/rates?dry_run=true",
+            "44,0.0100\n",
+            [200, 403, 403],
+        ),
+        case(
+            M::POST,
+            "/api/v1/carriers/{carrier}/prefixes",
+            Some(json!({ "list": "deny", "prefixes": ["4490{n}"] })),
+            [204, 403, 403],
+        ),
+        case(
+            M::DELETE,
+            "/api/v1/carriers/{carrier}/prefixes",
+            Some(json!({ "list": "deny", "prefixes": ["4490"] })),
+            [204, 403, 403],
+        ),
+        case(
+            M::PUT,
+            "/api/v1/carriers/{carrier}/profile",
+            Some(json!({})),
+            [204, 403, 403],
+        ),
+        case(
+            M::PUT,
+            "/api/v1/carriers/{carrier}/headers",
+            Some(json!({ "hide_topology": false })),
+            [204, 403, 403],
+        ),
+        sheet(
+            "/api/v1/customers/{beta}/rates?dry_run=true",
+            "44,0.0200\n",
+            [200, 403, 404],
+        ),
+        case(
+            M::POST,
+            "/api/v1/customers/{beta}/ips",
+            Some(json!({ "ips": ["10.20.{n}.0/24"] })),
+            [200, 403, 404],
+        ),
+        case(
+            M::DELETE,
+            "/api/v1/customers/{beta}/ips/10.99.99.99",
+            None,
+            [404, 403, 404],
+        ),
+        case(M::GET, "/api/v1/dial-plans", None, [200, 200, 403]),
+        case(
+            M::POST,
+            "/api/v1/dial-plans",
+            Some(json!({ "name": "p{n}" })),
+            [201, 403, 403],
+        ),
+        case(
+            M::POST,
+            "/api/v1/dial-plans/{plan}/rules",
+            Some(json!({ "pattern": "44{n}", "allow": true })),
+            [201, 403, 403],
+        ),
+        case(
+            M::DELETE,
+            "/api/v1/dial-plans/rules/999999",
+            None,
+            [404, 403, 403],
+        ),
+        case(M::GET, "/api/v1/rate-plans", None, [200, 200, 403]),
+        case(
+            M::POST,
+            "/api/v1/rate-plans",
+            Some(json!({ "name": "r{n}", "markup_percent": "10" })),
+            [201, 403, 403],
+        ),
+        sheet(
+            "/api/v1/rate-plans/{rateplan}/rates?dry_run=true",
+            "44,0.0300\n",
+            [200, 403, 403],
+        ),
+        case(
+            M::GET,
+            "/api/v1/usage?period=2026-12",
+            None,
+            [200, 200, 200],
+        ),
         // Last: the admin deletes it, then it is no more for the others.
         case(
             M::DELETE,
@@ -380,6 +502,8 @@ fn matrix() -> Vec<Case> {
 fn fill(path: &str, w: &World, cdrs: (&str, &str), n: u32) -> String {
     path.replace("{acme}", &w.acme.to_string())
         .replace("{webhook}", &w.webhook.get().to_string())
+        .replace("{plan}", &w.plan.get().to_string())
+        .replace("{rateplan}", &w.rate_plan.get().to_string())
         .replace("{beta}", &w.beta.to_string())
         .replace("{carrier}", &w.carrier.to_string())
         .replace("{cdr_acme}", cdrs.0)
@@ -407,6 +531,20 @@ fn scope_matrix(w: &World) {
     );
     assert_eq!(status, StatusCode::CREATED, "{hook}");
     w.webhook.set(hook["webhook"]["id"].as_i64().unwrap());
+    let (_, _, plan) = w.call(
+        Method::POST,
+        "/api/v1/dial-plans",
+        Some(&w.admin),
+        Some(&json!({ "name": "uk" })),
+    );
+    w.plan.set(plan["id"].as_i64().unwrap());
+    let (_, _, rp) = w.call(
+        Method::POST,
+        "/api/v1/rate-plans",
+        Some(&w.admin),
+        Some(&json!({ "name": "retail" })),
+    );
+    w.rate_plan.set(rp["id"].as_i64().unwrap());
 
     // Every operation of the spec is in the matrix.
     let (status, _, spec) = w.call(Method::GET, "/api/openapi.json", None, None);
@@ -429,6 +567,10 @@ fn scope_matrix(w: &World) {
                 .replace("{cdr_acme}", "{id}")
                 .replace("{cdr_beta}", "{id}")
                 .replace("{webhook}", "{id}")
+                .replace("{plan}", "{id}")
+                .replace("{rateplan}", "{id}")
+                .replace("rules/999999", "rules/{rule}")
+                .replace("10.99.99.99", "{network}")
                 .replace("198.51.100.250", "{network}")
                 .replace("203.0.113.250", "{network}")
                 .replace("limits.global_max_cps", "{key}")
@@ -452,7 +594,10 @@ fn scope_matrix(w: &World) {
                 .body
                 .as_ref()
                 .map(|b| serde_json::from_str(&fill(&b.to_string(), w, ("", ""), n)).unwrap());
-            let (status, kind, v) = w.call(c.method.clone(), &path, Some(token), body.as_ref());
+            let (status, kind, v) = match c.csv {
+                Some(csv) => w.csv(&path, token, csv),
+                None => w.call(c.method.clone(), &path, Some(token), body.as_ref()),
+            };
             assert_eq!(status.as_u16(), want, "{who}: {} {path}: {v}", c.method);
             if status.is_client_error() {
                 assert_eq!(
@@ -545,10 +690,13 @@ fn scope_matrix(w: &World) {
 }
 
 /// The matrix's world: traces off (so every scope meets the same "no trace"), and room for
-/// its requests without a token (each is a failed authentication of 127.0.0.1).
+/// its requests: each token makes about a hundred in a few seconds, and those without a token
+/// are failed authentications of 127.0.0.1 (the rates have tests of their own).
 const MATRIX_ENV: &[(&str, &str)] = &[
     ("VTS_TRACE_MODE", "off"),
     ("VTS_API_AUTH_FAILURES_PER_MINUTE", "1000"),
+    ("VTS_API_RATE_PER_MINUTE", "100000"),
+    ("VTS_API_BURST", "1000"),
 ];
 
 #[test]
@@ -988,5 +1136,64 @@ fn bad_input_gets_a_problem_never_a_500() {
         Some(&json!({ "name": "y", "ips": ["10.0.0.7"], "max_chanels": 3 })),
     );
     assert_eq!(v["errors"][0]["field"], "max_chanels", "{v}");
+    assert!(w.serve.stop().success());
+}
+
+#[test]
+fn a_rate_sheet_dry_run_shows_the_difference_and_changes_nothing() {
+    let w = World::new(&[]);
+    let path = format!("/api/v1/carriers/{}/rates", w.carrier);
+    let (status, _, first) = w.csv(&path, &w.admin, "prefix,rate\n44,0.0100\n447,0.0500\n");
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(
+        (
+            first["rows"].as_u64(),
+            first["added"].as_array().map(Vec::len)
+        ),
+        (Some(2), Some(2))
+    );
+    let sheet = "44,0.0100\n447,0.0450\n33,0.0200\n";
+    let (status, _, diff) = w.csv(&format!("{path}?dry_run=true"), &w.admin, sheet);
+    assert_eq!(status, StatusCode::OK, "{diff}");
+    assert_eq!(diff["dry_run"], true);
+    assert_eq!(diff["unchanged"], 1);
+    assert_eq!(diff["added"][0]["prefix"], "33");
+    assert_eq!(diff["changed"][0]["before"]["per_minute"], "0.050000");
+    assert_eq!(diff["changed"][0]["after"]["per_minute"], "0.045000");
+    let stored = w.get(&path, &w.read);
+    let rates: Vec<&str> = stored["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["per_minute"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rates,
+        ["0.010000", "0.050000"],
+        "the dry run changed nothing"
+    );
+    let (status, _, done) = w.csv(&path, &w.admin, sheet);
+    assert_eq!(
+        (status, done["dry_run"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
+    assert_eq!(w.get(&path, &w.read)["items"].as_array().unwrap().len(), 3);
+    // A bad row refuses the whole sheet, naming its line.
+    let (status, kind, bad) = w.csv(&path, &w.admin, "44,0.01\n44x,0.02\n");
+    assert_eq!(
+        (status, kind.as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "application/problem+json"),
+        "{bad}"
+    );
+    assert_eq!(bad["errors"][0]["field"], "line 2", "{bad}");
+    assert_eq!(w.get(&path, &w.read)["items"].as_array().unwrap().len(), 3);
+    // Not CSV: 400.
+    let (status, _, _) = w.call(
+        Method::POST,
+        &path,
+        Some(&w.admin),
+        Some(&json!({ "rates": [] })),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(w.serve.stop().success());
 }

@@ -19,6 +19,7 @@ mod input;
 mod live;
 mod problem;
 mod records;
+mod routing;
 mod security;
 mod webhooks;
 
@@ -185,7 +186,19 @@ pub fn router(api: Api) -> Router {
         .routes(routes!(carriers::get))
         .routes(routes!(carriers::set_limits))
         .routes(routes!(carriers::set_active))
-        .routes(routes!(carriers::rates))
+        .routes(routes!(carriers::rates, routing::import_carrier_rates))
+        .routes(routes!(routing::add_prefixes, routing::remove_prefixes))
+        .routes(routes!(routing::set_profile))
+        .routes(routes!(routing::set_carrier_headers))
+        .routes(routes!(routing::import_customer_rates))
+        .routes(routes!(routing::add_ips))
+        .routes(routes!(routing::remove_ip))
+        .routes(routes!(routing::list_dial_plans, routing::create_dial_plan))
+        .routes(routes!(routing::add_dial_rule))
+        .routes(routes!(routing::remove_dial_rule))
+        .routes(routes!(routing::list_rate_plans, routing::create_rate_plan))
+        .routes(routes!(routing::import_plan_rates))
+        .routes(routes!(routing::usage))
         .routes(routes!(cdrs::list))
         .routes(routes!(cdrs::get))
         .routes(routes!(cdrs::trace))
