@@ -1197,3 +1197,64 @@ fn a_rate_sheet_dry_run_shows_the_difference_and_changes_nothing() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(w.serve.stop().success());
 }
+
+/// Runs schemathesis (PyPI; `scripts/test` installs it and sets `VTS_TEST_SCHEMATHESIS`)
+/// against the live API with an admin token: every operation of the document (but the
+/// revocation of that very token) with generated input, and the checks that no answer is a
+/// 5xx, every status and content type is documented, every body validates against its
+/// schema, and no operation answers without a token.
+fn conformance(w: &World) {
+    w.calls("127.0.0.1", 2);
+    w.vts.await_cdrs(2, Duration::from_secs(30));
+    let tool = std::env::var("VTS_TEST_SCHEMATHESIS").unwrap_or_else(|_| "schemathesis".into());
+    let out = std::process::Command::new(&tool)
+        .args([
+            "run",
+            &format!("{}/api/openapi.json", w.base),
+            "-H",
+            &format!("Authorization: Bearer {}", w.admin),
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,ignored_auth",
+            "--exclude-operation-id",
+            "revoke_token",
+            "--max-examples",
+            "25",
+            "--seed",
+            "1",
+            "-w",
+            "2",
+            "--no-color",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{tool}: {e} (scripts/test installs schemathesis)"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found failures:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("Tested: 62"),
+        "every operation but one:\n{text}"
+    );
+    assert!(!text.contains("[500]"), "{text}");
+}
+
+#[test]
+fn the_api_conforms_to_its_own_openapi_document() {
+    let w = World::new(MATRIX_ENV);
+    conformance(&w);
+    assert!(w.serve.stop().success());
+}
+
+#[test]
+fn the_api_conforms_to_its_own_openapi_document_on_postgres() {
+    let Some(url) = fresh_postgres("api_conformance") else {
+        return;
+    };
+    let mut vts = Vts::new(VTS);
+    vts.db = Some(url);
+    let w = World::on(vts, MATRIX_ENV);
+    conformance(&w);
+    assert!(w.serve.stop().success());
+}

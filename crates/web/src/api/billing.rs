@@ -96,6 +96,7 @@ pub(crate) async fn balance(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LedgerQuery {
     /// Rows, newest first (1 to 1000, default 100).

@@ -117,6 +117,7 @@ pub(crate) struct CdrPage {
 
 /// The filters of `vts cdr list`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CdrQuery {
     pub customer_id: Option<i64>,
@@ -180,8 +181,8 @@ fn parse_cursor(text: &str) -> ApiResult<(i64, String)> {
 
 /// Call records, newest first; `Accept: text/csv` for every matching record as CSV.
 #[utoipa::path(get, path = "/api/v1/cdrs", tag = "cdrs", params(CdrQuery),
-    responses((status = 200, body = CdrPage, content_type = "application/json"),
-        (status = 200, description = "with Accept: text/csv: every matching record", content_type = "text/csv", body = String),
+    responses((status = 200, description = "A page; with Accept: text/csv, every matching record as CSV",
+            content((CdrPage = "application/json"), (String = "text/csv"))),
         (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub(crate) async fn list(

@@ -104,6 +104,7 @@ pub(crate) async fn calls(State(api): State<Api>, who: Principal) -> ApiResult<J
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RouteQuery {
     /// Customer id.

@@ -126,6 +126,74 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Every operation documents the problems any route can answer (a request that cannot be
+/// read, no valid token, a scope that does not allow it, nothing found, a body too large, a
+/// value refused, a rate passed, the database away), and every 4xx and 5xx is
+/// `application/problem+json`.
+struct Problems;
+
+impl Modify for Problems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let problem = || {
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build()
+        };
+        let common = [
+            (
+                "400",
+                "The request cannot be read (not JSON, a wrong type, an unknown field)",
+            ),
+            ("401", "No valid token"),
+            ("403", "The token's scope does not allow it"),
+            ("404", "Nothing of that kind with that id, for this token"),
+            ("413", "The body is larger than the server takes"),
+            ("422", "A value is not acceptable"),
+            ("429", "Over a rate: see Retry-After"),
+            ("503", "The database is not answering; nothing was changed"),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                for (code, response) in op.responses.responses.iter_mut() {
+                    if (code.starts_with('4') || code.starts_with('5'))
+                        && let RefOr::T(r) = response
+                    {
+                        r.content.clear();
+                        r.content
+                            .insert("application/problem+json".to_string(), RefOr::T(problem()));
+                        if r.description.is_empty() {
+                            r.description = "A problem (RFC 9457)".to_string();
+                        }
+                    }
+                }
+                for (code, what) in common {
+                    op.responses
+                        .responses
+                        .entry(code.to_string())
+                        .or_insert_with(|| {
+                            RefOr::T(
+                                ResponseBuilder::new()
+                                    .description(what)
+                                    .content("application/problem+json", problem())
+                                    .build(),
+                            )
+                        });
+                }
+            }
+        }
+    }
+}
+
 /// Any error response of the API that is not a problem document yet (a path that does not
 /// parse, a method the route has not, no such route, a body past the limit, a request past
 /// its time) becomes one, with the same status; the rest of the server is left alone.
@@ -222,6 +290,9 @@ pub fn router(api: Api) -> Router {
         .routes(routes!(webhooks::redeliver))
         .with_state(api)
         .split_for_parts();
+    // After the routes: the problems every operation can answer.
+    let mut doc = doc;
+    Problems.modify(&mut doc);
     router.merge(
         utoipa_swagger_ui::SwaggerUi::new("/api/documentation").url("/api/openapi.json", doc),
     )

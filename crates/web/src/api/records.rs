@@ -35,6 +35,7 @@ pub(crate) struct EventPage {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EventQuery {
     /// Events after this sequence number (default 0: from the oldest kept).
@@ -120,6 +121,7 @@ pub(crate) struct AuditPage {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditQuery {
     /// Only the changes of one thing: customer:ID, carrier:ID, setting:KEY, token:ID...

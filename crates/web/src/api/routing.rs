@@ -314,6 +314,7 @@ pub(crate) struct ImportResult {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ImportQuery {
     /// Only compute the difference; change nothing.
@@ -723,6 +724,7 @@ pub(crate) struct UsageView {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UsageQuery {
     /// A day (YYYY-MM-DD) or a month (YYYY-MM).

@@ -281,6 +281,7 @@ pub(crate) struct DeliveryPage {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeliveryQuery {
     /// Deliveries older than this id.
