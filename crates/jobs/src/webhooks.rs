@@ -160,7 +160,15 @@ struct Sent {
     attempt: Attempt,
 }
 
-/// The sender half.
+/// Deliveries read ahead of their slots, at most, in all and per subscription (a
+/// subscription whose receiver hangs fills its own queue, and the reads skip it).
+const READ_AHEAD: usize = 2_000;
+const READ_AHEAD_PER_SUBSCRIPTION: usize = 256;
+
+/// The sender half. Due deliveries are read ahead in batches into a queue per subscription;
+/// a delivery holds one of its subscription's slots while its HTTP attempt runs; its id stays
+/// busy (not read as due again) until its outcome is written, and outcomes are written in
+/// batches: the slots turn over at the receivers' pace, not the database's.
 async fn send_loop(
     store: Store,
     cfg: Config,
@@ -171,14 +179,21 @@ async fn send_loop(
     let mut in_flight: JoinSet<Sent> = JoinSet::new();
     let mut busy: HashSet<i64> = HashSet::new();
     let mut per_hook: HashMap<i64, usize> = HashMap::new();
+    let mut queue: HashMap<i64, std::collections::VecDeque<Due>> = HashMap::new();
+    let mut queued = 0usize;
     let mut outcomes: Vec<Sent> = Vec::new();
     let mut rng = fastrand::Rng::new();
     let mut last_flush = Instant::now();
     let mut failing = false;
+    // Whether more may be due than the queue holds.
+    let mut look = true;
+    let mut last_read = Instant::now();
+    // The last read found deliveries: read again soon (every 20 ms), not only when told.
+    let mut busy_reading = false;
     loop {
-        // Write what finished (in one transaction), then look for what is due.
+        // Write what finished (in one transaction).
         if !outcomes.is_empty()
-            && (outcomes.len() >= 200
+            && (outcomes.len() >= 500
                 || last_flush.elapsed() >= Duration::from_millis(50)
                 || in_flight.is_empty())
         {
@@ -188,9 +203,6 @@ async fn send_loop(
                 Ok(()) => {
                     for s in outcomes.drain(..) {
                         busy.remove(&s.id);
-                        if let Some(n) = per_hook.get_mut(&s.webhook) {
-                            *n = n.saturating_sub(1);
-                        }
                     }
                     failing = false;
                 }
@@ -203,42 +215,67 @@ async fn send_loop(
             }
             last_flush = Instant::now();
         }
-        let room = cfg.concurrency.saturating_sub(busy.len());
-        if room > 0 && !failing {
+        // Read ahead what is due: when told to, and every 20 ms while deliveries run (the
+        // queues of fast receivers run low).
+        let refill = busy_reading && last_read.elapsed() >= Duration::from_millis(20);
+        if (look || refill) && !failing && queued < READ_AHEAD / 2 {
             let busy_ids: Vec<i64> = busy.iter().copied().collect();
+            let full: Vec<i64> = queue
+                .iter()
+                .filter(|(_, q)| q.len() >= READ_AHEAD_PER_SUBSCRIPTION)
+                .map(|(h, _)| *h)
+                .collect();
+            last_read = Instant::now();
+            let want = (READ_AHEAD - queued).min(READ_AHEAD_PER_SUBSCRIPTION * 2);
             match store
-                .due_deliveries(domain::now_ms(), room as u32, &busy_ids)
+                .due_deliveries(domain::now_ms(), want as u32, &busy_ids, &full)
                 .await
             {
                 Ok(due) => {
+                    let read = due.len();
+                    busy_reading = read > 0;
+                    let mut skipped = 0;
                     for d in due {
-                        let hook = d.delivery.webhook_id;
-                        let n = per_hook.entry(hook).or_insert(0);
-                        if *n >= cfg.per_subscription {
+                        let q = queue.entry(d.delivery.webhook_id).or_default();
+                        if q.len() >= READ_AHEAD_PER_SUBSCRIPTION {
+                            skipped += 1;
                             continue;
                         }
-                        *n += 1;
                         busy.insert(d.delivery.id);
-                        let (client, cfg) = (client.clone(), cfg);
-                        let jitter = rng.u64(..);
-                        in_flight.spawn(async move { deliver(&client, &cfg, d, jitter).await });
+                        q.push_back(d);
+                        queued += 1;
                     }
+                    // A full read whose rows all found room may leave more due now; else the
+                    // next read waits for the refill timer, a wake-up or an outcome.
+                    look = read == want && skipped == 0;
+                    debug!(target: "vts::webhooks", read, skipped, queued, busy = busy.len(), "due deliveries read");
                 }
                 Err(e) => {
                     debug!(target: "vts::webhooks", error = %e, "due deliveries not read");
+                    look = false;
+                    busy_reading = false;
                 }
             }
         }
-        // Wait for an outcome, new deliveries, or the next due time.
-        let next_due = store.next_delivery_ms().await.ok().flatten();
-        let until_due = next_due
-            .map(|ms| Duration::from_millis(u64::try_from(ms - domain::now_ms()).unwrap_or(0)))
-            .unwrap_or(Duration::from_secs(1))
-            .clamp(Duration::from_millis(10), Duration::from_secs(1));
-        let flush_soon = if outcomes.is_empty() {
-            until_due
+        // Into the free slots.
+        for (hook, waiting) in queue.iter_mut() {
+            let n = per_hook.entry(*hook).or_insert(0);
+            while *n < cfg.per_subscription && in_flight.len() < cfg.concurrency {
+                let Some(d) = waiting.pop_front() else { break };
+                queued -= 1;
+                *n += 1;
+                let (client, cfg) = (client.clone(), cfg);
+                let jitter = rng.u64(..);
+                in_flight.spawn(async move { deliver(&client, &cfg, d, jitter).await });
+            }
+        }
+        queue.retain(|_, q| !q.is_empty());
+        let pause = if !outcomes.is_empty() {
+            Duration::from_millis(50).saturating_sub(last_flush.elapsed())
+        } else if busy_reading {
+            Duration::from_millis(20).saturating_sub(last_read.elapsed())
         } else {
-            Duration::from_millis(50)
+            Duration::from_millis(250)
         };
         tokio::select! {
             Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
@@ -248,11 +285,14 @@ async fn send_loop(
                         Attempt::Retry { .. } => counts.retried.fetch_add(1, Ordering::Relaxed),
                         Attempt::Failed { .. } => counts.failed.fetch_add(1, Ordering::Relaxed),
                     };
+                    if let Some(n) = per_hook.get_mut(&sent.webhook) {
+                        *n = n.saturating_sub(1);
+                    }
                     outcomes.push(sent);
                 }
             }
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(flush_soon) => {}
+            _ = wake.notified() => look = true,
+            _ = tokio::time::sleep(pause) => look = true,
         }
     }
 }

@@ -179,15 +179,28 @@ pub(crate) async fn save_checkpoint_on(
     Ok(())
 }
 
-/// One event by its seq (`None`: retention deleted it, or there never was one).
-pub(crate) async fn event_on(pool: &sqlx::AnyPool, seq: i64) -> Result<Option<Event>, StoreError> {
-    let row = sqlx::query(
-        "SELECT seq, at_ms, kind, customer_id, carrier_id, body FROM events WHERE seq = $1",
-    )
-    .bind(seq)
-    .fetch_optional(pool)
-    .await?;
-    row.as_ref().map(event_from_row).transpose()
+/// The events of these seqs, by seq (one statement; a seq retention deleted is absent).
+pub(crate) async fn events_by_seq(
+    pool: &sqlx::AnyPool,
+    seqs: &[i64],
+) -> Result<std::collections::HashMap<i64, Event>, StoreError> {
+    let mut out = std::collections::HashMap::with_capacity(seqs.len());
+    for chunk in seqs.chunks(500) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT seq, at_ms, kind, customer_id, carrier_id, body FROM events WHERE seq IN ({})",
+            marks.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for seq in chunk {
+            query = query.bind(*seq);
+        }
+        for row in query.fetch_all(pool).await? {
+            let e = event_from_row(&row)?;
+            out.insert(e.seq, e);
+        }
+    }
+    Ok(out)
 }
 
 fn event_from_row(row: &sqlx::any::AnyRow) -> Result<Event, StoreError> {

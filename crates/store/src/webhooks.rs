@@ -363,43 +363,59 @@ impl Store {
         Ok(made)
     }
 
-    /// Pending deliveries due at `now_ms`, oldest first, at most `limit`, leaving out those
-    /// of `busy` ids (in flight already), each with its subscription's URL and secret and its
-    /// event.
+    /// Pending deliveries due at `now_ms`, oldest first, at most `limit`, leaving out the
+    /// `busy` ones (read already) and those of the `skip` subscriptions (whose queue is
+    /// full), each with its subscription's URL and secret and its event.
     pub async fn due_deliveries(
         &self,
         now_ms: i64,
         limit: u32,
         busy: &[i64],
+        skip: &[i64],
     ) -> Result<Vec<Due>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let mut n = 2;
+        let mut marks = |count: usize| -> String {
+            (0..count)
+                .map(|_| {
+                    n += 1;
+                    format!("${n}")
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut extra = String::new();
+        if !busy.is_empty() {
+            extra.push_str(&format!("AND d.id NOT IN ({}) ", marks(busy.len())));
+        }
+        if !skip.is_empty() {
+            extra.push_str(&format!("AND d.webhook_id NOT IN ({}) ", marks(skip.len())));
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {DELIVERY_COLUMNS}, w.url, w.secret FROM webhook_deliveries d \
              JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.state = 'pending' AND d.next_ms <= $1 AND w.active = 1 \
+             WHERE d.state = 'pending' AND d.next_ms <= $1 AND w.active = 1 {extra}\
              ORDER BY d.next_ms, d.id LIMIT $2"
         )))
         .bind(now_ms)
-        .bind(i64::from(limit) + busy.len() as i64)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = Vec::new();
+        .bind(i64::from(limit));
+        for id in busy.iter().chain(skip) {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            let delivery = delivery_from_row(row)?;
-            if busy.contains(&delivery.id) {
-                continue;
-            }
             out.push(Due {
                 url: row.try_get("url")?,
                 secret: row.try_get("secret")?,
                 event: None,
-                delivery,
+                delivery: delivery_from_row(row)?,
             });
-            if out.len() == limit as usize {
-                break;
-            }
         }
+        let seqs: Vec<i64> = out.iter().map(|d| d.delivery.event_seq).collect();
+        let events = crate::events::events_by_seq(&self.pool, &seqs).await?;
+        // (One event goes to every subscription that wants it: copies, not moves.)
         for due in &mut out {
-            due.event = crate::events::event_on(&self.pool, due.delivery.event_seq).await?;
+            due.event = events.get(&due.delivery.event_seq).cloned();
         }
         Ok(out)
     }
@@ -468,7 +484,7 @@ impl Store {
             let Some(hook) = hook else { continue };
             match attempt {
                 Attempt::Delivered { .. } => {
-                    sqlx::query("UPDATE webhooks SET failures = 0 WHERE id = $1")
+                    sqlx::query("UPDATE webhooks SET failures = 0 WHERE id = $1 AND failures <> 0")
                         .bind(hook)
                         .execute(&mut *tx)
                         .await?;
