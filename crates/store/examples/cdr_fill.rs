@@ -16,7 +16,7 @@ const SPAN_MS: i64 = 30 * 86_400_000;
 
 fn cdr(i: usize, count: usize, customers: i64) -> Cdr {
     let t = START_MS + (i as i64).saturating_mul(SPAN_MS) / count.max(1) as i64;
-    let answered = i % 4 != 0;
+    let answered = !i.is_multiple_of(4);
     Cdr {
         id: format!("fill-{i:010}"),
         call_id: format!("{i}-fill@127.0.0.1"),
