@@ -159,7 +159,7 @@ class Direct(Proxy):
 class Vts(Proxy):
     name = "vts"
 
-    def __init__(self, binary, workdir, port, carriers, nice, db_url, http=None, trace_mode=None):
+    def __init__(self, binary, workdir, port, carriers, nice, db_url, http=None, trace_mode=None, api=False):
         super().__init__()
         self.http = http
         self.binary = binary
@@ -175,6 +175,10 @@ class Vts(Proxy):
             self.cli("carrier", "add", "--name", f"carrier-{i}", "--host", "127.0.0.1", "--port", str(port_),
                      "--priority", str(prio))
         env = dict(os.environ, VTS_LOG="warn")
+        if api:
+            # 40 requests a second from one token: above the default rate of 600 a minute.
+            env["VTS_API_RATE_PER_MINUTE"] = "100000"
+            env["VTS_API_BURST"] = "1000"
         if trace_mode:
             env["VTS_TRACE_MODE"] = trace_mode
         self.proc = subprocess.Popen(
@@ -190,6 +194,14 @@ class Vts(Proxy):
         self.scraping = http is not None
         if self.scraping:
             threading.Thread(target=self.scrape, daemon=True).start()
+        # With the API under load (vts-api), a client reads a page of the newest 100 CDRs and
+        # the status, 20 of each a second (a busy billing integration and a dashboard), for the
+        # whole ramp. Paced: a client spinning as fast as it can would take a core of the
+        # two from the switch and the load generator, which measures the machine, not vts.
+        self.api_requests, self.api_errors = 0, 0
+        if api and http:
+            self.token = self.cli("token", "create", "--name", "bench", "--scope", "read").strip().splitlines()[-1]
+            threading.Thread(target=self.api_load, daemon=True).start()
 
     def scrape(self):
         while self.scraping:
@@ -200,6 +212,21 @@ class Vts(Proxy):
             except OSError:
                 self.scrape_errors += 1
             time.sleep(5)
+
+    def api_load(self):
+        headers = {"Authorization": f"Bearer {self.token}"}
+        next_at = time.monotonic()
+        while self.scraping:
+            next_at += 0.05
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            for path in ("/api/v1/cdrs?limit=100", "/api/v1/status"):
+                try:
+                    req = urllib.request.Request(f"http://{self.http}{path}", headers=headers)
+                    with urllib.request.urlopen(req, timeout=5) as r:
+                        r.read()
+                    self.api_requests += 1
+                except OSError:
+                    self.api_errors += 1
 
     def stop(self):
         self.scraping = False
@@ -422,7 +449,10 @@ def main():
     ap.add_argument("--examples-dir", required=True, help="target/<profile> with examples/cdr_rate")
     ap.add_argument("--postgres-url", help="a PostgreSQL database for the CDR writer run")
     ap.add_argument("--smoke", action="store_true", help="one short step each: checks the bench runs, not speed")
-    ap.add_argument("--only", choices=["vts", "vts-metrics", "vts-trace-all", "kamailio", "direct"], help="run one only")
+    ap.add_argument("--only", choices=["vts", "vts-metrics", "vts-trace-all", "vts-api", "kamailio", "direct"], help="run one only")
+    ap.add_argument("--api-load", action="store_true",
+                    help="also run vts with a client reading the REST API (CDR pages, status) without pause "
+                         "during the ramp (vts-api)")
     ap.add_argument("--trace-all", action="store_true",
                     help="also run vts storing every call's SIP trace (vts-trace-all: [trace] mode = all, "
                          "metrics off) beside plain vts (mode = failed, the default)")
@@ -468,6 +498,11 @@ def main():
             chosen.append("vts-metrics")
         if args.only == "vts" and args.trace_all:
             chosen.append("vts-trace-all")
+        if args.api_load:
+            if args.only == "vts":
+                chosen.append("vts-api")
+            elif not args.only:
+                chosen.insert(chosen.index("vts") + 1, "vts-api")
         for name in chosen:
 
             def start():
@@ -479,10 +514,11 @@ def main():
                 port = free_port()
                 db = fresh_database(args.postgres_url, name) if args.postgres_url else None
                 routes = list(zip(carrier_ports, [10, 5]))
-                if name in ("vts", "vts-metrics", "vts-trace-all"):
-                    http = f"127.0.0.1:{free_port()}" if name == "vts-metrics" else None
+                if name in ("vts", "vts-metrics", "vts-trace-all", "vts-api"):
+                    http = f"127.0.0.1:{free_port()}" if name in ("vts-metrics", "vts-api") else None
                     mode = "all" if name == "vts-trace-all" else None
-                    proxy = Vts(Path(args.vts), workdir, port, routes, args.nice, db, http, mode)
+                    proxy = Vts(Path(args.vts), workdir, port, routes, args.nice, db, http, mode,
+                                api=name == "vts-api")
                 else:
                     if not db:
                         raise SystemExit("Kamailio's accounting needs --postgres-url")
@@ -513,6 +549,7 @@ def main():
                 if name.startswith("vts"):
                     if proxy.scraping:
                         entry["scrapes"], entry["scrape_errors"] = proxy.scrapes, proxy.scrape_errors
+                        entry["api_requests"], entry["api_errors"] = proxy.api_requests, proxy.api_errors
                     time.sleep(2)
                     entry["cdrs_written"] = proxy.cdr_count()
                     entry["calls_made"] = sum(s["calls"] for s in steps) + entry.get("at_half_rate", {}).get("calls", 0)
@@ -541,11 +578,14 @@ def main():
     vt = results.get("vts-trace-all", {})
     if v and vt and v.get("highest_passing_cps"):
         results["trace_all_ratio"] = round(vt["highest_passing_cps"] / v["highest_passing_cps"], 3)
+    va = results.get("vts-api", {})
+    if v and va and v.get("highest_passing_cps"):
+        results["api_load_ratio"] = round(va["highest_passing_cps"] / v["highest_passing_cps"], 3)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
 
     print("\n== vts vs Kamailio (same machine, same harness, same pass rule) ==")
-    for name in ("direct", "vts", "vts-metrics", "vts-trace-all", "kamailio"):
+    for name in ("direct", "vts", "vts-metrics", "vts-trace-all", "vts-api", "kamailio"):
         if name in results:
             e = results[name]
             last = next((s for s in reversed(e["steps"]) if s["pass"]), None)
@@ -558,6 +598,9 @@ def main():
     if "metrics_ratio" in results:
         print(f"    ratio: vts with metrics / without = {results['metrics_ratio']} "
               f"({vm.get('scrapes')} scrapes, {vm.get('scrape_errors')} failed)")
+    if "api_load_ratio" in results:
+        print(f"    ratio: vts with the API read without pause / without = {results['api_load_ratio']} "
+              f"({va.get('api_requests')} API requests, {va.get('api_errors')} failed)")
     if "at_half_rate" in v:
         h = v["at_half_rate"]
         print(f"vts at {h['rate']} cps: time inside the switch, INVITE p50 {h['invite_latency_us']['p50_us']} us "

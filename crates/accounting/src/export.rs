@@ -162,7 +162,10 @@ pub fn write_page<W: io::Write>(out: W, header: bool, cdrs: &[Cdr]) -> io::Resul
         w.write_record(COLUMNS)?;
     }
     for cdr in cdrs {
-        w.write_record(fields(cdr).iter().map(|c| safe_cell(c).into_owned()))?;
+        for cell in fields(cdr) {
+            w.write_field(safe_cell(&cell).as_bytes())?;
+        }
+        w.write_record(None::<&[u8]>)?;
     }
     w.flush()
 }

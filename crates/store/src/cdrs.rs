@@ -179,9 +179,11 @@ impl Store {
                 ints.push(v);
             }
         }
+        // A row value: both backends read it as one index range (an OR of the two parts
+        // makes SQLite scan from the newest record on every page).
         let cursor_sql = cursor.map(|_| {
-            let (a, b, c) = (next(), next(), next());
-            format!("(invite_ms < {a} OR (invite_ms = {b} AND id < {c}))")
+            let (a, b) = (next(), next());
+            format!("(invite_ms, id) < ({a}, {b})")
         });
         conditions.extend(cursor_sql);
         let limit_param = next();
@@ -198,7 +200,7 @@ impl Store {
             query = query.bind(v);
         }
         if let Some((at, id)) = cursor {
-            query = query.bind(at).bind(at).bind(id.to_string());
+            query = query.bind(at).bind(id.to_string());
         }
         let rows = query.bind(i64::from(limit)).fetch_all(&self.pool).await?;
         rows.iter().map(cdr_from_row).collect()
