@@ -13,11 +13,13 @@
 //! virtual one.
 
 mod channels;
+mod live;
 mod minutes;
 mod snapshots;
 pub mod status;
 
 pub use channels::{ChannelScope, Channels, Lease, LocalChannels};
+pub use live::{LiveCalls, LiveQuery};
 pub use minutes::{LocalMinutes, Minutes, Period, RESERVED_MS};
 pub use snapshots::{AccountingGate, BalanceSource, DirectorySource};
 pub use status::{Status, StatusHandle};

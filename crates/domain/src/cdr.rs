@@ -85,6 +85,23 @@ struct Draft {
     attempt_started_ms: Option<i64>,
 }
 
+/// A call in progress as accounting sees it (the API's live calls).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallInProgress {
+    pub call_id: String,
+    pub customer_id: CustomerId,
+    /// The carrier of the attempt in progress, if any.
+    pub carrier_id: Option<CarrierId>,
+    pub source_addr: String,
+    pub caller: String,
+    /// The destination as routing read it (E.164), else as received.
+    pub callee: String,
+    pub started_ms: i64,
+    pub progress_ms: Option<i64>,
+    pub answered_ms: Option<i64>,
+    pub attempts: u32,
+}
+
 /// Turns each call's events into its CDR.
 #[derive(Debug, Default)]
 pub struct CdrBuilder {
@@ -154,6 +171,21 @@ fn clean_opt(s: &mut Option<String>, max: usize) {
 }
 
 impl Cdr {
+    /// The record as its customer sees it: what concerns the carrier side (the carrier, its
+    /// address, the numbers sent to it, the cost, the attempt log) left out. The API's
+    /// customer tokens, their exports, events and webhooks get only this.
+    pub fn for_customer(&self) -> Cdr {
+        Cdr {
+            carrier_id: None,
+            carrier_addr: None,
+            caller_out: None,
+            callee_out: None,
+            cost: None,
+            attempt_log: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     /// Cleans every text field: control characters replaced (see [`clean_text`]) and each
     /// field cut to its bound in [`limits`]. The builder does it to every CDR it returns, so
     /// that what a peer sent can neither make the database refuse the record nor reach a
@@ -195,6 +227,32 @@ impl Cdr {
 impl CdrBuilder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The calls in progress, oldest first, a customer's only when `customer` is given, at
+    /// most `limit`.
+    pub fn live(&self, customer: Option<CustomerId>, limit: usize) -> Vec<CallInProgress> {
+        let mut out: Vec<CallInProgress> = self
+            .open
+            .values()
+            .map(|d| &d.cdr)
+            .filter(|c| customer.is_none_or(|id| c.customer_id == id))
+            .map(|c| CallInProgress {
+                call_id: c.call_id.clone(),
+                customer_id: c.customer_id,
+                carrier_id: c.carrier_id,
+                source_addr: c.source_addr.clone(),
+                caller: c.caller.clone(),
+                callee: c.callee_e164.clone().unwrap_or_else(|| c.callee.clone()),
+                started_ms: c.invite_ms,
+                progress_ms: c.progress_ms,
+                answered_ms: c.answer_ms,
+                attempts: c.attempts,
+            })
+            .collect();
+        out.sort_by_key(|c| c.started_ms);
+        out.truncate(limit);
+        out
     }
 
     /// Calls started and not yet ended.
@@ -574,6 +632,38 @@ mod tests {
         assert_eq!(cdr.billable_secs, 11);
         assert_eq!(cdr.hangup, HangupSide::Callee);
         assert_eq!(b.open_calls(), 0);
+    }
+
+    #[test]
+    fn a_customer_sees_its_call_but_not_the_carrier_side() {
+        let mut b = CdrBuilder::new();
+        b.apply(started(3, 1_000));
+        b.apply(attempt(3, 9, 1_001));
+        let mut cdr = b
+            .apply(CallEvent::Ended {
+                call: CallRef(3),
+                at_ms: 2_000,
+                code: 486,
+                reason: "Busy Here".into(),
+                hangup: HangupSide::Callee,
+                q850: None,
+            })
+            .unwrap();
+        cdr.caller_out = Some("0044".into());
+        cdr.callee_out = Some("99#441".into());
+        cdr.cost = Some(Money(120_000));
+        cdr.price = Some(Money(150_000));
+        let seen = cdr.for_customer();
+        assert_eq!(seen.carrier_id, None);
+        assert_eq!(seen.carrier_addr, None);
+        assert_eq!((seen.caller_out, seen.callee_out), (None, None));
+        assert_eq!(seen.cost, None);
+        assert!(seen.attempt_log.is_empty());
+        // What the customer's own side of the call was stays.
+        assert_eq!(seen.price, cdr.price);
+        assert_eq!(seen.attempts, 1);
+        assert_eq!((seen.final_code, seen.callee), (486, cdr.callee.clone()));
+        assert_eq!(seen.source_addr, cdr.source_addr);
     }
 
     #[test]

@@ -29,7 +29,8 @@ pub use admission::Reject;
 pub use blocklist::{Block, BlockList, SecurityEvent};
 pub use call::{CallEvent, CallRef, HangupSide};
 pub use cdr::{
-    AttemptRecord, Cdr, CdrBuilder, REPLACEMENT, clean_text, limits as cdr_limits, unsafe_char,
+    AttemptRecord, CallInProgress, Cdr, CdrBuilder, REPLACEMENT, clean_text, limits as cdr_limits,
+    unsafe_char,
 };
 pub use dialplan::{DialPlan, DialPlanId, DialRule, PREMIUM_PREFIXES, Pattern, Verdict};
 pub use directory::Directory;

@@ -60,6 +60,22 @@ pub struct Event {
     pub body: serde_json::Value,
 }
 
+impl Event {
+    /// The event as a customer's own consumers (its tokens' `/events`, its webhooks) get it:
+    /// no carrier, and a `call.completed` record as [`domain::Cdr::for_customer`] shows it
+    /// (a body that does not read as a record is left out whole rather than passed on).
+    pub fn for_customer(mut self) -> Event {
+        self.carrier_id = None;
+        if self.kind == "call.completed" {
+            self.body = serde_json::from_value::<domain::Cdr>(self.body)
+                .ok()
+                .and_then(|cdr| serde_json::to_value(cdr.for_customer()).ok())
+                .unwrap_or_else(|| serde_json::json!({}));
+        }
+        self
+    }
+}
+
 /// An event to append.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {

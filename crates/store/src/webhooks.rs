@@ -391,7 +391,7 @@ impl Store {
             extra.push_str(&format!("AND d.webhook_id NOT IN ({}) ", marks(skip.len())));
         }
         let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {DELIVERY_COLUMNS}, w.url, w.secret FROM webhook_deliveries d \
+            "SELECT {DELIVERY_COLUMNS}, w.url, w.secret, w.customer_id AS owner FROM webhook_deliveries d \
              JOIN webhooks w ON w.id = d.webhook_id \
              WHERE d.state = 'pending' AND d.next_ms <= $1 AND w.active = 1 {extra}\
              ORDER BY d.next_ms, d.id LIMIT $2"
@@ -403,6 +403,7 @@ impl Store {
         }
         let rows = query.fetch_all(&self.pool).await?;
         let mut out = Vec::with_capacity(rows.len());
+        let mut owners = Vec::with_capacity(rows.len());
         for row in &rows {
             out.push(Due {
                 url: row.try_get("url")?,
@@ -410,12 +411,18 @@ impl Store {
                 event: None,
                 delivery: delivery_from_row(row)?,
             });
+            owners.push(row.try_get::<Option<i64>, _>("owner")?);
         }
         let seqs: Vec<i64> = out.iter().map(|d| d.delivery.event_seq).collect();
         let events = crate::events::events_by_seq(&self.pool, &seqs).await?;
-        // (One event goes to every subscription that wants it: copies, not moves.)
-        for due in &mut out {
-            due.event = events.get(&due.delivery.event_seq).cloned();
+        // (One event goes to every subscription that wants it: copies, not moves.) A
+        // customer's subscription gets the customer's view of it.
+        for (due, owner) in out.iter_mut().zip(owners) {
+            let event = events.get(&due.delivery.event_seq).cloned();
+            due.event = match owner {
+                Some(_) => event.map(Event::for_customer),
+                None => event,
+            };
         }
         Ok(out)
     }

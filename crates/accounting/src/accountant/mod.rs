@@ -132,7 +132,8 @@ pub struct Limits {
 }
 
 /// Runs accounting until `events` closes (the engine stopped), then writes every CDR it
-/// holds; returns how many CDRs it wrote. The log lives in `wal_dir` (the calls-seen
+/// holds; returns how many CDRs it wrote. Between its turns it answers the queries of
+/// `calls` (the calls in progress, for the API). The log lives in `wal_dir` (the calls-seen
 /// counts beside it), recovered first: CDRs of a previous run not committed are written,
 /// calls it left open are closed.
 ///
@@ -144,6 +145,7 @@ pub async fn run(
     sink: Sink,
     directory: DirectorySource,
     mut events: mpsc::UnboundedReceiver<CallEvent>,
+    mut calls: mpsc::Receiver<cluster::LiveQuery>,
     limits: Limits,
     every: Duration,
     wal_dir: PathBuf,
@@ -165,6 +167,9 @@ pub async fn run(
                 accountant.on_written(done);
             }
             _ = tick.tick() => accountant.on_tick().await,
+            Some(q) = calls.recv() => {
+                let _ = q.reply.send(accountant.calls_in_progress(q.customer, q.limit));
+            }
         }
     }
     accountant.finish().await
@@ -320,6 +325,7 @@ mod tests {
             sink.clone(),
             directory.clone(),
             rx,
+            cluster::LiveCalls::channel().1,
             limits,
             Duration::from_millis(20),
             wal_dir.clone(),
@@ -365,6 +371,7 @@ mod tests {
             sink.clone(),
             DirectorySource::new(domain::Directory::default()),
             rx,
+            cluster::LiveCalls::channel().1,
             limits,
             Duration::from_millis(20),
             wal_dir.clone(),

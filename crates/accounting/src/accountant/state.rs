@@ -64,6 +64,15 @@ pub(super) async fn job_done(job: &mut Option<JoinHandle<Done>>) -> Result<Done,
 }
 
 impl Accountant {
+    /// The calls in progress, oldest first (a customer's only when given), at most `limit`.
+    pub(super) fn calls_in_progress(
+        &self,
+        customer: Option<domain::CustomerId>,
+        limit: usize,
+    ) -> Vec<domain::CallInProgress> {
+        self.builder.live(customer, limit)
+    }
+
     /// Recovers the log in `wal_dir` (what a previous run owes becomes pending) and sets
     /// the gate; a log that cannot be opened closes admission until it can.
     pub(super) fn start(

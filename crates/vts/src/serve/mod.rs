@@ -105,11 +105,14 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
         gate: gate.clone(),
         capture: capture_counts,
     };
+    // The API's live calls are asked of accounting, which holds every open call.
+    let (live_calls, calls_rx) = cluster::LiveCalls::channel();
     let api = web::api::Api::new(
         store.clone(),
         Some(web::api::Live {
             status: status.clone(),
             directory: source.clone(),
+            calls: live_calls,
             max_attempts: settings.proxy.max_attempts,
         }),
         &settings.api,
@@ -171,6 +174,7 @@ pub(crate) async fn serve(settings: Settings, store: Store) -> Result<(), String
         },
         source_for_rating,
         events_rx,
+        calls_rx,
         accounting::Limits {
             batch: settings.cdr_batch,
             memory_queue: settings.cdr_memory_queue,

@@ -318,6 +318,13 @@ fn matrix() -> Vec<Case> {
             None,
             [200, 200, 404],
         ),
+        // Which carrier took a call is not a customer's to filter on.
+        case(
+            M::GET,
+            "/api/v1/cdrs?carrier_id={carrier}",
+            None,
+            [200, 200, 422],
+        ),
         case(M::GET, "/api/v1/cdrs/{cdr_acme}", None, [200, 200, 200]),
         case(M::GET, "/api/v1/cdrs/{cdr_beta}", None, [200, 200, 404]),
         // (Traces are off in this world: each scope reaches the store's "no trace".)
@@ -815,6 +822,149 @@ fn cdr_pages_follow_the_cursor_and_the_csv_export_holds_every_record() {
     assert!(w.serve.stop().success());
 }
 
+#[test]
+fn a_customer_sees_its_calls_but_not_the_carrier_side() {
+    let w = World::new(&[("VTS_TRACE_MODE", "all"), ("VTS_TRACE_ALL_BELOW_CPS", "0")]);
+    w.calls("127.0.0.1", 1);
+    let id = w.vts.await_cdrs(1, Duration::from_secs(30))[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let record = |token: &str| w.get(&format!("/api/v1/cdrs/{id}"), token);
+    let ops = record(&w.read);
+    assert_eq!(ops["carrier_id"], w.carrier, "{ops}");
+    assert!(ops["carrier_addr"].is_string(), "{ops}");
+    assert_eq!(ops["attempt_log"].as_array().unwrap().len(), 1, "{ops}");
+    let carrier_side = [
+        "carrier_id",
+        "carrier_addr",
+        "caller_out",
+        "callee_out",
+        "cost",
+    ];
+    let theirs = record(&w.mine);
+    for field in carrier_side {
+        assert!(theirs[field].is_null(), "{field}: {theirs}");
+    }
+    assert_eq!(theirs["attempt_log"], json!([]));
+    assert_eq!(
+        (
+            &theirs["final_code"],
+            &theirs["callee"],
+            &theirs["attempts"]
+        ),
+        (&ops["final_code"], &ops["callee"], &ops["attempts"]),
+        "their own side of the call stays"
+    );
+    let page = w.get("/api/v1/cdrs", &w.mine);
+    assert_eq!(
+        page["items"][0], theirs,
+        "the list shows what the record does"
+    );
+
+    // The export: the same columns, the carrier's empty.
+    let export = |token: &str| {
+        let text = w
+            .client
+            .get(format!("{}/api/v1/cdrs", w.base))
+            .bearer_auth(token)
+            .header("accept", "text/csv")
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let mut reader = csv_reader(&text);
+        let header: Vec<String> = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .map(str::to_string)
+            .collect();
+        let row: Vec<String> = reader
+            .records()
+            .next()
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(str::to_string)
+            .collect();
+        header
+            .into_iter()
+            .zip(row)
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let (ops_row, their_row) = (export(&w.read), export(&w.mine));
+    assert_eq!(ops_row["carrier_id"], w.carrier.to_string());
+    for column in [
+        "carrier_id",
+        "carrier_addr",
+        "callee_out",
+        "cost",
+        "attempt_log",
+    ] {
+        assert!(
+            their_row[column].is_empty() || their_row[column] == "[]",
+            "{column}: {their_row:?}"
+        );
+    }
+    assert_eq!(their_row["id"], id);
+
+    // The event stream: the customer's call.completed without the carrier.
+    let completed = |token: &str| {
+        let page = w.get("/api/v1/events?type=call.completed", token);
+        page["items"][0].clone()
+    };
+    assert_eq!(completed(&w.read)["body"]["carrier_id"], w.carrier);
+    let event = completed(&w.mine);
+    assert!(event["carrier_id"].is_null(), "{event}");
+    assert!(event["body"]["carrier_id"].is_null(), "{event}");
+    assert!(event["body"]["carrier_addr"].is_null(), "{event}");
+    assert_eq!(event["body"]["id"], id.as_str());
+
+    // The trace: the operator sees both legs, the customer its own.
+    let source = ops["source_addr"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/cdrs/{id}/trace");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let full = loop {
+        let (status, _, v) = w.call(Method::GET, &path, Some(&w.read), None);
+        if status == StatusCode::OK {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "no trace stored: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let ends = |t: &Value| -> Vec<(String, String)> {
+        t["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["source"].as_str().unwrap().to_string(),
+                    m["destination"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let carrier = format!("127.0.0.1:{}", w.carrier_port);
+    assert!(
+        ends(&full)
+            .iter()
+            .any(|(s, d)| *s == carrier || *d == carrier),
+        "the carrier leg: {full}"
+    );
+    let own = w.get(&path, &w.mine);
+    let own_ends = ends(&own);
+    assert!(!own_ends.is_empty());
+    assert!(
+        own_ends.iter().all(|(s, d)| *s == source || *d == source),
+        "the customer's leg only: {own_ends:?}"
+    );
+    assert!(own_ends.len() < ends(&full).len());
+    assert!(!own.to_string().contains(&carrier), "{own}");
+    assert!(w.serve.stop().success());
+}
+
 fn csv_reader(text: &str) -> csv::Reader<&[u8]> {
     csv::Reader::from_reader(text.as_bytes())
 }
@@ -1207,9 +1357,15 @@ fn conformance(w: &World) {
     w.calls("127.0.0.1", 2);
     w.vts.await_cdrs(2, Duration::from_secs(30));
     let tool = std::env::var("VTS_TEST_SCHEMATHESIS").unwrap_or_else(|_| "schemathesis".into());
+    // Each run in a directory of its own, with no example database: two runs at once (SQLite
+    // and PostgreSQL) share nothing, and a run repeats its seed exactly.
+    let scratch = tempfile::tempdir().expect("scratch directory");
     let out = std::process::Command::new(&tool)
+        .current_dir(scratch.path())
         .args([
             "run",
+            "--generation-database",
+            "none",
             &format!("{}/api/openapi.json", w.base),
             "-H",
             &format!("Authorization: Bearer {}", w.admin),
@@ -1256,5 +1412,59 @@ fn the_api_conforms_to_its_own_openapi_document_on_postgres() {
     vts.db = Some(url);
     let w = World::on(vts, MATRIX_ENV);
     conformance(&w);
+    assert!(w.serve.stop().success());
+}
+
+#[test]
+fn calls_in_progress_are_listed_to_operators_and_to_their_own_customer() {
+    let w = World::new(&[("VTS_SIP_MAX_CALL_DURATION_SECS", "4")]);
+    let theirs = token(&w.vts, "beta portal", &format!("customer:{}", w.beta));
+    let uas = Uas::new("uas_answer.xml", w.carrier_port).spawn();
+    let uac = Uac::new("uac_callee_hangs_up.xml", at(w.switch))
+        .source_port(free_port())
+        .spawn_traced();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let v = w.get("/api/v1/calls", &w.read);
+        if v["items"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1 && a[0]["answered"].is_string())
+        {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "{v}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(listed["total"], 1);
+    let call = &listed["items"][0];
+    assert_eq!(call["customer_id"], w.acme);
+    assert_eq!(call["carrier_id"], w.carrier);
+    assert_eq!(call["attempts"], 1);
+    assert!(call["call_id"].as_str().is_some_and(|c| !c.is_empty()));
+    let mine = w.get("/api/v1/calls", &w.mine);
+    assert_eq!(
+        mine["items"].as_array().unwrap().len(),
+        1,
+        "acme's own call"
+    );
+    assert_eq!(
+        mine["by_carrier"],
+        json!({}),
+        "carriers are operators' business"
+    );
+    let other = w.get("/api/v1/calls", &theirs);
+    assert_eq!(
+        (
+            other["total"].as_u64(),
+            other["items"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0))
+    );
+    // The switch ends it at 4 s: then it is no more in progress.
+    let (ok, err, _) = uac.wait_messages(Duration::from_secs(30));
+    assert!(ok, "{err}");
+    let _ = uas.wait(Duration::from_secs(30));
+    w.vts.await_cdrs(1, Duration::from_secs(30));
+    assert_eq!(w.get("/api/v1/calls", &w.read)["items"], json!([]));
     assert!(w.serve.stop().success());
 }

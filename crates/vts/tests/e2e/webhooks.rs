@@ -348,6 +348,13 @@ fn a_customer_subscribes_to_its_own_events_at_an_allowed_host_only() {
     });
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(body["customer_id"], w.acme);
+    // The customer's view of its call: the record, without the carrier side.
+    assert_eq!(body["data"]["final_code"], 200, "{body}");
+    assert!(body["carrier_id"].is_null(), "{body}");
+    for field in ["carrier_id", "carrier_addr", "callee_out", "cost"] {
+        assert!(body["data"][field].is_null(), "{field}: {body}");
+    }
+    assert_eq!(body["data"]["attempt_log"], json!([]), "{body}");
     assert_eq!(rx.received().len(), 1, "beta's call is not acme's");
     assert!(w.serve.unwrap().stop().success());
 }

@@ -136,8 +136,24 @@ pub(crate) struct CdrQuery {
     pub cursor: Option<String>,
 }
 
+/// A record as the caller may see it: a customer token gets [`Cdr::for_customer`] (nothing
+/// of the carrier side).
+fn seen_by(who: &Principal, cdr: Cdr) -> Cdr {
+    match who.scope.customer() {
+        Some(_) => cdr.for_customer(),
+        None => cdr,
+    }
+}
+
 /// The filter a query names, bound to the caller's customer.
 fn filter(who: &Principal, q: &CdrQuery) -> ApiResult<CdrFilter> {
+    if who.scope.customer().is_some() && q.carrier_id.is_some() {
+        // Which carrier took a call is not the customer's to see, nor to probe by filter.
+        return Err(Problem::invalid(
+            "carrier_id",
+            "not a filter of a customer token",
+        ));
+    }
     let customer = match (who.scope.customer(), q.customer_id) {
         (Some(own), None) => Some(own),
         (Some(own), Some(asked)) if asked == own.0 => Some(own),
@@ -202,7 +218,7 @@ pub(crate) async fn list(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/csv"));
     if wants_csv {
-        return Ok(export(api, filter, cursor));
+        return Ok(export(api, filter, cursor, who.scope.customer().is_some()));
     }
     let page = api
         .store
@@ -216,63 +232,68 @@ pub(crate) async fn list(
         .then(|| page.last().map(cursor_of))
         .flatten();
     Ok(Json(CdrPage {
-        items: page.iter().map(CdrView::from).collect(),
+        items: page
+            .into_iter()
+            .map(|c| CdrView::from(&seen_by(&who, c)))
+            .collect(),
         next_cursor,
     })
     .into_response())
 }
 
-/// Every record `filter` matches as CSV, read and written a page at a time.
-fn export(api: Api, filter: CdrFilter, cursor: Option<(i64, String)>) -> Response {
-    struct State {
-        api: Api,
-        filter: CdrFilter,
-        cursor: Option<(i64, String)>,
-        header: bool,
-        done: bool,
-    }
-    let state = State {
-        api,
-        filter,
-        cursor,
-        header: true,
-        done: false,
-    };
-    let stream = futures_util::stream::unfold(state, |mut s| async move {
-        if s.done {
-            return None;
+/// Every record `filter` matches as CSV, read and written a page at a time: a task reads the
+/// next page while the last one is written (a channel of one page between them), so the
+/// database and the CSV work overlap and memory holds two pages at most. A client that goes
+/// away drops the stream, which ends the reading task. For a customer token (`customer`)
+/// each record is its customer's view: the carrier columns are empty.
+fn export(api: Api, filter: CdrFilter, cursor: Option<(i64, String)>, customer: bool) -> Response {
+    let (pages_tx, pages_rx) = tokio::sync::mpsc::channel::<Result<Vec<Cdr>, store::StoreError>>(1);
+    tokio::spawn(async move {
+        let mut cursor = cursor;
+        loop {
+            let page = api
+                .store
+                .cdr_page(
+                    &filter,
+                    cursor.as_ref().map(|(at, id)| (*at, id.as_str())),
+                    EXPORT_PAGE,
+                )
+                .await;
+            let last = match &page {
+                Ok(p) if p.len() == EXPORT_PAGE as usize => {
+                    p.last().map(|c| (c.invite_ms, c.id.clone()))
+                }
+                _ => None,
+            };
+            let page = match page {
+                Ok(p) if customer => Ok(p.iter().map(Cdr::for_customer).collect()),
+                other => other,
+            };
+            if pages_tx.send(page).await.is_err() {
+                return;
+            }
+            match last {
+                Some(next) => cursor = Some(next),
+                None => return,
+            }
         }
-        let page = s
-            .api
-            .store
-            .cdr_page(
-                &s.filter,
-                s.cursor.as_ref().map(|(at, id)| (*at, id.as_str())),
-                EXPORT_PAGE,
-            )
-            .await;
-        let page = match page {
+    });
+    let stream = futures_util::stream::unfold((pages_rx, true), |(mut rx, header)| async move {
+        let page = match rx.recv().await? {
             Ok(p) => p,
             Err(e) => {
                 // Headers are gone: the body breaks off, which the client sees as an
                 // incomplete transfer.
                 tracing::warn!(target: "vts::api", error = %e, "CDR export broke off");
-                s.done = true;
-                return Some((Err(std::io::Error::other("the export broke off")), s));
+                return Some((
+                    Err(std::io::Error::other("the export broke off")),
+                    (rx, false),
+                ));
             }
         };
-        s.done = page.len() < EXPORT_PAGE as usize;
-        s.cursor = page.last().map(|c| (c.invite_ms, c.id.clone()));
-        let mut chunk = Vec::with_capacity(page.len() * 400);
-        let written = accounting::export::write_page(&mut chunk, s.header, &page);
-        s.header = false;
-        match written {
-            Ok(()) => Some((Ok::<_, std::io::Error>(chunk), s)),
-            Err(e) => {
-                s.done = true;
-                Some((Err(e), s))
-            }
-        }
+        let mut chunk = Vec::with_capacity(64 * 1024);
+        let written = accounting::export::write_page(&mut chunk, header, &page);
+        Some((written.map(|()| chunk), (rx, false)))
     });
     let mut response = HttpBody::from_stream(stream).into_response();
     response.headers_mut().insert(
@@ -286,7 +307,7 @@ fn export(api: Api, filter: CdrFilter, cursor: Option<(i64, String)>) -> Respons
     response
 }
 
-/// The record `id` as the caller may see it.
+/// The record `id` as the caller may see it (a customer's own, in its view).
 async fn find(api: &Api, who: &Principal, id: &str) -> ApiResult<Cdr> {
     let cdr = api
         .store
@@ -294,7 +315,7 @@ async fn find(api: &Api, who: &Principal, id: &str) -> ApiResult<Cdr> {
         .await?
         .ok_or_else(|| Problem::not_found("CDR"))?;
     who.customer(cdr.customer_id, "CDR")?;
-    Ok(cdr)
+    Ok(seen_by(who, cdr))
 }
 
 /// One call record.
@@ -343,7 +364,11 @@ pub(crate) async fn trace(
     Path(id): Path<String>,
 ) -> ApiResult<Json<TraceView>> {
     let cdr = find(&api, &who, &id).await?;
-    let messages = api.store.trace(&cdr.call_id).await?;
+    let mut messages = api.store.trace(&cdr.call_id).await?;
+    if who.scope.customer().is_some() {
+        // A customer sees its own leg: what crossed between its address and the switch.
+        messages.retain(|m| m.source == cdr.source_addr || m.destination == cdr.source_addr);
+    }
     if messages.is_empty() {
         return Err(Problem::not_found(
             "trace (failed calls are kept by default)",

@@ -62,7 +62,25 @@ pub(crate) async fn status(State(api): State<Api>, who: Principal) -> ApiResult<
     }))
 }
 
-/// Calls in progress, counted.
+/// One call in progress.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CallView {
+    pub call_id: String,
+    pub customer_id: i64,
+    /// The carrier of the attempt in progress.
+    pub carrier_id: Option<i64>,
+    pub source_addr: String,
+    pub caller: String,
+    /// As routing read it (E.164), else as received.
+    pub callee: String,
+    pub started: String,
+    pub answered: Option<String>,
+    /// Seconds since the answer (answered calls) or since the INVITE.
+    pub duration_s: i64,
+    pub attempts: u32,
+}
+
+/// Calls in progress, counted and listed.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct CallsView {
     pub total: u32,
@@ -70,14 +88,59 @@ pub(crate) struct CallsView {
     pub by_customer: BTreeMap<String, u32>,
     /// Carrier id to calls in progress (operators only).
     pub by_carrier: BTreeMap<String, u32>,
+    /// The calls, oldest first, at most `limit`.
+    pub items: Vec<CallView>,
 }
 
-/// Calls in progress by customer and carrier (a customer token: its own).
-#[utoipa::path(get, path = "/api/v1/calls", tag = "live",
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CallsQuery {
+    /// Calls listed at most (1 to 10000, default 1000).
+    pub limit: Option<u32>,
+}
+
+/// Calls in progress: counts by customer and carrier, and the calls themselves (a customer
+/// token: its own).
+#[utoipa::path(get, path = "/api/v1/calls", tag = "live", params(CallsQuery),
     responses((status = 200, body = CallsView), (status = 503, body = Problem)),
     security(("bearer" = [])))]
-pub(crate) async fn calls(State(api): State<Api>, who: Principal) -> ApiResult<Json<CallsView>> {
-    let s = live(&api)?.status.borrow().clone();
+pub(crate) async fn calls(
+    State(api): State<Api>,
+    who: Principal,
+    Query(q): Query<CallsQuery>,
+) -> ApiResult<Json<CallsView>> {
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(Problem::invalid("limit", "1 to 10000"));
+    }
+    let live = live(&api)?;
+    let s = live.status.borrow().clone();
+    let listed = live
+        .calls
+        .list(who.scope.customer(), limit as usize)
+        .await
+        .ok_or_else(|| Problem::unavailable("accounting did not answer: try again"))?;
+    let now = now_ms();
+    let items = listed
+        .into_iter()
+        .map(|c| CallView {
+            call_id: c.call_id,
+            customer_id: c.customer_id.0,
+            // Which carrier a call is on is the operator's to see only.
+            carrier_id: c
+                .carrier_id
+                .filter(|_| who.scope.customer().is_none())
+                .map(|x| x.0),
+            source_addr: c.source_addr,
+            caller: c.caller,
+            callee: c.callee,
+            started: super::input::time(c.started_ms),
+            answered: c.answered_ms.map(super::input::time),
+            duration_s: (now - c.answered_ms.unwrap_or(c.started_ms)).max(0) / 1000,
+            attempts: c.attempts,
+        })
+        .collect();
     Ok(Json(match who.scope.customer() {
         Some(own) => {
             let n = s.by_customer.get(&own).copied().unwrap_or(0);
@@ -85,6 +148,7 @@ pub(crate) async fn calls(State(api): State<Api>, who: Principal) -> ApiResult<J
                 total: n,
                 by_customer: BTreeMap::from([(own.0.to_string(), n)]),
                 by_carrier: BTreeMap::new(),
+                items,
             }
         }
         None => CallsView {
@@ -99,6 +163,7 @@ pub(crate) async fn calls(State(api): State<Api>, who: Principal) -> ApiResult<J
                 .iter()
                 .map(|(k, v)| (k.0.to_string(), *v))
                 .collect(),
+            items,
         },
     }))
 }

@@ -42,6 +42,8 @@ pub use problem::{FieldError, Problem};
 pub struct Live {
     pub status: StatusHandle,
     pub directory: DirectorySource,
+    /// The calls in progress, asked of accounting.
+    pub calls: cluster::LiveCalls,
     /// `sip.max_attempts`: the route simulator's attempt cap, as live calls have it.
     pub max_attempts: u32,
 }

@@ -85,6 +85,10 @@ pub(crate) async fn events(
                 e.customer_id == Some(own.0) && store::CUSTOMER_KINDS.contains(&e.kind.as_str())
             }
         })
+        .map(|e| match who.scope.customer() {
+            Some(_) => e.for_customer(),
+            None => e,
+        })
         .map(|e| EventView {
             seq: e.seq,
             at: time(e.at_ms),
