@@ -599,7 +599,7 @@ def main():
         print(f"    ratio: vts with metrics / without = {results['metrics_ratio']} "
               f"({vm.get('scrapes')} scrapes, {vm.get('scrape_errors')} failed)")
     if "api_load_ratio" in results:
-        print(f"    ratio: vts with the API read without pause / without = {results['api_load_ratio']} "
+        print(f"    ratio: vts with the API read (a CDR page and the status 20 times a second each) / without = {results['api_load_ratio']} "
               f"({va.get('api_requests')} API requests, {va.get('api_errors')} failed)")
     if "at_half_rate" in v:
         h = v["at_half_rate"]

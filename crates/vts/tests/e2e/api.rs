@@ -822,9 +822,31 @@ fn cdr_pages_follow_the_cursor_and_the_csv_export_holds_every_record() {
     assert!(w.serve.stop().success());
 }
 
+/// Traces of every call kept, for the customer-view test.
+const TRACE_ALL: &[(&str, &str)] = &[("VTS_TRACE_MODE", "all"), ("VTS_TRACE_ALL_BELOW_CPS", "0")];
+
 #[test]
 fn a_customer_sees_its_calls_but_not_the_carrier_side() {
-    let w = World::new(&[("VTS_TRACE_MODE", "all"), ("VTS_TRACE_ALL_BELOW_CPS", "0")]);
+    let w = World::new(TRACE_ALL);
+    customer_view(&w);
+    assert!(w.serve.stop().success());
+}
+
+#[test]
+fn a_customer_sees_its_calls_but_not_the_carrier_side_on_postgres() {
+    let Some(url) = fresh_postgres("api_customer_view") else {
+        return;
+    };
+    let mut vts = Vts::new(VTS);
+    vts.db = Some(url);
+    let w = World::on(vts, TRACE_ALL);
+    customer_view(&w);
+    assert!(w.serve.stop().success());
+}
+
+/// A call of acme's: what the operator sees of it, and what acme's token sees in the record,
+/// the list, the export, the event stream and the trace.
+fn customer_view(w: &World) {
     w.calls("127.0.0.1", 1);
     let id = w.vts.await_cdrs(1, Duration::from_secs(30))[0]["id"]
         .as_str()
@@ -962,7 +984,6 @@ fn a_customer_sees_its_calls_but_not_the_carrier_side() {
     );
     assert!(own_ends.len() < ends(&full).len());
     assert!(!own.to_string().contains(&carrier), "{own}");
-    assert!(w.serve.stop().success());
 }
 
 fn csv_reader(text: &str) -> csv::Reader<&[u8]> {
