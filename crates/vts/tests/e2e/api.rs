@@ -2,7 +2,9 @@
 //! every operation of the OpenAPI document with every scope (admin, read, a customer's own
 //! and another's resources), tenant isolation of lists, exports and events, money moved
 //! once per idempotency key, CDR pages and the CSV export over real sipp calls, rate limits
-//! and failed authentication, and bad input of every kind answered with a problem 4xx.
+//! and failed authentication, and bad input of every kind answered with a problem 4xx. Each
+//! on SQLite and on PostgreSQL (`_on_postgres`), but the rate limits, which the store has no
+//! part in.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -727,7 +729,20 @@ fn every_operation_with_every_scope_on_postgres() {
 
 #[test]
 fn money_moves_once_per_idempotency_key() {
-    let w = World::new(&[]);
+    idempotency(World::new(&[]));
+}
+
+#[test]
+fn money_moves_once_per_idempotency_key_on_postgres() {
+    let Some(url) = fresh_postgres("api_idempotency") else {
+        return;
+    };
+    let mut vts = Vts::new(VTS);
+    vts.db = Some(url);
+    idempotency(World::on(vts, &[]));
+}
+
+fn idempotency(w: World) {
     let post = |key: &str, amount: &str| {
         let res = w
             .client
@@ -760,7 +775,20 @@ fn money_moves_once_per_idempotency_key() {
 
 #[test]
 fn cdr_pages_follow_the_cursor_and_the_csv_export_holds_every_record() {
-    let w = World::new(&[]);
+    cdr_pages(World::new(&[]));
+}
+
+#[test]
+fn cdr_pages_follow_the_cursor_and_the_csv_export_holds_every_record_on_postgres() {
+    let Some(url) = fresh_postgres("api_cdr_pages") else {
+        return;
+    };
+    let mut vts = Vts::new(VTS);
+    vts.db = Some(url);
+    cdr_pages(World::on(vts, &[]));
+}
+
+fn cdr_pages(w: World) {
     w.calls("127.0.0.1", 23);
     w.vts.await_cdrs(23, Duration::from_secs(60));
     let mut seen = BTreeSet::new();
@@ -992,7 +1020,20 @@ fn csv_reader(text: &str) -> csv::Reader<&[u8]> {
 
 #[test]
 fn the_route_simulator_is_the_one_vts_route_prints() {
-    let w = World::new(&[]);
+    route_simulator(World::new(&[]));
+}
+
+#[test]
+fn the_route_simulator_is_the_one_vts_route_prints_on_postgres() {
+    let Some(url) = fresh_postgres("api_route") else {
+        return;
+    };
+    let mut vts = Vts::new(VTS);
+    vts.db = Some(url);
+    route_simulator(World::on(vts, &[]));
+}
+
+fn route_simulator(w: World) {
     let sim = w.get(
         &format!("/api/v1/route?customer={}&number=34911234567", w.acme),
         &w.read,
@@ -1098,7 +1139,20 @@ fn failed_authentication_is_limited_per_source_and_logged() {
 
 #[test]
 fn bad_input_gets_a_problem_never_a_500() {
-    let w = World::new(&[]);
+    bad_input(World::new(&[]));
+}
+
+#[test]
+fn bad_input_gets_a_problem_never_a_500_on_postgres() {
+    let Some(url) = fresh_postgres("api_bad_input") else {
+        return;
+    };
+    let mut vts = Vts::new(VTS);
+    vts.db = Some(url);
+    bad_input(World::on(vts, &[]));
+}
+
+fn bad_input(w: World) {
     let raw = |method: Method, path: &str, content_type: &str, body: Vec<u8>| {
         let res = w
             .client
@@ -1312,7 +1366,20 @@ fn bad_input_gets_a_problem_never_a_500() {
 
 #[test]
 fn a_rate_sheet_dry_run_shows_the_difference_and_changes_nothing() {
-    let w = World::new(&[]);
+    rate_sheet_dry_run(World::new(&[]));
+}
+
+#[test]
+fn a_rate_sheet_dry_run_shows_the_difference_and_changes_nothing_on_postgres() {
+    let Some(url) = fresh_postgres("api_rate_sheet") else {
+        return;
+    };
+    let mut vts = Vts::new(VTS);
+    vts.db = Some(url);
+    rate_sheet_dry_run(World::on(vts, &[]));
+}
+
+fn rate_sheet_dry_run(w: World) {
     let path = format!("/api/v1/carriers/{}/rates", w.carrier);
     let (status, _, first) = w.csv(&path, &w.admin, "prefix,rate\n44,0.0100\n447,0.0500\n");
     assert_eq!(status, StatusCode::OK, "{first}");
@@ -1438,7 +1505,20 @@ fn the_api_conforms_to_its_own_openapi_document_on_postgres() {
 
 #[test]
 fn calls_in_progress_are_listed_to_operators_and_to_their_own_customer() {
-    let w = World::new(&[("VTS_SIP_MAX_CALL_DURATION_SECS", "4")]);
+    calls_in_progress(World::new(&[("VTS_SIP_MAX_CALL_DURATION_SECS", "4")]));
+}
+
+#[test]
+fn calls_in_progress_are_listed_to_operators_and_to_their_own_customer_on_postgres() {
+    let Some(url) = fresh_postgres("api_calls") else {
+        return;
+    };
+    let mut vts = Vts::new(VTS);
+    vts.db = Some(url);
+    calls_in_progress(World::on(vts, &[("VTS_SIP_MAX_CALL_DURATION_SECS", "4")]));
+}
+
+fn calls_in_progress(w: World) {
     let theirs = token(&w.vts, "beta portal", &format!("customer:{}", w.beta));
     let uas = Uas::new("uas_answer.xml", w.carrier_port).spawn();
     let uac = Uac::new("uac_callee_hangs_up.xml", at(w.switch))

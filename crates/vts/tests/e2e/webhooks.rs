@@ -267,7 +267,20 @@ fn kill_9_between_attempts(mut w: World) {
 
 #[test]
 fn a_hanging_receiver_slows_neither_calls_nor_another_subscription() {
-    let w = World::new(&[("VTS_WEBHOOKS_TIMEOUT_SECS", "120")]);
+    hanging_receiver(World::new(&[("VTS_WEBHOOKS_TIMEOUT_SECS", "120")]));
+}
+
+#[test]
+fn a_hanging_receiver_slows_neither_calls_nor_another_subscription_on_postgres() {
+    let Some(url) = fresh_postgres("webhooks_hanging") else {
+        return;
+    };
+    let mut vts = Vts::new(VTS);
+    vts.db = Some(url);
+    hanging_receiver(World::on(vts, &[("VTS_WEBHOOKS_TIMEOUT_SECS", "120")]));
+}
+
+fn hanging_receiver(w: World) {
     let stuck = Receiver::start(vec![Reply::Hang]);
     let fine = Receiver::start(vec![Reply::Status(204)]);
     w.subscribe(&format!("http://{}/", stuck.addr), &["call.completed"]);
@@ -293,7 +306,23 @@ fn a_hanging_receiver_slows_neither_calls_nor_another_subscription() {
 
 #[test]
 fn a_customer_subscribes_to_its_own_events_at_an_allowed_host_only() {
-    let w = World::new(&[("VTS_WEBHOOKS_CUSTOMER_HOSTS", "127.0.0.1")]);
+    customer_subscription(World::new(&[("VTS_WEBHOOKS_CUSTOMER_HOSTS", "127.0.0.1")]));
+}
+
+#[test]
+fn a_customer_subscribes_to_its_own_events_at_an_allowed_host_only_on_postgres() {
+    let Some(url) = fresh_postgres("webhooks_customer") else {
+        return;
+    };
+    let mut vts = Vts::new(VTS);
+    vts.db = Some(url);
+    customer_subscription(World::on(
+        vts,
+        &[("VTS_WEBHOOKS_CUSTOMER_HOSTS", "127.0.0.1")],
+    ));
+}
+
+fn customer_subscription(w: World) {
     let mine = w
         .vts
         .cli(&[
@@ -361,7 +390,20 @@ fn a_customer_subscribes_to_its_own_events_at_an_allowed_host_only() {
 
 #[test]
 fn a_run_of_refusals_disables_the_subscription_with_an_event() {
-    let w = World::new(&[("VTS_WEBHOOKS_DISABLE_AFTER", "2")]);
+    run_of_refusals(World::new(&[("VTS_WEBHOOKS_DISABLE_AFTER", "2")]));
+}
+
+#[test]
+fn a_run_of_refusals_disables_the_subscription_with_an_event_on_postgres() {
+    let Some(url) = fresh_postgres("webhooks_disable") else {
+        return;
+    };
+    let mut vts = Vts::new(VTS);
+    vts.db = Some(url);
+    run_of_refusals(World::on(vts, &[("VTS_WEBHOOKS_DISABLE_AFTER", "2")]));
+}
+
+fn run_of_refusals(w: World) {
     let rx = Receiver::start(vec![Reply::Status(410)]);
     let hook = w.subscribe(&format!("http://{}/", rx.addr), &["call.completed"]);
     w.calls("127.0.0.1", 2);
