@@ -201,10 +201,17 @@ async fn send_loop(
                 outcomes.iter().map(|s| (s.id, s.attempt.clone())).collect();
             match store.record_attempts(&batch, cfg.disable_after).await {
                 Ok(()) => {
+                    // Only a failure can have disabled its subscription.
+                    let failed = outcomes
+                        .iter()
+                        .any(|s| !matches!(s.attempt, Attempt::Delivered { .. }));
                     for s in outcomes.drain(..) {
                         busy.remove(&s.id);
                     }
                     failing = false;
+                    if failed {
+                        drop_inactive(&store, &mut queue, &mut busy, &mut queued).await;
+                    }
                 }
                 Err(e) => {
                     if !failing {
@@ -226,6 +233,9 @@ async fn send_loop(
                 .map(|(h, _)| *h)
                 .collect();
             last_read = Instant::now();
+            // A subscription disabled meanwhile (through the API) sends nothing more of what
+            // was read ahead for it.
+            drop_inactive(&store, &mut queue, &mut busy, &mut queued).await;
             let want = (READ_AHEAD - queued).min(READ_AHEAD_PER_SUBSCRIPTION * 2);
             match store
                 .due_deliveries(domain::now_ms(), want as u32, &busy_ids, &full)
@@ -293,6 +303,33 @@ async fn send_loop(
             }
             _ = wake.notified() => look = true,
             _ = tokio::time::sleep(pause) => look = true,
+        }
+    }
+}
+
+/// Drops what was read ahead for subscriptions no longer active: those deliveries stay
+/// pending, unattempted, and are read again if the subscription is turned on again. (An
+/// attempt already under way finishes.) When the store cannot say, nothing is dropped.
+async fn drop_inactive(
+    store: &Store,
+    queue: &mut HashMap<i64, std::collections::VecDeque<Due>>,
+    busy: &mut HashSet<i64>,
+    queued: &mut usize,
+) {
+    if queue.is_empty() {
+        return;
+    }
+    let hooks: Vec<i64> = queue.keys().copied().collect();
+    let Ok(active) = store.active_webhooks(&hooks).await else {
+        return;
+    };
+    for hook in hooks.iter().filter(|h| !active.contains(h)) {
+        if let Some(dropped) = queue.remove(hook) {
+            *queued -= dropped.len();
+            for d in &dropped {
+                busy.remove(&d.delivery.id);
+            }
+            debug!(target: "vts::webhooks", webhook = hook, dropped = dropped.len(), "subscription no longer active: its queue dropped");
         }
     }
 }

@@ -427,6 +427,28 @@ impl Store {
         Ok(out)
     }
 
+    /// Which of `ids` are subscriptions still active (the sender drops what it read ahead
+    /// for the others: disabled by a run of failures or through the API, or deleted).
+    pub async fn active_webhooks(
+        &self,
+        ids: &[i64],
+    ) -> Result<std::collections::HashSet<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let marks = (1..=ids.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM webhooks WHERE active = 1 AND id IN ({marks})"
+        )));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        Ok(query.fetch_all(&self.pool).await?.into_iter().collect())
+    }
+
     /// The earliest next attempt of a pending delivery of an active subscription.
     pub async fn next_delivery_ms(&self) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(

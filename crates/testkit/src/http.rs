@@ -235,7 +235,23 @@ impl Receiver {
         self.got.0.lock().unwrap().clone()
     }
 
-    /// Waits (bounded) until `n` requests came; they.
+    /// The requests received once there are `n`, or when `timeout` has passed (then fewer):
+    /// for a test showing that something does not arrive.
+    pub fn requests_within(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        let (lock, cv) = &*self.got;
+        let deadline = std::time::Instant::now() + timeout;
+        let mut got = lock.lock().unwrap();
+        while got.len() < n {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            got = cv.wait_timeout(got, left).unwrap().0;
+        }
+        got.clone()
+    }
+
+    /// Waits (bounded) until `n` requests came, and returns them.
     pub fn await_requests(&self, n: usize, timeout: Duration) -> Vec<Received> {
         let (lock, cv) = &*self.got;
         let deadline = std::time::Instant::now() + timeout;

@@ -443,3 +443,62 @@ fn run_of_refusals(w: World) {
     rx.await_requests(3, Duration::from_secs(30));
     assert!(w.serve.unwrap().stop().success());
 }
+
+/// One attempt at a time, each hanging until a 5 s timeout: what the sender reads ahead of
+/// a subscription waits in its queue.
+const READ_AHEAD_ENV: &[(&str, &str)] = &[
+    ("VTS_WEBHOOKS_PER_SUBSCRIPTION", "1"),
+    ("VTS_WEBHOOKS_TIMEOUT_SECS", "5"),
+];
+
+#[test]
+fn a_subscription_turned_off_sends_nothing_more_of_what_was_read_ahead() {
+    turned_off_read_ahead(World::new(READ_AHEAD_ENV));
+}
+
+#[test]
+fn a_subscription_turned_off_sends_nothing_more_of_what_was_read_ahead_on_postgres() {
+    let Some(url) = fresh_postgres("webhooks_read_ahead") else {
+        return;
+    };
+    let mut vts = Vts::new(VTS);
+    vts.db = Some(url);
+    turned_off_read_ahead(World::on(vts, READ_AHEAD_ENV));
+}
+
+fn turned_off_read_ahead(w: World) {
+    let rx = Receiver::start(vec![Reply::Hang]);
+    let hook = w.subscribe(&format!("http://{}/", rx.addr), &["call.completed"]);
+    let set_active = |on: bool| {
+        let res = w
+            .client
+            .put(format!("{}/api/v1/webhooks/{hook}/active", w.base))
+            .bearer_auth(&w.admin)
+            .json(&json!({ "active": on }))
+            .send()
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.status());
+    };
+    w.calls("127.0.0.1", 5);
+    w.await_deliveries(hook, "five deliveries", |d| d.len() == 5);
+    // The first attempt hangs in the one slot; the other four wait, read ahead.
+    rx.await_requests(1, Duration::from_secs(30));
+    set_active(false);
+    w.await_deliveries(hook, "the first attempt timed out", |d| {
+        d.iter().any(|x| x["attempts"] == 1)
+    });
+    // Its slot is free, and nothing more goes out for a subscription that is off.
+    assert_eq!(
+        rx.requests_within(2, Duration::from_secs(2)).len(),
+        1,
+        "a delivery read ahead went out after the subscription was turned off"
+    );
+    let log = w.await_deliveries(hook, "the rest pending, unattempted", |d| {
+        d.iter().filter(|x| x["attempts"] == 0).count() == 4
+    });
+    assert!(log.iter().all(|x| x["state"] == "pending"), "{log:#?}");
+    // On again: they are read again and sent.
+    set_active(true);
+    rx.await_requests(2, Duration::from_secs(30));
+    assert!(w.serve.unwrap().stop().success());
+}
