@@ -353,7 +353,7 @@ async fn deliver(client: &reqwest::Client, cfg: &Config, due: Due, jitter: u64) 
         "id": due.delivery.delivery,
         "event": event.kind,
         "seq": event.seq,
-        "created": jiff::Timestamp::from_millisecond(event.at_ms).map(|t| t.to_string()).unwrap_or_default(),
+        "created": jiff::Timestamp::from_millisecond(event.at_ms).map(|t| format!("{t:.3}")).unwrap_or_default(),
         "customer_id": event.customer_id,
         "carrier_id": event.carrier_id,
         "data": event.body,

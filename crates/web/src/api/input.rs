@@ -128,8 +128,9 @@ pub(crate) fn parse_money(field: &str, text: &str, signed: bool) -> Result<Money
 
 /// An epoch-ms time as RFC 3339 in UTC.
 pub(crate) fn time(ms: i64) -> String {
+    // Always three fractional digits: times sort as text too.
     jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_string())
+        .map(|t| format!("{t:.3}"))
         .unwrap_or_default()
 }
 
@@ -142,6 +143,14 @@ pub(crate) fn parse_time(field: &str, text: &str) -> Result<i64, Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_have_three_fractional_digits_and_sort_as_text() {
+        assert_eq!(time(1_796_605_474_600), "2026-12-07T01:04:34.600Z");
+        assert_eq!(time(1_796_605_474_000), "2026-12-07T01:04:34.000Z");
+        assert!(time(1_796_605_474_649) < time(1_796_605_474_650));
+        assert!(time(1_796_605_474_600) > time(1_796_605_474_549));
+    }
 
     #[test]
     fn fields_are_named_from_serde_messages() {
