@@ -168,7 +168,7 @@ mod tests {
             Money(-1_500_000)
         );
         assert!(parse_money("amount", "-1.5", false).is_err());
-        assert_eq!(time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(time(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(parse_time("since", "1970-01-02").unwrap(), 86_400_000);
     }
 }
