@@ -1465,8 +1465,10 @@ fn conformance(w: &World) {
             "25",
             "--seed",
             "1",
+            // One worker: with two threads, hypothesis (under schemathesis) sometimes fails
+            // inside itself ("AST constructor recursion depth mismatch"), not in the API.
             "-w",
-            "2",
+            "1",
             "--no-color",
         ])
         .output()
