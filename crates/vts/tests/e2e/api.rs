@@ -717,11 +717,9 @@ fn every_operation_with_every_scope() {
 
 #[test]
 fn every_operation_with_every_scope_on_postgres() {
-    let Some(url) = fresh_postgres("api_scopes") else {
+    let Some(vts) = postgres_vts("api_scopes") else {
         return;
     };
-    let mut vts = Vts::new(VTS);
-    vts.db = Some(url);
     let w = World::on(vts, MATRIX_ENV);
     scope_matrix(&w);
     assert!(w.serve.stop().success());
@@ -734,11 +732,9 @@ fn money_moves_once_per_idempotency_key() {
 
 #[test]
 fn money_moves_once_per_idempotency_key_on_postgres() {
-    let Some(url) = fresh_postgres("api_idempotency") else {
+    let Some(vts) = postgres_vts("api_idempotency") else {
         return;
     };
-    let mut vts = Vts::new(VTS);
-    vts.db = Some(url);
     idempotency(World::on(vts, &[]));
 }
 
@@ -780,11 +776,9 @@ fn cdr_pages_follow_the_cursor_and_the_csv_export_holds_every_record() {
 
 #[test]
 fn cdr_pages_follow_the_cursor_and_the_csv_export_holds_every_record_on_postgres() {
-    let Some(url) = fresh_postgres("api_cdr_pages") else {
+    let Some(vts) = postgres_vts("api_cdr_pages") else {
         return;
     };
-    let mut vts = Vts::new(VTS);
-    vts.db = Some(url);
     cdr_pages(World::on(vts, &[]));
 }
 
@@ -862,11 +856,9 @@ fn a_customer_sees_its_calls_but_not_the_carrier_side() {
 
 #[test]
 fn a_customer_sees_its_calls_but_not_the_carrier_side_on_postgres() {
-    let Some(url) = fresh_postgres("api_customer_view") else {
+    let Some(vts) = postgres_vts("api_customer_view") else {
         return;
     };
-    let mut vts = Vts::new(VTS);
-    vts.db = Some(url);
     let w = World::on(vts, TRACE_ALL);
     customer_view(&w);
     assert!(w.serve.stop().success());
@@ -1025,11 +1017,9 @@ fn the_route_simulator_is_the_one_vts_route_prints() {
 
 #[test]
 fn the_route_simulator_is_the_one_vts_route_prints_on_postgres() {
-    let Some(url) = fresh_postgres("api_route") else {
+    let Some(vts) = postgres_vts("api_route") else {
         return;
     };
-    let mut vts = Vts::new(VTS);
-    vts.db = Some(url);
     route_simulator(World::on(vts, &[]));
 }
 
@@ -1144,11 +1134,9 @@ fn bad_input_gets_a_problem_never_a_500() {
 
 #[test]
 fn bad_input_gets_a_problem_never_a_500_on_postgres() {
-    let Some(url) = fresh_postgres("api_bad_input") else {
+    let Some(vts) = postgres_vts("api_bad_input") else {
         return;
     };
-    let mut vts = Vts::new(VTS);
-    vts.db = Some(url);
     bad_input(World::on(vts, &[]));
 }
 
@@ -1371,11 +1359,9 @@ fn a_rate_sheet_dry_run_shows_the_difference_and_changes_nothing() {
 
 #[test]
 fn a_rate_sheet_dry_run_shows_the_difference_and_changes_nothing_on_postgres() {
-    let Some(url) = fresh_postgres("api_rate_sheet") else {
+    let Some(vts) = postgres_vts("api_rate_sheet") else {
         return;
     };
-    let mut vts = Vts::new(VTS);
-    vts.db = Some(url);
     rate_sheet_dry_run(World::on(vts, &[]));
 }
 
@@ -1495,11 +1481,9 @@ fn the_api_conforms_to_its_own_openapi_document() {
 
 #[test]
 fn the_api_conforms_to_its_own_openapi_document_on_postgres() {
-    let Some(url) = fresh_postgres("api_conformance") else {
+    let Some(vts) = postgres_vts("api_conformance") else {
         return;
     };
-    let mut vts = Vts::new(VTS);
-    vts.db = Some(url);
     let w = World::on(vts, MATRIX_ENV);
     conformance(&w);
     assert!(w.serve.stop().success());
@@ -1512,11 +1496,9 @@ fn calls_in_progress_are_listed_to_operators_and_to_their_own_customer() {
 
 #[test]
 fn calls_in_progress_are_listed_to_operators_and_to_their_own_customer_on_postgres() {
-    let Some(url) = fresh_postgres("api_calls") else {
+    let Some(vts) = postgres_vts("api_calls") else {
         return;
     };
-    let mut vts = Vts::new(VTS);
-    vts.db = Some(url);
     calls_in_progress(World::on(vts, &[("VTS_SIP_MAX_CALL_DURATION_SECS", "4")]));
 }
 

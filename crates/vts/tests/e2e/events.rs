@@ -39,11 +39,9 @@ fn events_written_before_a_kill_9_are_read_after_restart_once_per_consumer() {
 
 #[test]
 fn events_written_before_a_kill_9_are_read_after_restart_once_per_consumer_on_postgres() {
-    let Some(url) = fresh_postgres("events_kill_9") else {
+    let Some(vts) = postgres_vts("events_kill_9") else {
         return;
     };
-    let mut vts = Vts::new(VTS);
-    vts.db = Some(url);
     kill_9_and_restart(vts);
 }
 

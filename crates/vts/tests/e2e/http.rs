@@ -50,11 +50,9 @@ fn health_readiness_and_metrics_count_real_calls() {
 
 #[test]
 fn health_readiness_and_metrics_count_real_calls_on_postgres() {
-    let Some(url) = fresh_postgres("http_metrics") else {
+    let Some(vts) = postgres_vts("http_metrics") else {
         return;
     };
-    let mut vts = Vts::new(VTS);
-    vts.db = Some(url);
     health_and_metrics(vts);
 }
 

@@ -57,6 +57,14 @@ mod common {
             });
         Some(url)
     }
+
+    /// A `Vts` (the e2e binary) on a database of its own on the test PostgreSQL server
+    /// ([`fresh_postgres`]); `None` when no server is set.
+    pub(crate) fn postgres_vts(test: &str) -> Option<Vts> {
+        let mut vts = Vts::new(VTS);
+        vts.db = Some(fresh_postgres(test)?);
+        Some(vts)
+    }
 }
 
 mod accounting;

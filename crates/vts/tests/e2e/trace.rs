@@ -50,11 +50,9 @@ fn a_failed_call_is_traced_on_both_legs_and_drawn_as_a_ladder() {
 
 #[test]
 fn a_failed_call_is_traced_on_both_legs_and_drawn_as_a_ladder_on_postgres() {
-    let Some(url) = fresh_postgres("trace_failed") else {
+    let Some(vts) = postgres_vts("trace_failed") else {
         return;
     };
-    let mut vts = Vts::new(VTS);
-    vts.db = Some(url);
     failed_call_traced(vts);
 }
 

@@ -162,11 +162,9 @@ fn a_receiver_that_fails_twice_gets_the_event_once_signed() {
 
 #[test]
 fn a_receiver_that_fails_twice_gets_the_event_once_signed_on_postgres() {
-    let Some(url) = fresh_postgres("webhooks_fails_twice") else {
+    let Some(vts) = postgres_vts("webhooks_fails_twice") else {
         return;
     };
-    let mut vts = Vts::new(VTS);
-    vts.db = Some(url);
     fails_twice(World::on(vts, &[("VTS_WEBHOOKS_RETRY_BASE_MS", "100")]));
 }
 
@@ -234,11 +232,9 @@ fn a_kill_9_between_attempts_still_delivers_after_the_restart() {
 
 #[test]
 fn a_kill_9_between_attempts_still_delivers_after_the_restart_on_postgres() {
-    let Some(url) = fresh_postgres("webhooks_kill_9") else {
+    let Some(vts) = postgres_vts("webhooks_kill_9") else {
         return;
     };
-    let mut vts = Vts::new(VTS);
-    vts.db = Some(url);
     kill_9_between_attempts(World::on(vts, &[("VTS_WEBHOOKS_RETRY_BASE_MS", "1500")]));
 }
 
@@ -272,11 +268,9 @@ fn a_hanging_receiver_slows_neither_calls_nor_another_subscription() {
 
 #[test]
 fn a_hanging_receiver_slows_neither_calls_nor_another_subscription_on_postgres() {
-    let Some(url) = fresh_postgres("webhooks_hanging") else {
+    let Some(vts) = postgres_vts("webhooks_hanging") else {
         return;
     };
-    let mut vts = Vts::new(VTS);
-    vts.db = Some(url);
     hanging_receiver(World::on(vts, &[("VTS_WEBHOOKS_TIMEOUT_SECS", "120")]));
 }
 
@@ -311,11 +305,9 @@ fn a_customer_subscribes_to_its_own_events_at_an_allowed_host_only() {
 
 #[test]
 fn a_customer_subscribes_to_its_own_events_at_an_allowed_host_only_on_postgres() {
-    let Some(url) = fresh_postgres("webhooks_customer") else {
+    let Some(vts) = postgres_vts("webhooks_customer") else {
         return;
     };
-    let mut vts = Vts::new(VTS);
-    vts.db = Some(url);
     customer_subscription(World::on(
         vts,
         &[("VTS_WEBHOOKS_CUSTOMER_HOSTS", "127.0.0.1")],
@@ -395,11 +387,9 @@ fn a_run_of_refusals_disables_the_subscription_with_an_event() {
 
 #[test]
 fn a_run_of_refusals_disables_the_subscription_with_an_event_on_postgres() {
-    let Some(url) = fresh_postgres("webhooks_disable") else {
+    let Some(vts) = postgres_vts("webhooks_disable") else {
         return;
     };
-    let mut vts = Vts::new(VTS);
-    vts.db = Some(url);
     run_of_refusals(World::on(vts, &[("VTS_WEBHOOKS_DISABLE_AFTER", "2")]));
 }
 
@@ -458,11 +448,9 @@ fn a_subscription_turned_off_sends_nothing_more_of_what_was_read_ahead() {
 
 #[test]
 fn a_subscription_turned_off_sends_nothing_more_of_what_was_read_ahead_on_postgres() {
-    let Some(url) = fresh_postgres("webhooks_read_ahead") else {
+    let Some(vts) = postgres_vts("webhooks_read_ahead") else {
         return;
     };
-    let mut vts = Vts::new(VTS);
-    vts.db = Some(url);
     turned_off_read_ahead(World::on(vts, READ_AHEAD_ENV));
 }
 
